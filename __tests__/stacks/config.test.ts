@@ -1,0 +1,171 @@
+// The configuration module: defaults with no input, env/context precedence, and invalid values that
+// fail with a message naming the setting.
+import { App } from 'cdktf';
+import { main } from '../../main';
+import { cidrSubnet, ConfigError, loadConfig, SETTINGS } from '../../stacks/config';
+import { TEST_PUBLIC_KEY } from './synth';
+
+const FINGERPRINT = 'SHA256:' + 'A'.repeat(42) + 'E';
+
+describe('defaults', () => {
+  test('GIVEN no input WHEN loading THEN every setting has its documented default', () => {
+    const config = loadConfig({ env: {}, context: {} });
+    expect(config).toEqual({
+      namePrefix: 'xmlpipe',
+      stage: 'dev',
+      region: 'us-east-1',
+      azCount: 2,
+      vpcCidr: '10.20.0.0/16',
+      natEnabled: false,
+      sftp: { kind: 'transfer', userName: 'sftpuser', publicKeys: [], allowedCidrs: [] },
+      scheduleExpression: 'rate(5 minutes)',
+      listerTask: { cpu: 256, memoryMiB: 512 },
+      converterTask: { cpu: 1024, memoryMiB: 2048 },
+      cpuArchitecture: 'X86_64',
+      logRetentionDays: 30,
+      stateBackend: { kind: 'local' },
+    });
+  });
+
+  test('GIVEN the settings table WHEN reading it THEN every env variable is unique and PIPELINE_-prefixed', () => {
+    const envs = Object.values(SETTINGS).map((s) => s.env);
+    expect(new Set(envs).size).toBe(envs.length);
+    for (const e of envs) expect(e).toMatch(/^PIPELINE_[A-Z0-9_]+$/);
+  });
+});
+
+describe('sources and precedence', () => {
+  test('GIVEN context values WHEN loading THEN they override defaults, typed values included', () => {
+    const config = loadConfig({
+      env: {},
+      context: { stage: 'prod', azCount: 3, natEnabled: true, sftpPublicKeys: [TEST_PUBLIC_KEY], converterCpu: 2048, converterMemory: 8192 },
+    });
+    expect(config.stage).toBe('prod');
+    expect(config.azCount).toBe(3);
+    expect(config.natEnabled).toBe(true);
+    expect(config.sftp).toMatchObject({ kind: 'transfer', publicKeys: [TEST_PUBLIC_KEY] });
+    expect(config.converterTask).toEqual({ cpu: 2048, memoryMiB: 8192 });
+  });
+
+  test('GIVEN both env and context WHEN loading THEN the environment wins', () => {
+    const config = loadConfig({ env: { PIPELINE_STAGE: 'qa', PIPELINE_AZ_COUNT: '4' }, context: { stage: 'prod', azCount: 3 } });
+    expect(config.stage).toBe('qa');
+    expect(config.azCount).toBe(4);
+  });
+
+  test('GIVEN several public keys in one env variable WHEN loading THEN each line is one key', () => {
+    // an ed25519 key body labelled ssh-rsa
+    const mislabelled = TEST_PUBLIC_KEY.replace('ssh-ed25519', 'ssh-rsa');
+    // ssh-rsa blob that encodes its own type name (the prefix of any real RSA key)
+    const rsa = 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB rsa@h1';
+    const config = loadConfig({ env: { PIPELINE_SFTP_PUBLIC_KEYS: `${TEST_PUBLIC_KEY}\n${rsa}\n` } });
+    expect(config.sftp.kind === 'transfer' && config.sftp.publicKeys).toEqual([TEST_PUBLIC_KEY, rsa]);
+    expect(() => loadConfig({ env: { PIPELINE_SFTP_PUBLIC_KEYS: mislabelled } })).toThrow(/sftpPublicKeys.*key #1 has a key body that does not encode a ssh-rsa key/);
+  });
+
+  test('GIVEN an external host with NAT and a fingerprint WHEN loading THEN the external source is configured', () => {
+    const config = loadConfig({
+      env: {
+        PIPELINE_SFTP_SOURCE: 'external',
+        PIPELINE_SFTP_HOST: 'sftp.example.com',
+        PIPELINE_SFTP_PORT: '2222',
+        PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: `${FINGERPRINT}=, ${FINGERPRINT.replace('E', 'Q')}`,
+        PIPELINE_NAT: 'yes',
+      },
+    });
+    expect(config.sftp).toEqual({
+      kind: 'external',
+      host: 'sftp.example.com',
+      port: 2222,
+      userName: 'sftpuser',
+      hostKeyFingerprints: [FINGERPRINT, FINGERPRINT.replace('E', 'Q')],
+    });
+  });
+
+  test('GIVEN a state bucket WHEN loading THEN the S3 backend defaults its region and key prefix', () => {
+    expect(loadConfig({ env: { PIPELINE_STATE_BUCKET: 'my-tf-state', PIPELINE_STAGE: 'prod' } }).stateBackend).toEqual({
+      kind: 's3',
+      bucket: 'my-tf-state',
+      region: 'us-east-1',
+      keyPrefix: 'xmlpipe/prod',
+    });
+  });
+
+  test('GIVEN cdktf context on the App WHEN main-style loading THEN the context reaches the config', () => {
+    const app = new App({ context: { vpcCidr: '10.99.0.0/20' } });
+    expect(loadConfig({ env: {}, context: app.node.getAllContext() }).vpcCidr).toBe('10.99.0.0/20');
+  });
+});
+
+describe('invalid configuration fails with a message naming the setting', () => {
+  const cases: [string, Record<string, string>, RegExp][] = [
+    ['malformed CIDR', { PIPELINE_VPC_CIDR: '10.0.0/16' }, /vpcCidr \(env PIPELINE_VPC_CIDR, context "vpcCidr"\): "10\.0\.0\/16" is not an IPv4 CIDR/],
+    ['CIDR octet over 255', { PIPELINE_VPC_CIDR: '10.300.0.0/16' }, /vpcCidr.*not an IPv4 CIDR/],
+    ['CIDR too large', { PIPELINE_VPC_CIDR: '10.0.0.0/8' }, /vpcCidr.*prefix length from \/16 to \/24/],
+    ['CIDR with host bits', { PIPELINE_VPC_CIDR: '10.0.1.0/16' }, /vpcCidr.*host bits set \(the network address is 10\.0\.0\.0\/16\)/],
+    ['zero AZs', { PIPELINE_AZ_COUNT: '0' }, /azCount.*at least 2.*got 0/],
+    ['one AZ', { PIPELINE_AZ_COUNT: '1' }, /azCount.*at least 2/],
+    ['AZ count not a number', { PIPELINE_AZ_COUNT: 'two' }, /azCount.*expected an integer, got "two"/],
+    ['too many AZs', { PIPELINE_AZ_COUNT: '7' }, /azCount.*at most 6/],
+    ['external SFTP without host key', { PIPELINE_SFTP_SOURCE: 'external', PIPELINE_SFTP_HOST: 'h.example.com', PIPELINE_NAT: 'true' }, /sftpHostKeyFingerprints.*required when sftpSource is "external"/],
+    ['external SFTP without host', { PIPELINE_SFTP_SOURCE: 'external', PIPELINE_NAT: 'true' }, /sftpHost \(env PIPELINE_SFTP_HOST.*required/],
+    ['external SFTP without NAT', { PIPELINE_SFTP_SOURCE: 'external', PIPELINE_SFTP_HOST: 'h.example.com', PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: FINGERPRINT }, /natEnabled.*must be true when sftpSource is "external"/],
+    ['fingerprint in MD5 form', { PIPELINE_SFTP_SOURCE: 'external', PIPELINE_SFTP_HOST: 'h', PIPELINE_NAT: 'true', PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: 'MD5:12:34' }, /sftpHostKeyFingerprints.*not an OpenSSH SHA256 fingerprint/],
+    ['fingerprint for the managed server', { PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: FINGERPRINT }, /sftpHostKeyFingerprints.*only applies to sftpSource "external"/],
+    ['unknown SFTP source', { PIPELINE_SFTP_SOURCE: 'ftp' }, /sftpSource.*expected "transfer" or "external", got "ftp"/],
+    ['bad port', { PIPELINE_SFTP_SOURCE: 'external', PIPELINE_SFTP_HOST: 'h', PIPELINE_NAT: 'true', PIPELINE_SFTP_PORT: '70000' }, /sftpPort.*1-65535/],
+    ['not a public key', { PIPELINE_SFTP_PUBLIC_KEYS: 'hello world' }, /sftpPublicKeys.*key #1 is not an OpenSSH public key line/],
+    ['bad name prefix', { PIPELINE_NAME_PREFIX: 'My_App' }, /namePrefix.*"My_App" must be/],
+    ['bad stage', { PIPELINE_STAGE: 'Production!' }, /stage.*1-10 lower-case/],
+    ['bad region', { PIPELINE_REGION: 'mars-1' }, /region.*"mars-1" is not an AWS region/],
+    ['bad boolean', { PIPELINE_NAT: 'maybe' }, /natEnabled.*expected true or false, got "maybe"/],
+    ['bad schedule', { PIPELINE_SCHEDULE: 'every 5 minutes' }, /scheduleExpression.*not a schedule expression/],
+    ['rate with wrong unit number', { PIPELINE_SCHEDULE: 'rate(1 minutes)' }, /scheduleExpression.*singular unit/],
+    ['cron with 5 fields', { PIPELINE_SCHEDULE: 'cron(0 12 * * ?)' }, /scheduleExpression.*6 fields/],
+    ['Fargate CPU that does not exist', { PIPELINE_LISTER_CPU: '300' }, /listerCpu.*300 is not a Fargate CPU value/],
+    ['memory not valid for the CPU', { PIPELINE_CONVERTER_CPU: '256', PIPELINE_CONVERTER_MEMORY: '4096' }, /converterMemory.*4096 MiB is not valid with 256 CPU units/],
+    ['architecture', { PIPELINE_CPU_ARCHITECTURE: 'sparc' }, /cpuArchitecture.*expected X86_64 or ARM64/],
+    ['log retention', { PIPELINE_LOG_RETENTION_DAYS: '10' }, /logRetentionDays.*10 is not a CloudWatch Logs retention value/],
+    ['state bucket name', { PIPELINE_STATE_BUCKET: 'Bad_Bucket' }, /stateBucket.*not an S3 bucket name/],
+    ['state key prefix without bucket', { PIPELINE_STATE_KEY_PREFIX: 'x' }, /stateKeyPrefix.*only applies with stateBucket/],
+    ['allowed CIDR malformed', { PIPELINE_SFTP_ALLOWED_CIDRS: '192.168.0.0/33' }, /sftpAllowedCidrs.*not an IPv4 CIDR/],
+  ];
+  test.each(cases)('GIVEN %s WHEN loading THEN a ConfigError names the setting', (_name, env, message) => {
+    expect(() => loadConfig({ env })).toThrow(ConfigError);
+    expect(() => loadConfig({ env })).toThrow(message);
+  });
+
+  test('GIVEN a private key where a public key belongs WHEN loading THEN it is refused without echoing the key', () => {
+    const secret = 'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ-H1-PLANTED';
+    const privateKey = `-----BEGIN OPENSSH PRIVATE KEY-----\n${secret}\n-----END OPENSSH PRIVATE KEY-----`;
+    let message = '';
+    try {
+      loadConfig({ context: { sftpPublicKeys: [privateKey] } });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/sftpPublicKeys.*looks like a PRIVATE key/);
+    expect(message).not.toContain(secret);
+  });
+
+  test('GIVEN an invalid env variable WHEN the app (main) synthesizes THEN synth fails with the ConfigError', () => {
+    const before = process.env.PIPELINE_AZ_COUNT;
+    process.env.PIPELINE_AZ_COUNT = '0';
+    try {
+      expect(() => main()).toThrow(/Invalid configuration: azCount \(env PIPELINE_AZ_COUNT, context "azCount"\): must be at least 2/);
+    } finally {
+      if (before === undefined) delete process.env.PIPELINE_AZ_COUNT;
+      else process.env.PIPELINE_AZ_COUNT = before;
+    }
+  });
+});
+
+describe('cidrSubnet', () => {
+  test('GIVEN a /16 WHEN taking /20 subnets THEN they match Terraform cidrsubnet()', () => {
+    expect(cidrSubnet('10.20.0.0/16', 4, 0)).toBe('10.20.0.0/20');
+    expect(cidrSubnet('10.20.0.0/16', 4, 1)).toBe('10.20.16.0/20');
+    expect(cidrSubnet('10.20.0.0/16', 4, 8)).toBe('10.20.128.0/20');
+    expect(cidrSubnet('192.168.4.0/24', 4, 15)).toBe('192.168.4.240/28');
+    expect(() => cidrSubnet('10.0.0.0/30', 4, 0)).toThrow(/cannot take subnet/);
+  });
+});

@@ -1,0 +1,79 @@
+// Test support: synthesize the real app graph (stacks/app.ts) into a temp folder and read it back.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { App } from 'cdktf';
+import { buildInfrastructure, Infrastructure } from '../../stacks/app';
+import { loadConfig, LoadConfigOptions, PipelineConfig } from '../../stacks/config';
+
+/** A synthesized stack: cdk.tf.json parsed, plus helpers to find resources. */
+export interface SynthStack {
+  readonly dir: string;
+  readonly json: TfJson;
+  /** All resources of a type, by logical name. */
+  resources(type: string): Record<string, any>;
+  /** The only resource of a type (fails if there are 0 or several). */
+  only(type: string): any;
+}
+
+export interface TfJson {
+  terraform: { backend?: Record<string, any>; required_providers?: Record<string, any> };
+  provider?: Record<string, any[]>;
+  resource?: Record<string, Record<string, any>>;
+  data?: Record<string, Record<string, any>>;
+  output?: Record<string, { value: unknown; description?: string; sensitive?: boolean }>;
+}
+
+export interface Synthesized {
+  readonly outdir: string;
+  readonly config: PipelineConfig;
+  readonly infra: Infrastructure;
+  readonly stacks: Record<'network' | 'sftp' | 'cluster' | 'images', SynthStack>;
+}
+
+/** Build contexts standing in for images/ (their content, not their code, is what these tests need). */
+export function makeImagesDir(root = fs.mkdtempSync(path.join(os.tmpdir(), 'h1-images-'))): string {
+  for (const dir of ['sftp-lister', 'converter']) {
+    fs.mkdirSync(path.join(root, dir, 'src'), { recursive: true });
+    fs.writeFileSync(path.join(root, dir, 'Dockerfile'), `ARG BASE_IMAGE=node:20-bookworm-slim\nFROM \${BASE_IMAGE}\nCOPY src /app\n`);
+    fs.writeFileSync(path.join(root, dir, 'src', 'index.js'), `console.log(${JSON.stringify(dir)});\n`);
+  }
+  return root;
+}
+
+export function synthesize(options: LoadConfigOptions = {}, imagesDir = makeImagesDir()): Synthesized {
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'h1-synth-'));
+  const app = new App({ outdir });
+  const config = loadConfig({ env: {}, ...options });
+  const infra = buildInfrastructure(app, config, { imagesDir });
+  app.synth();
+  const read = (name: string): SynthStack => {
+    const dir = path.join(outdir, 'stacks', name);
+    const json = JSON.parse(fs.readFileSync(path.join(dir, 'cdk.tf.json'), 'utf8')) as TfJson;
+    return {
+      dir,
+      json,
+      resources: (type) => json.resource?.[type] ?? {},
+      only: (type) => {
+        const all = Object.values(json.resource?.[type] ?? {});
+        if (all.length !== 1) throw new Error(`expected exactly one ${type} in ${name}, found ${all.length}`);
+        return all[0];
+      },
+    };
+  };
+  return {
+    outdir,
+    config,
+    infra,
+    stacks: { network: read('network'), sftp: read('sftp'), cluster: read('cluster'), images: read('images') },
+  };
+}
+
+/** Parses an IAM/S3 policy string as synthesized (Terraform references stay as `${...}` strings). */
+export function policy(text: string): { Version: string; Statement: any[] } {
+  return JSON.parse(text);
+}
+
+/** A real ed25519 public key line (generated once with ssh-keygen for these tests). */
+export const TEST_PUBLIC_KEY =
+  'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDHfJUdk5/DLDZhqgDaigCKqVJdCCrW4yhKHn1nKPSE8 test@h1';

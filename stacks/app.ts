@@ -1,0 +1,29 @@
+// The app's stacks and how they depend on each other. main.ts (the cdktf app) and the tests build the
+// same graph from here, so what is tested is what is deployed.
+import { App } from 'cdktf';
+import { ClusterStack } from './cluster';
+import { PipelineConfig } from './config';
+import { ImagesStack } from './images';
+import { NetworkStack } from './network';
+import { SftpStack } from './sftp';
+
+export interface InfrastructureOptions {
+  /** Folder with the images' build contexts. @default `<repo>/images` */
+  readonly imagesDir?: string;
+}
+
+export interface Infrastructure {
+  readonly network: NetworkStack;
+  readonly sftp: SftpStack;
+  readonly cluster: ClusterStack;
+  readonly images: ImagesStack;
+}
+
+/** Deploy order: network -> sftp, cluster -> images (cdktf derives it from the cross-stack references). */
+export function buildInfrastructure(app: App, config: PipelineConfig, options: InfrastructureOptions = {}): Infrastructure {
+  const network = new NetworkStack(app, 'network', { config });
+  const sftp = new SftpStack(app, 'sftp', { config, network });
+  const cluster = new ClusterStack(app, 'cluster', { config });
+  const images = new ImagesStack(app, 'images', { config, cluster, imagesDir: options.imagesDir });
+  return { network, sftp, cluster, images };
+}

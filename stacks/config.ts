@@ -1,0 +1,400 @@
+// The one typed configuration of the app. Every setting has a default, so `npm start` synthesizes with
+// no input at all; each can be overridden by an environment variable or by cdktf context (cdktf.json
+// "context", `CDKTF_CONTEXT_JSON`). Precedence: explicit overrides > environment > context > default.
+// Invalid values throw a ConfigError naming the setting, the variable and the context key.
+//
+// Secrets never enter this module: the SFTP private key lives only in Secrets Manager (see README).
+// A value that looks like a private key is refused, and error messages never echo key material.
+import * as net from 'node:net';
+
+export type SftpSourceKind = 'transfer' | 'external';
+export type CpuArchitecture = 'X86_64' | 'ARM64';
+
+export interface TaskSize {
+  /** Fargate CPU units (256 = 0.25 vCPU). */
+  readonly cpu: number;
+  /** Fargate memory in MiB; must be a valid pairing with `cpu`. */
+  readonly memoryMiB: number;
+}
+
+/** The managed AWS Transfer Family server, created by the sftp stack. */
+export interface TransferSftpSource {
+  readonly kind: 'transfer';
+  /** SFTP user name. @default 'sftpuser' (the lab's) */
+  readonly userName: string;
+  /** OpenSSH public keys of that user. @default [] (add later; the user cannot log in until then) */
+  readonly publicKeys: string[];
+  /** Extra networks (VPN, Direct Connect) allowed to reach the VPC endpoint on port 22. @default [] */
+  readonly allowedCidrs: string[];
+}
+
+/** An SFTP host outside this app; tasks reach it through NAT and verify its host key. */
+export interface ExternalSftpSource {
+  readonly kind: 'external';
+  readonly host: string;
+  /** @default 22 */
+  readonly port: number;
+  readonly userName: string;
+  /** Accepted host-key fingerprints, `SHA256:<43 base64 chars>`; at least one. */
+  readonly hostKeyFingerprints: string[];
+}
+
+export type SftpSource = TransferSftpSource | ExternalSftpSource;
+
+export type StateBackendConfig =
+  | { readonly kind: 'local' }
+  | {
+      readonly kind: 's3';
+      readonly bucket: string;
+      /** @default the app's region */
+      readonly region: string;
+      /** @default `${namePrefix}/${stage}` */
+      readonly keyPrefix: string;
+    };
+
+export interface PipelineConfig {
+  /** Prefix of every resource name. @default 'xmlpipe' */
+  readonly namePrefix: string;
+  /** Deployment stage (dev, prod...). @default 'dev' */
+  readonly stage: string;
+  /** AWS region. @default 'us-east-1' */
+  readonly region: string;
+  /** Availability zones used by the VPC (2..6). @default 2 */
+  readonly azCount: number;
+  /** VPC IPv4 CIDR, /16 to /24. @default '10.20.0.0/16' */
+  readonly vpcCidr: string;
+  /** Public subnets + one NAT gateway per AZ. @default false (endpoints cover every AWS call) */
+  readonly natEnabled: boolean;
+  readonly sftp: SftpSource;
+  /** EventBridge Scheduler expression for the ingest run. @default 'rate(5 minutes)' */
+  readonly scheduleExpression: string;
+  /** @default { cpu: 256, memoryMiB: 512 } */
+  readonly listerTask: TaskSize;
+  /** @default { cpu: 1024, memoryMiB: 2048 } */
+  readonly converterTask: TaskSize;
+  /** CPU architecture of images and tasks. @default 'X86_64' */
+  readonly cpuArchitecture: CpuArchitecture;
+  /** CloudWatch Logs retention (an allowed value). @default 30 */
+  readonly logRetentionDays: number;
+  /** @default { kind: 'local' } */
+  readonly stateBackend: StateBackendConfig;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Raw = string | number | boolean | string[] | undefined;
+
+/** One setting: where it is read from and what it means (also drives the README table). */
+export interface SettingSpec {
+  readonly key: string;
+  readonly env: string;
+  readonly default: string;
+  readonly description: string;
+}
+
+export const SETTINGS = {
+  namePrefix: { key: 'namePrefix', env: 'PIPELINE_NAME_PREFIX', default: 'xmlpipe', description: 'Prefix of resource names: lower-case letters, digits, hyphens; 2-20 chars, starts with a letter' },
+  stage: { key: 'stage', env: 'PIPELINE_STAGE', default: 'dev', description: 'Stage name, 1-10 lower-case letters/digits; part of names, tags and the state key' },
+  region: { key: 'region', env: 'PIPELINE_REGION', default: 'us-east-1', description: 'AWS region of every stack' },
+  azCount: { key: 'azCount', env: 'PIPELINE_AZ_COUNT', default: '2', description: 'Availability zones (2-6); one private (and, with NAT, one public) subnet each' },
+  vpcCidr: { key: 'vpcCidr', env: 'PIPELINE_VPC_CIDR', default: '10.20.0.0/16', description: 'VPC IPv4 CIDR, /16 to /24, split into /(n+4) subnets' },
+  natEnabled: { key: 'natEnabled', env: 'PIPELINE_NAT', default: 'false', description: 'Public subnets, internet gateway and one NAT gateway per AZ (needed for an external SFTP host)' },
+  sftpSource: { key: 'sftpSource', env: 'PIPELINE_SFTP_SOURCE', default: 'transfer', description: '`transfer` (managed AWS Transfer Family server) or `external` (your own SFTP host)' },
+  sftpUser: { key: 'sftpUser', env: 'PIPELINE_SFTP_USER', default: 'sftpuser', description: 'SFTP user name (service-managed user for `transfer`)' },
+  sftpPublicKeys: { key: 'sftpPublicKeys', env: 'PIPELINE_SFTP_PUBLIC_KEYS', default: '(none)', description: 'OpenSSH public key(s) of the SFTP user, one per line (context: array). Never a private key' },
+  sftpAllowedCidrs: { key: 'sftpAllowedCidrs', env: 'PIPELINE_SFTP_ALLOWED_CIDRS', default: '(none)', description: '`transfer` only: extra networks (VPN/Direct Connect) allowed to the SFTP VPC endpoint, comma-separated; the VPC itself is always allowed' },
+  sftpHost: { key: 'sftpHost', env: 'PIPELINE_SFTP_HOST', default: '(none)', description: '`external` only (required): host name or IP' },
+  sftpPort: { key: 'sftpPort', env: 'PIPELINE_SFTP_PORT', default: '22', description: '`external` only: TCP port' },
+  sftpHostKeyFingerprints: { key: 'sftpHostKeyFingerprints', env: 'PIPELINE_SFTP_HOST_KEY_FINGERPRINTS', default: '(none)', description: '`external` only (required): accepted host-key fingerprints `SHA256:...`, comma-separated' },
+  scheduleExpression: { key: 'scheduleExpression', env: 'PIPELINE_SCHEDULE', default: 'rate(5 minutes)', description: 'EventBridge Scheduler expression: `rate(...)`, `cron(...)` (6 fields) or `at(...)`' },
+  listerCpu: { key: 'listerCpu', env: 'PIPELINE_LISTER_CPU', default: '256', description: 'SFTP lister task CPU units' },
+  listerMemory: { key: 'listerMemory', env: 'PIPELINE_LISTER_MEMORY', default: '512', description: 'SFTP lister task memory (MiB), a valid Fargate pairing' },
+  converterCpu: { key: 'converterCpu', env: 'PIPELINE_CONVERTER_CPU', default: '1024', description: 'Converter task CPU units' },
+  converterMemory: { key: 'converterMemory', env: 'PIPELINE_CONVERTER_MEMORY', default: '2048', description: 'Converter task memory (MiB), a valid Fargate pairing' },
+  cpuArchitecture: { key: 'cpuArchitecture', env: 'PIPELINE_CPU_ARCHITECTURE', default: 'X86_64', description: '`X86_64` or `ARM64` (images are built for it, tasks run on it)' },
+  logRetentionDays: { key: 'logRetentionDays', env: 'PIPELINE_LOG_RETENTION_DAYS', default: '30', description: 'CloudWatch Logs retention in days (an allowed value: 1, 3, 5, 7, 14, 30, 60, 90, ...)' },
+  stateBucket: { key: 'stateBucket', env: 'PIPELINE_STATE_BUCKET', default: '(none: local state)', description: 'S3 bucket for Terraform state; when set, the S3 backend with a lockfile is used' },
+  stateRegion: { key: 'stateRegion', env: 'PIPELINE_STATE_REGION', default: '(the region)', description: 'Region of the state bucket' },
+  stateKeyPrefix: { key: 'stateKeyPrefix', env: 'PIPELINE_STATE_KEY_PREFIX', default: '<namePrefix>/<stage>', description: 'State object key prefix; each stack is `<prefix>/<stack>.tfstate`' },
+} as const satisfies Record<string, SettingSpec>;
+
+export type SettingName = keyof typeof SETTINGS;
+
+export interface LoadConfigOptions {
+  /** Environment to read. @default process.env */
+  readonly env?: Record<string, string | undefined>;
+  /** cdktf context values (e.g. `app.node.getAllContext()`). @default {} */
+  readonly context?: Record<string, unknown>;
+  /** Highest-precedence values, by context key (tests). @default {} */
+  readonly overrides?: Partial<Record<SettingName, Raw>>;
+}
+
+const FARGATE_MEMORY: Record<number, number[]> = {
+  256: [512, 1024, 2048],
+  512: range(1024, 4096, 1024),
+  1024: range(2048, 8192, 1024),
+  2048: range(4096, 16384, 1024),
+  4096: range(8192, 30720, 1024),
+  8192: range(16384, 61440, 4096),
+  16384: range(32768, 122880, 8192),
+};
+
+const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+const SSH_KEY_TYPES = [
+  'ssh-ed25519',
+  'ssh-rsa',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+];
+
+function range(from: number, to: number, step: number): number[] {
+  const out: number[] = [];
+  for (let v = from; v <= to; v += step) out.push(v);
+  return out;
+}
+
+/** Reads and validates the whole configuration; throws ConfigError on the first invalid setting. */
+export function loadConfig(options: LoadConfigOptions = {}): PipelineConfig {
+  const env = options.env ?? process.env;
+  const context = options.context ?? {};
+  const overrides = options.overrides ?? {};
+
+  const raw = (name: SettingName): Raw => {
+    const spec = SETTINGS[name];
+    if (name in overrides && overrides[name] !== undefined) return overrides[name];
+    const fromEnv = env[spec.env];
+    if (fromEnv !== undefined && fromEnv.trim() !== '') return fromEnv;
+    const fromContext = context[spec.key];
+    if (fromContext !== undefined && fromContext !== null && fromContext !== '') return fromContext as Raw;
+    return undefined;
+  };
+  const fail = (name: SettingName, reason: string): never => {
+    const spec = SETTINGS[name];
+    throw new ConfigError(`Invalid configuration: ${name} (env ${spec.env}, context "${spec.key}"): ${reason}`);
+  };
+  const str = (name: SettingName, dflt?: string): string | undefined => {
+    const v = raw(name);
+    if (v === undefined) return dflt;
+    if (Array.isArray(v)) fail(name, 'expected a single value, got a list');
+    return String(v).trim();
+  };
+  const int = (name: SettingName, dflt: number): number => {
+    const v = str(name);
+    if (v === undefined) return dflt;
+    if (!/^-?\d+$/.test(v)) fail(name, `expected an integer, got "${v}"`);
+    return Number(v);
+  };
+  const bool = (name: SettingName, dflt: boolean): boolean => {
+    const v = str(name);
+    if (v === undefined) return dflt;
+    const lower = v.toLowerCase();
+    if (['true', '1', 'yes', 'on'].includes(lower)) return true;
+    if (['false', '0', 'no', 'off'].includes(lower)) return false;
+    return fail(name, `expected true or false, got "${v}"`);
+  };
+  // Lists: arrays from context, or strings split on `separator`.
+  const list = (name: SettingName, separator: RegExp): string[] => {
+    const v = raw(name);
+    if (v === undefined) return [];
+    const items = Array.isArray(v) ? v.map(String) : String(v).split(separator);
+    return items.map((s) => s.trim()).filter((s) => s !== '');
+  };
+
+  const namePrefix = str('namePrefix', 'xmlpipe')!;
+  if (!/^[a-z][a-z0-9-]{1,19}$/.test(namePrefix) || namePrefix.endsWith('-')) {
+    fail('namePrefix', `"${namePrefix}" must be 2-20 lower-case letters, digits or hyphens, start with a letter and not end with a hyphen`);
+  }
+  const stage = str('stage', 'dev')!;
+  if (!/^[a-z0-9]{1,10}$/.test(stage)) fail('stage', `"${stage}" must be 1-10 lower-case letters or digits`);
+
+  const region = str('region', 'us-east-1')!;
+  if (!/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/.test(region)) fail('region', `"${region}" is not an AWS region name (like us-east-1)`);
+
+  const azCount = int('azCount', 2);
+  if (azCount < 2) fail('azCount', `must be at least 2 (tasks and endpoints span two or more AZs), got ${azCount}`);
+  if (azCount > 6) fail('azCount', `must be at most 6, got ${azCount}`);
+
+  const vpcCidr = str('vpcCidr', '10.20.0.0/16')!;
+  const cidrProblem = checkCidr(vpcCidr, 16, 24);
+  if (cidrProblem) fail('vpcCidr', cidrProblem);
+
+  const natEnabled = bool('natEnabled', false);
+
+  const sourceKind = str('sftpSource', 'transfer')!;
+  if (sourceKind !== 'transfer' && sourceKind !== 'external') {
+    fail('sftpSource', `expected "transfer" or "external", got "${sourceKind}"`);
+  }
+  const userName = str('sftpUser', 'sftpuser')!;
+  // Transfer Family user names: 3-100 chars of [\w@.-], not starting with a hyphen.
+  if (!/^[\w][\w@.-]{2,99}$/.test(userName)) fail('sftpUser', `"${userName}" must be 3-100 letters, digits, _ @ . or -, not starting with - @ or .`);
+
+  let sftp: SftpSource;
+  if (sourceKind === 'transfer') {
+    const publicKeys = list('sftpPublicKeys', /\r?\n/);
+    publicKeys.forEach((k, i) => {
+      const problem = checkPublicKey(k);
+      if (problem) fail('sftpPublicKeys', `key #${i + 1} ${problem}`);
+    });
+    const allowedCidrs = list('sftpAllowedCidrs', /[,\s]+/);
+    allowedCidrs.forEach((c) => {
+      const problem = checkCidr(c, 1, 32);
+      if (problem) fail('sftpAllowedCidrs', problem);
+    });
+    for (const name of ['sftpHost', 'sftpHostKeyFingerprints'] as const) {
+      if (raw(name) !== undefined) fail(name, 'only applies to sftpSource "external"; the managed server\'s host key is read from AWS');
+    }
+    sftp = { kind: 'transfer', userName, publicKeys, allowedCidrs };
+  } else {
+    const host = str('sftpHost');
+    if (!host) fail('sftpHost', 'required when sftpSource is "external"');
+    if (!net.isIP(host!) && !/^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/.test(host!)) {
+      fail('sftpHost', `"${host}" is not a host name or IP address`);
+    }
+    const port = int('sftpPort', 22);
+    if (port < 1 || port > 65535) fail('sftpPort', `must be 1-65535, got ${port}`);
+    const hostKeyFingerprints = list('sftpHostKeyFingerprints', /[,\s]+/).map((f) => f.replace(/=+$/, ''));
+    if (hostKeyFingerprints.length === 0) {
+      fail('sftpHostKeyFingerprints', 'required when sftpSource is "external": tasks refuse to connect to an unverified host (get it with `ssh-keyscan HOST | ssh-keygen -lf -`)');
+    }
+    hostKeyFingerprints.forEach((f) => {
+      if (!/^SHA256:[A-Za-z0-9+/]{43}$/.test(f)) fail('sftpHostKeyFingerprints', `"${f}" is not an OpenSSH SHA256 fingerprint (SHA256: followed by 43 base64 characters)`);
+    });
+    if (!natEnabled) fail('natEnabled', 'must be true when sftpSource is "external": private subnets have no route to an outside host otherwise');
+    for (const name of ['sftpPublicKeys', 'sftpAllowedCidrs'] as const) {
+      if (raw(name) !== undefined) fail(name, 'only applies to sftpSource "transfer"');
+    }
+    sftp = { kind: 'external', host: host!, port, userName, hostKeyFingerprints };
+  }
+
+  const scheduleExpression = str('scheduleExpression', 'rate(5 minutes)')!;
+  const scheduleProblem = checkSchedule(scheduleExpression);
+  if (scheduleProblem) fail('scheduleExpression', scheduleProblem);
+
+  const taskSize = (cpuName: SettingName, memName: SettingName, cpu: number, mem: number): TaskSize => {
+    const c = int(cpuName, cpu);
+    const m = int(memName, mem);
+    const allowed = FARGATE_MEMORY[c];
+    if (!allowed) fail(cpuName, `${c} is not a Fargate CPU value (${Object.keys(FARGATE_MEMORY).join(', ')})`);
+    if (!allowed!.includes(m)) fail(memName, `${m} MiB is not valid with ${c} CPU units (allowed ${allowed![0]}-${allowed![allowed!.length - 1]} in steps of ${allowed![1] - allowed![0]})`);
+    return { cpu: c, memoryMiB: m };
+  };
+  const listerTask = taskSize('listerCpu', 'listerMemory', 256, 512);
+  const converterTask = taskSize('converterCpu', 'converterMemory', 1024, 2048);
+
+  const arch = str('cpuArchitecture', 'X86_64')!.toUpperCase();
+  if (arch !== 'X86_64' && arch !== 'ARM64') fail('cpuArchitecture', `expected X86_64 or ARM64, got "${arch}"`);
+
+  const logRetentionDays = int('logRetentionDays', 30);
+  if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
+    fail('logRetentionDays', `${logRetentionDays} is not a CloudWatch Logs retention value (${LOG_RETENTION_DAYS.join(', ')})`);
+  }
+
+  let stateBackend: StateBackendConfig = { kind: 'local' };
+  const stateBucket = str('stateBucket');
+  if (stateBucket) {
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(stateBucket)) fail('stateBucket', `"${stateBucket}" is not an S3 bucket name`);
+    const stateRegion = str('stateRegion', region)!;
+    if (!/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/.test(stateRegion)) fail('stateRegion', `"${stateRegion}" is not an AWS region name`);
+    const keyPrefix = str('stateKeyPrefix', `${namePrefix}/${stage}`)!.replace(/^\/+|\/+$/g, '');
+    if (!/^[A-Za-z0-9!_.*'()/-]+$/.test(keyPrefix)) fail('stateKeyPrefix', `"${keyPrefix}" has characters unsafe in an S3 key`);
+    stateBackend = { kind: 's3', bucket: stateBucket, region: stateRegion, keyPrefix };
+  } else {
+    for (const name of ['stateRegion', 'stateKeyPrefix'] as const) {
+      if (raw(name) !== undefined) fail(name, 'only applies with stateBucket (S3 backend)');
+    }
+  }
+
+  return {
+    namePrefix,
+    stage,
+    region,
+    azCount,
+    vpcCidr,
+    natEnabled,
+    sftp,
+    scheduleExpression,
+    listerTask,
+    converterTask,
+    cpuArchitecture: arch as CpuArchitecture,
+    logRetentionDays,
+    stateBackend,
+  };
+}
+
+/** Parses `a.b.c.d/n` into a 32-bit network number and prefix length; undefined if malformed. */
+export function parseCidr(cidr: string): { network: number; prefix: number } | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
+  if (!m) return undefined;
+  const octets = m.slice(1, 5).map(Number);
+  const prefix = Number(m[5]);
+  if (octets.some((o) => o > 255) || prefix > 32) return undefined;
+  const network = (((octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]) >>> 0);
+  return { network, prefix };
+}
+
+function checkCidr(cidr: string, minPrefix: number, maxPrefix: number): string | undefined {
+  const parsed = parseCidr(cidr);
+  if (!parsed) return `"${cidr}" is not an IPv4 CIDR block like 10.0.0.0/16`;
+  if (parsed.prefix < minPrefix || parsed.prefix > maxPrefix) return `"${cidr}" must have a prefix length from /${minPrefix} to /${maxPrefix}`;
+  const hostBits = 32 - parsed.prefix;
+  const hostMask = hostBits === 32 ? 0xffffffff : (2 ** hostBits - 1);
+  if ((parsed.network & hostMask) !== 0) return `"${cidr}" has host bits set (the network address is ${formatIp(parsed.network & ~hostMask >>> 0)}/${parsed.prefix})`;
+  return undefined;
+}
+
+function formatIp(n: number): string {
+  return [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
+}
+
+/** The `index`-th subnet of `cidr` with `newBits` more prefix bits (what Terraform's cidrsubnet does). */
+export function cidrSubnet(cidr: string, newBits: number, index: number): string {
+  const parsed = parseCidr(cidr);
+  if (!parsed) throw new Error(`cidrSubnet: "${cidr}" is not an IPv4 CIDR`);
+  const prefix = parsed.prefix + newBits;
+  if (prefix > 32 || index < 0 || index >= 2 ** newBits) throw new Error(`cidrSubnet: cannot take subnet ${index} of ${cidr} with ${newBits} new bits`);
+  const network = (parsed.network + index * 2 ** (32 - prefix)) >>> 0;
+  return `${formatIp(network)}/${prefix}`;
+}
+
+function checkPublicKey(key: string): string | undefined {
+  // Never echo the value: a misplaced private key must not land in logs.
+  if (/PRIVATE KEY/.test(key)) return 'looks like a PRIVATE key; only public keys go in configuration (the private key goes into the Secrets Manager secret, see README)';
+  const parts = key.split(/\s+/);
+  if (parts.length < 2 || !SSH_KEY_TYPES.includes(parts[0])) return `is not an OpenSSH public key line ("${SSH_KEY_TYPES.join('|')} AAAA... [comment]")`;
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(parts[1])) return 'has a key body that is not base64';
+  // The blob starts with its own type name (uint32 length + string); a mismatch means a mangled key.
+  const blob = Buffer.from(parts[1], 'base64');
+  const len = blob.length >= 4 ? blob.readUInt32BE(0) : -1;
+  if (len <= 0 || 4 + len > blob.length || blob.subarray(4, 4 + len).toString('latin1') !== parts[0]) {
+    return `has a key body that does not encode a ${parts[0]} key`;
+  }
+  return undefined;
+}
+
+function checkSchedule(expr: string): string | undefined {
+  const rate = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(expr);
+  if (rate) {
+    const n = Number(rate[1]);
+    if (n < 1) return `"${expr}": the rate must be a positive number`;
+    const singular = !rate[2].endsWith('s');
+    if (n === 1 && !singular) return `"${expr}": use the singular unit for 1 (e.g. rate(1 minute))`;
+    if (n !== 1 && singular) return `"${expr}": use the plural unit for ${n} (e.g. rate(${n} ${rate[2]}s))`;
+    return undefined;
+  }
+  const cron = /^cron\((.+)\)$/.exec(expr);
+  if (cron) {
+    const fields = cron[1].trim().split(/\s+/);
+    if (fields.length !== 6) return `"${expr}": cron() needs 6 fields (minutes hours day-of-month month day-of-week year), got ${fields.length}`;
+    if (fields[2] !== '?' && fields[4] !== '?') return `"${expr}": cron() needs "?" in day-of-month or day-of-week`;
+    return undefined;
+  }
+  if (/^at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)$/.test(expr)) return undefined;
+  return `"${expr}" is not a schedule expression: use rate(N unit), cron(6 fields) or at(yyyy-mm-ddThh:mm:ss)`;
+}

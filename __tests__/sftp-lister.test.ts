@@ -1,0 +1,225 @@
+// SFTP ingest (images/sftp-lister): the entrypoint run as a child process against a REAL OpenSSH sshd
+// and a REAL S3-compatible server (s3rver), both on 127.0.0.1.
+import { DeleteObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { S3Server, startS3 } from './support/s3rver';
+import { SftpServer, startSshd } from './support/sshd';
+import { age, listerEnv, runLister, sha256 } from './support/lister-harness';
+
+const BUCKET = 'ingest';
+let sftp: SftpServer;
+let s3: S3Server;
+let client: S3Client;
+
+beforeAll(async () => {
+  [sftp, s3] = await Promise.all([startSshd(), startS3([BUCKET])]);
+  client = s3.client();
+});
+
+afterAll(async () => {
+  client?.destroy();
+  await Promise.all([sftp?.stop(), s3?.dispose()]);
+});
+
+/** Creates files under the sshd root's `dir` (path -> content), aged 1 hour unless said otherwise. */
+function seed(dir: string, files: Record<string, string>, secondsAgo = 3600): void {
+  for (const [rel, content] of Object.entries(files)) {
+    const p = path.join(sftp.root, dir, rel);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.writeFileSync(p, content);
+    age(p, secondsAgo);
+  }
+}
+
+/** Env for a test that uses remote folder `dir` and lands under `dir/` in the bucket. */
+function env(dir: string, overrides: Record<string, string | undefined> = {}) {
+  return listerEnv(sftp, s3, BUCKET, { SFTP_REMOTE_DIR: dir, DEST_PREFIX: `${dir}/`, ...overrides });
+}
+
+async function manifest(key: string): Promise<string[]> {
+  return JSON.parse((await s3.get(BUCKET, key)).toString());
+}
+
+describe('ingest runs', () => {
+  test('GIVEN N files (one empty, one in a sub-folder) WHEN run THEN each lands once with source size/mtime metadata and is in the manifest', async () => {
+    seed('basic', { 'a.xml': '<a/>', 'b.xml': 'b'.repeat(100_000), 'empty.xml': '', 'sub/c.xml': '<c/>' });
+    const r = await runLister(env('basic', { SFTP_RECURSIVE: 'true', MANIFEST_KEY: 'manifests/basic-1.json' }));
+
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ listed: 4, tooYoung: 0, alreadyPresent: 0, ingested: 4, failed: 0, bytes: 100_008, manifestKey: 'manifests/basic-1.json' });
+    const keys = ['basic/a.xml', 'basic/b.xml', 'basic/empty.xml', 'basic/sub/c.xml'];
+    expect(await s3.keys(BUCKET, 'basic/')).toEqual(keys);
+    expect((await manifest('manifests/basic-1.json')).sort()).toEqual(keys);
+    expect((await s3.get(BUCKET, 'basic/b.xml')).toString()).toBe('b'.repeat(100_000));
+    expect((await s3.get(BUCKET, 'basic/empty.xml')).length).toBe(0);
+    const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'basic/sub/c.xml' }));
+    const st = fs.statSync(path.join(sftp.root, 'basic/sub/c.xml'));
+    expect(head.Metadata).toMatchObject({ 'sftp-size': '4', 'sftp-mtime': String(Math.floor(st.mtimeMs / 1000)) });
+    // Logs never carry the private key.
+    expect(r.stderr).not.toContain('PRIVATE KEY');
+
+    // WHEN run again THEN nothing is ingested, decided from the listing + index (no HeadObject), manifest []
+    const again = await runLister(env('basic', { SFTP_RECURSIVE: 'true', MANIFEST_KEY: 'manifests/basic-2.json' }));
+    expect(again.code).toBe(0);
+    expect(again.summary).toMatchObject({ listed: 4, alreadyPresent: 4, ingested: 0, failed: 0, heads: 0 });
+    expect(await manifest('manifests/basic-2.json')).toEqual([]);
+  });
+
+  test('GIVEN ingested files WHEN one changes content+mtime (same size) and one grows THEN exactly those two are ingested again', async () => {
+    seed('changed', { 'same-size.txt': 'aaaa', 'grows.txt': 'x', 'stable.txt': 's' }, 7200);
+    expect((await runLister(env('changed'))).summary).toMatchObject({ ingested: 3 });
+
+    seed('changed', { 'same-size.txt': 'bbbb' }, 3600);
+    seed('changed', { 'grows.txt': 'xyz' }, 7200);
+    const r = await runLister(env('changed', { MANIFEST_KEY: 'manifests/changed.json' }));
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ listed: 3, alreadyPresent: 1, ingested: 2, failed: 0 });
+    expect((await manifest('manifests/changed.json')).sort()).toEqual(['changed/grows.txt', 'changed/same-size.txt']);
+    expect((await s3.get(BUCKET, 'changed/same-size.txt')).toString()).toBe('bbbb');
+    expect((await s3.get(BUCKET, 'changed/grows.txt')).toString()).toBe('xyz');
+  });
+
+  test('GIVEN the index object is lost WHEN run THEN object metadata (HeadObject) still prevents duplicates and the index is rebuilt', async () => {
+    seed('noindex', { 'a.txt': 'a', 'b.txt': 'b' });
+    const first = await runLister(env('noindex'));
+    expect(first.summary).toMatchObject({ ingested: 2 });
+    const indexKeys = await s3.keys(BUCKET, '.sftp-lister/state/');
+    const before = new Set(indexKeys);
+    // Remove only this test's index: the one written by the first run that mentions noindex/.
+    const mine = [];
+    for (const k of before) if ((await s3.get(BUCKET, k)).toString().includes('noindex/a.txt')) mine.push(k);
+    expect(mine).toHaveLength(1);
+    await client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: mine[0] }));
+
+    const r = await runLister(env('noindex'));
+    expect(r.summary).toMatchObject({ alreadyPresent: 2, ingested: 0, heads: 2 });
+    const rebuilt = await runLister(env('noindex'));
+    expect(rebuilt.summary).toMatchObject({ alreadyPresent: 2, ingested: 0, heads: 0 });
+  });
+
+  test('GIVEN a file modified just now WHEN run THEN it is left (too young); once older than MIN_AGE_SECONDS it is ingested', async () => {
+    seed('young', { 'old.txt': 'old' });
+    seed('young', { 'new.txt': 'new' }, 0);
+    const r = await runLister(env('young', { MIN_AGE_SECONDS: '60' }));
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ listed: 2, tooYoung: 1, ingested: 1 });
+    expect(await s3.keys(BUCKET, 'young/')).toEqual(['young/old.txt']);
+
+    age(path.join(sftp.root, 'young/new.txt'), 61);
+    const later = await runLister(env('young', { MIN_AGE_SECONDS: '60' }));
+    expect(later.summary).toMatchObject({ tooYoung: 0, alreadyPresent: 1, ingested: 1 });
+    expect(await s3.keys(BUCKET, 'young/')).toEqual(['young/new.txt', 'young/old.txt']);
+  });
+
+  test('GIVEN INCLUDE and EXCLUDE globs WHEN run THEN only matching paths land (dot files only when named)', async () => {
+    seed('globs', { 'a.xml': '1', 'b.XML.tmp': '2', 'c.csv': '3', 'skip-me.xml': '4', 'deep/d.xml': '5', 'deep/e.txt': '6', '.hidden.xml': '7' });
+    const r = await runLister(env('globs', { SFTP_RECURSIVE: 'true', INCLUDE: '*.xml, deep/*.txt', EXCLUDE: 'skip-*' }));
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ listed: 7, excluded: 4, ingested: 3 });
+    expect(await s3.keys(BUCKET, 'globs/')).toEqual(['globs/a.xml', 'globs/deep/d.xml', 'globs/deep/e.txt']);
+  });
+
+  test('GIVEN COMPLETION=move WHEN run THEN files are moved (sub-paths kept) after upload and not listed again', async () => {
+    seed('mv', { 'a.txt': 'a', 'sub/b.txt': 'b' });
+    const e = env('mv', { SFTP_RECURSIVE: 'true', COMPLETION: 'move', COMPLETION_MOVE_DIR: 'mv/done' });
+    const r = await runLister(e);
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ ingested: 2, completed: 2, completionFailed: 0 });
+    expect(fs.existsSync(path.join(sftp.root, 'mv/a.txt'))).toBe(false);
+    expect(fs.readFileSync(path.join(sftp.root, 'mv/done/a.txt'), 'utf8')).toBe('a');
+    expect(fs.readFileSync(path.join(sftp.root, 'mv/done/sub/b.txt'), 'utf8')).toBe('b');
+    expect(await s3.keys(BUCKET, 'mv/')).toEqual(['mv/a.txt', 'mv/sub/b.txt']);
+    // The move folder sits inside the listed folder: it must not be ingested again.
+    const again = await runLister(e);
+    expect(again.summary).toMatchObject({ listed: 0, ingested: 0 });
+  });
+
+  test('GIVEN COMPLETION=delete WHEN run THEN files are deleted after upload; a file already in S3 from an earlier leave-run is deleted too', async () => {
+    seed('del', { 'a.txt': 'a' });
+    expect((await runLister(env('del'))).summary).toMatchObject({ ingested: 1 });
+    seed('del', { 'b.txt': 'b' });
+    const r = await runLister(env('del', { COMPLETION: 'delete' }));
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ alreadyPresent: 1, ingested: 1, completed: 2 });
+    expect(fs.readdirSync(path.join(sftp.root, 'del'))).toEqual([]);
+    expect(await s3.keys(BUCKET, 'del/')).toEqual(['del/a.txt', 'del/b.txt']);
+  });
+
+  test('GIVEN MAX_FILES WHEN more are new THEN the oldest are ingested and the rest deferred to the next run', async () => {
+    seed('max', { 'old.txt': '1' }, 3000);
+    seed('max', { 'mid.txt': '2' }, 2000);
+    seed('max', { 'new.txt': '3' }, 1000);
+    const r = await runLister(env('max', { MAX_FILES: '2' }));
+    expect(r.summary).toMatchObject({ ingested: 2, deferred: 1 });
+    expect(await s3.keys(BUCKET, 'max/')).toEqual(['max/mid.txt', 'max/old.txt']);
+    expect((await runLister(env('max', { MAX_FILES: '2' }))).summary).toMatchObject({ ingested: 1, alreadyPresent: 2, deferred: 0 });
+  });
+});
+
+describe('refusals', () => {
+  beforeAll(() => seed('refuse', { 'a.txt': 'a' }));
+
+  test('GIVEN a fingerprint that is not the server host key WHEN run THEN it refuses to connect, names the presented key, does not retry, writes nothing', async () => {
+    const wrong = 'SHA256:' + 'A'.repeat(43);
+    const r = await runLister(env('refuse', { SFTP_HOST_KEY_FINGERPRINTS: wrong, MANIFEST_KEY: 'manifests/refused.json' }));
+    expect(r.code).toBe(3);
+    expect(r.summary).toMatchObject({ ingested: 0, retries: 0 });
+    expect(r.summary!.error).toContain(`host key of 127.0.0.1:${sftp.port} is ${sftp.hostKeyFingerprint}`);
+    expect(await s3.keys(BUCKET, 'refuse/')).toEqual([]);
+  });
+
+  test('GIVEN the right fingerprint among several WHEN run THEN it connects', async () => {
+    const r = await runLister(env('refuse', { SFTP_HOST_KEY_FINGERPRINTS: `SHA256:${'B'.repeat(43)},${sftp.hostKeyFingerprint}` }));
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ ingested: 1 });
+  });
+
+  test.each([
+    ['no host-key fingerprint', { SFTP_HOST_KEY_FINGERPRINTS: undefined }, /SFTP_HOST_KEY_FINGERPRINTS is required/],
+    ['a malformed fingerprint', { SFTP_HOST_KEY_FINGERPRINTS: 'MD5:aa:bb' }, /not of the form SHA256/],
+    ['no private key', { SFTP_PRIVATE_KEY: undefined }, /SFTP_PRIVATE_KEY .* or SFTP_PRIVATE_KEY_FILE is required/],
+    ['a private key that is not a key', { SFTP_PRIVATE_KEY: 'hunter2' }, /does not contain a PEM\/OpenSSH private key/],
+    ['an unknown completion', { COMPLETION: 'archive' }, /COMPLETION must be leave, move or delete/],
+    ['move without a folder', { COMPLETION: 'move' }, /COMPLETION=move needs COMPLETION_MOVE_DIR/],
+  ])('GIVEN %s WHEN run THEN a configuration error (exit 2) and no connection', async (_what, overrides, message) => {
+    const r = await runLister(env('refuse', { DEST_PREFIX: 'refuse-cfg/', ...overrides }));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).not.toContain('hunter2');
+  });
+
+  test('GIVEN a key the server does not accept WHEN run THEN authentication fails clearly without retries', async () => {
+    const other = fs.readFileSync(path.join(path.dirname(sftp.privateKeyFile), 'host_ed25519'), 'utf8');
+    const r = await runLister(env('refuse', { SFTP_PRIVATE_KEY: other, DEST_PREFIX: 'refuse-auth/' }));
+    expect(r.code).toBe(3);
+    expect(r.summary).toMatchObject({ retries: 0, ingested: 0 });
+    expect(r.summary!.error).toMatch(/authentication as '.*' .* failed/);
+    expect(r.stderr).not.toContain('PRIVATE KEY');
+  });
+
+  test('GIVEN the key as a file (SFTP_PRIVATE_KEY_FILE) WHEN run THEN it connects', async () => {
+    const r = await runLister(env('refuse', { SFTP_PRIVATE_KEY: undefined, SFTP_PRIVATE_KEY_FILE: sftp.privateKeyFile, DEST_PREFIX: 'refuse-file/' }));
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ ingested: 1 });
+  });
+});
+
+describe('S3 object content', () => {
+  test('GIVEN a file larger than one part WHEN ingested THEN the object is byte-identical (ordered reassembly of parallel reads)', async () => {
+    const p = path.join(sftp.root, 'multi', 'big.bin');
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    // Odd size, not a multiple of the read chunk or part size.
+    const data = randomBytes(12 * 1024 * 1024 + 12345);
+    fs.writeFileSync(p, data);
+    age(p, 3600);
+    const r = await runLister(env('multi', { PART_SIZE_MB: '5', READ_CHUNK_BYTES: '40000', READ_WINDOW: '7' }));
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ ingested: 1, bytes: data.length });
+    expect(sha256(await s3.get(BUCKET, 'multi/big.bin'))).toBe(sha256(data));
+    // A multipart object is still recognised as present by the next run.
+    expect((await runLister(env('multi'))).summary).toMatchObject({ alreadyPresent: 1, ingested: 0 });
+  });
+});

@@ -1,0 +1,325 @@
+/**
+ * SFTP side: a host-key-verified connection (ssh2), folder listing, and a file reader that keeps
+ * several READ requests in flight (ssh2-sftp-client's stream issues one at a time, which caps
+ * throughput at a fraction of OpenSSH's client).
+ */
+import * as crypto from 'node:crypto';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { Client, SFTPWrapper, Stats } from 'ssh2';
+import type { Config } from './config';
+
+/** Errors that retrying cannot fix (authentication, host key, configuration). */
+export class FatalError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FatalError';
+  }
+}
+
+/** OpenSSH's fingerprint format: `SHA256:` + unpadded base64 of sha256(host key blob). */
+export function fingerprint(hostKeyBlob: Buffer): string {
+  return `SHA256:${crypto.createHash('sha256').update(hostKeyBlob).digest('base64').replace(/=+$/, '')}`;
+}
+
+export interface Connection {
+  readonly sftp: SFTPWrapper;
+  readonly client: Client;
+  /** Set once the connection is gone (closed, errored or reset). */
+  closed: boolean;
+  close(): void;
+}
+
+export function connect(cfg: Config): Promise<Connection> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let presented: string | undefined;
+    let hostKeyRejected = false;
+    let settled = false;
+    const conn: Connection = {
+      client,
+      sftp: undefined as unknown as SFTPWrapper,
+      closed: false,
+      close() {
+        conn.closed = true;
+        client.end();
+      },
+    };
+    const fail = (err: Error) => {
+      conn.closed = true;
+      if (settled) return;
+      settled = true;
+      client.destroy();
+      reject(err);
+    };
+    client.on('error', (err: Error & { level?: string }) => {
+      if (hostKeyRejected) {
+        return fail(
+          new FatalError(
+            `host key of ${cfg.host}:${cfg.port} is ${presented}, which is not in SFTP_HOST_KEY_FINGERPRINTS; refusing to connect`,
+          ),
+        );
+      }
+      if (err.level === 'client-authentication') {
+        return fail(new FatalError(`authentication as '${cfg.user}' on ${cfg.host}:${cfg.port} failed (key rejected by the server)`));
+      }
+      if (/passphrase|Cannot parse privateKey|Encrypted private/i.test(err.message)) {
+        return fail(new FatalError(`private key cannot be used: ${err.message}`));
+      }
+      fail(Object.assign(new Error(`SFTP connection to ${cfg.host}:${cfg.port} failed: ${err.message}`), { cause: err }));
+    });
+    client.on('close', () => {
+      conn.closed = true;
+      fail(new Error(`SFTP connection to ${cfg.host}:${cfg.port} closed before it was ready`));
+    });
+    client.on('ready', () => {
+      client.sftp((err, sftp) => {
+        if (err) return fail(new Error(`SFTP subsystem unavailable on ${cfg.host}:${cfg.port}: ${err.message}`));
+        (conn as { sftp: SFTPWrapper }).sftp = sftp;
+        sftp.on('close', () => (conn.closed = true));
+        settled = true;
+        resolve(conn);
+      });
+    });
+    try {
+      client.connect({
+        host: cfg.host,
+        port: cfg.port,
+        username: cfg.user,
+        privateKey: cfg.privateKey,
+        passphrase: cfg.passphrase,
+        readyTimeout: cfg.connectTimeoutMs,
+        keepaliveInterval: 10000,
+        keepaliveCountMax: 3,
+        hostVerifier: (key: Buffer) => {
+          presented = fingerprint(key);
+          hostKeyRejected = !cfg.hostKeyFingerprints.includes(presented);
+          return !hostKeyRejected;
+        },
+      });
+    } catch (e) {
+      // ssh2 throws synchronously for keys it cannot parse (or wrong passphrase).
+      fail(new FatalError(`private key cannot be used: ${(e as Error).message}`));
+    }
+  });
+}
+
+export interface RemoteFile {
+  /** Full remote path, as used in SFTP requests. */
+  readonly path: string;
+  /** Path relative to the listed folder, '/'-separated: what globs match and keys are built from. */
+  readonly rel: string;
+  readonly size: number;
+  /** Modification time, whole seconds since the epoch (SFTP's resolution). */
+  readonly mtime: number;
+}
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+
+function readdir(sftp: SFTPWrapper, dir: string) {
+  return new Promise<{ filename: string; attrs: Stats }[]>((resolve, reject) =>
+    sftp.readdir(dir, (err, list) => (err ? reject(withPath(err, dir)) : resolve(list))),
+  );
+}
+
+function withPath(err: Error, p: string): Error {
+  return Object.assign(new Error(`${err.message}: ${p}`), { code: (err as { code?: unknown }).code, cause: err });
+}
+
+/**
+ * Lists regular files under `dir` (only its own entries unless recursive). `skipDirs` are remote
+ * folders never descended into (the completion move folder, so moved files are not ingested again).
+ */
+export async function listFiles(sftp: SFTPWrapper, dir: string, recursive: boolean, skipDirs: string[] = []): Promise<RemoteFile[]> {
+  const out: RemoteFile[] = [];
+  const skip = new Set(skipDirs.map((d) => path.posix.normalize(d)));
+  const walk = async (abs: string, rel: string): Promise<void> => {
+    const entries = await readdir(sftp, abs);
+    const subdirs: [string, string][] = [];
+    for (const { filename, attrs } of entries) {
+      if (filename === '.' || filename === '..') continue;
+      const p = path.posix.join(abs, filename);
+      const r = rel ? `${rel}/${filename}` : filename;
+      const type = attrs.mode & S_IFMT;
+      if (type === S_IFREG) out.push({ path: p, rel: r, size: attrs.size, mtime: attrs.mtime });
+      else if (type === S_IFDIR && recursive && !skip.has(path.posix.normalize(p))) subdirs.push([p, r]);
+      // Symlinks, devices etc. are ignored: only regular files are ingested.
+    }
+    // A few folders at a time: each readdir is a round trip, the server handles them in parallel.
+    for (let i = 0; i < subdirs.length; i += 8) await Promise.all(subdirs.slice(i, i + 8).map(([p, r]) => walk(p, r)));
+  };
+  await walk(dir, '');
+  return out;
+}
+
+export function stat(sftp: SFTPWrapper, p: string): Promise<Stats> {
+  return new Promise((resolve, reject) => sftp.stat(p, (err, s) => (err ? reject(withPath(err, p)) : resolve(s))));
+}
+
+export function unlink(sftp: SFTPWrapper, p: string): Promise<void> {
+  return new Promise((resolve, reject) => sftp.unlink(p, (err) => (err ? reject(withPath(err, p)) : resolve())));
+}
+
+export function rename(sftp: SFTPWrapper, from: string, to: string): Promise<void> {
+  return new Promise((resolve, reject) => sftp.rename(from, to, (err) => (err ? reject(withPath(err, `${from} -> ${to}`)) : resolve())));
+}
+
+/** mkdir -p over SFTP (existing folders are fine). */
+export async function mkdirp(sftp: SFTPWrapper, dir: string): Promise<void> {
+  const parts = path.posix.normalize(dir).split('/');
+  let cur = dir.startsWith('/') ? '/' : '';
+  for (const part of parts) {
+    if (!part || part === '.') continue;
+    cur = cur ? path.posix.join(cur, part) : part;
+    try {
+      const s = await stat(sftp, cur);
+      if ((s.mode & S_IFMT) !== S_IFDIR) throw new Error(`${cur} exists and is not a folder`);
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== 2 /* NO_SUCH_FILE */) throw e;
+      const dir = cur;
+      await new Promise<void>((resolve, reject) =>
+        sftp.mkdir(dir, (err) => {
+          if (!err) return resolve();
+          // Another worker may have created it meanwhile (SFTP v3 reports just "Failure").
+          stat(sftp, dir).then(
+            (st) => ((st.mode & S_IFMT) === S_IFDIR ? resolve() : reject(withPath(err, dir))),
+            () => reject(withPath(err, dir)),
+          );
+        }),
+      );
+    }
+  }
+}
+
+export interface ReadOptions {
+  /** READ requests kept in flight. */
+  readonly window: number;
+  /** Bytes per READ request. */
+  readonly chunk: number;
+}
+
+/**
+ * Streams exactly `file.size` bytes of a remote file, in order, with up to `window` READ requests in
+ * flight. Before ending it checks (fstat on the open handle) that the file still has the listed size
+ * and mtime, so a consumer that completes an upload only on 'end' never stores a changed or
+ * truncated file: any mismatch destroys the stream with an error instead.
+ */
+export class ParallelReadStream extends Readable {
+  private handle?: Buffer;
+  private nextPos = 0;
+  private readonly inFlight: Promise<Buffer>[] = [];
+  private pumping = false;
+  private finished = false;
+  /** Bytes handed downstream so far. */
+  bytesRead = 0;
+
+  constructor(
+    private readonly sftp: SFTPWrapper,
+    private readonly file: RemoteFile,
+    private readonly opts: ReadOptions,
+  ) {
+    // The window is the read-ahead; keep the stream's own buffer small.
+    super({ highWaterMark: opts.chunk * 2 });
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    this.sftp.open(this.file.path, 'r', (err, handle) => {
+      if (err) return callback(withPath(err, this.file.path));
+      this.handle = handle;
+      callback();
+    });
+  }
+
+  override _read(): void {
+    void this.pump();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const handle = this.handle;
+    this.handle = undefined;
+    if (!handle) return callback(error);
+    // Closing can fail when the connection is gone; the original error is what matters.
+    try {
+      this.sftp.close(handle, () => callback(error));
+    } catch {
+      callback(error);
+    }
+  }
+
+  private readAt(position: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    const handle = this.handle!;
+    return new Promise((resolve, reject) => {
+      let got = 0;
+      const more = () => {
+        // A server may return fewer bytes than asked (short read): ask again for the rest.
+        this.sftp.read(handle, buf, got, length - got, position + got, (err, n) => {
+          if (err) return reject(withPath(err, this.file.path));
+          if (n === 0) {
+            return reject(
+              new Error(`${this.file.path} ended at ${position + got} bytes but was listed with ${this.file.size}: changed while reading`),
+            );
+          }
+          got += n;
+          if (got < length) more();
+          else resolve(buf);
+        });
+      };
+      try {
+        more();
+      } catch (e) {
+        reject(e as Error);
+      }
+    });
+  }
+
+  private fill(): void {
+    while (this.inFlight.length < this.opts.window && this.nextPos < this.file.size) {
+      const len = Math.min(this.opts.chunk, this.file.size - this.nextPos);
+      const p = this.readAt(this.nextPos, len);
+      p.catch(() => undefined); // awaited in order below; avoid unhandled-rejection noise meanwhile
+      this.inFlight.push(p);
+      this.nextPos += len;
+    }
+  }
+
+  private async verifyUnchanged(): Promise<void> {
+    const s = await new Promise<Stats>((resolve, reject) =>
+      this.sftp.fstat(this.handle!, (err, st) => (err ? reject(withPath(err, this.file.path)) : resolve(st))),
+    );
+    if (s.size !== this.file.size || s.mtime !== this.file.mtime) {
+      throw new Error(
+        `${this.file.path} changed while reading (listed ${this.file.size} B mtime ${this.file.mtime}, now ${s.size} B mtime ${s.mtime})`,
+      );
+    }
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping || this.finished) return;
+    this.pumping = true;
+    try {
+      for (;;) {
+        if (this.destroyed) return;
+        this.fill();
+        const next = this.inFlight.shift();
+        if (!next) {
+          await this.verifyUnchanged();
+          if (this.bytesRead !== this.file.size) throw new Error(`${this.file.path}: read ${this.bytesRead} B, listed ${this.file.size} B`);
+          this.finished = true;
+          this.push(null);
+          return;
+        }
+        const buf = await next;
+        if (this.destroyed) return;
+        this.bytesRead += buf.length;
+        if (!this.push(buf)) return;
+      }
+    } catch (e) {
+      this.destroy(e as Error);
+    } finally {
+      this.pumping = false;
+    }
+  }
+}

@@ -255,8 +255,8 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
     };
 
     const transfer = async (job: Job): Promise<string> => {
-      const { sftp } = await session.get();
-      const stream = new ParallelReadStream(sftp, job.file, { window: cfg.readWindow, chunk: cfg.readChunkBytes });
+      const conn = await session.get();
+      const stream = new ParallelReadStream(conn, job.file, { window: cfg.readWindow, chunk: cfg.readChunkBytes });
       active.add(stream);
       if (aborted()) stream.destroy(new Error(`aborted: ${aborted()}`));
       const conditional =
@@ -291,6 +291,16 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
         // The stream only ends after checking size and mtime, but never trust a short body.
         if (stream.bytesRead !== job.file.size) throw new Error(`${job.file.path}: uploaded ${stream.bytesRead} B, listed ${job.file.size} B`);
         return res.ETag ?? '';
+      } catch (e) {
+        // When aborting the multipart upload itself fails, lib-storage reports that instead of the cause.
+        if (stream.errored && stream.errored !== e) {
+          log('warn', 'multipart upload abort failed (the object was not created; S3 lifecycle AbortIncompleteMultipartUpload cleans parts)', {
+            key: job.key,
+            error: (e as Error).message,
+          });
+          throw stream.errored;
+        }
+        throw e;
       } finally {
         active.delete(stream);
         stream.destroy();

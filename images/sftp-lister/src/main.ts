@@ -38,7 +38,16 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Guard: if the event loop ever drains with the run unfinished (a callback that never came),
+  // fail loudly instead of exiting 0 without a summary.
+  let finished = false;
+  process.on('beforeExit', () => {
+    if (finished) return;
+    log('error', 'run stalled: no pending work left but the run did not finish');
+    process.exit(1);
+  });
   const summary = await run.done;
+  finished = true;
   process.stdout.write(`${JSON.stringify(summary)}\n`);
   if (terminated) return 143;
   if (summary.error && summary.ingested === 0 && summary.failed === 0) return 3;

@@ -27,6 +27,8 @@ export interface Connection {
   readonly client: Client;
   /** Set once the connection is gone (closed, errored or reset). */
   closed: boolean;
+  /** Calls `fn` once when the connection goes away; returns an unsubscribe function. */
+  onClosed(fn: (reason: string) => void): () => void;
   close(): void;
 }
 
@@ -36,17 +38,32 @@ export function connect(cfg: Config): Promise<Connection> {
     let presented: string | undefined;
     let hostKeyRejected = false;
     let settled = false;
+    const listeners = new Set<(reason: string) => void>();
+    const lost = (reason: string) => {
+      conn.closed = true;
+      // Pending SFTP requests are not always answered when the socket dies: tell their owners.
+      for (const fn of [...listeners]) fn(reason);
+      listeners.clear();
+    };
     const conn: Connection = {
       client,
       sftp: undefined as unknown as SFTPWrapper,
       closed: false,
+      onClosed(fn) {
+        if (conn.closed) {
+          fn('connection already closed');
+          return () => undefined;
+        }
+        listeners.add(fn);
+        return () => listeners.delete(fn);
+      },
       close() {
         conn.closed = true;
         client.end();
       },
     };
     const fail = (err: Error) => {
-      conn.closed = true;
+      lost(err.message);
       if (settled) return;
       settled = true;
       client.destroy();
@@ -69,14 +86,15 @@ export function connect(cfg: Config): Promise<Connection> {
       fail(Object.assign(new Error(`SFTP connection to ${cfg.host}:${cfg.port} failed: ${err.message}`), { cause: err }));
     });
     client.on('close', () => {
-      conn.closed = true;
+      lost(`SFTP connection to ${cfg.host}:${cfg.port} closed`);
       fail(new Error(`SFTP connection to ${cfg.host}:${cfg.port} closed before it was ready`));
     });
     client.on('ready', () => {
       client.sftp((err, sftp) => {
         if (err) return fail(new Error(`SFTP subsystem unavailable on ${cfg.host}:${cfg.port}: ${err.message}`));
         (conn as { sftp: SFTPWrapper }).sftp = sftp;
-        sftp.on('close', () => (conn.closed = true));
+        sftp.on('close', () => lost('SFTP channel closed'));
+        sftp.on('error', (e: Error) => lost(`SFTP channel error: ${e.message}`));
         settled = true;
         resolve(conn);
       });
@@ -215,13 +233,18 @@ export class ParallelReadStream extends Readable {
   /** Bytes handed downstream so far. */
   bytesRead = 0;
 
+  private readonly sftp: SFTPWrapper;
+  private readonly unsubscribe: () => void;
+
   constructor(
-    private readonly sftp: SFTPWrapper,
+    conn: Connection,
     private readonly file: RemoteFile,
     private readonly opts: ReadOptions,
   ) {
     // The window is the read-ahead; keep the stream's own buffer small.
     super({ highWaterMark: opts.chunk * 2 });
+    this.sftp = conn.sftp;
+    this.unsubscribe = conn.onClosed((reason) => this.destroy(new Error(`${reason} while reading ${file.path}`)));
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
@@ -237,6 +260,7 @@ export class ParallelReadStream extends Readable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.unsubscribe();
     const handle = this.handle;
     this.handle = undefined;
     if (!handle) return callback(error);

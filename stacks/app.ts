@@ -1,9 +1,11 @@
 // The app's stacks and how they depend on each other. main.ts (the cdktf app) and the tests build the
 // same graph from here, so what is tested is what is deployed.
 import { App } from 'cdktf';
+import { BatchStack } from './batch';
 import { ClusterStack } from './cluster';
 import { PipelineConfig } from './config';
 import { ImagesStack } from './images';
+import { IngestStack } from './ingest';
 import { NetworkStack } from './network';
 import { SftpStack } from './sftp';
 
@@ -17,6 +19,8 @@ export interface Infrastructure {
   readonly sftp: SftpStack;
   readonly cluster: ClusterStack;
   readonly images: ImagesStack;
+  readonly ingest: IngestStack;
+  readonly batch: BatchStack;
 }
 
 /** Deploy order: network -> sftp, cluster -> images (cdktf derives it from the cross-stack references). */
@@ -25,5 +29,8 @@ export function buildInfrastructure(app: App, config: PipelineConfig, options: I
   const sftp = new SftpStack(app, 'sftp', { config, network });
   const cluster = new ClusterStack(app, 'cluster', { config });
   const images = new ImagesStack(app, 'images', { config, cluster, imagesDir: options.imagesDir });
-  return { network, sftp, cluster, images };
+  // ingest -> batch: the state machine runs the lister's task; the schedule names the machine by ARN.
+  const ingest = new IngestStack(app, 'ingest', { config, network, cluster, images, sftp });
+  const batch = new BatchStack(app, 'batch', { config, network, cluster, images, lister: ingest });
+  return { network, sftp, cluster, images, ingest, batch };
 }

@@ -1,0 +1,135 @@
+// batch stack: the converter's task definition, the ingest lock table and the Standard state machine
+// (logging ALL with retention, X-Ray, least-privilege role); the synthesized definition passes asl-validator.
+import { validateStack } from '../scripts/terraform';
+import { maskTerraformRefs, processorStateNames, STATE, taskStates } from '../stacks/state-machine';
+import { readStack } from './batch-stack-reader';
+import { synthesize } from './stacks/synth';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const aslValidator = require('asl-validator') as (d: unknown) => { isValid: boolean; errorsText: (sep?: string) => string };
+
+describe('batch stack', () => {
+  const synth = synthesize({ env: { PIPELINE_STAGE: 'qa', PIPELINE_LOG_RETENTION_DAYS: '14', PIPELINE_CONVERTER_CPU: '2048', PIPELINE_CONVERTER_MEMORY: '4096' } });
+  const batch = readStack(synth.outdir, 'batch');
+  const sm = batch.only('aws_sfn_state_machine');
+  const masked = maskTerraformRefs(sm.definition);
+  const definition = JSON.parse(masked.text);
+  const ref = (placeholder: string) => masked.refs[placeholder];
+
+  test('GIVEN converter sizes WHEN synthesized THEN its task definition is Fargate, non-root, read-only root with /tmp volume', () => {
+    const td = batch.only('aws_ecs_task_definition');
+    expect(td).toMatchObject({ family: 'xmlpipe-qa-converter', requires_compatibilities: ['FARGATE'], network_mode: 'awsvpc', cpu: '2048', memory: '4096', volume: [{ name: 'tmp' }] });
+    const [container] = JSON.parse(maskTerraformRefs(td.container_definitions).text);
+    expect(container).toMatchObject({
+      name: 'converter',
+      user: '1000:1000',
+      readonlyRootFilesystem: true,
+      mountPoints: [{ sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false }],
+      logConfiguration: { logDriver: 'awslogs' },
+      secrets: [],
+    });
+  });
+
+  test('THEN the state machine is STANDARD, logs ALL (with execution data) to a log group with retention, and traces with X-Ray', () => {
+    expect(sm).toMatchObject({
+      name: 'xmlpipe-qa-pipeline',
+      type: 'STANDARD',
+      logging_configuration: { level: 'ALL', include_execution_data: true, log_destination: '${aws_cloudwatch_log_group.state-machine-logs.arn}:*' },
+      tracing_configuration: { enabled: true },
+    });
+    expect(batch.resources('aws_cloudwatch_log_group')['state-machine-logs']).toMatchObject({ name: '/aws/vendedlogs/states/xmlpipe-qa-pipeline', retention_in_days: 14 });
+  });
+
+  test('THEN the synthesized definition passes asl-validator and uses JSONPath', () => {
+    const result = aslValidator(definition);
+    expect({ valid: result.isValid, errors: result.errorsText('\n') }).toEqual({ valid: true, errors: '' });
+    expect(definition.QueryLanguage).toBe('JSONPath');
+  });
+
+  test('THEN every ECS task runs .sync in private subnets with no public IP, from this cluster', () => {
+    const ecs = Object.entries(taskStates(definition)).filter(([, s]) => s.Resource === 'arn:aws:states:::ecs:runTask.sync');
+    expect(ecs.map(([n]) => n).sort()).toEqual([...(['keys', 'prefix', 'manifest'] as const).map((v) => processorStateNames(v).run), STATE.runLister].sort());
+    for (const [, state] of ecs) {
+      const p = state.Parameters as any;
+      expect(ref(p.Cluster)).toContain('aws_ecs_clusterclusterarn');
+      expect(p.NetworkConfiguration.AwsvpcConfiguration.AssignPublicIp).toBe('DISABLED');
+      expect(p.NetworkConfiguration.AwsvpcConfiguration.Subnets.map(ref).join()).toMatch(/private/);
+    }
+  });
+
+  test('THEN the distributed maps read from S3, batch keys, bound concurrency and tolerate a share of failures', () => {
+    const manifest = definition.States[STATE.convertManifest];
+    expect(manifest).toMatchObject({
+      ItemReader: { Resource: 'arn:aws:states:::s3:getObject', ReaderConfig: { InputType: 'JSON' }, Parameters: { 'Bucket.$': '$.manifest.bucket', 'Key.$': '$.manifest.key' } },
+      ItemBatcher: { MaxItemsPerBatch: 50, MaxInputBytesPerBatch: 6144, BatchInput: { 'execution.$': '$$.Execution.Name' } },
+      MaxConcurrency: 20,
+      ToleratedFailurePercentage: 5,
+      ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' } },
+    });
+    const prefix = definition.States[STATE.convertPrefix];
+    expect(prefix.ItemReader).toMatchObject({ Resource: 'arn:aws:states:::s3:listObjectsV2', Parameters: { 'Prefix.$': '$.prefix' } });
+    expect(ref(prefix.ItemReader.Parameters.Bucket)).toContain('bucket');
+    expect(prefix.ResultWriter).toMatchObject({ Resource: 'arn:aws:states:::s3:putObject' });
+    // contract 1: the lab's inline Map, batched, MaxConcurrency 5
+    expect(definition.States[STATE.partitionKeys].Parameters).toEqual({ 'batches.$': 'States.ArrayPartition($, 10)' });
+    expect(definition.States[STATE.convertKeys]).toMatchObject({ Type: 'Map', MaxConcurrency: 5, ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' } } });
+  });
+
+  test('THEN ECS start errors are retried with backoff and full jitter, and task failures are caught per batch', () => {
+    const run = definition.States[STATE.convertManifest].ItemProcessor.States[processorStateNames('manifest').run];
+    expect(run.Retry).toEqual([
+      {
+        ErrorEquals: ['ECS.AmazonECSException', 'ECS.ServerException', 'ECS.ThrottlingException', 'ECS.LimitExceededException', 'AmazonECS.Unknown'],
+        IntervalSeconds: 5,
+        BackoffRate: 2,
+        MaxAttempts: 6,
+        MaxDelaySeconds: 120,
+        JitterStrategy: 'FULL',
+      },
+    ]);
+    expect(run.Catch.map((c: any) => c.ErrorEquals.at(-1))).toEqual(['AmazonECS.Unknown', 'States.TaskFailed', 'States.ALL']);
+    const env = Object.fromEntries(run.Parameters.Overrides.ContainerOverrides[0].Environment.map((e: any) => [e.Name, e.Value ?? e['Value.$']]));
+    expect(env).toMatchObject({ S3PATHS: 'States.JsonToString($.keys)', RESULT_KEY: '$.resultKey', OUTPUT_PREFIX: 'json/' });
+    expect(run.Parameters.Overrides.ContainerOverrides[0].Name).toBe('converter');
+  });
+
+  test('THEN the lister gets a manifest key derived from the execution name', () => {
+    const env = definition.States[STATE.runLister].Parameters.Overrides.ContainerOverrides[0].Environment;
+    expect(env).toContainEqual({ Name: 'MANIFEST_KEY', 'Value.$': "States.Format('manifests/{}.json', $$.Execution.Name)" });
+    expect(definition.States[STATE.runLister].Parameters.Overrides.ContainerOverrides[0].Name).toBe('sftp-lister');
+  });
+
+  test('THEN the role may run only the two task families in this cluster and pass only their four roles to ECS tasks', () => {
+    const statements = batch.policyOf('state-machine-role');
+    const bySid = Object.fromEntries(statements.map((s) => [s.sid, s]));
+    expect(bySid.RunOnlyPipelineTasks).toMatchObject({
+      actions: ['ecs:RunTask'],
+      condition: [{ test: 'ArnEquals', variable: 'ecs:cluster', values: [expect.stringContaining('aws_ecs_clusterclusterarn')] }],
+    });
+    expect(bySid.RunOnlyPipelineTasks.resources).toEqual([
+      '${aws_ecs_task_definition.task.arn_without_revision}',
+      '${aws_ecs_task_definition.task.arn_without_revision}:*',
+      expect.stringMatching(/cross-stack-reference-input-ingest.*arn_without_revision\}$/),
+      expect.stringMatching(/cross-stack-reference-input-ingest.*arn_without_revision\}:\*$/),
+    ]);
+    expect(bySid.PassOnlyPipelineTaskRoles).toMatchObject({
+      actions: ['iam:PassRole'],
+      condition: [{ test: 'StringEquals', variable: 'iam:PassedToService', values: ['ecs-tasks.amazonaws.com'] }],
+    });
+    expect(bySid.PassOnlyPipelineTaskRoles.resources).toHaveLength(4);
+    expect(bySid.SyncTaskCompletionRule).toMatchObject({ actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'], resources: [expect.stringMatching(/:rule\/StepFunctionsGetEventsForECSTaskRule$/)] });
+    expect(bySid.ReadManifestsAndBatchResults.actions).toEqual(['s3:GetObject']);
+    expect(bySid.ReadManifestsAndBatchResults.resources.map((r: string) => r.replace(/^\$\{[^}]+\}/, 'B'))).toEqual(['B/manifests/*', 'B/results/*']);
+    // no statement grants object reads of the whole bucket
+    for (const s of statements) if (s.actions.includes('s3:GetObject')) for (const r of s.resources) expect(r).not.toMatch(/\}\/\*$/);
+    expect(bySid.IngestLock.resources).toEqual(['${aws_dynamodb_table.lock-table.arn}']);
+  });
+
+  test('THEN the lock table is on-demand and encrypted, keyed by `lock`', () => {
+    expect(batch.only('aws_dynamodb_table')).toMatchObject({ name: 'xmlpipe-qa-locks', billing_mode: 'PAY_PER_REQUEST', hash_key: 'lock', attribute: [{ name: 'lock', type: 'S' }], server_side_encryption: { enabled: true } });
+  });
+
+  test('THEN terraform validate passes offline', async () => {
+    expect(await validateStack(batch.dir)).toEqual({ valid: true });
+  });
+});

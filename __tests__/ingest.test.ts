@@ -1,0 +1,125 @@
+// ingest stack: the lister's task definition (Fargate, non-root, read-only root, secret from Secrets
+// Manager), its least-privilege roles, and the EventBridge Scheduler schedule that starts the pipeline.
+import { validateStack } from '../scripts/terraform';
+import { maskTerraformRefs } from '../stacks/state-machine';
+import { readStack } from './batch-stack-reader';
+import { synthesize } from './stacks/synth';
+
+const FINGERPRINT = 'SHA256:' + 'B'.repeat(42) + 'E';
+
+describe('ingest stack', () => {
+  const synth = synthesize({
+    env: {
+      PIPELINE_STAGE: 'prod',
+      PIPELINE_SCHEDULE: 'rate(10 minutes)',
+      PIPELINE_NAT: 'true',
+      PIPELINE_SFTP_SOURCE: 'external',
+      PIPELINE_SFTP_HOST: 'sftp.example.com',
+      PIPELINE_SFTP_PORT: '2222',
+      PIPELINE_SFTP_USER: 'ingest',
+      PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: FINGERPRINT,
+      PIPELINE_LISTER_CPU: '512',
+      PIPELINE_LISTER_MEMORY: '1024',
+    },
+  });
+  const ingest = readStack(synth.outdir, 'ingest');
+  const td = ingest.only('aws_ecs_task_definition');
+  const [container] = JSON.parse(td.container_definitions);
+  const env = Object.fromEntries(container.environment.map((e: { name: string; value: string }) => [e.name, e.value]));
+
+  test('GIVEN lister sizes in config WHEN synthesized THEN the task definition is Fargate/awsvpc with those sizes', () => {
+    expect(td).toMatchObject({
+      family: 'xmlpipe-prod-sftp-lister',
+      requires_compatibilities: ['FARGATE'],
+      network_mode: 'awsvpc',
+      cpu: '512',
+      memory: '1024',
+      runtime_platform: { operating_system_family: 'LINUX', cpu_architecture: 'X86_64' },
+      volume: [{ name: 'tmp' }],
+    });
+  });
+
+  test('THEN the container runs non-root on a read-only root filesystem with /tmp on an ephemeral volume, logging to its group', () => {
+    expect(container).toMatchObject({
+      name: 'sftp-lister',
+      user: '1000:1000',
+      readonlyRootFilesystem: true,
+      privileged: false,
+      mountPoints: [{ sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false }],
+      logConfiguration: { logDriver: 'awslogs', options: { 'awslogs-region': 'us-east-1', 'awslogs-stream-prefix': 'sftp-lister' } },
+    });
+    expect(container.logConfiguration.options['awslogs-group']).toMatch(/cluster|log/);
+    expect(env.TMPDIR).toBe('/tmp');
+  });
+
+  test('THEN the private key is injected from Secrets Manager, never a plain value; the host key comes from config', () => {
+    expect(container.secrets).toEqual([{ name: 'SFTP_PRIVATE_KEY', valueFrom: expect.stringMatching(/^\$\{.*secret.*\}$/) }]);
+    expect(env.SFTP_PRIVATE_KEY).toBeUndefined();
+    expect(env).toMatchObject({
+      SFTP_HOST: 'sftp.example.com',
+      SFTP_PORT: '2222',
+      SFTP_USER: 'ingest',
+      SFTP_HOST_KEY_FINGERPRINTS: FINGERPRINT,
+      MIN_AGE_SECONDS: '60',
+      MAX_FILES: '1000',
+    });
+    expect(JSON.stringify(ingest.json)).not.toMatch(/PRIVATE KEY/);
+  });
+
+  test('THEN only the execution role may read the secret, and the task role only touches its prefixes', () => {
+    const exec = ingest.policyOf('execution-role');
+    expect(exec.find((s) => s.sid === 'InjectSecrets')).toMatchObject({ actions: ['secretsmanager:GetSecretValue'], resources: [expect.stringMatching(/secret/)] });
+    const task = ingest.policyOf('task-role');
+    expect(task.flatMap((s) => s.actions).sort()).toEqual(['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
+    const write = task.find((s) => s.sid === 'WriteIngestedFilesManifestAndIndex');
+    expect(write.resources.map((r: string) => r.replace(/^\$\{[^}]+\}/, 'BUCKET'))).toEqual(['BUCKET/incoming/*', 'BUCKET/manifests/*', 'BUCKET/.sftp-lister/*']);
+    expect(task.find((s) => s.sid === 'ListLandingPrefixes').condition).toEqual([{ test: 'StringLike', variable: 's3:prefix', values: ['incoming/*', '.sftp-lister/*'] }]);
+    expect(JSON.stringify(task)).not.toMatch(/"\*"/);
+    expect(ingest.trustOf('task-role')[0]).toMatchObject({ principals: [{ type: 'Service', identifiers: ['ecs-tasks.amazonaws.com'] }] });
+  });
+
+  test('THEN the schedule runs at the configured rate with a retry policy and an encrypted SQS dead-letter queue', () => {
+    const schedule = ingest.only('aws_scheduler_schedule');
+    expect(schedule).toMatchObject({
+      name: 'xmlpipe-prod-ingest',
+      schedule_expression: 'rate(10 minutes)',
+      state: 'ENABLED',
+      flexible_time_window: { mode: 'OFF' },
+      target: {
+        input: JSON.stringify({ ingest: { source: 'schedule' } }),
+        retry_policy: { maximum_retry_attempts: 3, maximum_event_age_in_seconds: 300 },
+        dead_letter_config: { arn: '${aws_sqs_queue.schedule-dlq.arn}' },
+      },
+    });
+    expect(schedule.target.arn).toMatch(/^arn:\$\{data\.aws_partition\.partition\.partition\}:states:us-east-1:\$\{data\.aws_caller_identity\.account\.account_id\}:stateMachine:xmlpipe-prod-pipeline$/);
+    expect(ingest.only('aws_sqs_queue')).toMatchObject({ sqs_managed_sse_enabled: true, message_retention_seconds: 1209600 });
+  });
+
+  test('THEN the schedule role may start only this state machine and write only to its DLQ', () => {
+    const statements = ingest.policyOf('schedule-role');
+    expect(statements).toEqual([
+      expect.objectContaining({ actions: ['states:StartExecution'], resources: [expect.stringMatching(/:stateMachine:xmlpipe-prod-pipeline$/)] }),
+      expect.objectContaining({ actions: ['sqs:SendMessage'], resources: ['${aws_sqs_queue.schedule-dlq.arn}'] }),
+    ]);
+    expect(ingest.trustOf('schedule-role')[0].principals).toEqual([{ type: 'Service', identifiers: ['scheduler.amazonaws.com'] }]);
+  });
+
+  test('THEN terraform validate passes offline', async () => {
+    expect(await validateStack(ingest.dir)).toEqual({ valid: true });
+  });
+});
+
+describe('ingest stack with the managed Transfer server (default)', () => {
+  test('GIVEN no SFTP config WHEN synthesized THEN host and fingerprint come from the sftp stack outputs', () => {
+    const synth = synthesize();
+    const ingest = readStack(synth.outdir, 'ingest');
+    // Expressions may hold quotes: mask them to parse the container JSON.
+    const masked = maskTerraformRefs(ingest.only('aws_ecs_task_definition').container_definitions);
+    const [container] = JSON.parse(masked.text);
+    const env = Object.fromEntries(container.environment.map((e: { name: string; value: string }) => [e.name, e.value]));
+    expect(masked.refs[env.SFTP_HOST]).toContain('cross-stack-reference-input-sftp');
+    expect(masked.refs[env.SFTP_HOST_KEY_FINGERPRINTS]).toMatch(/cross-stack-reference-input-sftp.*host_key_fingerprint/);
+    expect(env.SFTP_USER).toBe('sftpuser');
+    expect(ingest.only('aws_scheduler_schedule').schedule_expression).toBe('rate(5 minutes)');
+  });
+});

@@ -1,0 +1,282 @@
+// batch: the converter's Fargate task definition and roles, the ingest lock table, and the Standard
+// state machine (definition from ./state-machine) with logging (ALL, to a log group with retention)
+// and X-Ray tracing. Replaces the lab's hand-typed console state machine (a Map with MaxConcurrency 5
+// running the converter task per key).
+import { CloudwatchLogGroup } from '@cdktf/provider-aws/lib/cloudwatch-log-group';
+import { DataAwsCallerIdentity } from '@cdktf/provider-aws/lib/data-aws-caller-identity';
+import { DataAwsPartition } from '@cdktf/provider-aws/lib/data-aws-partition';
+import { DynamodbTable } from '@cdktf/provider-aws/lib/dynamodb-table';
+import { EcsTaskDefinition } from '@cdktf/provider-aws/lib/ecs-task-definition';
+import { IamRole } from '@cdktf/provider-aws/lib/iam-role';
+import { SfnStateMachine } from '@cdktf/provider-aws/lib/sfn-state-machine';
+import { TerraformOutput } from 'cdktf';
+import { Construct } from 'constructs';
+import { PipelineStack, PipelineStackProps } from './base';
+import {
+  ClusterRefs,
+  DataLayout,
+  DEFAULT_LAYOUT,
+  executionRole,
+  fargateTaskDefinition,
+  ImageRefs,
+  NetworkRefs,
+  serviceRole,
+  STATE_MACHINE_SUFFIX,
+} from './ingest';
+import { buildDefinition, PipelineDefinitionProps } from './state-machine';
+
+/** The lister's task as the state machine launches it (from the ingest stack). */
+export interface ListerRefs {
+  readonly taskDefinition: { readonly arnWithoutRevision: string };
+  readonly taskRole: { readonly arn: string };
+  readonly executionRole: { readonly arn: string };
+  readonly containerName: string;
+  readonly layout: DataLayout;
+}
+
+/** Tunables of the state machine (see state-machine.ts for each default). */
+export type BatchSettings = Pick<
+  PipelineDefinitionProps,
+  | 'keysBatchSize'
+  | 'keysMaxConcurrency'
+  | 'batchSize'
+  | 'maxBatchBytes'
+  | 'maxConcurrency'
+  | 'toleratedFailurePercentage'
+  | 'taskAttempts'
+  | 'ecsRetry'
+  | 'taskRetryDelays'
+> & {
+  /** Converter tasks on Fargate Spot (cheaper; reclaimed tasks are re-run). @default false */
+  readonly converterOnSpot?: boolean;
+  /** Converter concurrency inside one task (keys converted at once). @default 4 */
+  readonly converterConcurrency?: number;
+  /** Stop a converter task (and fail its batch) after this long. @default 3600 */
+  readonly converterTimeoutSeconds?: number;
+  /** Stop the lister task after this long. @default 1800 */
+  readonly listerTimeoutSeconds?: number;
+};
+
+export interface BatchStackProps extends PipelineStackProps {
+  readonly network: NetworkRefs;
+  readonly cluster: ClusterRefs;
+  readonly images: ImageRefs;
+  readonly lister: ListerRefs;
+  readonly settings?: BatchSettings;
+}
+
+export class BatchStack extends PipelineStack {
+  readonly taskDefinition: EcsTaskDefinition;
+  readonly taskRole: IamRole;
+  readonly executionRole: IamRole;
+  readonly containerName = 'converter';
+  readonly lockTable: DynamodbTable;
+  readonly stateMachine: SfnStateMachine;
+  readonly stateMachineRole: IamRole;
+  readonly logGroup: CloudwatchLogGroup;
+  /** The definition as built (with Terraform references in place of ARNs). */
+  readonly definition: Record<string, unknown>;
+
+  constructor(scope: Construct, id: string, props: BatchStackProps) {
+    super(scope, id, props);
+    const { config } = this;
+    const settings = props.settings ?? {};
+    const layout: DataLayout = props.lister.layout ?? DEFAULT_LAYOUT;
+    const concurrency = settings.converterConcurrency ?? 4;
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new Error(`batch: converterConcurrency must be 1-64, got ${concurrency}`);
+
+    const account = new DataAwsCallerIdentity(this, 'account');
+    const partition = new DataAwsPartition(this, 'partition');
+    const arn = (service: string, resource: string) => `arn:${partition.partition}:${service}:${config.region}:${account.accountId}:${resource}`;
+    const bucket = props.cluster.xmlBucket.bucket;
+    const sourceAccount = [{ test: 'StringEquals', variable: 'aws:SourceAccount', values: [account.accountId] }];
+
+    // The converter reads any key it is given in the data bucket (the lab's contract takes any key)
+    // and writes only JSON outputs and its batch summaries.
+    this.taskRole = serviceRole(this, 'task-role', this.name('converter-task'), 'ecs-tasks.amazonaws.com', [
+      { sid: 'ReadSources', effect: 'Allow', actions: ['s3:GetObject'], resources: [`${bucket.arn}/*`] },
+      {
+        sid: 'WriteOutputsAndSummaries',
+        effect: 'Allow',
+        actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
+        resources: [layout.outputPrefix, layout.resultPrefix].map((p) => `${bucket.arn}/${p}*`),
+      },
+    ], sourceAccount);
+    this.executionRole = executionRole(this, 'execution-role', this.name('converter-exec'), props.cluster.repositories.converter.arn, props.cluster.logGroups.converter.arn);
+    this.taskDefinition = fargateTaskDefinition(this, 'task', {
+      family: this.name('converter'),
+      containerName: this.containerName,
+      image: props.images.imageRefs.converter,
+      size: config.converterTask,
+      cpuArchitecture: config.cpuArchitecture,
+      taskRoleArn: this.taskRole.arn,
+      executionRoleArn: this.executionRole.arn,
+      logGroupName: props.cluster.logGroups.converter.name,
+      region: config.region,
+      environment: { CONCURRENCY: String(concurrency), FORMAT: 'lab' },
+    });
+
+    // One item: who holds the ingest lock (see docs/pipeline.md, "Overlapping runs").
+    this.lockTable = new DynamodbTable(this, 'lock-table', {
+      name: this.name('locks'),
+      billingMode: 'PAY_PER_REQUEST',
+      hashKey: 'lock',
+      attribute: [{ name: 'lock', type: 'S' }],
+      serverSideEncryption: { enabled: true },
+      pointInTimeRecovery: { enabled: false },
+      deletionProtectionEnabled: false,
+    });
+
+    this.logGroup = new CloudwatchLogGroup(this, 'state-machine-logs', {
+      // The vendedlogs prefix keeps CloudWatch's resource policy small however many machines log.
+      name: `/aws/vendedlogs/states/${this.name(STATE_MACHINE_SUFFIX)}`,
+      retentionInDays: config.logRetentionDays,
+    });
+
+    const stateMachineName = this.name(STATE_MACHINE_SUFFIX);
+    // Built from the name, not the resource: the role's policy must exist before the machine.
+    const stateMachineArn = arn('states', `stateMachine:${stateMachineName}`);
+    const clusterArn = props.cluster.cluster.arn;
+    const familyArns = [this.taskDefinition.arnWithoutRevision, props.lister.taskDefinition.arnWithoutRevision];
+
+    this.stateMachineRole = serviceRole(this, 'state-machine-role', this.name('state-machine'), 'states.amazonaws.com', [
+      {
+        sid: 'RunOnlyPipelineTasks',
+        effect: 'Allow',
+        actions: ['ecs:RunTask'],
+        resources: familyArns.flatMap((a) => [a, `${a}:*`]),
+        condition: [{ test: 'ArnEquals', variable: 'ecs:cluster', values: [clusterArn] }],
+      },
+      {
+        sid: 'WatchAndStopTasks',
+        effect: 'Allow',
+        actions: ['ecs:StopTask', 'ecs:DescribeTasks'],
+        resources: [arn('ecs', `task/${props.cluster.cluster.name}/*`)],
+        condition: [{ test: 'ArnEquals', variable: 'ecs:cluster', values: [clusterArn] }],
+      },
+      {
+        sid: 'PassOnlyPipelineTaskRoles',
+        effect: 'Allow',
+        actions: ['iam:PassRole'],
+        resources: [this.taskRole.arn, this.executionRole.arn, props.lister.taskRole.arn, props.lister.executionRole.arn],
+        condition: [{ test: 'StringEquals', variable: 'iam:PassedToService', values: ['ecs-tasks.amazonaws.com'] }],
+      },
+      {
+        // runTask.sync learns that a task stopped through this managed rule.
+        sid: 'SyncTaskCompletionRule',
+        effect: 'Allow',
+        actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
+        resources: [arn('events', 'rule/StepFunctionsGetEventsForECSTaskRule')],
+      },
+      {
+        sid: 'ReadManifestsAndBatchResults',
+        effect: 'Allow',
+        actions: ['s3:GetObject'],
+        resources: [layout.manifestPrefix, layout.resultPrefix].map((p) => `${bucket.arn}/${p}*`),
+      },
+      {
+        // ItemReader for {"prefix": ...} lists keys (it never reads the objects).
+        sid: 'ListForPrefixInput',
+        effect: 'Allow',
+        actions: ['s3:ListBucket'],
+        resources: [bucket.arn],
+      },
+      {
+        sid: 'WriteMapResults',
+        effect: 'Allow',
+        actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+        resources: [`${bucket.arn}/${layout.resultPrefix}*`],
+      },
+      {
+        sid: 'IngestLock',
+        effect: 'Allow',
+        actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'],
+        resources: [this.lockTable.arn],
+      },
+      {
+        // Distributed Map child executions; describing the lock holder.
+        sid: 'DistributedMapChildren',
+        effect: 'Allow',
+        actions: ['states:StartExecution'],
+        resources: [stateMachineArn],
+      },
+      {
+        sid: 'OwnExecutions',
+        effect: 'Allow',
+        actions: ['states:DescribeExecution', 'states:StopExecution'],
+        resources: [arn('states', `execution:${stateMachineName}:*`), arn('states', `execution:${stateMachineName}/*`)],
+      },
+      {
+        // Log delivery and X-Ray APIs have no resource-level permissions.
+        sid: 'LogDelivery',
+        effect: 'Allow',
+        actions: [
+          'logs:CreateLogDelivery',
+          'logs:GetLogDelivery',
+          'logs:UpdateLogDelivery',
+          'logs:DeleteLogDelivery',
+          'logs:ListLogDeliveries',
+          'logs:PutResourcePolicy',
+          'logs:DescribeResourcePolicies',
+          'logs:DescribeLogGroups',
+        ],
+        resources: ['*'],
+      },
+      {
+        sid: 'XRay',
+        effect: 'Allow',
+        actions: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets'],
+        resources: ['*'],
+      },
+    ], sourceAccount);
+
+    const subnetIds = props.network.privateSubnets.map((s) => s.id);
+    const securityGroupIds = [props.network.taskSecurityGroup.id];
+    this.definition = buildDefinition({
+      clusterArn,
+      bucket: bucket.id,
+      lockTableName: this.lockTable.name,
+      ingestPrefix: layout.ingestPrefix,
+      outputPrefix: layout.outputPrefix,
+      manifestPrefix: layout.manifestPrefix,
+      resultPrefix: layout.resultPrefix,
+      converter: {
+        taskDefinitionArn: this.taskDefinition.arnWithoutRevision,
+        containerName: this.containerName,
+        subnetIds,
+        securityGroupIds,
+        capacityProvider: settings.converterOnSpot ? 'FARGATE_SPOT' : 'FARGATE',
+        timeoutSeconds: settings.converterTimeoutSeconds ?? 3600,
+      },
+      lister: {
+        taskDefinitionArn: props.lister.taskDefinition.arnWithoutRevision,
+        containerName: props.lister.containerName,
+        subnetIds,
+        securityGroupIds,
+        timeoutSeconds: settings.listerTimeoutSeconds ?? 1800,
+      },
+      keysBatchSize: settings.keysBatchSize,
+      keysMaxConcurrency: settings.keysMaxConcurrency,
+      batchSize: settings.batchSize,
+      maxBatchBytes: settings.maxBatchBytes,
+      maxConcurrency: settings.maxConcurrency,
+      toleratedFailurePercentage: settings.toleratedFailurePercentage,
+      taskAttempts: settings.taskAttempts,
+      ecsRetry: settings.ecsRetry,
+      taskRetryDelays: settings.taskRetryDelays,
+    });
+
+    this.stateMachine = new SfnStateMachine(this, 'state-machine', {
+      name: stateMachineName,
+      type: 'STANDARD',
+      roleArn: this.stateMachineRole.arn,
+      definition: JSON.stringify(this.definition),
+      loggingConfiguration: { level: 'ALL', includeExecutionData: true, logDestination: `${this.logGroup.arn}:*` },
+      tracingConfiguration: { enabled: true },
+    });
+
+    new TerraformOutput(this, 'state_machine_arn', { value: this.stateMachine.arn });
+    new TerraformOutput(this, 'converter_task_definition_family', { value: this.taskDefinition.family });
+    new TerraformOutput(this, 'lock_table_name', { value: this.lockTable.name });
+  }
+}

@@ -6,6 +6,17 @@ import { App } from 'cdktf';
 import { buildInfrastructure, Infrastructure } from '../../stacks/app';
 import { loadConfig, LoadConfigOptions, PipelineConfig } from '../../stacks/config';
 
+// Temp folders made by this module, removed after each test file.
+const made: string[] = [];
+const tmp = (prefix: string) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 /** A synthesized stack: cdk.tf.json parsed, plus helpers to find resources. */
 export interface SynthStack {
   readonly dir: string;
@@ -32,7 +43,7 @@ export interface Synthesized {
 }
 
 /** Build contexts standing in for images/ (their content, not their code, is what these tests need). */
-export function makeImagesDir(root = fs.mkdtempSync(path.join(os.tmpdir(), 'h1-images-'))): string {
+export function makeImagesDir(root = tmp('h1-images-')): string {
   for (const dir of ['sftp-lister', 'converter']) {
     fs.mkdirSync(path.join(root, dir, 'src'), { recursive: true });
     fs.writeFileSync(path.join(root, dir, 'Dockerfile'), `ARG BASE_IMAGE=node:20-bookworm-slim\nFROM \${BASE_IMAGE}\nCOPY src /app\n`);
@@ -42,7 +53,7 @@ export function makeImagesDir(root = fs.mkdtempSync(path.join(os.tmpdir(), 'h1-i
 }
 
 export function synthesize(options: LoadConfigOptions = {}, imagesDir = makeImagesDir()): Synthesized {
-  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'h1-synth-'));
+  const outdir = tmp('h1-synth-');
   const app = new App({ outdir });
   const config = loadConfig({ env: {}, ...options });
   const infra = buildInfrastructure(app, config, { imagesDir });

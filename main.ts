@@ -15,7 +15,8 @@ function fileContext(): Record<string, unknown> {
 }
 
 export function main(): void {
-  const app = new App({ context: fileContext() as Record<string, string> });
+  // No construct stack traces in the metadata: they cost ~15% of synth time and help no one reading the plan.
+  const app = new App({ context: fileContext() as Record<string, string>, stackTraces: false });
   const config = loadConfig({ context: app.node.getAllContext() });
   buildInfrastructure(app, config);
   app.synth();

@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+/**
+ * Local CLI: xml2json [--format lab|compact|jsonl] [--record-path P] [--out-dir DIR] [--verbose] FILE...
+ * Writes DIR/<file name without .xml>.json (or stdout for one file without --out-dir).
+ * Exit 0 all converted, 65 any input malformed (one `FILE:LINE:COLUMN: message` line each on stderr),
+ * 64 usage error, 74 I/O error.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { convert, Format, XmlError } from './convert';
+import { ConfigError, EXIT, Limits, limitsFromEnv, parseFormat } from './config';
+
+interface Args {
+  format: Format;
+  recordPath?: string;
+  outDir?: string;
+  verbose: boolean;
+  files: string[];
+}
+
+const USAGE = 'usage: xml2json [--format lab|compact|jsonl] [--record-path /root/record] [--out-dir DIR] [--verbose] FILE...';
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { format: 'lab', verbose: false, files: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new ConfigError(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--format') a.format = parseFormat(value());
+    else if (arg === '--record-path') a.recordPath = value();
+    else if (arg === '--out-dir') a.outDir = value();
+    else if (arg === '--verbose') a.verbose = true;
+    else if (arg === '--help' || arg === '-h') throw new ConfigError('');
+    else if (arg === '--') a.files.push(...argv.slice(i + 1)), (i = argv.length);
+    else if (arg.startsWith('--')) throw new ConfigError(`unknown option ${arg}`);
+    else a.files.push(arg);
+  }
+  if (a.files.length === 0) throw new ConfigError('no input files');
+  if (a.files.length > 1 && !a.outDir) throw new ConfigError('several files need --out-dir');
+  if (a.format === 'jsonl' && !a.recordPath) throw new ConfigError('--format jsonl needs --record-path');
+  if (a.format !== 'jsonl' && a.recordPath) throw new ConfigError('--record-path only applies to --format jsonl');
+  return a;
+}
+
+/** Writes to a stream, waiting when it asks for back-pressure. */
+export function streamSink(w: Writable): (b: Buffer) => Promise<void> {
+  return (b) =>
+    new Promise<void>((resolve, reject) => {
+      w.write(b, (err) => (err ? reject(err) : resolve()));
+    });
+}
+
+async function convertFile(file: string, args: Args, limits: Limits): Promise<number> {
+  const started = process.hrtime.bigint();
+  let dest: string | undefined;
+  let tmp: string | undefined;
+  let out: Writable;
+  if (args.outDir) {
+    dest = path.join(args.outDir, path.basename(file).replace(/\.xml$/i, '') + '.json');
+    tmp = `${dest}.${process.pid}.partial`;
+    out = fs.createWriteStream(tmp, { flags: 'wx' });
+  } else {
+    out = process.stdout;
+  }
+  try {
+    const input = fs.createReadStream(file, { highWaterMark: 1 << 16 });
+    const r = await convert(input, streamSink(out), { source: file, format: args.format, recordPath: args.recordPath, ...limits });
+    if (tmp && dest) {
+      await new Promise<void>((res, rej) => out.end((err?: Error | null) => (err ? rej(err) : res())));
+      fs.renameSync(tmp, dest); // only complete output ever appears under the final name
+    }
+    if (args.verbose) {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const line = { source: file, output: dest ?? '-', outcome: 'converted', format: args.format, ...r, seconds, mbPerSec: r.bytesIn / 1e6 / seconds };
+      process.stderr.write(JSON.stringify(line) + '\n');
+    }
+    return EXIT.OK;
+  } catch (e) {
+    if (tmp) {
+      out.destroy();
+      fs.rmSync(tmp, { force: true });
+    }
+    if (e instanceof XmlError) {
+      process.stderr.write(e.message + '\n');
+      return EXIT.MALFORMED;
+    }
+    process.stderr.write(`${file}: ${(e as Error).message}\n`);
+    return EXIT.IO;
+  }
+}
+
+async function main(): Promise<number> {
+  let args: Args;
+  let limits: Limits;
+  try {
+    args = parseArgs(process.argv.slice(2));
+    limits = limitsFromEnv(process.env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write((e.message ? `xml2json: ${e.message}\n` : '') + USAGE + '\n');
+    return EXIT.USAGE;
+  }
+  if (args.outDir) fs.mkdirSync(args.outDir, { recursive: true });
+  let worst: number = EXIT.OK;
+  for (const file of args.files) {
+    const code = await convertFile(file, args, limits);
+    // I/O errors outrank malformed input, which outranks success.
+    if (code === EXIT.IO || (code === EXIT.MALFORMED && worst === EXIT.OK)) worst = code;
+  }
+  return worst;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    process.stderr.write(`xml2json: ${(e as Error).stack ?? e}\n`);
+    process.exitCode = 70;
+  },
+);

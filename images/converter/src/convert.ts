@@ -1,0 +1,460 @@
+/**
+ * The streaming converter: bytes -> decoder -> saxes -> xmltodict-shaped JSON, with bounded memory.
+ * See README.md ("Streaming algorithm") for how output order and indentation are resolved without
+ * holding the document in memory.
+ */
+import { SaxesParser, SaxesTagPlain } from 'saxes';
+import { XmlDecoder, DecodeError } from './decode';
+import { Dtd, MARKER_RE, MARK_START } from './dtd';
+import { Rope, SpillFile, StrPiece, indent, newlinePad, reindent } from './rope';
+import { isAllPySpace, jsonAscii, jsonUtf8, pyStrip } from './text';
+
+export type Format = 'lab' | 'compact' | 'jsonl';
+export const FORMATS: readonly Format[] = ['lab', 'compact', 'jsonl'];
+
+export interface ConvertOptions {
+  /** Name used in error lines and logs, e.g. a file path or s3://bucket/key. */
+  readonly source: string;
+  /** Output format. @default 'lab' */
+  readonly format?: Format;
+  /** For `jsonl`: absolute element path of a record, e.g. `/records/record`. Required for jsonl. */
+  readonly recordPath?: string;
+  /** Deepest element nesting accepted. @default 10000 */
+  readonly maxDepth?: number;
+  /** Largest input accepted, in bytes; 0 = unlimited. @default 0 */
+  readonly maxInputBytes?: number;
+  /** Characters one attribute value may grow to through internal entity expansion. @default 1048576 */
+  readonly maxEntityExpansion?: number;
+  /** Characters of one buffered value kept in memory before it spills to disk. @default 4194304 */
+  readonly spillThreshold?: number;
+  /** Directory for spill files. @default os.tmpdir() (honours TMPDIR) */
+  readonly tmpDir?: string;
+  /** Aborts the conversion between input chunks. */
+  readonly signal?: AbortSignal;
+}
+
+export interface ConvertResult {
+  bytesIn: number;
+  bytesOut: number;
+  /** jsonl: records written; lab/compact: child elements of the root. */
+  records: number;
+  /** Detected input encoding. */
+  encoding: string;
+  /** Bytes written to the spill file. */
+  spilledBytes: number;
+}
+
+/** The input is not well-formed XML (or breaks a configured limit): exit code 65. */
+export class XmlError extends Error {
+  readonly malformed = true;
+  constructor(
+    readonly source: string,
+    readonly line: number,
+    readonly column: number,
+    readonly reason: string,
+  ) {
+    super(`${source}:${line}:${column}: ${reason}`);
+  }
+}
+
+/** Receives output bytes; resolves when the consumer can take more. */
+export type Sink = (chunk: Buffer) => Promise<void>;
+
+interface Slot {
+  key: string;
+  count: number;
+  rope: Rope;
+}
+
+interface Frame {
+  name: string;
+  /** lab: indentation level of the line where this value's closing bracket goes (predicted, see README). */
+  level: number;
+  /** Rendered attribute members ('' when none). */
+  head: string;
+  slots: Map<string, Slot> | null;
+  text: string;
+  /** Content is being built (always, except outside records in jsonl). */
+  capture: boolean;
+}
+
+const OUT_CHUNK = 1 << 20;
+
+/** Collects output strings straight into 1 MiB buffers (no intermediate joins) for the sink. */
+class Output {
+  private buf = Buffer.allocUnsafe(OUT_CHUNK);
+  private used = 0;
+  private full: Buffer[] = [];
+  bytes = 0;
+  constructor(
+    private readonly sink: Sink,
+    private readonly enc: 'latin1' | 'utf8',
+  ) {}
+  add(s: string): void {
+    const max = this.enc === 'latin1' ? s.length : s.length * 3;
+    if (max > OUT_CHUNK - this.used) {
+      this.seal();
+      if (max > OUT_CHUNK) {
+        this.full.push(Buffer.from(s, this.enc));
+        return;
+      }
+    }
+    this.used += this.buf.write(s, this.used, this.enc);
+  }
+  private seal(): void {
+    if (this.used === 0) return;
+    this.full.push(this.buf.subarray(0, this.used));
+    this.buf = Buffer.allocUnsafe(OUT_CHUNK);
+    this.used = 0;
+  }
+  async maybeFlush(): Promise<void> {
+    if (this.full.length) await this.drain();
+  }
+  async flush(): Promise<void> {
+    this.seal();
+    await this.drain();
+  }
+  private async drain(): Promise<void> {
+    const bufs = this.full;
+    this.full = [];
+    for (const b of bufs) {
+      this.bytes += b.length;
+      await this.sink(b);
+    }
+  }
+  async addBuffer(buf: Buffer): Promise<void> {
+    await this.flush();
+    this.bytes += buf.length;
+    await this.sink(buf);
+  }
+}
+
+export async function convert(input: AsyncIterable<Uint8Array>, sink: Sink, options: ConvertOptions): Promise<ConvertResult> {
+  const c = new Converter(sink, options);
+  return c.run(input);
+}
+
+class Converter {
+  private readonly format: Format;
+  private readonly lab: boolean;
+  private readonly str: (s: string) => string;
+  private readonly colon: string;
+  private readonly keys = new Map<string, string>();
+  private readonly maxDepth: number;
+  private readonly maxInputBytes: number;
+  private readonly maxEntityExpansion: number;
+  private readonly spillThreshold: number;
+  private readonly recordPath: string[] | null;
+  private readonly parser: SaxesParser<{}>;
+  private readonly spill: SpillFile;
+  private readonly out: Output;
+  private readonly stack: Frame[] = [];
+  /** jsonl: how many leading open elements match the record path. */
+  private matched = 0;
+  private dtd: Dtd | null = null;
+  private markers = false;
+  private root: { name: string; value: string | Rope } | null = null;
+  /** Output produced while parsing, written (with back-pressure) after each input chunk. */
+  private queue: Array<string | Rope> = [];
+  /** The root's first child name once it is known to be an array: its items stream straight out. */
+  private streamSlot: Slot | null = null;
+  private records = 0;
+  private bytesIn = 0;
+
+  constructor(
+    sink: Sink,
+    private readonly options: ConvertOptions,
+  ) {
+    this.format = options.format ?? 'lab';
+    if (!FORMATS.includes(this.format)) throw new Error(`unknown format "${this.format}" (expected ${FORMATS.join('|')})`);
+    this.lab = this.format === 'lab';
+    this.str = this.lab ? jsonAscii : jsonUtf8;
+    this.colon = this.lab ? ': ' : ':';
+    this.maxDepth = options.maxDepth ?? 10000;
+    this.maxInputBytes = options.maxInputBytes ?? 0;
+    this.maxEntityExpansion = options.maxEntityExpansion ?? 1 << 20;
+    this.spillThreshold = options.spillThreshold ?? 1 << 22;
+    if (this.format === 'jsonl') {
+      const p = options.recordPath ?? '';
+      if (!/^(\/[^/\s]+)+$/.test(p)) throw new Error(`jsonl needs a record path like /records/record (got "${p}")`);
+      this.recordPath = p.slice(1).split('/');
+    } else {
+      this.recordPath = null;
+    }
+    const enc = this.lab ? 'latin1' : 'utf8'; // lab output is pure ASCII (ensure_ascii)
+    this.spill = new SpillFile(enc, options.tmpDir);
+    this.out = new Output(sink, enc);
+    // expat parses version="1.1" documents as XML 1.0; so do we.
+    this.parser = new SaxesParser({ forceXMLVersion: true, defaultXMLVersion: '1.0' });
+    this.parser.on('error', (e) => this.fail(e.message.replace(/^\d+:\d+: /, '')));
+    this.parser.on('doctype', (d) => this.onDoctype(d));
+    this.parser.on('opentag', (t) => this.onOpen(t as SaxesTagPlain));
+    this.parser.on('text', (t) => this.onText(t));
+    this.parser.on('cdata', (t) => this.onCdata(t));
+    this.parser.on('closetag', () => this.onClose());
+  }
+
+  async run(input: AsyncIterable<Uint8Array>): Promise<ConvertResult> {
+    const decoder = new XmlDecoder();
+    const decode = (f: () => string) => {
+      try {
+        return f();
+      } catch (e) {
+        if (!(e instanceof DecodeError)) throw e;
+        if (e.validPrefix) this.parser.write(e.validPrefix);
+        return this.fail(e.message);
+      }
+    };
+    try {
+      for await (const chunk of input) {
+        this.options.signal?.throwIfAborted();
+        this.bytesIn += chunk.length;
+        if (this.maxInputBytes > 0 && this.bytesIn > this.maxInputBytes) {
+          this.fail(`input larger than the limit of ${this.maxInputBytes} bytes (MAX_INPUT_BYTES)`);
+        }
+        const text = decode(() => decoder.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)));
+        if (text) this.parser.write(text);
+        if (this.queue.length) await this.drainQueue();
+        await this.out.maybeFlush();
+      }
+      const tail = decode(() => decoder.end());
+      if (tail) this.parser.write(tail);
+      this.parser.close();
+      this.options.signal?.throwIfAborted();
+      await this.drainQueue();
+      if (this.root) await this.writeRoot(this.root.name, this.root.value);
+      await this.out.flush();
+      return {
+        bytesIn: this.bytesIn,
+        bytesOut: this.out.bytes,
+        records: this.records,
+        encoding: decoder.encoding,
+        spilledBytes: this.spill.spilled,
+      };
+    } finally {
+      this.spill.close();
+    }
+  }
+
+  /** JSON for a key; names repeat a lot, so they are cached (up to a bound). */
+  private key(name: string): string {
+    let k = this.keys.get(name);
+    if (k === undefined) {
+      k = this.str(name);
+      if (this.keys.size < 10000) this.keys.set(name, k);
+    }
+    return k;
+  }
+
+  private fail(reason: string): never {
+    throw new XmlError(this.options.source, this.parser.line, this.parser.column, reason);
+  }
+
+  private onDoctype(text: string): void {
+    const dtd = Dtd.parse(text);
+    this.dtd = dtd;
+    if (!dtd.hasEntities) return;
+    this.markers = true;
+    const base = this.parser.ENTITIES;
+    this.parser.ENTITIES = new Proxy(base, { get: (t, name: string) => t[name] ?? dtd.entityMarker(name) });
+  }
+
+  private onOpen(tag: SaxesTagPlain): void {
+    const depth = this.stack.length + 1;
+    if (depth > this.maxDepth) this.fail(`element nesting deeper than the limit of ${this.maxDepth} (MAX_DEPTH)`);
+    const parent = this.stack[depth - 2];
+    let capture = true;
+    if (this.recordPath) {
+      const path = this.recordPath;
+      if (this.matched === depth - 1 && depth <= path.length && path[depth - 1] === tag.name) this.matched = depth;
+      capture = (parent !== undefined && parent.capture) || (this.matched === path.length && depth === path.length);
+    }
+    // Predict the indentation: a name already seen under this parent will be an array item (one level
+    // deeper); a first occurrence is assumed single and re-indented if a sibling of that name follows.
+    let level = 1;
+    if (parent !== undefined && this.lab) {
+      const seen = parent.slots !== null && parent.slots.has(tag.name);
+      level = parent.level + (seen ? 2 : 1);
+    }
+    let head = '';
+    if (capture) {
+      const attrs = tag.attributes as Record<string, string>;
+      const defaults = this.dtd?.attDefaults.get(tag.name);
+      if (defaults) for (const [k, v] of defaults) if (!(k in attrs)) attrs[k] = v;
+      const sep = this.lab ? ',' + newlinePad(level + 1) : ',';
+      for (const k in attrs) {
+        let v = attrs[k];
+        if (this.markers && v.includes(MARK_START)) {
+          try {
+            v = this.dtd!.expandAttribute(v, this.maxEntityExpansion);
+          } catch (e) {
+            this.fail((e as Error).message);
+          }
+        }
+        head += (head === '' ? (this.lab ? '{' + newlinePad(level + 1) : '{') : sep) + this.key('@' + k) + this.colon + this.str(v);
+      }
+    }
+    this.stack.push({ name: tag.name, level, head, slots: null, text: '', capture });
+  }
+
+  private onText(t: string): void {
+    const f = this.stack[this.stack.length - 1];
+    if (f === undefined || !f.capture) return;
+    if (this.markers) t = t.replace(MARKER_RE, ''); // xmltodict 0.13 drops entity references in content
+    // Leading whitespace is stripped in the end anyway: dropping it early keeps big containers small.
+    if (f.text === '' && isAllPySpace(t)) return;
+    f.text += t;
+  }
+
+  private onCdata(t: string): void {
+    const f = this.stack[this.stack.length - 1];
+    if (f === undefined || !f.capture) return;
+    if (f.text === '' && isAllPySpace(t)) return;
+    f.text += t;
+  }
+
+  private onClose(): void {
+    const f = this.stack.pop()!;
+    const depth = this.stack.length + 1;
+    if (this.recordPath) {
+      const isRecord = this.matched === this.recordPath.length && depth === this.matched;
+      if (this.matched === depth) this.matched--;
+      if (!f.capture) return;
+      if (isRecord) {
+        const v = this.render(f);
+        this.records++;
+        this.queue.push(v, '\n');
+        return;
+      }
+    }
+    const value = this.render(f);
+    const parent = this.stack[this.stack.length - 1];
+    if (parent === undefined) {
+      this.root = { name: f.name, value };
+      return;
+    }
+    if (depth === 2) {
+      this.records++;
+      if (this.streamSlot !== null && parent.slots!.get(f.name) === this.streamSlot) {
+        this.queue.push(this.lab ? ',' + newlinePad(parent.level + 2) : ',', value);
+        return;
+      }
+    }
+    let slots = parent.slots;
+    if (slots === null) slots = parent.slots = new Map();
+    let slot = slots.get(f.name);
+    if (slot === undefined) {
+      slot = { key: this.key(f.name), count: 0, rope: new Rope() };
+      slots.set(f.name, slot);
+    } else if (this.lab) {
+      // The name repeats: the first value moves into an array, one level deeper.
+      if (slot.count === 1) reindent(slot.rope, 1);
+      slot.rope.push(',' + newlinePad(parent.level + 2));
+    } else {
+      slot.rope.push(',');
+    }
+    slot.count++;
+    if (typeof value === 'string') slot.rope.push(value);
+    else slot.rope.append(value, 0);
+    if (depth === 2 && slot.count === 2 && slots.size === 1) {
+      // The root's first child name repeats: the output up to its array's items is now fixed, so
+      // everything so far is emitted and further items stream out without buffering (the common
+      // record-file layout). A malformed document later still fails the conversion as a whole.
+      this.streamSlot = slot;
+      const lab = this.lab;
+      this.queue.push(
+        this.rootPrefix(parent.name) +
+          (parent.head === '' ? (lab ? '{' + newlinePad(parent.level + 1) : '{') : parent.head + (lab ? ',' + newlinePad(parent.level + 1) : ',')) +
+          slot.key + this.colon + (lab ? '[' + newlinePad(parent.level + 2) : '['),
+        slot.rope,
+      );
+      slot.rope = new Rope();
+      return;
+    }
+    if (slot.rope.mem > this.spillThreshold) this.spill.spill(slot.rope);
+  }
+
+  /** The element's xmltodict value at its (predicted) level: a string, or a rope when parts are on disk. */
+  private render(f: Frame): string | Rope {
+    const text = f.text === '' ? '' : pyStrip(f.text);
+    if (f.head === '' && f.slots === null) return text === '' ? 'null' : this.str(text);
+    const lab = this.lab;
+    const open = lab ? '{' + newlinePad(f.level + 1) : '{';
+    const member = lab ? ',' + newlinePad(f.level + 1) : ',';
+    let s = f.head;
+    let first = f.head === '';
+    let rope: Rope | null = null;
+    if (f.slots !== null) {
+      for (const slot of f.slots.values()) {
+        if (slot === this.streamSlot) {
+          // Already written up to its last item (always the root's first member).
+          s = lab ? newlinePad(f.level + 1) + ']' : ']';
+          first = false;
+          continue;
+        }
+        s += (first ? open : member) + slot.key + this.colon;
+        first = false;
+        const array = slot.count > 1;
+        if (array) s += lab ? '[' + newlinePad(f.level + 2) : '[';
+        if (slot.rope.hasFile) {
+          rope ??= new Rope();
+          rope.push(s);
+          rope.append(slot.rope, 0);
+          s = '';
+        } else {
+          for (const p of slot.rope.pieces) s += (p as StrPiece).s;
+        }
+        if (array) s += lab ? newlinePad(f.level + 1) + ']' : ']';
+      }
+    }
+    if (text !== '') s += (first ? open : member) + '"#text"' + this.colon + this.str(text);
+    s += lab ? newlinePad(f.level) + '}' : '}';
+    if (rope === null) return s;
+    rope.push(s);
+    return rope;
+  }
+
+  private async drainQueue(): Promise<void> {
+    const q = this.queue;
+    this.queue = [];
+    for (const v of q) {
+      if (typeof v === 'string') this.out.add(v);
+      else await this.writeRope(v, 0);
+      await this.out.maybeFlush();
+    }
+  }
+
+  private async writeRoot(name: string, value: string | Rope): Promise<void> {
+    if (this.format === 'jsonl') return;
+    if (this.streamSlot === null) this.out.add(this.rootPrefix(name));
+    if (typeof value === 'string') this.out.add(value);
+    else await this.writeRope(value, 0);
+    this.out.add(this.lab ? '\n}' : '}');
+  }
+
+  private rootPrefix(name: string): string {
+    return this.lab ? '{\n    ' + this.key(name) + ': ' : '{' + this.key(name) + ':';
+  }
+
+  private async writeRope(rope: Rope, extra: number): Promise<void> {
+    for (const p of rope.pieces) {
+      const ind = p.ind + extra;
+      if ('s' in p) {
+        this.out.add(indent(p.s, ind));
+        await this.out.maybeFlush();
+        continue;
+      }
+      for (let off = p.off, end = p.off + p.len; off < end; ) {
+        const buf = await this.spill.read(off, Math.min(1 << 20, end - off));
+        if (buf.length === 0) throw new Error('spill file shorter than expected');
+        off += buf.length;
+        if (ind === 0) await this.out.addBuffer(buf);
+        else {
+          this.out.add(indent(buf.toString('latin1'), ind));
+          await this.out.maybeFlush();
+        }
+      }
+    }
+  }
+}
+

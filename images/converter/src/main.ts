@@ -1,0 +1,288 @@
+/**
+ * Container entrypoint: converts S3 objects (one key, a batch, or a manifest of keys) and uploads
+ * `OUTPUT_PREFIX + key + ".json"` with a streaming multipart upload that is aborted on any failure.
+ * Environment: see README.md. Exit 0 all converted, 65 some input malformed, 74 I/O errors,
+ * 78 configuration errors, 143 stopped by SIGTERM.
+ */
+import { PassThrough, Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { convert, ConvertResult, Format, XmlError } from './convert';
+import { ConfigError, EXIT, Limits, intFromEnv, limitsFromEnv, parseFormat } from './config';
+
+export interface JobConfig {
+  bucket: string;
+  keys: string[];
+  manifestKey?: string;
+  outputBucket: string;
+  outputPrefix: string;
+  format: Format;
+  recordPath?: string;
+  concurrency: number;
+  resultKey?: string;
+  limits: Limits;
+}
+
+function parseKeys(raw: string, what: string): string[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch (e) {
+    throw new ConfigError(`${what} is not JSON: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(v) || v.some((k) => typeof k !== 'string' || k === '')) {
+    throw new ConfigError(`${what} must be a JSON array of non-empty strings`);
+  }
+  return v as string[];
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv): JobConfig {
+  const bucket = env.BUCKET ?? '';
+  if (!bucket) throw new ConfigError('BUCKET is required');
+  const keys: string[] = [];
+  if (env.S3PATH) keys.push(env.S3PATH);
+  if (env.S3PATHS) keys.push(...parseKeys(env.S3PATHS, 'S3PATHS'));
+  const manifestKey = env.S3PATHS_MANIFEST || undefined;
+  if (keys.length === 0 && !manifestKey) throw new ConfigError('one of S3PATH, S3PATHS or S3PATHS_MANIFEST is required');
+  const format = parseFormat(env.FORMAT || undefined);
+  const recordPath = env.RECORD_PATH || undefined;
+  if (format === 'jsonl' && !recordPath) throw new ConfigError('FORMAT=jsonl needs RECORD_PATH (e.g. /records/record)');
+  return {
+    bucket,
+    keys,
+    manifestKey,
+    outputBucket: env.OUTPUT_BUCKET || bucket,
+    outputPrefix: env.OUTPUT_PREFIX ?? '',
+    format,
+    recordPath,
+    concurrency: intFromEnv(env, 'CONCURRENCY', 4, 1),
+    resultKey: env.RESULT_KEY || undefined,
+    limits: limitsFromEnv(env),
+  };
+}
+
+export function s3ClientFromEnv(env: NodeJS.ProcessEnv): S3Client {
+  // The SDK itself reads AWS_ENDPOINT_URL_S3, AWS_REGION and the checksum settings; path-style has no
+  // standard variable, so it is read here.
+  return new S3Client({ forcePathStyle: /^(1|true|yes)$/i.test(env.AWS_S3_FORCE_PATH_STYLE ?? '') });
+}
+
+interface Converted {
+  key: string;
+  output: string;
+  bytesIn: number;
+  bytesOut: number;
+  records: number;
+  seconds: number;
+}
+interface Failed {
+  key: string;
+  error: string;
+  malformed: boolean;
+}
+
+const PART_SIZE = 8 * 1024 * 1024;
+
+class Job {
+  private readonly inflight = new Set<AbortController>();
+  terminating = false;
+
+  constructor(
+    private readonly cfg: JobConfig,
+    private readonly s3: S3Client,
+  ) {}
+
+  async resolveKeys(): Promise<string[]> {
+    const keys = [...this.cfg.keys];
+    if (this.cfg.manifestKey) {
+      const res = await this.s3.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.cfg.manifestKey }));
+      keys.push(...parseKeys(await res.Body!.transformToString('utf-8'), `manifest s3://${this.cfg.bucket}/${this.cfg.manifestKey}`));
+    }
+    return [...new Set(keys)];
+  }
+
+  /** Stops everything in flight (SIGTERM). */
+  abortAll(): void {
+    this.terminating = true;
+    for (const c of this.inflight) c.abort(new Error('stopped by SIGTERM'));
+  }
+
+  async convertKey(key: string): Promise<Converted | Failed> {
+    const { bucket, outputBucket, outputPrefix, format } = this.cfg;
+    const source = `s3://${bucket}/${key}`;
+    const outKey = outputPrefix + key + '.json';
+    const started = process.hrtime.bigint();
+    const ac = new AbortController();
+    this.inflight.add(ac);
+    let upload: Upload | undefined;
+    let body: Readable | undefined;
+    const pass = new PassThrough({ highWaterMark: 1 << 20 });
+    let result: ConvertResult | undefined;
+    try {
+      if (this.terminating) throw new Error('stopped by SIGTERM');
+      const got = await this.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: ac.signal });
+      body = got.Body as Readable;
+      ac.signal.addEventListener('abort', () => body?.destroy(), { once: true });
+      upload = new Upload({
+        client: this.s3,
+        params: {
+          Bucket: outputBucket,
+          Key: outKey,
+          Body: pass,
+          ContentType: format === 'jsonl' ? 'application/x-ndjson' : 'application/json',
+        },
+        partSize: PART_SIZE,
+        queueSize: 2,
+        leavePartsOnError: false,
+      });
+      const done = upload.done();
+      let uploadError: unknown;
+      const uploadFailed = done.then(
+        () => undefined,
+        (e) => {
+          uploadError = e;
+        },
+      );
+      const sink = (b: Buffer) =>
+        new Promise<void>((resolve, reject) => {
+          if (uploadError) return reject(uploadError);
+          if (pass.write(b)) return resolve();
+          const onDrain = () => resolve();
+          pass.once('drain', onDrain);
+          void uploadFailed.then(() => {
+            pass.off('drain', onDrain);
+            if (uploadError) reject(uploadError);
+          });
+        });
+      result = await convert(body, sink, { source, format, recordPath: this.cfg.recordPath, signal: ac.signal, ...this.cfg.limits });
+      ac.signal.throwIfAborted();
+      pass.end();
+      await done;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.log({ source, output: `s3://${outputBucket}/${outKey}`, outcome: 'converted', ...result, seconds, mbPerSec: round(result.bytesIn / 1e6 / seconds) });
+      return { key, output: outKey, bytesIn: result.bytesIn, bytesOut: result.bytesOut, records: result.records, seconds };
+    } catch (e) {
+      await this.abortUpload(upload, outputBucket, outKey);
+      pass.destroy();
+      body?.destroy();
+      const malformed = e instanceof XmlError;
+      const reason = ac.signal.aborted && !malformed ? 'stopped by SIGTERM' : errorText(e);
+      const line = malformed ? (e as XmlError).message : `${source}: ${reason}`;
+      process.stderr.write(line + '\n');
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.log({ source, output: null, outcome: malformed ? 'malformed' : 'failed', error: line, seconds });
+      return { key, error: line, malformed };
+    } finally {
+      this.inflight.delete(ac);
+    }
+  }
+
+  /** Makes sure no object appears: abort the upload and its multipart upload id, if one was created. */
+  private async abortUpload(upload: Upload | undefined, bucket: string, key: string): Promise<void> {
+    if (!upload) return;
+    await upload.abort().catch(() => undefined);
+    const uploadId = (upload as unknown as { uploadId?: string }).uploadId;
+    if (uploadId) {
+      await this.s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
+    }
+  }
+
+  private log(line: Record<string, unknown>): void {
+    process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...line }) + '\n');
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+function errorText(e: unknown): string {
+  if (e instanceof Error) return `${e.name !== 'Error' ? e.name + ': ' : ''}${e.message}`;
+  return String(e);
+}
+
+async function pool<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  return out;
+}
+
+export async function run(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let cfg: JobConfig;
+  try {
+    cfg = configFromEnv(env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`xml2json: ${e.message}\n`);
+    return EXIT.CONFIG;
+  }
+  const s3 = s3ClientFromEnv(env);
+  const job = new Job(cfg, s3);
+  const onTerm = () => {
+    process.stderr.write('xml2json: SIGTERM received, aborting in-flight uploads\n');
+    job.abortAll();
+    // Fargate kills 30 s after SIGTERM; do not wait for a stuck request that long.
+    setTimeout(() => process.exit(EXIT.SIGTERM), 20_000).unref();
+  };
+  process.once('SIGTERM', onTerm);
+  const started = Date.now();
+  let keys: string[];
+  try {
+    keys = await job.resolveKeys();
+  } catch (e) {
+    process.stderr.write(`xml2json: cannot read the key list: ${errorText(e)}\n`);
+    return job.terminating ? EXIT.SIGTERM : EXIT.IO;
+  }
+  const results = await pool(keys, cfg.concurrency, (k) => job.convertKey(k));
+  const converted = results.filter((r): r is Converted => 'output' in r);
+  const failed = results.filter((r): r is Failed => 'error' in r);
+  const code = job.terminating
+    ? EXIT.SIGTERM
+    : failed.some((f) => !f.malformed)
+      ? EXIT.IO
+      : failed.length > 0
+        ? EXIT.MALFORMED
+        : EXIT.OK;
+  if (cfg.resultKey) {
+    const summary = {
+      bucket: cfg.bucket,
+      outputBucket: cfg.outputBucket,
+      format: cfg.format,
+      converted,
+      failed: failed.map(({ key, error, malformed }) => ({ key, error, malformed })),
+      exitCode: code,
+      seconds: (Date.now() - started) / 1000,
+    };
+    try {
+      await s3.send(
+        new PutObjectCommand({ Bucket: cfg.outputBucket, Key: cfg.resultKey, Body: JSON.stringify(summary, null, 2), ContentType: 'application/json' }),
+      );
+    } catch (e) {
+      process.stderr.write(`xml2json: cannot write the result summary s3://${cfg.outputBucket}/${cfg.resultKey}: ${errorText(e)}\n`);
+      return job.terminating ? EXIT.SIGTERM : EXIT.IO;
+    }
+  }
+  return code;
+}
+
+if (require.main === module) {
+  run().then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`xml2json: ${(e as Error).stack ?? e}\n`);
+      process.exit(70);
+    },
+  );
+}

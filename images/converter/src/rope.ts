@@ -1,0 +1,142 @@
+/**
+ * Serialized JSON fragments whose final indentation is applied lazily, spilling to a temp file.
+ *
+ * A value's text is produced relative to its own indentation level; when it is placed inside an object
+ * (+1 level) or an array (+2 levels: the key's level plus the array's) the pieces only get their `ind`
+ * raised. Indentation is applied when a piece is finally written out, by inserting 4*ind spaces after
+ * every newline; JSON strings never contain a raw newline, so this textual operation is safe.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export interface StrPiece {
+  s: string;
+  ind: number;
+}
+export interface FilePiece {
+  off: number;
+  len: number;
+  ind: number;
+}
+export type Piece = StrPiece | FilePiece;
+
+const PADS: string[] = [];
+/** "\n" followed by `ind` indentation levels. */
+export function newlinePad(ind: number): string {
+  let p = PADS[ind];
+  if (p === undefined) p = PADS[ind] = '\n' + ' '.repeat(4 * ind);
+  return p;
+}
+
+export function indent(s: string, ind: number): string {
+  return ind === 0 ? s : s.replaceAll('\n', newlinePad(ind));
+}
+
+export class Rope {
+  pieces: Piece[] = [];
+  /** Characters held in memory. */
+  mem = 0;
+  hasFile = false;
+
+  push(s: string, ind = 0): void {
+    const last = this.pieces[this.pieces.length - 1];
+    if (last !== undefined && 's' in last && last.ind === ind) last.s += s;
+    else this.pieces.push({ s, ind });
+    this.mem += s.length;
+  }
+
+  /** Appends another rope's pieces, `extra` levels deeper. */
+  append(other: Rope, extra: number): void {
+    for (const p of other.pieces) {
+      if ('s' in p) this.push(p.s, p.ind + extra);
+      else this.pieces.push({ off: p.off, len: p.len, ind: p.ind + extra });
+    }
+    this.hasFile ||= other.hasFile;
+  }
+
+  /** Everything as one string (only for ropes without file pieces). */
+  flatten(): string {
+    let out = '';
+    for (const p of this.pieces) out += indent((p as StrPiece).s, p.ind);
+    return out;
+  }
+}
+
+/** Moves a rope's content one or more levels deeper (its value became an array item). */
+export function reindent(rope: Rope, extra: number): void {
+  for (const p of rope.pieces) {
+    if ('s' in p) {
+      const before = p.s.length;
+      p.s = indent(p.s, p.ind + extra);
+      p.ind = 0;
+      rope.mem += p.s.length - before;
+    } else {
+      p.ind += extra;
+    }
+  }
+}
+
+/**
+ * One append-only temp file per conversion. It is unlinked right after creation, so the space is
+ * returned when the descriptor closes, even if the process is killed.
+ */
+export class SpillFile {
+  private fd = -1;
+  private size = 0;
+  /** Bytes written to disk so far. */
+  spilled = 0;
+
+  constructor(
+    private readonly encoding: 'latin1' | 'utf8',
+    private readonly dir = os.tmpdir(),
+  ) {}
+
+  /** Moves the rope's in-memory pieces to disk (indentation applied), keeping its order. */
+  spill(rope: Rope): void {
+    if (this.fd < 0) {
+      const tmp = fs.mkdtempSync(path.join(this.dir, 'xml2json-'));
+      const file = path.join(tmp, 'spill');
+      this.fd = fs.openSync(file, 'w+', 0o600);
+      fs.unlinkSync(file);
+      fs.rmdirSync(tmp);
+    }
+    const out: Piece[] = [];
+    let text = '';
+    const flush = () => {
+      if (!text) return;
+      const len = fs.writeSync(this.fd, text, this.size, this.encoding);
+      const last = out[out.length - 1];
+      if (last !== undefined && 'off' in last && last.ind === 0 && last.off + last.len === this.size) last.len += len;
+      else out.push({ off: this.size, len, ind: 0 });
+      this.size += len;
+      this.spilled += len;
+      text = '';
+    };
+    for (const p of rope.pieces) {
+      if ('s' in p) {
+        text += indent(p.s, p.ind);
+        if (text.length > 1 << 22) flush();
+      } else {
+        flush();
+        out.push(p);
+      }
+    }
+    flush();
+    rope.pieces = out;
+    rope.mem = 0;
+    rope.hasFile = true;
+  }
+
+  read(off: number, len: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const buf = Buffer.allocUnsafe(len);
+      fs.read(this.fd, buf, 0, len, off, (err, n) => (err ? reject(err) : resolve(n === len ? buf : buf.subarray(0, n))));
+    });
+  }
+
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+}

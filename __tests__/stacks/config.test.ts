@@ -1,5 +1,7 @@
 // The configuration module: defaults with no input, env/context precedence, and invalid values that
 // fail with a message naming the setting.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { App } from 'cdktf';
 import { main } from '../../main';
 import { cidrSubnet, ConfigError, loadConfig, SETTINGS } from '../../stacks/config';
@@ -32,6 +34,13 @@ describe('defaults', () => {
     expect(new Set(envs).size).toBe(envs.length);
     for (const e of envs) expect(e).toMatch(/^PIPELINE_[A-Z0-9_]+$/);
   });
+});
+
+test('GIVEN the README configuration table WHEN compared with the settings THEN every setting is documented as it is', () => {
+  const readme = fs.readFileSync(path.resolve(__dirname, '..', '..', 'README.md'), 'utf8');
+  for (const s of Object.values(SETTINGS)) {
+    expect(readme).toContain(`| \`${s.env}\` | \`${s.key}\` | ${s.default} | ${s.description} |`);
+  }
 });
 
 describe('sources and precedence', () => {

@@ -95,9 +95,11 @@ export const STATE = {
   afterIngestConvert: 'Ingest converted?',
   releaseLock: 'Release ingest lock',
   releaseLockOnFailure: 'Release ingest lock after failure',
-  ingestFailed: 'Ingest failed',
+  ingestFailed: 'Describe ingest failure',
+  ingestFailedEnd: 'Ingest failed',
   ingestDone: 'Ingest done',
-  convertFailed: 'Conversion failed',
+  convertFailed: 'Describe conversion failure',
+  convertFailedEnd: 'Conversion failed',
 } as const;
 
 /** The three item processors share one shape; state names carry the variant (names are global in ASL). */
@@ -307,6 +309,10 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
     MaxAttempts: 5,
     JitterStrategy: 'FULL',
   };
+  const isString = (variable: string): Json[] => [
+    { Variable: variable, IsPresent: true },
+    { Variable: variable, IsString: true },
+  ];
   const manifestKeyOfExecution = `States.Format('${manifestPrefix}{}.json', $$.Execution.Name)`;
 
   const states: Record<string, State> = {
@@ -314,9 +320,10 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
       Type: 'Choice',
       Choices: [
         { Variable: '$.ingest', IsPresent: true, Next: STATE.acquireLock },
-        { And: [{ Variable: '$.manifest.bucket', IsString: true }, { Variable: '$.manifest.key', IsString: true }], Next: STATE.convertManifest },
-        { Variable: '$.prefix', IsString: true, Next: STATE.convertPrefix },
-        { Variable: '$[0]', IsString: true, Next: STATE.partitionKeys },
+        // A type test on a missing path is a runtime error: test presence first (And short-circuits).
+        { And: [...isString('$.manifest.bucket'), ...isString('$.manifest.key')], Next: STATE.convertManifest },
+        { And: isString('$.prefix'), Next: STATE.convertPrefix },
+        { And: isString('$[0]'), Next: STATE.partitionKeys },
       ],
       Default: STATE.invalidInput,
     },
@@ -396,7 +403,12 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
       Default: STATE.manifestDone,
     },
     [STATE.manifestDone]: { Type: 'Succeed' },
-    [STATE.convertFailed]: { Type: 'Fail', Error: 'ConversionFailed', CausePath: "States.JsonToString($.error)" },
+    [STATE.convertFailed]: {
+      Type: 'Pass',
+      Parameters: { 'cause.$': 'States.JsonToString($.error)' },
+      Next: STATE.convertFailedEnd,
+    },
+    [STATE.convertFailedEnd]: { Type: 'Fail', Error: 'ConversionFailed', CausePath: '$.cause' },
 
     // The schedule: one ingest at a time (a lock item naming the holding execution), so two runs never
     // ingest, and so never convert, the same file at the same time. A lock whose holder is no longer
@@ -513,7 +525,13 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
       Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.lockError', Next: STATE.ingestFailed }],
       Next: STATE.ingestFailed,
     },
-    [STATE.ingestFailed]: { Type: 'Fail', Error: 'IngestFailed', CausePath: 'States.JsonToString($)' },
+    // The cause carries the whole state (lister error, manifest, converted batches) so nothing is lost.
+    [STATE.ingestFailed]: {
+      Type: 'Pass',
+      Parameters: { 'cause.$': 'States.JsonToString($)' },
+      Next: STATE.ingestFailedEnd,
+    },
+    [STATE.ingestFailedEnd]: { Type: 'Fail', Error: 'IngestFailed', CausePath: '$.cause' },
   };
 
   return {
@@ -565,8 +583,10 @@ export function maskTerraformRefs(text: string): { text: string; refs: Record<st
       else if (c === '}' && --depth === 0) break;
     }
     if (j >= text.length) throw new Error(`unterminated Terraform reference at offset ${start}`);
-    const name = `TF_REF_${Object.keys(refs).length}`;
-    refs[name] = text.slice(start, j + 1);
+    const expression = text.slice(start, j + 1);
+    // The same expression always gets the same placeholder.
+    const name = Object.keys(refs).find((k) => refs[k] === expression) ?? `TF_REF_${Object.keys(refs).length}`;
+    refs[name] = expression;
     out += name;
     i = j + 1;
   }

@@ -1,0 +1,199 @@
+// The whole pipeline, locally: the state machine definition synthesized by cdktf runs in
+// aws-local-stepfunctions; each ecs:runTask.sync state spawns the image's real entrypoint with the
+// container-override environment the state computed, against a real sshd and S3-compatible server.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { outcomes, openSession, sampleFiles, Session, synthesize, uploadToSftp } from '../scripts/local-pipeline';
+import { processorStateNames, STATE } from '../stacks/state-machine';
+import { makeImagesDir } from './stacks/synth';
+
+jest.setTimeout(300_000);
+
+const samples = sampleFiles();
+const expectedOf = (name: string) => samples.find((s) => s.name === name)!.expected!;
+let session: Session;
+
+beforeAll(async () => {
+  for (const image of ['converter', 'sftp-lister']) {
+    const entry = path.resolve(__dirname, '..', 'images', image, 'dist', 'main.js');
+    if (!fs.existsSync(entry)) throw new Error(`${entry} missing: npm ci builds the images (npm run build:images)`);
+  }
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'h4-local-'));
+  // The same app graph as main.ts; image build contexts only feed image tags, not the definition.
+  synthesize(outdir, makeImagesDir());
+  session = await openSession(outdir);
+});
+
+afterAll(async () => {
+  await session?.close();
+});
+
+const tasksOf = (arn: string, container?: string) => session.world.tasks.filter((t) => t.execution === arn && (!container || t.container === container));
+
+describe('the schedule: {"ingest": ...} ingests new SFTP files and converts them', () => {
+  let first: Awaited<ReturnType<Session['pipeline']['execute']>>;
+  let second: typeof first;
+
+  beforeAll(async () => {
+    const { world, pipeline } = session;
+    uploadToSftp(world.sftp, samples);
+    fs.writeFileSync(path.join(world.sftp.root, 'still-uploading.xml'), '<a>young</a>');
+    // A second scheduled run starts while the first is running its lister.
+    let overlap: Promise<typeof first> | undefined;
+    world.beforeTask = ({ container }) => {
+      if (container === 'sftp-lister' && !overlap) overlap = pipeline.execute({ ingest: { source: 'schedule' } }, 'overlapping-run');
+    };
+    first = await pipeline.execute({ ingest: { source: 'schedule' } }, 'scheduled-run');
+    second = await overlap!;
+    world.beforeTask = undefined;
+  });
+
+  test('GIVEN the lab samples WHEN the scheduled run ends THEN their JSON in S3 is byte-identical to the lab\'s expected output', async () => {
+    expect(first.status).toBe('SUCCEEDED');
+    for (const name of ['customer.xml', 'plane.xml', 'attributes.xml', 'repeated_noncontiguous.xml', 'unicode_text.xml']) {
+      const body = await session.world.s3.get(session.world.bucket, `json/incoming/${name}.json`);
+      expect(body.toString('utf8')).toBe(expectedOf(name));
+    }
+  });
+
+  test('THEN the execution output lists every converted key and the malformed one with its reason, and no output exists for it', async () => {
+    const result = outcomes(first.output!);
+    expect(result.filter((o) => o.status === 'converted').map((o) => o.key)).toEqual(
+      ['attributes', 'customer', 'plane', 'repeated_noncontiguous', 'unicode_text'].map((n) => `incoming/${n}.xml`),
+    );
+    expect(result.filter((o) => o.status === 'failed')).toEqual([
+      { key: 'incoming/mismatched_tag.xml', status: 'failed', error: expect.stringMatching(/mismatched_tag\.xml:1:\d+: /) },
+    ]);
+    expect(await session.world.s3.keys(session.world.bucket, 'json/')).not.toContain('json/incoming/mismatched_tag.xml.json');
+  });
+
+  test('THEN a file still being written (too young) is left on SFTP for a later run', async () => {
+    expect(await session.world.s3.keys(session.world.bucket, 'incoming/')).not.toContain('incoming/still-uploading.xml');
+  });
+
+  test('THEN one lister task ran with the manifest key of its execution, and one converter task converted the batch', () => {
+    const [lister] = tasksOf(first.arn, 'sftp-lister');
+    expect(lister.overrides).toEqual({ DEST_BUCKET: session.world.bucket, DEST_PREFIX: 'incoming/', MANIFEST_KEY: 'manifests/scheduled-run.json' });
+    const converters = tasksOf(first.arn, 'converter');
+    expect(converters).toHaveLength(1);
+    const env = converters[0].overrides;
+    expect(Object.keys(env).sort()).toEqual(['BUCKET', 'OUTPUT_BUCKET', 'OUTPUT_PREFIX', 'RESULT_KEY', 'S3PATHS']);
+    expect(JSON.parse(env.S3PATHS).sort()).toEqual(samples.map((s) => `incoming/${s.name}`).sort());
+    expect(env.RESULT_KEY).toMatch(/^results\/scheduled-run\/[0-9a-f-]{36}\.json$/);
+    expect(converters[0].exitCode).toBe(65);
+  });
+
+  test('THEN the overlapping run found the lock held by the running one, ran no task and converted nothing', () => {
+    expect(second.status).toBe('SUCCEEDED');
+    expect(second.output).toMatchObject({ lock: { holder: first.arn, holderStatus: { status: 'RUNNING' } } });
+    expect(tasksOf(second.arn)).toEqual([]);
+  });
+
+  test('THEN the lock is released, and the next run ingests nothing new and starts no converter', async () => {
+    expect([...(session.world.tables.values().next().value?.values() ?? [])]).toEqual([]);
+    const next = await session.pipeline.execute({ ingest: { source: 'schedule' } }, 'next-run');
+    expect(next.status).toBe('SUCCEEDED');
+    expect(outcomes(next.output!)).toEqual([]);
+    expect(tasksOf(next.arn, 'sftp-lister')).toHaveLength(1);
+    expect(tasksOf(next.arn, 'converter')).toHaveLength(0);
+    expect(JSON.parse((await session.world.s3.get(session.world.bucket, 'manifests/next-run.json')).toString())).toEqual([]);
+  });
+
+  test('GIVEN a lock left by an execution that is no longer running WHEN the schedule runs THEN it takes the lock over', async () => {
+    const stale = 'arn:aws:states:us-east-1:000000000000:execution:local-pipeline:crashed';
+    session.world.executions.set(stale, 'FAILED');
+    const table = [...session.world.tables.keys()][0];
+    session.world.tables.get(table)!.set(JSON.stringify([['lock', 'ingest']]), { lock: { S: 'ingest' }, holder: { S: stale } });
+    const run = await session.pipeline.execute({ ingest: {} }, 'after-crash');
+    expect(run.status).toBe('SUCCEEDED');
+    expect(tasksOf(run.arn, 'sftp-lister')).toHaveLength(1);
+    expect(session.world.tables.get(table)!.size).toBe(0);
+  });
+});
+
+describe('contract 1 (the lab\'s): a JSON array of keys', () => {
+  const copies = Array.from({ length: 14 }, (_, i) => `lab/copy-${String(i).padStart(2, '0')}.xml`);
+
+  beforeAll(async () => {
+    const customer = fs.readFileSync(samples.find((s) => s.name === 'customer.xml')!.source);
+    for (const key of copies) await session.world.s3.put(session.world.bucket, key, customer);
+  });
+
+  test('GIVEN 14 keys WHEN executed THEN one converter task runs per batch of 10 and every key is converted', async () => {
+    const run = await session.pipeline.execute(copies, 'lab-keys');
+    expect(run.status).toBe('SUCCEEDED');
+    const tasks = tasksOf(run.arn, 'converter');
+    expect(tasks.map((t) => JSON.parse(t.overrides.S3PATHS).length).sort()).toEqual([10, 4]);
+    expect(outcomes(run.output!).map((o) => [o.key, o.status])).toEqual(copies.map((k) => [k, 'converted']));
+    for (const key of copies) expect((await session.world.s3.get(session.world.bucket, `json/${key}.json`)).toString()).toBe(expectedOf('customer.xml'));
+  });
+
+  test('GIVEN a task that Fargate fails to start once WHEN executed THEN the batch is run again and converts', async () => {
+    let failed = false;
+    session.world.beforeTask = ({ container }) => {
+      if (container === 'converter' && !failed) {
+        failed = true;
+        return 'Capacity is unavailable at this time (stood in by the local runner)';
+      }
+    };
+    const run = await session.pipeline.execute(copies.slice(0, 3), 'transient');
+    session.world.beforeTask = undefined;
+    expect(run.status).toBe('SUCCEEDED');
+    const tasks = tasksOf(run.arn, 'converter');
+    expect(tasks.map((t) => [t.injected ? 'injected' : 'ran', t.exitCode])).toEqual([['injected', null], ['ran', 0]]);
+    // the rerun is the same batch: same keys, same result key
+    expect(tasks[1].overrides).toEqual(tasks[0].overrides);
+    expect(outcomes(run.output!).filter((o) => o.status === 'converted')).toHaveLength(3);
+  });
+
+  test('GIVEN a task that fails on every attempt WHEN executed THEN the batch is reported failed with the reason, the execution still succeeds', async () => {
+    session.world.beforeTask = ({ container }) => (container === 'converter' ? 'CannotPullContainerError: stood in' : undefined);
+    const run = await session.pipeline.execute(copies.slice(0, 2), 'always-failing');
+    session.world.beforeTask = undefined;
+    expect(run.status).toBe('SUCCEEDED');
+    expect(tasksOf(run.arn, 'converter')).toHaveLength(3); // taskAttempts default
+    expect(outcomes(run.output!)).toEqual(copies.slice(0, 2).map((key) => ({ key, status: 'failed', error: expect.stringMatching(/^States\.TaskFailed: .*CannotPullContainerError/) })));
+  });
+
+  test('GIVEN input that is neither keys, prefix, manifest nor ingest WHEN executed THEN it fails with InvalidInput', async () => {
+    for (const input of [{}, [], { prefix: 3 }]) {
+      const run = await session.pipeline.execute(input, `invalid-${Math.random().toString(36).slice(2, 8)}`);
+      expect([run.status, run.error]).toEqual(['FAILED', 'InvalidInput']);
+    }
+  });
+});
+
+describe('contract 2: a prefix or a manifest, through the Distributed Map\'s item processor', () => {
+  const keys = Array.from({ length: 60 }, (_, i) => `bulk/f-${String(i).padStart(3, '0')}.xml`);
+
+  beforeAll(async () => {
+    const plane = fs.readFileSync(samples.find((s) => s.name === 'plane.xml')!.source);
+    for (const key of keys) await session.world.s3.put(session.world.bucket, key, plane);
+    await session.world.s3.put(session.world.bucket, 'manifests/some-keys.json', JSON.stringify(keys.slice(0, 7)));
+  });
+
+  test('GIVEN 60 objects under a prefix WHEN executed THEN ItemBatcher makes batches of 50 + 10, one task each, all converted', async () => {
+    const run = await session.pipeline.execute({ prefix: 'bulk/' }, 'by-prefix');
+    expect(run.status).toBe('SUCCEEDED');
+    const tasks = tasksOf(run.arn, 'converter');
+    expect(tasks.map((t) => JSON.parse(t.overrides.S3PATHS).length).sort((a, b) => a - b)).toEqual([10, 50]);
+    expect(tasks.every((t) => t.state === processorStateNames('prefix').run)).toBe(true);
+    expect(outcomes(run.output!).map((o) => o.key)).toEqual(keys);
+    expect((await session.world.s3.get(session.world.bucket, 'json/bulk/f-059.xml.json')).toString()).toBe(expectedOf('plane.xml'));
+  });
+
+  test('GIVEN a manifest object WHEN executed THEN exactly its keys are converted', async () => {
+    const run = await session.pipeline.execute({ manifest: { bucket: session.world.bucket, key: 'manifests/some-keys.json' } }, 'by-manifest');
+    expect(run.status).toBe('SUCCEEDED');
+    expect(outcomes(run.output!).map((o) => [o.key, o.status])).toEqual(keys.slice(0, 7).map((k) => [k, 'converted']));
+    expect(tasksOf(run.arn, 'converter').map((t) => t.state)).toEqual([processorStateNames('manifest').run]);
+  });
+
+  test('GIVEN a manifest that does not exist WHEN executed THEN the execution fails with ConversionFailed naming the reader error', async () => {
+    const run = await session.pipeline.execute({ manifest: { bucket: session.world.bucket, key: 'manifests/missing.json' } }, 'no-manifest');
+    expect(run).toMatchObject({ status: 'FAILED', error: 'ConversionFailed', cause: expect.stringContaining('States.ItemReaderFailed') });
+    expect(tasksOf(run.arn)).toEqual([]);
+    expect(STATE.convertFailedEnd).toBe('Conversion failed');
+  });
+});

@@ -132,10 +132,9 @@ describe('contract 1 (the lab\'s): a JSON array of keys', () => {
   test('GIVEN a task that Fargate fails to start once WHEN executed THEN the batch is run again and converts', async () => {
     let failed = false;
     session.world.beforeTask = ({ container }) => {
-      if (container === 'converter' && !failed) {
-        failed = true;
-        return 'Capacity is unavailable at this time (stood in by the local runner)';
-      }
+      if (container !== 'converter' || failed) return undefined;
+      failed = true;
+      return 'Capacity is unavailable at this time (stood in by the local runner)';
     };
     const run = await session.pipeline.execute(copies.slice(0, 3), 'transient');
     session.world.beforeTask = undefined;
@@ -157,7 +156,8 @@ describe('contract 1 (the lab\'s): a JSON array of keys', () => {
   });
 
   test('GIVEN input that is neither keys, prefix, manifest nor ingest WHEN executed THEN it fails with InvalidInput', async () => {
-    for (const input of [{}, [], { prefix: 3 }]) {
+    const inputs: Parameters<Session['pipeline']['execute']>[0][] = [{}, [], { prefix: 3 }];
+    for (const input of inputs) {
       const run = await session.pipeline.execute(input, `invalid-${Math.random().toString(36).slice(2, 8)}`);
       expect([run.status, run.error]).toEqual(['FAILED', 'InvalidInput']);
     }

@@ -22,7 +22,7 @@ describe('batch stack', () => {
     const [container] = JSON.parse(maskTerraformRefs(td.container_definitions).text);
     expect(container).toMatchObject({
       name: 'converter',
-      user: '1000:1000',
+      user: '10001:10001',
       readonlyRootFilesystem: true,
       mountPoints: [{ sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false }],
       logConfiguration: { logDriver: 'awslogs' },

@@ -42,7 +42,7 @@ describe('ingest stack', () => {
   test('THEN the container runs non-root on a read-only root filesystem with /tmp on an ephemeral volume, logging to its group', () => {
     expect(container).toMatchObject({
       name: 'sftp-lister',
-      user: '1000:1000',
+      user: '10001:10001',
       readonlyRootFilesystem: true,
       privileged: false,
       mountPoints: [{ sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false }],

@@ -104,8 +104,8 @@ export interface FargateTaskProps {
   readonly secrets?: Record<string, string>;
 }
 
-/** Non-root uid:gid the containers run as (the images' `app` user). */
-export const CONTAINER_USER = '1000:1000';
+/** Non-root uid:gid the containers run as: the images' own USER (both Dockerfiles use 10001). */
+export const CONTAINER_USER = '10001:10001';
 
 /**
  * A Fargate task definition held to one standard: awsvpc, non-root, read-only root filesystem with

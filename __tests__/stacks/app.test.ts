@@ -7,6 +7,8 @@ import { findTerraform, listStacks, validateStack } from '../../scripts/terrafor
 import { synthesize } from './synth';
 
 const VALIDATED = ['network', 'sftp', 'cluster'] as const;
+// terraform loads the 675 MB AWS provider per run: allow for a busy 2-core machine.
+const TF_TIMEOUT = 300_000;
 
 describe('terraform validate, offline', () => {
   test('GIVEN this machine WHEN looking for terraform THEN it is on PATH (the suite validates for real, never skips)', () => {
@@ -21,7 +23,7 @@ describe('terraform validate, offline', () => {
       sftp: { valid: true },
       cluster: { valid: true },
     });
-  });
+  }, TF_TIMEOUT);
 
   test('GIVEN NAT, 3 AZs, an external SFTP host, ARM64 and the S3 backend WHEN validated THEN all three are valid', async () => {
     const { stacks } = synthesize({
@@ -37,7 +39,7 @@ describe('terraform validate, offline', () => {
     });
     const results = await Promise.all(VALIDATED.map((s) => validateStack(stacks[s].dir)));
     expect(results).toEqual([{ valid: true }, { valid: true }, { valid: true }]);
-  });
+  }, TF_TIMEOUT);
 
   test('GIVEN a stack with a wrong attribute WHEN validated THEN the error is reported (validation is not a no-op)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'h1-invalid-'));
@@ -56,7 +58,7 @@ describe('terraform validate, offline', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, TF_TIMEOUT);
 });
 
 describe('every stack', () => {

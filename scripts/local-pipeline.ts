@@ -571,6 +571,7 @@ async function main(): Promise<number> {
   synthesize(outdir, process.env.LOCAL_IMAGES_DIR);
   const session = await openSession(outdir);
   const { world, pipeline } = session;
+  console.log(`state machine: ${path.relative(process.cwd(), path.join(outdir, 'stacks', 'batch', 'cdk.tf.json'))} (aws_sfn_state_machine.definition)`);
   let ok = true;
   try {
     const samples = sampleFiles();
@@ -634,6 +635,11 @@ async function main(): Promise<number> {
     console.log(`\ncontract 2 {"prefix": "incoming/"}: ${prefix.status}, ${prefixOutcomes.filter((o) => o.status === 'converted').length} converted, ${prefixOutcomes.filter((o) => o.status === 'failed').length} failed${prefix.error ? ` ${prefix.error}: ${prefix.cause}` : ''}`);
     ok &&= prefix.status === 'SUCCEEDED' && prefixOutcomes.length === samples.length;
 
+    console.log('\ntasks (container-override environment as the state computed it; exit code):');
+    for (const t of world.tasks) {
+      const env = Object.entries(t.overrides).map(([k, v]) => `${k}=${v.length > 90 ? `${v.slice(0, 87)}...` : v}`).join(' ');
+      console.log(`  ${t.execution.split(':').pop()!.padEnd(16)} ${t.container.padEnd(11)} exit ${String(t.exitCode).padEnd(4)} ${t.seconds.toFixed(1)}s  ${env}`);
+    }
     console.log(`\n${ok ? 'OK' : 'FAILED'}: ${world.tasks.length} tasks run in all`);
     return ok ? 0 : 1;
   } finally {
@@ -645,7 +651,7 @@ if (require.main === module) {
   // The SDK's notice about Node 22 is noise in this report (the images pin their own Node).
   process.removeAllListeners('warning');
   process.on('warning', (w) => {
-    if (w.name !== 'NodeVersionSupportWarning') console.warn(`${w.name}: ${w.message}`);
+    if (!/NodeVersionSupportWarning/.test(`${w.name} ${w.message}`)) console.warn(`${w.name}: ${w.message}`);
   });
   main().then(
     (code) => process.exit(code),

@@ -21,6 +21,7 @@ async function run(): Promise<number> {
   const outdir = path.resolve(process.env.CDKTF_OUTDIR ?? 'cdktf.out');
   const stacks = listStacks(outdir);
   console.log(`synthesized ${stacks.length} stacks into ${path.relative(process.cwd(), outdir) || outdir} in ${seconds.toFixed(2)} s`);
+  console.log(`deploy order: ${stacks.map((s) => s.name).join(', ')}`);
 
   const terraform = findTerraform();
   if (terraform) console.log(`validating offline with ${terraformVersion(terraform)}`);

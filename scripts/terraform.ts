@@ -21,12 +21,20 @@ export interface ValidationResult {
   readonly error?: string;
 }
 
-/** Stacks of a synthesized app (cdktf.out), read from its manifest. */
+/** Stacks of a synthesized app (cdktf.out), read from its manifest, in deploy (dependency) order. */
 export function listStacks(outdir: string): StackInfo[] {
   const manifest = JSON.parse(fs.readFileSync(path.join(outdir, 'manifest.json'), 'utf8')) as {
-    stacks: Record<string, { name: string; synthesizedStackPath: string }>;
+    stacks: Record<string, { name: string; synthesizedStackPath: string; dependencies?: string[] }>;
   };
-  return Object.values(manifest.stacks).map((s) => {
+  const ordered: (typeof manifest.stacks)[string][] = [];
+  const visit = (name: string, chain: string[]) => {
+    if (ordered.some((s) => s.name === name)) return;
+    if (chain.includes(name)) throw new Error(`stack dependency cycle: ${[...chain, name].join(' -> ')}`);
+    for (const dep of [...(manifest.stacks[name].dependencies ?? [])].sort()) visit(dep, [...chain, name]);
+    ordered.push(manifest.stacks[name]);
+  };
+  for (const name of Object.keys(manifest.stacks).sort()) visit(name, []);
+  return ordered.map((s) => {
     const file = path.join(outdir, s.synthesizedStackPath);
     const json = JSON.parse(fs.readFileSync(file, 'utf8')) as {
       resource?: Record<string, Record<string, unknown>>;

@@ -65,7 +65,11 @@ describe('every stack', () => {
   test('GIVEN defaults WHEN synthesized THEN every stack tags all resources with project and stage via the provider', () => {
     const { outdir } = synthesize({ env: { PIPELINE_NAME_PREFIX: 'acme', PIPELINE_STAGE: 'qa' } });
     const listed = listStacks(outdir);
-    expect(listed.map((s) => s.name)).toEqual(expect.arrayContaining(['cluster', 'images', 'network', 'sftp']));
+    const order = listed.map((s) => s.name);
+    expect(order).toEqual(expect.arrayContaining(['cluster', 'images', 'network', 'sftp']));
+    // deploy order: every stack after what it reads from
+    expect(order.indexOf('network')).toBeLessThan(order.indexOf('sftp'));
+    expect(order.indexOf('cluster')).toBeLessThan(order.indexOf('images'));
     for (const s of listed) {
       expect(s.resourceCount).toBeGreaterThan(0);
       const json = JSON.parse(fs.readFileSync(path.join(s.dir, 'cdk.tf.json'), 'utf8'));

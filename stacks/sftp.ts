@@ -74,7 +74,8 @@ export class SftpStack extends PipelineStack {
       });
       const loggingRole = new IamRole(this, 'transfer-logging-role', {
         name: this.name('transfer-logging'),
-        assumeRolePolicy: transferTrust(account.accountId),
+        // The server references this role, so the condition names servers of this account, not this server.
+        assumeRolePolicy: transferTrust(account.accountId, `arn:${partition.partition}:transfer:${region}:${account.accountId}:server/*`),
       });
       new IamRolePolicy(this, 'transfer-logging-policy', {
         name: 'write-transfer-logs',
@@ -191,10 +192,9 @@ export class SftpStack extends PipelineStack {
   }
 }
 
-/** Trust for transfer.amazonaws.com, limited to this account (and to one server's users when given). */
-function transferTrust(accountId: string, sourceArn?: string): string {
-  const condition: Record<string, Record<string, string>> = { StringEquals: { 'aws:SourceAccount': accountId } };
-  if (sourceArn) condition.ArnLike = { 'aws:SourceArn': sourceArn };
+/** Trust for transfer.amazonaws.com on behalf of `sourceArn` in this account only (confused-deputy guard). */
+function transferTrust(accountId: string, sourceArn: string): string {
+  const condition = { StringEquals: { 'aws:SourceAccount': accountId }, ArnLike: { 'aws:SourceArn': sourceArn } };
   return JSON.stringify({
     Version: '2012-10-17',
     Statement: [{ Effect: 'Allow', Principal: { Service: 'transfer.amazonaws.com' }, Action: 'sts:AssumeRole', Condition: condition }],

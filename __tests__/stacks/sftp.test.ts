@@ -36,6 +36,18 @@ describe('sftp with the managed Transfer Family server', () => {
     expect(server.structured_log_destinations).toEqual([`${ref('aws_cloudwatch_log_group', 'transfer-logs', 'arn')}:*`]);
     expect(server.logging_role).toBe(ref('aws_iam_role', 'transfer-logging-role', 'arn'));
     expect(sftp.only('aws_cloudwatch_log_group')).toMatchObject({ name: '/aws/transfer/xmlpipe-dev-sftp', retention_in_days: 30 });
+    const trust = policy(sftp.resources('aws_iam_role')['transfer-logging-role'].assume_role_policy).Statement;
+    expect(trust).toEqual([
+      {
+        Effect: 'Allow',
+        Principal: { Service: 'transfer.amazonaws.com' },
+        Action: 'sts:AssumeRole',
+        Condition: {
+          StringEquals: { 'aws:SourceAccount': '${data.aws_caller_identity.account.account_id}' },
+          ArnLike: { 'aws:SourceArn': 'arn:${data.aws_partition.partition.partition}:transfer:us-east-1:${data.aws_caller_identity.account.account_id}:server/*' },
+        },
+      },
+    ]);
     const perms = policy(sftp.resources('aws_iam_role_policy')['transfer-logging-policy'].policy).Statement;
     expect(perms).toEqual([
       {

@@ -155,6 +155,16 @@ describe('contract 1 (the lab\'s): a JSON array of keys', () => {
     expect(outcomes(run.output!)).toEqual(copies.slice(0, 2).map((key) => ({ key, status: 'failed', error: expect.stringMatching(/^States\.TaskFailed: .*CannotPullContainerError/) })));
   });
 
+  test('GIVEN a key that does not exist WHEN executed THEN the batch is re-run (I/O error, not malformed), then its summary reports each key', async () => {
+    const run = await session.pipeline.execute([copies[0], 'lab/does-not-exist.xml'], 'missing-key');
+    expect(run.status).toBe('SUCCEEDED');
+    expect(tasksOf(run.arn, 'converter').map((t) => t.exitCode)).toEqual([74, 74, 74]);
+    expect(outcomes(run.output!)).toEqual([
+      { key: copies[0], status: 'converted', output: `json/${copies[0]}.json` },
+      { key: 'lab/does-not-exist.xml', status: 'failed', error: expect.stringMatching(/does-not-exist\.xml/) },
+    ]);
+  });
+
   test('GIVEN input that is neither keys, prefix, manifest nor ingest WHEN executed THEN it fails with InvalidInput', async () => {
     const inputs: Parameters<Session['pipeline']['execute']>[0][] = [{}, [], { prefix: 3 }];
     for (const input of inputs) {

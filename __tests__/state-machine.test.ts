@@ -58,7 +58,10 @@ describe('buildDefinition', () => {
       Next: n.read,
     });
     expect(classify.Choices[1]).toEqual({ Variable: '$.attempt', NumericLessThan: 2, Next: n.backoff });
-    expect(classify.Default).toBe(n.failed);
+    // out of attempts: report the last run's per-key summary if it wrote one, else the batch as failed
+    expect(classify.Default).toBe(n.read);
+    expect(states[n.read].Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.readError', Next: n.noSummary }]);
+    expect(states[n.noSummary].Choices).toEqual([{ Variable: '$.taskError', IsPresent: true, Next: n.failed }]);
     expect(states[n.backoff].Parameters['waitSeconds.$']).toBe('States.MathRandom(1, States.ArrayGetItem(States.Array(15, 60, 240), $.attempt))');
     expect(states[n.wait]).toEqual({ Type: 'Wait', SecondsPath: '$.waitSeconds', Next: n.run });
   });

@@ -114,7 +114,9 @@ export function processorStateNames(variant: ProcessorVariant) {
     backoff: `Back off${tag}`,
     wait: `Wait before rerun${tag}`,
     read: `Read batch result${tag}`,
+    noSummary: `No batch result${tag}`,
     failed: `Batch failed${tag}`,
+    failedRead: `Batch result unreadable${tag}`,
   };
 }
 
@@ -239,7 +241,9 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
           { Or: exitPatterns.map((p) => ({ Variable: '$.taskError.Cause', StringMatches: p })), Next: n.read },
           { Variable: '$.attempt', NumericLessThan: taskAttempts - 1, Next: n.backoff },
         ],
-        Default: n.failed,
+        // Out of attempts: a converter that ran may still have written its per-key summary (e.g. an
+        // I/O error on one key): report that; with no summary the whole batch is reported failed.
+        Default: n.read,
       },
       [n.backoff]: {
         Type: 'Pass',
@@ -263,7 +267,7 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
         ResultPath: '$.result',
         TimeoutSeconds: 60,
         Retry: [{ ErrorEquals: ['S3.S3Exception', 'S3.SdkClientException', 'States.Timeout'], IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 3, JitterStrategy: 'FULL' }],
-        Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.taskError', Next: n.failed }],
+        Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.readError', Next: n.noSummary }],
         Next: `${n.read} output`,
       },
       [`${n.read} output`]: {
@@ -272,6 +276,22 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
           'resultKey.$': '$.resultKey',
           'converted.$': '$.result.summary.converted',
           'failed.$': '$.result.summary.failed',
+        },
+        End: true,
+      },
+      [n.noSummary]: {
+        Type: 'Choice',
+        Choices: [{ Variable: '$.taskError', IsPresent: true, Next: n.failed }],
+        Default: n.failedRead,
+      },
+      [n.failedRead]: {
+        Type: 'Pass',
+        Parameters: {
+          'resultKey.$': '$.resultKey',
+          converted: [],
+          failed: [],
+          'batchError.$': '$.readError',
+          'failedKeys.$': '$.keys',
         },
         End: true,
       },

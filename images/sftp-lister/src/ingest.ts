@@ -9,19 +9,7 @@ import * as path from 'node:path';
 import picomatch from 'picomatch';
 import type { Config } from './config';
 import { Connection, FatalError, ParallelReadStream, RemoteFile, connect, listFiles, mkdirp, rename, unlink } from './sftp';
-import {
-  Decision,
-  IndexEntry,
-  META_MTIME,
-  META_PATH,
-  META_SIZE,
-  decide,
-  headVersion,
-  isPreconditionFailed,
-  listObjects,
-  readIndex,
-  writeIndex,
-} from './state';
+import { IndexEntry, META_MTIME, META_PATH, META_SIZE, headVersion, indexed, isPreconditionFailed, readIndex, writeIndex } from './state';
 
 export interface Summary {
   /** Regular files found in the remote folder. */
@@ -32,7 +20,7 @@ export interface Summary {
   tooYoung: number;
   /** This version is already in S3 (skipped). */
   alreadyPresent: number;
-  /** New or changed versions over MAX_FILES: left for a later run. */
+  /** Not checked or not ingested because of MAX_FILES (or an abort): left for a later run. */
   deferred: number;
   ingested: number;
   failed: number;
@@ -41,7 +29,7 @@ export interface Summary {
   completionFailed: number;
   /** Retries after transient errors (dropped connection etc.). */
   retries: number;
-  /** HeadObject calls needed because the index did not vouch for a key. */
+  /** HeadObject calls: one per file the index does not vouch for (new, changed, or index stale). */
   heads: number;
   bytes: number;
   /** Ingested megabytes (10^6 B) per second of transfer phase. */
@@ -59,6 +47,7 @@ export interface Summary {
 }
 
 type Level = Config['logLevel'];
+type Job = { file: RemoteFile; key: string };
 const LEVELS: Level[] = ['debug', 'info', 'warn', 'error'];
 
 export type Logger = (level: Level, msg: string, fields?: Record<string, unknown>) => void;
@@ -169,8 +158,9 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
   };
   const manifest: string[] = [];
   const indexUpdates: Record<string, IndexEntry> = {};
-  let listed = new Map<string, { size: number; etag: string }>();
-  let decided = false;
+  /** Keys of every listed file (the index keeps only these); set once listing succeeded. */
+  let current: Set<string> | undefined;
+  let pruneIndex = false;
 
   try {
     // Connect (bounded retries for transient failures; none for auth / host key).
@@ -187,6 +177,9 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
     }
     const tList = performance.now();
     summary.connectSeconds = round((tList - t0) / 1000, 3);
+    // The index GET overlaps the SFTP listing.
+    const indexRead = readIndex(s3, cfg.destBucket, cfg.stateKey);
+    indexRead.catch(() => undefined);
     const moveDir = cfg.completion === 'move' ? cfg.completionMoveDir! : undefined;
     const files = await listFiles((await session.get()).sftp, cfg.remoteDir, cfg.recursive, moveDir ? [moveDir] : []);
     summary.listed = files.length;
@@ -194,43 +187,28 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
     const included = globs(cfg.include);
     const excluded = globs(cfg.exclude);
     const nowSec = Date.now() / 1000;
-    const candidates: { file: RemoteFile; key: string }[] = [];
+    const candidates: Job[] = [];
     for (const file of files) {
       if (!included(file.rel) || excluded(file.rel)) summary.excluded++;
       else if (nowSec - file.mtime < cfg.minAgeSeconds) summary.tooYoung++;
       else candidates.push({ file, key: cfg.destPrefix + file.rel });
     }
-
-    const [objects, { index }] = await Promise.all([
-      listObjects(s3, cfg.destBucket, cfg.destPrefix),
-      readIndex(s3, cfg.destBucket, cfg.stateKey),
-    ]);
-    listed = objects;
-    const { decisions, heads, confirmed } = await decide(s3, cfg.destBucket, candidates, listed, index);
-    decided = true;
-    summary.heads = heads;
-    // Entries HeadObject confirmed: keep them so the next run needs no HeadObject.
-    Object.assign(indexUpdates, confirmed);
-    summary.decideSeconds = round((performance.now() - tList) / 1000, 3);
-
-    type Job = { file: RemoteFile; key: string; decision: Decision };
-    const jobs: Job[] = candidates.map((c, i) => ({ ...c, decision: decisions[i] }));
-    const present = jobs.filter((j) => j.decision.kind === 'present');
-    summary.alreadyPresent = present.length;
     // Oldest first, so a backlog drains in arrival order under MAX_FILES.
-    const fresh = jobs
-      .filter((j) => j.decision.kind === 'new')
-      .sort((a, b) => a.file.mtime - b.file.mtime || (a.file.rel < b.file.rel ? -1 : 1));
-    const toIngest = fresh.slice(0, cfg.maxFiles);
-    summary.deferred = fresh.length - toIngest.length;
+    candidates.sort((a, b) => a.file.mtime - b.file.mtime || (a.file.rel < b.file.rel ? -1 : 1));
+
+    const { index } = await indexRead;
+    current = new Set(files.map((f) => cfg.destPrefix + f.rel));
+    pruneIndex = Object.keys(index.entries).some((k) => !current!.has(k));
+    const present = candidates.filter((c) => indexed(index, c.key, c.file));
+    const unknown = candidates.filter((c) => !indexed(index, c.key, c.file));
+    summary.alreadyPresent = present.length;
+    summary.decideSeconds = round((performance.now() - tList) / 1000, 3);
     log('info', 'decided', {
       listed: summary.listed,
       excluded: summary.excluded,
       tooYoung: summary.tooYoung,
-      alreadyPresent: summary.alreadyPresent,
-      toIngest: toIngest.length,
-      deferred: summary.deferred,
-      heads,
+      indexed: present.length,
+      toCheck: unknown.length,
       seconds: summary.decideSeconds,
     });
 
@@ -254,17 +232,13 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
       }
     };
 
-    const transfer = async (job: Job): Promise<string> => {
+    const transfer = async (job: Job, replaces: string | undefined): Promise<string> => {
       const conn = await session.get();
       const stream = new ParallelReadStream(conn, job.file, { window: cfg.readWindow, chunk: cfg.readChunkBytes });
       active.add(stream);
       if (aborted()) stream.destroy(new Error(`aborted: ${aborted()}`));
-      const conditional =
-        cfg.conditionalWrites && job.decision.kind === 'new'
-          ? job.decision.ifMatch
-            ? { IfMatch: job.decision.ifMatch }
-            : { IfNoneMatch: '*' }
-          : {};
+      // Only create a new key, or replace exactly the version we saw: overlapping runs cannot both write.
+      const conditional = !cfg.conditionalWrites ? {} : replaces ? { IfMatch: replaces } : { IfNoneMatch: '*' };
       const upload = new Upload({
         client: s3,
         partSize: cfg.partSizeBytes,
@@ -307,14 +281,14 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
       }
     };
 
-    const ingestOne = async (job: Job): Promise<void> => {
+    const ingestOne = async (job: Job, replaces: string | undefined): Promise<void> => {
       for (let attempt = 0; ; attempt++) {
         if (aborted()) {
           summary.failed++;
           return;
         }
         try {
-          const etag = await transfer(job);
+          const etag = await transfer(job, replaces);
           summary.ingested++;
           summary.bytes += job.file.size;
           manifest.push(job.key);
@@ -328,6 +302,7 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
             const v = await headVersion(s3, cfg.destBucket, job.key).catch(() => undefined);
             if (v && v.size === job.file.size && v.mtime === job.file.mtime) {
               summary.alreadyPresent++;
+              indexUpdates[job.key] = { size: v.size, mtime: v.mtime, etag: v.etag };
               log('info', 'written concurrently by another run', { key: job.key });
               await complete(job.file);
               return;
@@ -345,20 +320,47 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
       }
     };
 
+    // A file the index does not vouch for: its object's metadata decides (one HeadObject).
+    let slots = cfg.maxFiles;
+    const checkAndIngest = async (job: Job): Promise<void> => {
+      if (slots <= 0) {
+        summary.deferred++;
+        return;
+      }
+      let v: Awaited<ReturnType<typeof headVersion>>;
+      try {
+        summary.heads++;
+        v = await headVersion(s3, cfg.destBucket, job.key);
+      } catch (e) {
+        summary.failed++;
+        log('error', 'cannot read the existing object', { key: job.key, error: (e as Error).message });
+        return;
+      }
+      if (v && v.size === job.file.size && v.mtime === job.file.mtime) {
+        summary.alreadyPresent++;
+        indexUpdates[job.key] = { size: v.size, mtime: v.mtime, etag: v.etag };
+        await complete(job.file);
+        return;
+      }
+      if (slots <= 0) {
+        summary.deferred++;
+        return;
+      }
+      slots--;
+      await ingestOne(job, v?.etag);
+    };
+
     const tIngest = performance.now();
     // Files already in S3 are completed (moved/deleted) too: an earlier run may have stopped in between.
-    const queue: (() => Promise<void>)[] = [
-      ...present.map((j) => () => complete(j.file)),
-      ...toIngest.map((j) => () => ingestOne(j)),
-    ];
+    const queue: (() => Promise<void>)[] = [...present.map((j) => () => complete(j.file)), ...unknown.map((j) => () => checkAndIngest(j))];
     let next = 0;
     await Promise.all(
       Array.from({ length: Math.min(cfg.concurrency, queue.length) }, async () => {
         while (next < queue.length && !aborted()) await queue[next++]();
       }),
     );
-    // Jobs never started because of an abort are failures too (they were due this run).
-    if (aborted()) summary.failed += toIngest.length - summary.ingested - summary.failed - countRaced(summary, present.length);
+    // Work never started because of an abort is left for the next run.
+    if (aborted()) summary.deferred += queue.length - next;
     const transferSeconds = (performance.now() - tIngest) / 1000;
     summary.MBps = transferSeconds > 0 ? round(summary.bytes / 1e6 / transferSeconds, 1) : 0;
   } catch (e) {
@@ -370,8 +372,8 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
   }
 
   // Bookkeeping is written even after failures: what was ingested must be recorded.
-  if (decided && Object.keys(indexUpdates).length > 0) {
-    await writeIndex(s3, cfg.destBucket, cfg.stateKey, indexUpdates, listed, cfg.conditionalWrites).catch((e) =>
+  if (current && (Object.keys(indexUpdates).length > 0 || pruneIndex)) {
+    await writeIndex(s3, cfg.destBucket, cfg.stateKey, indexUpdates, current, cfg.conditionalWrites).catch((e) =>
       log('warn', 'index not written (next run falls back to HeadObject)', { key: cfg.stateKey, error: (e as Error).message }),
     );
   }
@@ -409,10 +411,6 @@ export function globs(patterns: readonly string[]): (rel: string) => boolean {
   const name = byName.length ? picomatch(byName) : () => false;
   const full = byPath.length ? picomatch(byPath) : () => false;
   return (rel) => name(path.posix.basename(rel)) || full(rel);
-}
-
-function countRaced(summary: Summary, presentAtDecision: number): number {
-  return summary.alreadyPresent - presentAtDecision;
 }
 
 function manifestName(): string {

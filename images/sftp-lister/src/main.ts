@@ -54,6 +54,11 @@ async function main(): Promise<number> {
   return summary.failed > 0 || summary.completionFailed > 0 || summary.error ? 1 : 0;
 }
 
+process.on('unhandledRejection', (e) => {
+  process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'unexpected failure', error: String((e as Error)?.stack ?? e) })}\n`);
+  process.exit(1);
+});
+
 main().then(
   (code) => {
     process.exitCode = code;

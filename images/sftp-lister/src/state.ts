@@ -1,16 +1,17 @@
 /**
  * "What is new": a file version (path, size, mtime) is ingested once. The truth is each object's
- * metadata (sftp-size, sftp-mtime); reading it costs a HeadObject per key, far too slow for 10,000
- * files. So a run makes ONE paged ListObjectsV2 pass over the landing prefix (key, size, ETag) and
- * reads ONE index object (key -> size, mtime, ETag as last written). An index entry is trusted only
- * while the listed object still has the ETag the index recorded; keys the index does not vouch for
- * (index lost, object replaced by someone else, a concurrent run) fall back to a HeadObject of that
- * key, so a stale or missing index costs time, never correctness.
+ * metadata (sftp-size, sftp-mtime), but reading it costs a HeadObject per key, far too slow for
+ * 10,000 files, and a ListObjectsV2 pass shows sizes but not mtimes. So each source keeps ONE index
+ * object (key -> size, mtime, ETag as ingested), read with one GET per run: a listed file whose
+ * version matches its entry is skipped with no request at all. Only files the index does not vouch
+ * for (new, changed, or the index lost/stale after a crash or a concurrent run) cost a HeadObject,
+ * made just before transferring them, so a stale or missing index costs time, never correctness.
+ * The index is not pruned by what S3 lists: a landing object expired by a lifecycle rule after
+ * conversion is NOT ingested again while the file version on SFTP is unchanged.
  */
 import {
   GetObjectCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -32,11 +33,6 @@ export interface Index {
   entries: Record<string, IndexEntry>;
 }
 
-export interface Listed {
-  size: number;
-  etag: string;
-}
-
 export function isNotFound(e: unknown): boolean {
   const err = e as S3ServiceException;
   return err?.name === 'NotFound' || err?.name === 'NoSuchKey' || err?.$metadata?.httpStatusCode === 404;
@@ -46,17 +42,6 @@ export function isPreconditionFailed(e: unknown): boolean {
   const err = e as S3ServiceException;
   const status = err?.$metadata?.httpStatusCode;
   return err?.name === 'PreconditionFailed' || err?.name === 'ConditionalRequestConflict' || status === 412 || status === 409;
-}
-
-export async function listObjects(s3: S3Client, bucket: string, prefix: string): Promise<Map<string, Listed>> {
-  const out = new Map<string, Listed>();
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix || undefined, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) out.set(o.Key!, { size: o.Size ?? -1, etag: o.ETag ?? '' });
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return out;
 }
 
 export async function readIndex(s3: S3Client, bucket: string, key: string): Promise<{ index: Index; etag?: string }> {
@@ -89,70 +74,30 @@ export async function headVersion(s3: S3Client, bucket: string, key: string): Pr
   }
 }
 
-export type Decision =
-  | { kind: 'present'; etag: string }
-  /** Write it; `ifMatch` is the ETag of the older version it replaces (undefined: key must be new). */
-  | { kind: 'new'; ifMatch?: string };
-
-/**
- * Decides, for each candidate file, whether its version is already in S3. Only keys the index
- * cannot vouch for cost a HeadObject (run `headConcurrency` at a time).
- */
-export async function decide(
-  s3: S3Client,
-  bucket: string,
-  files: { file: RemoteFile; key: string }[],
-  listed: Map<string, Listed>,
-  index: Index,
-  headConcurrency = 16,
-): Promise<{ decisions: Decision[]; heads: number; confirmed: Record<string, IndexEntry> }> {
-  const decisions: Decision[] = new Array(files.length);
-  const confirmed: Record<string, IndexEntry> = {};
-  const unsure: number[] = [];
-  for (let i = 0; i < files.length; i++) {
-    const { file, key } = files[i];
-    const obj = listed.get(key);
-    const entry = index.entries[key];
-    if (!obj) decisions[i] = { kind: 'new' };
-    else if (obj.size !== file.size) decisions[i] = { kind: 'new', ifMatch: obj.etag };
-    else if (entry && entry.etag === obj.etag) {
-      decisions[i] = entry.size === file.size && entry.mtime === file.mtime ? { kind: 'present', etag: obj.etag } : { kind: 'new', ifMatch: obj.etag };
-    } else unsure.push(i);
-  }
-  let next = 0;
-  const worker = async () => {
-    while (next < unsure.length) {
-      const i = unsure[next++];
-      const { file, key } = files[i];
-      const v = await headVersion(s3, bucket, key);
-      if (!v) decisions[i] = { kind: 'new' };
-      else if (v.size === file.size && v.mtime === file.mtime) {
-        decisions[i] = { kind: 'present', etag: v.etag };
-        confirmed[key] = { size: v.size, mtime: v.mtime, etag: v.etag };
-      } else decisions[i] = { kind: 'new', ifMatch: v.etag };
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(headConcurrency, unsure.length) }, worker));
-  return { decisions, heads: unsure.length, confirmed };
+/** True when the index records exactly this version of the file under `key`. */
+export function indexed(index: Index, key: string, file: RemoteFile): boolean {
+  const e = index.entries[key];
+  return e !== undefined && e.size === file.size && e.mtime === file.mtime;
 }
 
 /**
  * Merges this run's entries into the stored index and writes it back, conditionally on the ETag it
- * read (retrying the merge when another run wrote in between). Entries of keys that are no longer
- * listed are dropped so the index stays the size of the landing prefix.
+ * read (retrying the merge when another run wrote in between). Entries of keys whose file is no
+ * longer on the SFTP server (`current`: keys of every listed file) are dropped, so the index stays
+ * the size of the remote folder.
  */
 export async function writeIndex(
   s3: S3Client,
   bucket: string,
   key: string,
   updates: Record<string, IndexEntry>,
-  listed: Map<string, Listed>,
+  current: Set<string>,
   conditional: boolean,
 ): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     const { index, etag } = await readIndex(s3, bucket, key);
     const entries: Record<string, IndexEntry> = {};
-    for (const [k, v] of Object.entries(index.entries)) if (listed.has(k)) entries[k] = v;
+    for (const [k, v] of Object.entries(index.entries)) if (current.has(k)) entries[k] = v;
     Object.assign(entries, updates);
     try {
       await s3.send(

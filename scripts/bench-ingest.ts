@@ -1,0 +1,172 @@
+/**
+ * `npm run bench:ingest`: SFTP ingest figures, side by side with the goals of the ingest issue, in one
+ * run against the same real servers the tests use (OpenSSH sshd and s3rver on 127.0.0.1):
+ *  1. SFTP read MB/s of a 512 MiB file: the image's parallel reader vs OpenSSH's `sftp -b` get of the
+ *     same file (goal >= 0.5x), plus one-read-at-a-time (what ssh2-sftp-client's stream does) for reference;
+ *  2. time to list 10,000 files and decide what is new (goal <= 0.5 s);
+ *  3. end-to-end SFTP-to-S3 MB/s of the 512 MiB file, and the process's peak RSS.
+ * Options (env): BENCH_FILE_MIB (512), BENCH_FILES (10000).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+import { startS3 } from '../__tests__/support/s3rver';
+import { startSshd } from '../__tests__/support/sshd';
+
+const repo = path.resolve(__dirname, '..', '..');
+
+const lister = path.join(repo, 'images', 'sftp-lister', 'dist');
+const MiB = 1024 * 1024;
+const FILE_MIB = Number(process.env.BENCH_FILE_MIB ?? 512);
+const FILES = Number(process.env.BENCH_FILES ?? 10_000);
+
+/* The image's own modules (built by `npm ci`); loaded at run time from its dist/. */
+interface ListerModules {
+  loadConfig(env: Record<string, string | undefined>): unknown;
+  connect(cfg: unknown): Promise<{ sftp: unknown; close(): void }>;
+  ParallelReadStream: new (conn: unknown, file: { path: string; rel: string; size: number; mtime: number }, opts: { window: number; chunk: number }) => NodeJS.ReadableStream;
+}
+
+function loadLister(): ListerModules {
+  if (!fs.existsSync(path.join(lister, 'main.js'))) throw new Error(`${lister} missing: run npm ci (it builds images/*)`);
+  return { ...require(path.join(lister, 'config.js')), ...require(path.join(lister, 'sftp.js')) } as ListerModules;
+}
+
+function writeRandom(file: string, size: number): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const fd = fs.openSync(file, 'w');
+  const block = crypto.randomBytes(8 * MiB);
+  for (let done = 0; done < size; done += block.length) fs.writeSync(fd, block, 0, Math.min(block.length, size - done));
+  fs.closeSync(fd);
+  const t = Date.now() / 1000 - 3600;
+  fs.utimesSync(file, t, t);
+}
+
+function runEntrypoint(env: Record<string, string>): Promise<{ code: number | null; summary: Record<string, number | string | null>; rssKiB: number; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/time', ['-f', 'maxrss_kib=%M', process.execPath, path.join(lister, 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      try {
+        resolve({ code, summary: JSON.parse(line), rssKiB: Number(/maxrss_kib=(\d+)/.exec(err)?.[1] ?? NaN), stderr: err });
+      } catch {
+        reject(new Error(`lister printed no summary (exit ${code}):\n${err.slice(-4000)}`));
+      }
+    });
+  });
+}
+
+const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+
+async function main(): Promise<void> {
+  const mods = loadLister();
+  // The compiled support modules run from dist/; s3rver's child script is plain JS beside the sources.
+  const childJs = path.join(__dirname, '..', '__tests__', 'support', 's3rver-child.js');
+  if (!fs.existsSync(childJs)) fs.copyFileSync(path.join(repo, '__tests__', 'support', 's3rver-child.js'), childJs);
+  const [sftp, s3] = await Promise.all([startSshd(), startS3(['bench'])]);
+  try {
+    const size = FILE_MIB * MiB;
+    const big = path.join(sftp.root, 'big', 'big.bin');
+    process.stderr.write(`writing ${FILE_MIB} MiB test file and ${FILES} small files...\n`);
+    writeRandom(big, size);
+    const many = path.join(sftp.root, 'many');
+    fs.mkdirSync(many);
+    const old = Date.now() / 1000 - 3600;
+    for (let i = 0; i < FILES; i++) {
+      const p = path.join(many, `f${String(i).padStart(5, '0')}.xml`);
+      fs.writeFileSync(p, `<f n="${i}"/>`);
+      fs.utimesSync(p, old, old);
+    }
+    const baseEnv: Record<string, string> = {
+      PATH: process.env.PATH ?? '',
+      ...s3.env,
+      SFTP_HOST: sftp.host,
+      SFTP_PORT: String(sftp.port),
+      SFTP_USER: sftp.user,
+      SFTP_PRIVATE_KEY: sftp.privateKey,
+      SFTP_HOST_KEY_FINGERPRINTS: sftp.hostKeyFingerprint,
+      DEST_BUCKET: 'bench',
+      MIN_AGE_SECONDS: '0',
+    };
+    const cfg = mods.loadConfig(baseEnv);
+
+    // 1. SFTP read throughput: read the whole file, discard the bytes.
+    const readWith = async (window: number, chunk: number): Promise<number> => {
+      const conn = await mods.connect(cfg);
+      const st = fs.statSync(big);
+      const t = performance.now();
+      const sink = new Writable({ write: (_c, _e, cb) => cb() });
+      await pipeline(new mods.ParallelReadStream(conn, { path: 'big/big.bin', rel: 'big.bin', size: st.size, mtime: Math.floor(st.mtimeMs / 1000) }, { window, chunk }), sink);
+      const s = (performance.now() - t) / 1000;
+      conn.close();
+      return size / 1e6 / s;
+    };
+    const ours = Math.max(await readWith(32, 65536), await readWith(32, 65536));
+    const single = await readWith(1, 32768);
+    const knownHosts = path.join(path.dirname(sftp.privateKeyFile), 'known_hosts_bench');
+    fs.writeFileSync(knownHosts, execFileSync('ssh-keyscan', ['-p', String(sftp.port), '127.0.0.1'], { stdio: ['ignore', 'pipe', 'ignore'] }));
+    const openssh = async (): Promise<number> => {
+      const t = performance.now();
+      execFileSync(
+        'sftp',
+        ['-q', '-b', '-', '-P', String(sftp.port), '-i', sftp.privateKeyFile, '-o', `UserKnownHostsFile=${knownHosts}`, `${sftp.user}@127.0.0.1`],
+        { input: 'get big/big.bin /dev/null\n', stdio: ['pipe', 'ignore', 'inherit'] },
+      );
+      return size / 1e6 / ((performance.now() - t) / 1000);
+    };
+    const sftpCli = Math.max(await openssh(), await openssh());
+
+    // 2. 10,000 files: a first run ingests them all (fills S3 and the index), the second only decides.
+    process.stderr.write(`ingesting ${FILES} small files once (setup for the decide figure)...\n`);
+    const manyEnv = { ...baseEnv, SFTP_REMOTE_DIR: 'many', DEST_PREFIX: 'many/', CONCURRENCY: '16' };
+    const fill = await runEntrypoint(manyEnv);
+    if (fill.code !== 0 || fill.summary.ingested !== FILES) throw new Error(`setup run failed: ${JSON.stringify(fill.summary)}`);
+    const decideRuns = [];
+    for (let i = 0; i < 3; i++) decideRuns.push(await runEntrypoint(manyEnv));
+    for (const r of decideRuns) if (r.summary.alreadyPresent !== FILES || r.summary.ingested !== 0) throw new Error(`decide run wrong: ${JSON.stringify(r.summary)}`);
+    const decide = Math.min(...decideRuns.map((r) => Number(r.summary.decideSeconds)));
+    const newRun = await runEntrypoint({ ...manyEnv, DEST_PREFIX: 'many-fresh/', MAX_FILES: '1' });
+    const decideNew = Number(newRun.summary.decideSeconds);
+
+    // 3. End to end: the 512 MiB file to S3 (multipart), peak RSS from outside the process.
+    const e2e = await runEntrypoint({ ...baseEnv, SFTP_REMOTE_DIR: 'big', DEST_PREFIX: 'big/' });
+    if (e2e.code !== 0 || e2e.summary.ingested !== 1) throw new Error(`end-to-end run failed: ${JSON.stringify(e2e.summary)}\n${e2e.stderr.slice(-2000)}`);
+    // Same file, S3 write cost without SFTP: s3rver's own ceiling on this machine, for context.
+    const { S3Client } = require(path.join(repo, 'images', 'sftp-lister', 'node_modules', '@aws-sdk', 'client-s3'));
+    const { Upload } = require(path.join(repo, 'images', 'sftp-lister', 'node_modules', '@aws-sdk', 'lib-storage'));
+    const client = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, requestChecksumCalculation: 'WHEN_REQUIRED' });
+    const t = performance.now();
+    await new Upload({ client, partSize: 8 * MiB, queueSize: 4, params: { Bucket: 'bench', Key: 'local/big.bin', Body: fs.createReadStream(big) } }).done();
+    const s3Only = size / 1e6 / ((performance.now() - t) / 1000);
+    client.destroy();
+
+    const rows: [string, string, string, string][] = [
+      ['measure', 'sftp-lister', 'anchor', 'goal'],
+      [`SFTP read, ${FILE_MIB} MiB file (MB/s)`, fmt(ours), `OpenSSH sftp -b get: ${fmt(sftpCli)}`, `>= 0.5x -> ${fmt(ours / sftpCli, 2)}x ${ours / sftpCli >= 0.5 ? 'MET' : 'NOT MET'}`],
+      ['  one read in flight (ssh2-sftp-client style)', fmt(single), '', `${fmt(single / sftpCli, 2)}x of OpenSSH`],
+      [`list ${FILES} files + decide, all present (s)`, fmt(decide, 3), `HeadObject calls: ${decideRuns.map((r) => r.summary.heads).join('/')} (vs ${FILES} without the index)`, `<= 0.5 s -> ${decide <= 0.5 ? 'MET' : 'NOT MET'}`],
+      [`list ${FILES} files + decide, none present (s)`, fmt(decideNew, 3), '', ''],
+      [`end-to-end SFTP -> S3, ${FILE_MIB} MiB (MB/s)`, fmt(Number(e2e.summary.MBps)), `s3rver upload of a local file: ${fmt(s3Only)}`, ''],
+      ['peak RSS, end-to-end run (MiB)', fmt(e2e.rssKiB / 1024), `file size ${FILE_MIB} MiB`, 'bounded'],
+      [`peak RSS, ${FILES}-file decide run (MiB)`, fmt(Math.max(...decideRuns.map((r) => r.rssKiB)) / 1024), '', ''],
+    ];
+    const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
+    for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join(' | '));
+  } finally {
+    await Promise.all([sftp.stop(), s3.dispose()]);
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});

@@ -67,7 +67,7 @@ async function convertFile(file: string, args: Args, limits: Limits): Promise<nu
     out = process.stdout;
   }
   try {
-    const input = fs.createReadStream(file, { highWaterMark: 1 << 16 });
+    const input = fs.createReadStream(file, { highWaterMark: 1 << 18 });
     const r = await convert(input, streamSink(out), { source: file, format: args.format, recordPath: args.recordPath, ...limits });
     if (tmp && dest) {
       await new Promise<void>((res, rej) => out.end((err?: Error | null) => (err ? rej(err) : res())));

@@ -60,10 +60,12 @@ export class XmlError extends Error {
 /** Receives output bytes; resolves when the consumer can take more. */
 export type Sink = (chunk: Buffer) => Promise<void>;
 
+/** The values of one child name, serialized; `s` while in memory, `rope` once parts are on disk. */
 interface Slot {
   key: string;
   count: number;
-  rope: Rope;
+  s: string;
+  rope: Rope | null;
 }
 
 interface Frame {
@@ -127,6 +129,24 @@ class Output {
     this.bytes += buf.length;
     await this.sink(buf);
   }
+}
+
+/** Parser calls have a fixed cost: feed it at least this many bytes at a time. */
+const MIN_PARSE_CHUNK = 1 << 18;
+
+async function* coalesce(input: AsyncIterable<Uint8Array>, min: number): AsyncGenerator<Buffer> {
+  let parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of input) {
+    parts.push(chunk);
+    size += chunk.length;
+    if (size >= min) {
+      yield parts.length === 1 ? Buffer.from(parts[0].buffer, parts[0].byteOffset, parts[0].length) : Buffer.concat(parts, size);
+      parts = [];
+      size = 0;
+    }
+  }
+  if (size > 0) yield Buffer.concat(parts, size);
 }
 
 export async function convert(input: AsyncIterable<Uint8Array>, sink: Sink, options: ConvertOptions): Promise<ConvertResult> {
@@ -206,13 +226,13 @@ class Converter {
       }
     };
     try {
-      for await (const chunk of input) {
+      for await (const chunk of coalesce(input, MIN_PARSE_CHUNK)) {
         this.options.signal?.throwIfAborted();
         this.bytesIn += chunk.length;
         if (this.maxInputBytes > 0 && this.bytesIn > this.maxInputBytes) {
           this.fail(`input larger than the limit of ${this.maxInputBytes} bytes (MAX_INPUT_BYTES)`);
         }
-        const text = decode(() => decoder.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)));
+        const text = decode(() => decoder.write(chunk));
         if (text) this.parser.write(text);
         if (this.queue.length) await this.drainQueue();
         await this.out.maybeFlush();
@@ -241,7 +261,8 @@ class Converter {
     let k = this.keys.get(name);
     if (k === undefined) {
       k = this.str(name);
-      if (this.keys.size < 10000) this.keys.set(name, k);
+      // A copy as the cache key: a slice of the input chunk would keep the whole chunk alive.
+      if (this.keys.size < 10000) this.keys.set((' ' + name).slice(1), k);
     }
     return k;
   }
@@ -343,19 +364,33 @@ class Converter {
     let slots = parent.slots;
     if (slots === null) slots = parent.slots = new Map();
     let slot = slots.get(f.name);
+    let sep = '';
     if (slot === undefined) {
-      slot = { key: this.key(f.name), count: 0, rope: new Rope() };
+      slot = { key: this.key(f.name), count: 0, s: '', rope: null };
       slots.set(f.name, slot);
     } else if (this.lab) {
       // The name repeats: the first value moves into an array, one level deeper.
-      if (slot.count === 1) reindent(slot.rope, 1);
-      slot.rope.push(',' + newlinePad(parent.level + 2));
+      if (slot.count === 1) {
+        if (slot.rope === null) slot.s = indent(slot.s, 1);
+        else reindent(slot.rope, 1);
+      }
+      sep = ',' + newlinePad(parent.level + 2);
     } else {
-      slot.rope.push(',');
+      sep = ',';
     }
     slot.count++;
-    if (typeof value === 'string') slot.rope.push(value);
-    else slot.rope.append(value, 0);
+    if (slot.rope === null && typeof value === 'string') {
+      slot.s += sep + value;
+    } else {
+      if (slot.rope === null) {
+        slot.rope = new Rope();
+        slot.rope.push(slot.s);
+        slot.s = '';
+      }
+      slot.rope.push(sep);
+      if (typeof value === 'string') slot.rope.push(value);
+      else slot.rope.append(value, 0);
+    }
     if (depth === 2 && slot.count === 2 && slots.size === 1) {
       // The root's first child name repeats: the output up to its array's items is now fixed, so
       // everything so far is emitted and further items stream out without buffering (the common
@@ -366,12 +401,18 @@ class Converter {
         this.rootPrefix(parent.name) +
           (parent.head === '' ? (lab ? '{' + newlinePad(parent.level + 1) : '{') : parent.head + (lab ? ',' + newlinePad(parent.level + 1) : ',')) +
           slot.key + this.colon + (lab ? '[' + newlinePad(parent.level + 2) : '['),
-        slot.rope,
+        slot.rope ?? slot.s,
       );
-      slot.rope = new Rope();
+      slot.rope = null;
+      slot.s = '';
       return;
     }
-    if (slot.rope.mem > this.spillThreshold) this.spill.spill(slot.rope);
+    if (slot.rope === null && slot.s.length > this.spillThreshold) {
+      slot.rope = new Rope();
+      slot.rope.push(slot.s);
+      slot.s = '';
+    }
+    if (slot.rope !== null && slot.rope.mem > this.spillThreshold) this.spill.spill(slot.rope);
   }
 
   /** The element's xmltodict value at its (predicted) level: a string, or a rope when parts are on disk. */
@@ -396,7 +437,9 @@ class Converter {
         first = false;
         const array = slot.count > 1;
         if (array) s += lab ? '[' + newlinePad(f.level + 2) : '[';
-        if (slot.rope.hasFile) {
+        if (slot.rope === null) {
+          s += slot.s;
+        } else if (slot.rope.hasFile) {
           rope ??= new Rope();
           rope.push(s);
           rope.append(slot.rope, 0);

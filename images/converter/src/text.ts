@@ -30,10 +30,9 @@ const hex4 = (c: string) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'
  * exactly like Python (\b \t \n \f \r, else \u00xx lowercase); Python also escapes DEL and every
  * non-ASCII UTF-16 code unit (astral characters become surrogate pairs).
  */
-const NEEDS_ESCAPE = /["\\\x00-\x1f\x7f-\uffff]/;
-
 export function jsonAscii(s: string): string {
-  if (!NEEDS_ESCAPE.test(s)) return '"' + s + '"';
+  // Always a fresh string: a slice of the parser's input chunk would keep the whole chunk alive
+  // while the value sits in a buffer.
   const j = JSON.stringify(s);
   return NON_ASCII.test(j) ? j.replace(NON_ASCII_G, hex4) : j;
 }

@@ -1,0 +1,186 @@
+// `npm run bench:convert`: the streaming converter against the lab's converter and the raw parsers,
+// side by side, on record XML from the corpus' tools/gen_records.py at 10 MB, 100 MB and 1 GB.
+// Usage: npm run bench:convert [-- --sizes 10,100,1000]   (MB; default 10,100,1000)
+// Each measurement is a fresh child process; peak RSS comes from /usr/bin/time -f %M (GNU time, Debian
+// package `time`), else from polling /proc/PID/status (VmHWM). MB/s = input bytes / wall seconds; the
+// CPU column (user+sys) is printed too because the machine may be shared.
+import { spawn } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const CONVERTER = path.join(ROOT, 'images', 'converter');
+const CLI = path.join(CONVERTER, 'dist', 'cli.js');
+const CORPUS = process.env.XML_CORPUS_DIR ?? path.resolve(ROOT, '..', 'shared', 'xml-corpus');
+const GEN = path.join(CORPUS, 'tools', 'gen_records.py');
+const PYTHON = '/usr/bin/python3'; // Debian's python3 with python3-xmltodict, as the lab ran it
+const GNU_TIME = '/usr/bin/time';
+const LAB_MAX_MB = 100; // the lab converter needs ~15x the input in RAM (14.6 GiB at 1 GB)
+
+const GOALS = { mbPerSec100: 50, ratioToSaxes100: 0.5, rssMib1000: 160 };
+
+interface Measure {
+  wall: number;
+  cpu: number;
+  rssMib: number;
+  code: number | null;
+}
+
+/** Runs a command; wall time, CPU seconds and peak RSS of the child. */
+function measure(cmd: string, args: string[], stdoutFile?: string): Promise<Measure> {
+  return new Promise((resolve, reject) => {
+    const useTime = fs.existsSync(GNU_TIME);
+    const report = path.join(os.tmpdir(), `bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    const argv = useTime ? ['-o', report, '-f', '%U %S %M', cmd, ...args] : args;
+    const out = stdoutFile ? fs.openSync(stdoutFile, 'w') : 'ignore';
+    const started = process.hrtime.bigint();
+    const child = spawn(useTime ? GNU_TIME : cmd, argv, { stdio: ['ignore', out, 'inherit'] });
+    let hwmKb = 0;
+    const poll = useTime
+      ? undefined
+      : setInterval(() => {
+          const m = /VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${child.pid}/status`, { encoding: 'utf8', flag: 'r' }));
+          if (m) hwmKb = Math.max(hwmKb, Number(m[1]));
+        }, 20);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const wall = Number(process.hrtime.bigint() - started) / 1e9;
+      if (poll) clearInterval(poll);
+      if (typeof out === 'number') fs.closeSync(out);
+      let cpu = NaN;
+      let rssMib = hwmKb / 1024;
+      if (useTime) {
+        const [u, s, m] = fs.readFileSync(report, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+        fs.rmSync(report, { force: true });
+        cpu = u + s;
+        rssMib = m / 1024;
+      }
+      resolve({ wall, cpu, rssMib, code });
+    });
+  });
+}
+
+// Parse-only: the same decoding and 256 KiB chunks as the converter, handlers for the events the
+// converter needs, no output.
+const PARSE_ONLY = `
+const [kind, file, modDir] = process.argv.slice(1);
+const fs = require('fs');
+const req = (m) => require(require.resolve(m, { paths: [modDir] }));
+let p;
+if (kind === 'saxes') {
+  const { SaxesParser } = req('saxes');
+  p = new SaxesParser({ forceXMLVersion: true, defaultXMLVersion: '1.0' });
+  p.on('opentag', () => {}); p.on('text', () => {}); p.on('closetag', () => {}); p.on('cdata', () => {});
+  p.on('error', (e) => { throw e; });
+} else {
+  const sax = req('sax');
+  p = sax.parser(true);
+  p.onopentag = p.ontext = p.onclosetag = p.oncdata = () => {};
+  p.onerror = (e) => { throw e; };
+}
+const s = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 18 });
+s.on('data', (d) => p.write(d));
+s.on('end', () => p.close());
+`;
+
+const LAB = 'import json,xmltodict,sys; sys.stdout.write(json.dumps(xmltodict.parse(open(sys.argv[1], "rb")), indent=4))';
+
+function sha256(file: string): string {
+  const h = crypto.createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  fs.closeSync(fd);
+  return h.digest('hex');
+}
+
+interface Row {
+  mb: number;
+  conv: Measure;
+  saxes: Measure;
+  sax: Measure;
+  lab?: Measure;
+  identical?: boolean;
+}
+
+const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+
+async function main(): Promise<void> {
+  const arg = process.argv.indexOf('--sizes');
+  const sizes = (arg > 0 ? process.argv[arg + 1] : '10,100,1000').split(',').map(Number);
+  for (const f of [CLI, GEN, PYTHON]) if (!fs.existsSync(f)) throw new Error(`missing ${f} (run npm ci; apt-get install python3-xmltodict)`);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-convert-'));
+  const rows: Row[] = [];
+  const cleanup = () => fs.rmSync(tmp, { recursive: true, force: true });
+  process.once('SIGINT', () => (cleanup(), process.exit(130)));
+  try {
+    for (const mb of sizes) {
+      const xml = path.join(tmp, `records-${mb}mb.xml`);
+      process.stderr.write(`generating ${mb} MB with gen_records.py ...\n`);
+      const gen = await measure(PYTHON, [GEN, String(mb * 1_000_000), xml]);
+      if (gen.code !== 0) throw new Error('gen_records.py failed');
+      const bytes = fs.statSync(xml).size;
+      const outDir = path.join(tmp, 'out');
+      process.stderr.write(`  converter ...\n`);
+      const conv = await measure(process.execPath, [CLI, '--out-dir', outDir, xml]);
+      if (conv.code !== 0) throw new Error(`converter exited ${conv.code}`);
+      const ours = path.join(outDir, `records-${mb}mb.json`);
+      process.stderr.write(`  saxes / sax parse-only ...\n`);
+      const saxes = await measure(process.execPath, ['-e', PARSE_ONLY, 'saxes', xml, CONVERTER]);
+      const sax = await measure(process.execPath, ['-e', PARSE_ONLY, 'sax', xml, CONVERTER]);
+      const row: Row = { mb: bytes / 1e6, conv, saxes, sax };
+      if (mb <= LAB_MAX_MB) {
+        process.stderr.write(`  lab converter (python3 + xmltodict) ...\n`);
+        const labOut = path.join(tmp, 'lab.json');
+        row.lab = await measure(PYTHON, ['-c', LAB, xml], labOut);
+        if (mb <= 10) row.identical = sha256(labOut) === sha256(ours);
+        fs.rmSync(labOut, { force: true });
+      }
+      fs.rmSync(outDir, { recursive: true, force: true });
+      fs.rmSync(xml, { force: true });
+      rows.push(row);
+    }
+  } finally {
+    cleanup();
+  }
+
+  const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(34) : c.padStart(12))).join('');
+  const out: string[] = [];
+  out.push(`bench:convert  node ${process.version}, ${os.cpus().length} CPUs, load average ${load}`);
+  out.push(line(['', ...rows.map((r) => `${fmt(r.mb, 0)} MB`)]));
+  const rate = (m: Measure | undefined, mb: number) => (m ? fmt(mb / m.wall) : 'skipped');
+  const cpuRate = (m: Measure | undefined, mb: number) => (m ? fmt(mb / m.cpu) : 'skipped');
+  out.push(line(['converter MB/s (wall)', ...rows.map((r) => rate(r.conv, r.mb))]));
+  out.push(line(['converter MB/s (per CPU second)', ...rows.map((r) => cpuRate(r.conv, r.mb))]));
+  out.push(line(['converter peak RSS MiB', ...rows.map((r) => fmt(r.conv.rssMib))]));
+  out.push(line(['saxes parse-only MB/s (wall)', ...rows.map((r) => rate(r.saxes, r.mb))]));
+  out.push(line(['saxes parse-only MB/s (per CPU s)', ...rows.map((r) => cpuRate(r.saxes, r.mb))]));
+  out.push(line(['sax parse-only MB/s (wall)', ...rows.map((r) => rate(r.sax, r.mb))]));
+  out.push(line(['converter / saxes (wall)', ...rows.map((r) => fmt(r.saxes.wall / r.conv.wall, 2))]));
+  out.push(line(['converter / saxes (CPU)', ...rows.map((r) => fmt(r.saxes.cpu / r.conv.cpu, 2))]));
+  out.push(line(['lab converter MB/s (wall)', ...rows.map((r) => rate(r.lab, r.mb))]));
+  out.push(line(['lab converter peak RSS MiB', ...rows.map((r) => (r.lab ? fmt(r.lab.rssMib) : 'skipped'))]));
+  out.push(line(['converter speed-up vs lab (wall)', ...rows.map((r) => (r.lab ? fmt(r.lab.wall / r.conv.wall, 1) + 'x' : 'skipped'))]));
+  out.push(line(['byte-identical to the lab', ...rows.map((r) => (r.identical === undefined ? '-' : r.identical ? 'yes' : 'NO'))]));
+  out.push('');
+  out.push('goals:');
+  const at = (mb: number) => rows.find((r) => Math.round(r.mb) === mb);
+  const r100 = at(100);
+  const r1000 = at(1000);
+  const verdict = (ok: boolean | undefined) => (ok === undefined ? 'not measured' : ok ? 'met' : 'NOT met');
+  out.push(`  100 MB: >= ${GOALS.mbPerSec100} MB/s              -> ${r100 ? fmt(r100.mb / r100.conv.wall) : '-'} MB/s: ${verdict(r100 && r100.mb / r100.conv.wall >= GOALS.mbPerSec100)}`);
+  out.push(
+    `  100 MB: >= ${GOALS.ratioToSaxes100}x saxes parse-only   -> ${r100 ? fmt(r100.saxes.wall / r100.conv.wall, 2) : '-'}x wall, ${r100 ? fmt(r100.saxes.cpu / r100.conv.cpu, 2) : '-'}x CPU: ${verdict(r100 && r100.saxes.wall / r100.conv.wall >= GOALS.ratioToSaxes100)}`,
+  );
+  out.push(`  1 GB:   peak RSS <= ${GOALS.rssMib1000} MiB       -> ${r1000 ? fmt(r1000.conv.rssMib) : '-'} MiB: ${verdict(r1000 && r1000.conv.rssMib <= GOALS.rssMib1000)}`);
+  out.push(`  10 MB:  byte-identical to the lab      -> ${verdict(at(10)?.identical)}`);
+  console.log(out.join('\n'));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -138,10 +138,48 @@ const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 
-function readdir(sftp: SFTPWrapper, dir: string) {
-  return new Promise<{ filename: string; attrs: Stats }[]>((resolve, reject) =>
-    sftp.readdir(dir, (err, list) => (err ? reject(withPath(err, dir)) : resolve(list))),
-  );
+type DirEntry = { filename: string; attrs: Stats };
+
+/**
+ * Reads a whole folder with `depth` READDIR requests in flight on one handle (each returns the next
+ * batch, ~100 entries with OpenSSH): one round trip per batch otherwise dominates big folders. The
+ * batches' order does not matter, only that together they are the whole folder.
+ */
+async function readdir(sftp: SFTPWrapper, dir: string, depth = 4): Promise<DirEntry[]> {
+  const handle = await new Promise<Buffer>((resolve, reject) => sftp.opendir(dir, (err, h) => (err ? reject(withPath(err, dir)) : resolve(h))));
+  const batch = () =>
+    new Promise<DirEntry[] | null>((resolve, reject) =>
+      sftp.readdir(handle, (err, list) => {
+        if (err) return (err as { code?: unknown }).code === 1 /* EOF */ ? resolve(null) : reject(withPath(err, dir));
+        resolve(list as DirEntry[]);
+      }),
+    );
+  const out: DirEntry[] = [];
+  const inFlight: Promise<DirEntry[] | null>[] = [];
+  try {
+    for (;;) {
+      while (inFlight.length < depth) {
+        const p = batch();
+        p.catch(() => undefined); // awaited in order below
+        inFlight.push(p);
+      }
+      const list = await inFlight.shift()!;
+      if (list === null) break;
+      out.push(...list);
+    }
+    // Requests sent after the end answer EOF too.
+    for (const p of inFlight) {
+      const list = await p;
+      if (list) out.push(...list);
+    }
+  } finally {
+    try {
+      sftp.close(handle, () => undefined);
+    } catch {
+      // connection already gone; the listing error (if any) is what matters
+    }
+  }
+  return out;
 }
 
 function withPath(err: Error, p: string): Error {

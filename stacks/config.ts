@@ -166,7 +166,7 @@ export function loadConfig(options: LoadConfigOptions = {}): PipelineConfig {
   const context = options.context ?? {};
   const overrides = options.overrides ?? {};
 
-  const raw = (name: SettingName): Raw => {
+  const lookup = (name: SettingName): Raw => {
     const spec = SETTINGS[name];
     if (name in overrides && overrides[name] !== undefined) return overrides[name];
     const fromEnv = env[spec.env];
@@ -174,6 +174,14 @@ export function loadConfig(options: LoadConfigOptions = {}): PipelineConfig {
     const fromContext = context[spec.key];
     if (fromContext !== undefined && fromContext !== null && fromContext !== '') return fromContext as Raw;
     return undefined;
+  };
+  // A private key pasted into ANY setting is refused before a validation message could echo it into a log.
+  const raw = (name: SettingName): Raw => {
+    const v = lookup(name);
+    if ((Array.isArray(v) ? v : [v]).some((x) => /PRIVATE KEY/.test(String(x)))) {
+      fail(name, 'looks like a PRIVATE key; no setting takes one (the private key goes into the Secrets Manager secret, see README)');
+    }
+    return v;
   };
   const fail = (name: SettingName, reason: string): never => {
     const spec = SETTINGS[name];

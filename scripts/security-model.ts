@@ -148,7 +148,19 @@ export class Resolver {
 
   /** Resolves strings anywhere in a value (objects, arrays). */
   deep(stack: string, value: unknown, strict = true): any {
-    if (typeof value === 'string') return this.text(stack, value, strict);
+    if (typeof value === 'string') {
+      // A string that is one whole expression takes the expression's value (a list stays a list).
+      const parts = splitTerraformRefs(value);
+      if (parts.length === 1 && typeof parts[0] !== 'string') {
+        try {
+          return this.expr(stack, parts[0].expr);
+        } catch (err) {
+          if (strict) throw err;
+          return `<unresolved:${parts[0].expr}>`;
+        }
+      }
+      return this.text(stack, value, strict);
+    }
     if (Array.isArray(value)) return value.map((v) => this.deep(stack, v, strict));
     if (value && typeof value === 'object') {
       return Object.fromEntries(Object.entries(value).filter(([k]) => k !== '//').map(([k, v]) => [k, this.deep(stack, v, strict)]));
@@ -180,6 +192,9 @@ export class Resolver {
       if (type === 'aws_partition' && attr === 'dns_suffix') return 'amazonaws.com';
       if (type === 'aws_region' && (attr === 'name' || attr === 'region')) return this.region(stack);
       if (type === 'aws_iam_policy_document' && attr === 'json') return JSON.stringify(this.policyDocument(stack, block));
+      if (type === 'aws_vpc_endpoint' && attr === 'dns_entry') {
+        return [{ dns_name: `vpce-${fakeId(`${stack}/${name}`)}.vpce-svc-fake.${this.region(stack)}.vpce.amazonaws.com`, hosted_zone_id: 'ZFAKEOFFLINE' }];
+      }
       return fail(`data source attribute ${type}.${attr} is not modelled`);
     }
     const res = /^([a-z0-9_]+)\.([\w-]+)\.([a-z0-9_]+)$/.exec(e);

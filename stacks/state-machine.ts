@@ -386,7 +386,8 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
       ItemProcessor: distributed('prefix'),
       ResultWriter: {
         Resource: 'arn:aws:states:::s3:putObject',
-        Parameters: { Bucket: bucket, 'Prefix.$': `States.Format('${resultPrefix}{}/map', $$.Execution.Name)` },
+        // Step Functions adds a folder per map run under this prefix.
+        Parameters: { Bucket: bucket, Prefix: `${resultPrefix}map` },
       },
       Label: 'ConvertPrefix',
       Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE.convertFailed }],

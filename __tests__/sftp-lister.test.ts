@@ -1,6 +1,7 @@
 // SFTP ingest (images/sftp-lister): the entrypoint run as a child process against a REAL OpenSSH sshd
 // and a REAL S3-compatible server (s3rver), both on 127.0.0.1.
 import { DeleteObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -97,6 +98,15 @@ describe('ingest runs', () => {
     expect(r.summary).toMatchObject({ alreadyPresent: 2, ingested: 0, heads: 2 });
     const rebuilt = await runLister(env('noindex'));
     expect(rebuilt.summary).toMatchObject({ alreadyPresent: 2, ingested: 0, heads: 0 });
+  });
+
+  test('GIVEN an ingested file whose landing object was later removed (lifecycle after conversion) WHEN run THEN the unchanged version is not ingested again', async () => {
+    seed('expired', { 'a.txt': 'a' });
+    expect((await runLister(env('expired'))).summary).toMatchObject({ ingested: 1 });
+    await client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'expired/a.txt' }));
+    const r = await runLister(env('expired'));
+    expect(r.summary).toMatchObject({ alreadyPresent: 1, ingested: 0, heads: 0 });
+    expect(await s3.keys(BUCKET, 'expired/')).toEqual([]);
   });
 
   test('GIVEN a file modified just now WHEN run THEN it is left (too young); once older than MIN_AGE_SECONDS it is ingested', async () => {
@@ -198,6 +208,21 @@ describe('refusals', () => {
     expect(r.summary).toMatchObject({ retries: 0, ingested: 0 });
     expect(r.summary!.error).toMatch(/authentication as '.*' .* failed/);
     expect(r.stderr).not.toContain('PRIVATE KEY');
+  });
+
+  test('GIVEN an encrypted key WHEN the passphrase is right THEN it connects; WHEN wrong THEN a clear refusal without retries', async () => {
+    const encrypted = path.join(path.dirname(sftp.privateKeyFile), 'client_encrypted');
+    fs.copyFileSync(sftp.privateKeyFile, encrypted);
+    execFileSync('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'open sesame', '-f', encrypted]);
+    const key = fs.readFileSync(encrypted, 'utf8');
+    const ok = await runLister(env('refuse', { SFTP_PRIVATE_KEY: key, SFTP_PASSPHRASE: 'open sesame', DEST_PREFIX: 'refuse-pass/' }));
+    expect(ok.code).toBe(0);
+    expect(ok.summary).toMatchObject({ ingested: 1 });
+    const bad = await runLister(env('refuse', { SFTP_PRIVATE_KEY: key, SFTP_PASSPHRASE: 'not-the-passphrase-93', DEST_PREFIX: 'refuse-badpass/' }));
+    expect(bad.code).toBe(3);
+    expect(bad.summary).toMatchObject({ retries: 0, ingested: 0 });
+    expect(bad.summary!.error).toMatch(/private key cannot be used/);
+    expect(bad.stderr).not.toContain('not-the-passphrase-93');
   });
 
   test('GIVEN the key as a file (SFTP_PRIVATE_KEY_FILE) WHEN run THEN it connects', async () => {

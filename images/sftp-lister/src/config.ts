@@ -54,9 +54,9 @@ export interface Config {
   readonly stateKey: string;
   /** Use S3 conditional writes (If-None-Match / If-Match). @default true */
   readonly conditionalWrites: boolean;
-  /** Reads kept in flight per file. @default 32 */
+  /** Reads kept in flight per file. @default 16 */
   readonly readWindow: number;
-  /** Bytes per SFTP read request. @default 65536 */
+  /** Bytes per SFTP read request. @default 131072 */
   readonly readChunkBytes: number;
   /** Multipart part size. @default 8 MiB */
   readonly partSizeBytes: number;
@@ -195,8 +195,8 @@ export function loadConfig(env: Env = process.env): Config {
     manifestPrefix,
     stateKey: str(env, 'STATE_KEY') ?? `.sftp-lister/state/${source}.json`,
     conditionalWrites: bool(env, 'S3_CONDITIONAL_WRITES', true),
-    readWindow: int(env, 'READ_WINDOW', 32, 1, 1024),
-    readChunkBytes: int(env, 'READ_CHUNK_BYTES', 65536, 1024, 255 * 1024),
+    readWindow: int(env, 'READ_WINDOW', 16, 1, 1024),
+    readChunkBytes: int(env, 'READ_CHUNK_BYTES', 131072, 1024, 255 * 1024),
     partSizeBytes: partSizeMiB * 1024 * 1024,
     uploadQueueSize: int(env, 'UPLOAD_QUEUE_SIZE', 4, 1, 64),
     retries: int(env, 'RETRIES', 3, 0, 20),

@@ -344,7 +344,8 @@ class Converter {
       if (isRecord) {
         const v = this.render(f);
         this.records++;
-        this.queue.push(v, '\n');
+        this.emit(v);
+        this.emit('\n');
         return;
       }
     }
@@ -357,7 +358,8 @@ class Converter {
     if (depth === 2) {
       this.records++;
       if (this.streamSlot !== null && parent.slots!.get(f.name) === this.streamSlot) {
-        this.queue.push(this.lab ? ',' + newlinePad(parent.level + 2) : ',', value);
+        this.emit(this.lab ? ',' + newlinePad(parent.level + 2) : ',');
+        this.emit(value);
         return;
       }
     }
@@ -397,12 +399,12 @@ class Converter {
       // record-file layout). A malformed document later still fails the conversion as a whole.
       this.streamSlot = slot;
       const lab = this.lab;
-      this.queue.push(
+      this.emit(
         this.rootPrefix(parent.name) +
           (parent.head === '' ? (lab ? '{' + newlinePad(parent.level + 1) : '{') : parent.head + (lab ? ',' + newlinePad(parent.level + 1) : ',')) +
           slot.key + this.colon + (lab ? '[' + newlinePad(parent.level + 2) : '['),
-        slot.rope ?? slot.s,
       );
+      this.emit(slot.rope ?? slot.s);
       slot.rope = null;
       slot.s = '';
       return;
@@ -455,6 +457,15 @@ class Converter {
     if (rope === null) return s;
     rope.push(s);
     return rope;
+  }
+
+  /**
+   * Output produced during parsing: strings go straight into the output buffers (short-lived, cheap for
+   * the GC); values with parts on disk need async reads, so they and everything after them queue.
+   */
+  private emit(v: string | Rope): void {
+    if (this.queue.length === 0 && typeof v === 'string') this.out.add(v);
+    else this.queue.push(v);
   }
 
   private async drainQueue(): Promise<void> {

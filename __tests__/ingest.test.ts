@@ -1,6 +1,12 @@
 // ingest stack: the lister's task definition (Fargate, non-root, read-only root, secret from Secrets
 // Manager), its least-privilege roles, and the EventBridge Scheduler schedule that starts the pipeline.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { App } from 'cdktf';
 import { validateStack } from '../scripts/terraform';
+import { loadConfig } from '../stacks/config';
+import { IngestStack } from '../stacks/ingest';
 import { maskTerraformRefs } from '../stacks/state-machine';
 import { readStack } from './batch-stack-reader';
 import { synthesize } from './stacks/synth';
@@ -121,5 +127,44 @@ describe('ingest stack with the managed Transfer server (default)', () => {
     expect(masked.refs[env.SFTP_HOST_KEY_FINGERPRINTS]).toMatch(/cross-stack-reference-input-sftp.*host_key_fingerprint/);
     expect(env.SFTP_USER).toBe('sftpuser');
     expect(ingest.only('aws_scheduler_schedule').schedule_expression).toBe('rate(5 minutes)');
+  });
+});
+
+describe('ingest settings', () => {
+  // Structural stand-ins for the infrastructure stacks: the settings are checked before any is read.
+  const refs = () => {
+    const ref = { id: 'x', arn: 'arn:aws:s3:::x', name: 'x' };
+    return {
+      app: new App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'h4-ingest-')) }),
+      props: {
+        config: loadConfig({ env: {} }),
+        network: { privateSubnets: [ref], taskSecurityGroup: ref },
+        cluster: { cluster: ref, logGroups: { sftpLister: ref, converter: ref }, repositories: { sftpLister: ref, converter: ref }, xmlBucket: { bucket: ref } },
+        images: { imageRefs: { sftpLister: 'img', converter: 'img' } },
+        sftp: { host: 'h', port: 22, userName: 'u', hostKeyFingerprints: FINGERPRINT, privateKeySecret: ref },
+      },
+    };
+  };
+
+  test.each([
+    [{ maxFilesPerRun: 0 }, /maxFilesPerRun must be 1-10000/],
+    [{ maxFilesPerRun: 20000 }, /maxFilesPerRun must be 1-10000/],
+    [{ minAgeSeconds: -1 }, /minAgeSeconds must be >= 0/],
+    [{ scheduleRetryAttempts: 200 }, /scheduleRetryAttempts must be 0-185/],
+    [{ scheduleMaxEventAgeSeconds: 30 }, /scheduleMaxEventAgeSeconds must be 60-86400/],
+  ])('GIVEN %j WHEN the stack is built THEN it throws naming the setting', (settings, message) => {
+    const { app, props } = refs();
+    expect(() => new IngestStack(app, 'ingest', { ...props, settings })).toThrow(message);
+  });
+
+  test('GIVEN include globs and a smaller per-run cap WHEN built THEN the lister gets them', () => {
+    const { app, props } = refs();
+    const stack = new IngestStack(app, 'ingest', { ...props, settings: { include: ['*.xml', 'in/*.XML'], maxFilesPerRun: 200 } });
+    app.synth();
+    const ingest = readStack(app.outdir, 'ingest');
+    const [container] = JSON.parse(ingest.only('aws_ecs_task_definition').container_definitions);
+    const env = Object.fromEntries(container.environment.map((e: { name: string; value: string }) => [e.name, e.value]));
+    expect(env).toMatchObject({ INCLUDE: '*.xml,in/*.XML', MAX_FILES: '200', SFTP_HOST: 'h', SFTP_HOST_KEY_FINGERPRINTS: FINGERPRINT });
+    expect(stack.settings.maxFilesPerRun).toBe(200);
   });
 });

@@ -1,6 +1,13 @@
 // batch stack: the converter's task definition, the ingest lock table and the Standard state machine
 // (logging ALL with retention, X-Ray, least-privilege role); the synthesized definition passes asl-validator.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { App } from 'cdktf';
 import { validateStack } from '../scripts/terraform';
+import { BatchSettings, BatchStack } from '../stacks/batch';
+import { loadConfig } from '../stacks/config';
+import { DEFAULT_LAYOUT } from '../stacks/ingest';
 import { maskTerraformRefs, processorStateNames, STATE, taskStates } from '../stacks/state-machine';
 import { readStack } from './batch-stack-reader';
 import { synthesize } from './stacks/synth';
@@ -131,5 +138,39 @@ describe('batch stack', () => {
 
   test('THEN terraform validate passes offline', async () => {
     expect(await validateStack(batch.dir)).toEqual({ valid: true });
+  });
+});
+
+describe('batch settings', () => {
+  const build = (settings: BatchSettings) => {
+    const app = new App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'h4-batch-')) });
+    const ref = { id: 'x', arn: 'arn:aws:s3:::x', name: 'x' };
+    const stack = new BatchStack(app, 'batch', {
+      config: loadConfig({ env: {} }),
+      network: { privateSubnets: [ref], taskSecurityGroup: ref },
+      cluster: { cluster: ref, logGroups: { sftpLister: ref, converter: ref }, repositories: { sftpLister: ref, converter: ref }, xmlBucket: { bucket: ref } },
+      images: { imageRefs: { sftpLister: 'img', converter: 'img' } },
+      lister: { taskDefinition: { arnWithoutRevision: 'arn:aws:ecs:us-east-1:1:task-definition/l' }, taskRole: ref, executionRole: ref, containerName: 'sftp-lister', layout: DEFAULT_LAYOUT },
+      settings,
+    });
+    return stack.definition as any;
+  };
+
+  test('GIVEN Spot, bigger batches and more concurrency WHEN built THEN the definition carries them', () => {
+    const d = build({ converterOnSpot: true, batchSize: 80, maxConcurrency: 100, toleratedFailurePercentage: 0, keysBatchSize: 20 });
+    const map = d.States[STATE.convertManifest];
+    expect(map).toMatchObject({ ItemBatcher: { MaxItemsPerBatch: 80 }, MaxConcurrency: 100, ToleratedFailurePercentage: 0 });
+    expect(map.ItemProcessor.States[processorStateNames('manifest').run].Parameters.CapacityProviderStrategy).toEqual([{ CapacityProvider: 'FARGATE_SPOT', Weight: 1 }]);
+    // the lister stays on demand
+    expect(d.States[STATE.runLister].Parameters.CapacityProviderStrategy).toEqual([{ CapacityProvider: 'FARGATE', Weight: 1 }]);
+    expect(d.States[STATE.partitionKeys].Parameters['batches.$']).toBe('States.ArrayPartition($, 20)');
+  });
+
+  test.each([
+    [{ converterConcurrency: 0 }, /converterConcurrency must be 1-64/],
+    [{ batchSize: 5000 }, /batchSize must be an integer from 1 to 1000/],
+    [{ converterTimeoutSeconds: 5 }, /converter\.timeoutSeconds/],
+  ])('GIVEN %j WHEN built THEN it throws naming the setting', (settings, message) => {
+    expect(() => build(settings)).toThrow(message);
   });
 });

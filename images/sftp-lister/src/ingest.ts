@@ -320,13 +320,15 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
       }
     };
 
-    // A file the index does not vouch for: its object's metadata decides (one HeadObject).
+    // A file the index does not vouch for: its object's metadata decides (one HeadObject). A MAX_FILES
+    // slot is reserved in queue order (oldest first) before the check and given back if not needed.
     let slots = cfg.maxFiles;
     const checkAndIngest = async (job: Job): Promise<void> => {
       if (slots <= 0) {
         summary.deferred++;
         return;
       }
+      slots--;
       let v: Awaited<ReturnType<typeof headVersion>>;
       try {
         summary.heads++;
@@ -337,16 +339,12 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
         return;
       }
       if (v && v.size === job.file.size && v.mtime === job.file.mtime) {
+        slots++;
         summary.alreadyPresent++;
         indexUpdates[job.key] = { size: v.size, mtime: v.mtime, etag: v.etag };
         await complete(job.file);
         return;
       }
-      if (slots <= 0) {
-        summary.deferred++;
-        return;
-      }
-      slots--;
       await ingestOne(job, v?.etag);
     };
 

@@ -139,8 +139,9 @@ export function localDefinition(definition: JsonObject): JsonObject {
           ...(state.Catch ? { Catch: state.Catch } : {}),
           Next: mapName,
         };
-        const { ItemReader: _r, ItemSelector: _s, ItemBatcher: _b, ResultWriter: _w, ToleratedFailurePercentage: _t, Label: _l, ...rest } = state;
-        void _r, _s, _b, _w, _t, _l;
+        // What the reader step took over (or the interpreter cannot do) leaves the map.
+        const rest: JsonObject = { ...state };
+        for (const field of ['ItemReader', 'ItemSelector', 'ItemBatcher', 'ResultWriter', 'ToleratedFailurePercentage', 'Label']) delete rest[field];
         out[mapName] = {
           ...rest,
           ItemsPath: '$.__localBatches',

@@ -101,7 +101,9 @@ describe('buildDefinition', () => {
     [{ keysMaxConcurrency: 0 }, /keysMaxConcurrency/],
     [{ taskAttempts: 4, taskRetryDelays: [5, 5] }, /taskRetryDelays needs 3 integer delays/],
     [{ outputPrefix: 'json' }, /outputPrefix must be empty or end with "\/"/],
-    [{ outputPrefix: 'in/', ingestPrefix: 'in/new/' }, /must not contain ingestPrefix/],
+    [{ outputPrefix: 'in/', ingestPrefix: 'in/new/' }, /must not contain one another/],
+    [{ outputPrefix: 'incoming/json/' }, /must not contain one another/],
+    [{ ingestPrefix: '' }, /must not contain one another/],
     [{ converter: { ...task('c'), subnetIds: [] } }, /converter\.subnetIds must not be empty/],
     [{ lister: { ...task('l'), timeoutSeconds: 10 } }, /lister\.timeoutSeconds must be an integer from 60/],
   ])('GIVEN %j WHEN built THEN it throws naming the setting', (override, message) => {

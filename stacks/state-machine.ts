@@ -156,8 +156,9 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
   const manifestPrefix = prefix('manifestPrefix', props.manifestPrefix ?? 'manifests/');
   const resultPrefix = prefix('resultPrefix', props.resultPrefix ?? 'results/');
   if (manifestPrefix === '' || resultPrefix === '') throw new Error('state machine: manifestPrefix and resultPrefix must not be empty');
-  if (outputPrefix !== '' && ingestPrefix.startsWith(outputPrefix)) {
-    throw new Error(`state machine: outputPrefix "${outputPrefix}" must not contain ingestPrefix "${ingestPrefix}" (outputs would be converted again)`);
+  // Outputs inside the landing prefix (or the other way round) would be converted again by a prefix run.
+  if (outputPrefix.startsWith(ingestPrefix) || (outputPrefix !== '' && ingestPrefix.startsWith(outputPrefix))) {
+    throw new Error(`state machine: outputPrefix "${outputPrefix}" and ingestPrefix "${ingestPrefix}" must not contain one another (outputs would be converted again)`);
   }
   const keysBatchSize = positiveInt('keysBatchSize', props.keysBatchSize ?? 10, 1, 100);
   const keysMaxConcurrency = positiveInt('keysMaxConcurrency', props.keysMaxConcurrency ?? 5, 1, 40);
@@ -197,7 +198,7 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
   });
   const ecsRetrier = { ErrorEquals: [...ECS_TRANSIENT_ERRORS], ...ecsRetry };
 
-  // One converter task per batch; input {keys, execution}; output {batch, converted, failed}.
+  // One converter task per batch; input {keys, execution}; output {resultKey, converted, failed} (+ batchError, failedKeys).
   const processor = (variant: ProcessorVariant, keysPath: string, executionPath: string): Record<string, Json> => {
     const n = processorStateNames(variant);
     const exitPatterns = [`*"ExitCode":${CONVERTER_MALFORMED_EXIT},*`, `*"ExitCode":${CONVERTER_MALFORMED_EXIT}}*`];

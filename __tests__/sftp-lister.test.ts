@@ -225,6 +225,14 @@ describe('refusals', () => {
     expect(bad.stderr).not.toContain('not-the-passphrase-93');
   });
 
+  test('GIVEN the key text stored on one line with escaped newlines (as pasted into a JSON secret) WHEN run THEN it connects', async () => {
+    const oneLine = sftp.privateKey.replace(/\n/g, '\\n');
+    expect(oneLine).not.toContain('\n');
+    const r = await runLister(env('refuse', { SFTP_PRIVATE_KEY: oneLine, DEST_PREFIX: 'refuse-oneline/' }));
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ ingested: 1 });
+  });
+
   test('GIVEN the key as a file (SFTP_PRIVATE_KEY_FILE) WHEN run THEN it connects', async () => {
     const r = await runLister(env('refuse', { SFTP_PRIVATE_KEY: undefined, SFTP_PRIVATE_KEY_FILE: sftp.privateKeyFile, DEST_PREFIX: 'refuse-file/' }));
     expect(r.code).toBe(0);

@@ -110,8 +110,6 @@ async function main(): Promise<void> {
       conn.close();
       return size / 1e6 / s;
     };
-    const ours = Math.max(await readWith(32, 65536), await readWith(32, 65536));
-    const single = await readWith(1, 32768);
     const knownHosts = path.join(path.dirname(sftp.privateKeyFile), 'known_hosts_bench');
     fs.writeFileSync(knownHosts, execFileSync('ssh-keyscan', ['-p', String(sftp.port), '127.0.0.1'], { stdio: ['ignore', 'pipe', 'ignore'] }));
     const openssh = async (): Promise<number> => {
@@ -123,7 +121,17 @@ async function main(): Promise<void> {
       );
       return size / 1e6 / ((performance.now() - t) / 1000);
     };
-    const sftpCli = Math.max(await openssh(), await openssh());
+    // Alternate the two clients so a busy machine penalises both alike; report the best and the median.
+    const oursRuns: number[] = [];
+    const sshRuns: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      oursRuns.push(await readWith(16, 131072));
+      sshRuns.push(await openssh());
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const ours = Math.max(...oursRuns);
+    const sftpCli = Math.max(...sshRuns);
+    const single = await readWith(1, 32768);
 
     // 2. 10,000 files: a first run ingests them all (fills S3 and the index), the second only decides.
     process.stderr.write(`ingesting ${FILES} small files once (setup for the decide figure)...\n`);
@@ -151,7 +159,8 @@ async function main(): Promise<void> {
 
     const rows: [string, string, string, string][] = [
       ['measure', 'sftp-lister', 'anchor', 'goal'],
-      [`SFTP read, ${FILE_MIB} MiB file (MB/s)`, fmt(ours), `OpenSSH sftp -b get: ${fmt(sftpCli)}`, `>= 0.5x -> ${fmt(ours / sftpCli, 2)}x ${ours / sftpCli >= 0.5 ? 'MET' : 'NOT MET'}`],
+      [`SFTP read, ${FILE_MIB} MiB file, best of 3 (MB/s)`, fmt(ours), `OpenSSH sftp -b get: ${fmt(sftpCli)}`, `>= 0.5x -> ${fmt(ours / sftpCli, 2)}x ${ours / sftpCli >= 0.5 ? 'MET' : 'NOT MET'}`],
+      ['  median of 3 (MB/s)', fmt(median(oursRuns)), `OpenSSH: ${fmt(median(sshRuns))}`, `${fmt(median(oursRuns) / median(sshRuns), 2)}x`],
       ['  one read in flight (ssh2-sftp-client style)', fmt(single), '', `${fmt(single / sftpCli, 2)}x of OpenSSH`],
       [`list ${FILES} files + decide, all present (s)`, fmt(decide, 3), `HeadObject calls: ${decideRuns.map((r) => r.summary.heads).join('/')} (vs ${FILES} without the index)`, `<= 0.5 s -> ${decide <= 0.5 ? 'MET' : 'NOT MET'}`],
       [`list ${FILES} files + decide, none present (s)`, fmt(decideNew, 3), '', ''],
@@ -159,6 +168,7 @@ async function main(): Promise<void> {
       ['peak RSS, end-to-end run (MiB)', fmt(e2e.rssKiB / 1024), `file size ${FILE_MIB} MiB`, 'bounded'],
       [`peak RSS, ${FILES}-file decide run (MiB)`, fmt(Math.max(...decideRuns.map((r) => r.rssKiB)) / 1024), '', ''],
     ];
+    rows.push(['load average (1 min) at the end', require('node:os').loadavg()[0].toFixed(1), `${require('node:os').cpus().length} CPUs`, 'figures are noisy when busy']);
     const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
     for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join(' | '));
   } finally {

@@ -133,6 +133,8 @@ export function loadConfig(env: Env = process.env): Config {
   } else {
     throw new ConfigError('SFTP_PRIVATE_KEY (key text) or SFTP_PRIVATE_KEY_FILE is required');
   }
+  // Secrets pasted as one line (JSON-escaped) carry literal "\n": restore the line breaks.
+  if (!privateKey.includes('\n') && privateKey.includes('\\n')) privateKey = privateKey.replace(/\\n/g, '\n');
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
     // Say where the problem is without echoing any of the secret.
     throw new ConfigError(

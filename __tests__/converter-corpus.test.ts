@@ -129,6 +129,12 @@ describe('streaming layouts', () => {
     await expect(run(records, { maxInputBytes: 100_000 }, 65536)).rejects.toThrow(/^doc\.xml:\d+:\d+: input larger than the limit of 100000 bytes/);
   });
 
+  test("a bare '&' fails right after it, without buffering the rest of the document as a name", async () => {
+    await expect(run(Buffer.from('<r>a & b;</r>'))).rejects.toThrow(/^doc\.xml:1:6: not well-formed: '&' must start a reference/);
+    const noSemicolon = Buffer.concat([Buffer.from('<r>&'), Buffer.alloc(2_000_000, 'a'), Buffer.from('</r>')]);
+    await expect(run(noSemicolon)).rejects.toThrow(/^doc\.xml:1:\d+: not well-formed: entity reference longer than 1024 characters$/);
+  });
+
   test('an aborted conversion stops between chunks', async () => {
     const ac = new AbortController();
     ac.abort(new Error('stop now'));

@@ -46,11 +46,27 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-/** Writes to a stream, waiting when it asks for back-pressure. */
+/**
+ * Writes to a stream and waits only when it asks for back-pressure, so parsing overlaps with the
+ * writes (waiting for every write's callback would serialize them).
+ */
 export function streamSink(w: Writable): (b: Buffer) => Promise<void> {
+  let failed: Error | null = null;
+  w.on('error', (e) => (failed ??= e));
   return (b) =>
     new Promise<void>((resolve, reject) => {
-      w.write(b, (err) => (err ? reject(err) : resolve()));
+      if (failed) return reject(failed);
+      if (w.write(b)) return resolve();
+      const onDrain = () => {
+        w.off('error', onError);
+        resolve();
+      };
+      const onError = (e: Error) => {
+        w.off('drain', onDrain);
+        reject(e);
+      };
+      w.once('drain', onDrain);
+      w.once('error', onError);
     });
 }
 

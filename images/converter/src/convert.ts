@@ -131,6 +131,38 @@ class Output {
   }
 }
 
+interface SaxesInternals {
+  stateTable: Array<(this: SaxesInternals) => void>;
+  chunk: string;
+  i: number;
+  entity: string;
+  fail(message: string): void;
+}
+const S_ENTITY = 14; // saxes 6.0.0's state number for "inside &...;" (the version is pinned)
+const NOT_IN_REFERENCE = /[\s<>&"'=/;]/g;
+const MAX_REFERENCE = 1024;
+
+/**
+ * saxes reads everything up to the next ';' as an entity name before checking it, so a bare '&' makes
+ * it buffer the rest of the document (unbounded memory) and then report a misleading "unclosed tag".
+ * This check runs before saxes' own entity state and fails right after the '&', as expat does.
+ */
+function checkEntityReferences(parser: SaxesParser<{}>): void {
+  const p = parser as unknown as SaxesInternals;
+  const original = p.stateTable[S_ENTITY];
+  if (original !== (SaxesParser.prototype as unknown as { sEntity: unknown }).sEntity) return; // layout changed: keep saxes' behaviour
+  p.stateTable[S_ENTITY] = function (this: SaxesInternals) {
+    NOT_IN_REFERENCE.lastIndex = this.i;
+    const m = NOT_IN_REFERENCE.exec(this.chunk);
+    if (m !== null && m[0] !== ';') {
+      this.fail("not well-formed: '&' must start a reference such as &amp; (name, then ';')");
+    } else if (m === null && this.entity.length + this.chunk.length - this.i > MAX_REFERENCE) {
+      this.fail(`not well-formed: entity reference longer than ${MAX_REFERENCE} characters`);
+    }
+    original.call(this);
+  };
+}
+
 /** Parser calls have a fixed cost: feed it at least this many bytes at a time. */
 const MIN_PARSE_CHUNK = 1 << 18;
 
@@ -207,6 +239,7 @@ class Converter {
     // expat parses version="1.1" documents as XML 1.0; so do we.
     this.parser = new SaxesParser({ forceXMLVersion: true, defaultXMLVersion: '1.0' });
     this.parser.on('error', (e) => this.fail(e.message.replace(/^\d+:\d+: /, '')));
+    checkEntityReferences(this.parser);
     this.parser.on('doctype', (d) => this.onDoctype(d));
     this.parser.on('opentag', (t) => this.onOpen(t as SaxesTagPlain));
     this.parser.on('text', (t) => this.onText(t));
@@ -267,6 +300,17 @@ class Converter {
     return k;
   }
 
+  private readonly attrKeys = new Map<string, string>();
+  /** JSON for an attribute's key ("@name"), cached like element names. */
+  private attrKey(name: string): string {
+    let k = this.attrKeys.get(name);
+    if (k === undefined) {
+      k = this.str('@' + name);
+      if (this.attrKeys.size < 10000) this.attrKeys.set((' ' + name).slice(1), k);
+    }
+    return k;
+  }
+
   private fail(reason: string): never {
     throw new XmlError(this.options.source, this.parser.line, this.parser.column, reason);
   }
@@ -312,7 +356,7 @@ class Converter {
             this.fail((e as Error).message);
           }
         }
-        head += (head === '' ? (this.lab ? '{' + newlinePad(level + 1) : '{') : sep) + this.key('@' + k) + this.colon + this.str(v);
+        head += (head === '' ? (this.lab ? '{' + newlinePad(level + 1) : '{') : sep) + this.attrKey(k) + this.colon + this.str(v);
       }
     }
     this.stack.push({ name: tag.name, level, head, slots: null, text: '', capture });

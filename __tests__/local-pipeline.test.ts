@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { outcomes, openSession, sampleFiles, Session, synthesize, uploadToSftp } from '../scripts/local-pipeline';
+import { demo, outcomes, openSession, sampleFiles, Session, synthesize, uploadToSftp } from '../scripts/local-pipeline';
 import { processorStateNames, STATE } from '../stacks/state-machine';
 import { makeImagesDir } from './stacks/synth';
 
@@ -13,13 +13,14 @@ jest.setTimeout(300_000);
 const samples = sampleFiles();
 const expectedOf = (name: string) => samples.find((s) => s.name === name)!.expected!;
 let session: Session;
+let outdir: string;
 
 beforeAll(async () => {
   for (const image of ['converter', 'sftp-lister']) {
     const entry = path.resolve(__dirname, '..', 'images', image, 'dist', 'main.js');
     if (!fs.existsSync(entry)) throw new Error(`${entry} missing: npm ci builds the images (npm run build:images)`);
   }
-  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'h4-local-'));
+  outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'h4-local-'));
   // The same app graph as main.ts; image build contexts only feed image tags, not the definition.
   synthesize(outdir, makeImagesDir());
   session = await openSession(outdir);
@@ -205,5 +206,18 @@ describe('contract 2: a prefix or a manifest, through the Distributed Map\'s ite
     expect(run).toMatchObject({ status: 'FAILED', error: 'ConversionFailed', cause: expect.stringContaining('States.ItemReaderFailed') });
     expect(tasksOf(run.arn)).toEqual([]);
     expect(STATE.convertFailedEnd).toBe('Conversion failed');
+  });
+});
+
+describe('npm run local', () => {
+  test('GIVEN the synthesized app WHEN the demonstration runs THEN every check holds and each lab sample is reported identical', async () => {
+    const lines: string[] = [];
+    const ok = await demo(outdir, (l) => lines.push(l));
+    const text = lines.join('\n');
+    expect(text).toMatch(/incoming\/customer\.xml +converted -> json\/incoming\/customer\.xml\.json \(identical to the lab's expected output\)/);
+    expect(text).toMatch(/incoming\/plane\.xml +converted -> json\/incoming\/plane\.xml\.json \(identical to the lab's expected output\)/);
+    expect(text).toMatch(/incoming\/mismatched_tag\.xml +failed as expected: .*mismatched_tag\.xml:1:\d+/);
+    expect(text).toMatch(/scheduled run 2 \(overlapping\): SUCCEEDED, skipped: lock held by .*scheduled-1/);
+    expect(ok).toBe(true);
   });
 });

@@ -570,16 +570,25 @@ async function main(): Promise<number> {
   }
   console.log(`synthesizing into ${path.relative(process.cwd(), outdir) || outdir}`);
   synthesize(outdir, process.env.LOCAL_IMAGES_DIR);
+  return (await demo(outdir)) ? 0 : 1;
+}
+
+/**
+ * The demonstration: two overlapping scheduled runs, a third with nothing new, contract 1 and a prefix
+ * run, each file's outcome printed. True when every check held (the lab's samples byte-identical, the
+ * malformed file failed, the young file left, the overlapping run skipped...).
+ */
+export async function demo(outdir: string, log: (line: string) => void = (l) => console.log(l)): Promise<boolean> {
   const session = await openSession(outdir);
   const { world, pipeline } = session;
-  console.log(`state machine: ${path.relative(process.cwd(), path.join(outdir, 'stacks', 'batch', 'cdk.tf.json'))} (aws_sfn_state_machine.definition)`);
+  log(`state machine: ${path.relative(process.cwd(), path.join(outdir, 'stacks', 'batch', 'cdk.tf.json'))} (aws_sfn_state_machine.definition)`);
   let ok = true;
   try {
     const samples = sampleFiles();
-    console.log(`sshd on ${world.sftp.host}:${world.sftp.port} (${world.sftp.hostKeyFingerprint}), S3 server on ${world.s3.endpoint}`);
+    log(`sshd on ${world.sftp.host}:${world.sftp.port} (${world.sftp.hostKeyFingerprint}), S3 server on ${world.s3.endpoint}`);
     uploadToSftp(world.sftp, samples);
     fs.writeFileSync(path.join(world.sftp.root, 'still-uploading.xml'), '<a>young</a>');
-    console.log(`SFTP folder: ${samples.map((s) => s.name).join(', ')} + still-uploading.xml (too young to ingest)`);
+    log(`SFTP folder: ${samples.map((s) => s.name).join(', ')} + still-uploading.xml (too young to ingest)`);
 
     // 1. The schedule: {"ingest": ...}. A second, overlapping scheduled run starts while the first
     //    holds the lock; it must skip, so no file is ever ingested or converted twice at once.
@@ -590,14 +599,14 @@ async function main(): Promise<number> {
     const first = await pipeline.execute({ ingest: { source: 'schedule' } }, 'scheduled-1');
     const second = await overlap!;
     world.beforeTask = undefined;
-    console.log(`\nscheduled run 1: ${first.status}${first.error ? ` ${first.error}: ${first.cause}` : ''}`);
-    if (process.env.LOCAL_DEBUG) for (const t of world.tasks) console.log(t.container, t.exitCode, t.stdout.slice(-800), t.stderr.slice(-800));
-    console.log(`scheduled run 2 (overlapping): ${second.status}, ${second.output && (second.output as JsonObject).lock ? `skipped: lock held by ${((second.output as JsonObject).lock as JsonObject).holder}` : 'NOT skipped'}`);
+    log(`\nscheduled run 1: ${first.status}${first.error ? ` ${first.error}: ${first.cause}` : ''}`);
+    if (process.env.LOCAL_DEBUG) for (const t of world.tasks) log([t.container, t.exitCode, t.stdout.slice(-800), t.stderr.slice(-800)].join(' '));
+    log(`scheduled run 2 (overlapping): ${second.status}, ${second.output && (second.output as JsonObject).lock ? `skipped: lock held by ${((second.output as JsonObject).lock as JsonObject).holder}` : 'NOT skipped'}`);
     ok &&= first.status === 'FAILED' || first.status === 'SUCCEEDED';
     ok &&= !!(second.output as JsonObject | undefined)?.lock;
 
     const results = outcomes(first.output ?? null);
-    console.log('\nper-file outcome (scheduled run 1):');
+    log('\nper-file outcome (scheduled run 1):');
     for (const sample of samples) {
       const key = `incoming/${sample.name}`;
       const o = results.find((r) => r.key === key);
@@ -610,39 +619,39 @@ async function main(): Promise<number> {
         verdict = body === sample.expected ? `converted -> ${o.output} (identical to the lab's expected output)` : `converted -> ${o.output} but DIFFERS from the expected output`;
       }
       ok &&= /^(converted ->.*identical|failed as expected)/.test(verdict);
-      console.log(`  ${key.padEnd(36)} ${verdict}`);
+      log(`  ${key.padEnd(36)} ${verdict}`);
     }
     const young = results.some((r) => r.key.endsWith('still-uploading.xml'));
-    console.log(`  ${'incoming/still-uploading.xml'.padEnd(36)} ${young ? 'INGESTED although too young' : 'left on SFTP for a later run (too young)'}`);
+    log(`  ${'incoming/still-uploading.xml'.padEnd(36)} ${young ? 'INGESTED although too young' : 'left on SFTP for a later run (too young)'}`);
     ok &&= !young;
     const tasks1 = world.tasks.filter((t) => t.execution === first.arn);
-    console.log(`  tasks: ${tasks1.filter((t) => t.container === 'sftp-lister').length} lister, ${tasks1.filter((t) => t.container === 'converter').length} converter (batches of up to 50 keys)`);
+    log(`  tasks: ${tasks1.filter((t) => t.container === 'sftp-lister').length} lister, ${tasks1.filter((t) => t.container === 'converter').length} converter (batches of up to 50 keys)`);
 
     // 2. The next scheduled run finds nothing new.
     const next = await pipeline.execute({ ingest: { source: 'schedule' } }, 'scheduled-3');
-    console.log(`\nscheduled run 3: ${next.status}, ${outcomes(next.output ?? null).length} files converted (nothing new on SFTP)`);
+    log(`\nscheduled run 3: ${next.status}, ${outcomes(next.output ?? null).length} files converted (nothing new on SFTP)`);
     ok &&= next.status === 'SUCCEEDED' && outcomes(next.output ?? null).length === 0;
 
     // 3. Contract 1, the lab's: a JSON array of keys.
     const keys = samples.filter((s) => s.name.startsWith('customer') || s.name.startsWith('plane') || s.name.startsWith('mismatched')).map((s) => `incoming/${s.name}`);
     const lab = await pipeline.execute(keys, 'lab-contract');
-    console.log(`\ncontract 1 ${JSON.stringify(keys)}: ${lab.status}${lab.error ? ` ${lab.error}: ${lab.cause}` : ''}`);
-    for (const o of outcomes(lab.output ?? null)) console.log(`  ${o.key.padEnd(36)} ${o.status}${o.error ? `: ${o.error}` : ` -> ${o.output}`}`);
+    log(`\ncontract 1 ${JSON.stringify(keys)}: ${lab.status}${lab.error ? ` ${lab.error}: ${lab.cause}` : ''}`);
+    for (const o of outcomes(lab.output ?? null)) log(`  ${o.key.padEnd(36)} ${o.status}${o.error ? `: ${o.error}` : ` -> ${o.output}`}`);
     ok &&= lab.status === 'SUCCEEDED' && outcomes(lab.output ?? null).length === keys.length;
 
     // 4. Contract 2: a prefix.
     const prefix = await pipeline.execute({ prefix: 'incoming/' }, 'prefix-contract');
     const prefixOutcomes = outcomes(prefix.output ?? null);
-    console.log(`\ncontract 2 {"prefix": "incoming/"}: ${prefix.status}, ${prefixOutcomes.filter((o) => o.status === 'converted').length} converted, ${prefixOutcomes.filter((o) => o.status === 'failed').length} failed${prefix.error ? ` ${prefix.error}: ${prefix.cause}` : ''}`);
+    log(`\ncontract 2 {"prefix": "incoming/"}: ${prefix.status}, ${prefixOutcomes.filter((o) => o.status === 'converted').length} converted, ${prefixOutcomes.filter((o) => o.status === 'failed').length} failed${prefix.error ? ` ${prefix.error}: ${prefix.cause}` : ''}`);
     ok &&= prefix.status === 'SUCCEEDED' && prefixOutcomes.length === samples.length;
 
-    console.log('\ntasks (container-override environment as the state computed it; exit code):');
+    log('\ntasks (container-override environment as the state computed it; exit code):');
     for (const t of world.tasks) {
       const env = Object.entries(t.overrides).map(([k, v]) => `${k}=${v.length > 90 ? `${v.slice(0, 87)}...` : v}`).join(' ');
-      console.log(`  ${t.execution.split(':').pop()!.padEnd(16)} ${t.container.padEnd(11)} exit ${String(t.exitCode).padEnd(4)} ${t.seconds.toFixed(1)}s  ${env}`);
+      log(`  ${t.execution.split(':').pop()!.padEnd(16)} ${t.container.padEnd(11)} exit ${String(t.exitCode).padEnd(4)} ${t.seconds.toFixed(1)}s  ${env}`);
     }
-    console.log(`\n${ok ? 'OK' : 'FAILED'}: ${world.tasks.length} tasks run in all`);
-    return ok ? 0 : 1;
+    log(`\n${ok ? 'OK' : 'FAILED'}: ${world.tasks.length} tasks run in all`);
+    return ok;
   } finally {
     await session.close();
   }

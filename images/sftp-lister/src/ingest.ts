@@ -97,10 +97,8 @@ class Session {
   }
 }
 
-class ChangedError extends Error {}
-
 function retriable(e: unknown): boolean {
-  if (e instanceof FatalError || e instanceof ChangedError || isPreconditionFailed(e)) return false;
+  if (e instanceof FatalError || isPreconditionFailed(e)) return false;
   const msg = (e as Error)?.message ?? '';
   if (/changed while reading|listed with|Permission denied|No such file/i.test(msg)) return false;
   const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -223,7 +221,7 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
           // posix-rename replaces an older moved copy; plain SFTP rename refuses to overwrite.
           await new Promise<void>((resolve, reject) =>
             sftp.ext_openssh_rename(file.path, target, (err) => (err ? reject(new Error(`${err.message}: ${file.path} -> ${target}`)) : resolve())),
-          ).catch((e) => (/not supported/i.test((e as Error).message) ? rename(sftp, file.path, target) : Promise.reject(e)));
+          ).catch((e) => (/not support/i.test((e as Error).message) ? rename(sftp, file.path, target) : Promise.reject(e)));
         }
         summary.completed++;
       } catch (e) {

@@ -6,13 +6,17 @@ import { main } from '../main';
 import { ConfigError } from '../stacks/config';
 import { findTerraform, listStacks, terraformVersion, validateStack } from './terraform';
 
-async function run(): Promise<number> {
+/** Synthesizes the app and validates its stacks; reports through `log` (errors: `error`); returns the exit code. */
+export async function synthAndValidate(
+  log: (line: string) => void = console.log,
+  error: (line: string) => void = console.error,
+): Promise<number> {
   const started = process.hrtime.bigint();
   try {
     main();
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(err.message);
+      error(err.message);
       return 2;
     }
     throw err;
@@ -20,11 +24,11 @@ async function run(): Promise<number> {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const outdir = path.resolve(process.env.CDKTF_OUTDIR ?? 'cdktf.out');
   const stacks = listStacks(outdir);
-  console.log(`synthesized ${stacks.length} stacks into ${path.relative(process.cwd(), outdir) || outdir} in ${seconds.toFixed(2)} s`);
-  console.log(`deploy order: ${stacks.map((s) => s.name).join(', ')}`);
+  log(`synthesized ${stacks.length} stacks into ${path.relative(process.cwd(), outdir) || outdir} in ${seconds.toFixed(2)} s`);
+  log(`deploy order: ${stacks.map((s) => s.name).join(', ')}`);
 
   const terraform = findTerraform();
-  if (terraform) console.log(`validating offline with ${terraformVersion(terraform)}`);
+  if (terraform) log(`validating offline with ${terraformVersion(terraform)}`);
   const width = Math.max(...stacks.map((s) => s.name.length));
   const lines = await Promise.all(
     stacks.map(async (s) => {
@@ -35,14 +39,16 @@ async function run(): Promise<number> {
       return { ok: result.valid, line: `${head}${result.valid ? 'valid' : `INVALID: ${result.error}`}` };
     }),
   );
-  for (const l of lines) console.log(l.line);
+  for (const l of lines) log(l.line);
   return lines.every((l) => l.ok) ? 0 : 1;
 }
 
-run().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err instanceof Error ? err.stack : err);
-    process.exit(1);
-  },
-);
+if (require.main === module) {
+  synthAndValidate().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(err instanceof Error ? err.stack : err);
+      process.exit(1);
+    },
+  );
+}

@@ -147,6 +147,8 @@ class Job {
         queueSize: 2,
         leavePartsOnError: false,
       });
+      // SIGTERM: stop the upload at once, even when the input is already read and parts are in flight.
+      ac.signal.addEventListener('abort', () => void upload?.abort(), { once: true });
       let parts = 0;
       upload.on('httpUploadProgress', (p) => {
         parts = Math.max(parts, p.part ?? 0);

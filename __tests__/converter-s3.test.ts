@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { convert } from '../images/converter/src/convert';
 import { MAIN, corpusCases, genRecords } from './support/converter-records';
 import { S3Server, startS3 } from './support/s3rver';
@@ -120,6 +121,21 @@ test('manifest of keys; a missing key is an I/O failure (exit 74) and the rest s
   expect(summary.failed).toHaveLength(1);
   expect(summary.failed[0]).toMatchObject({ key: 'm/missing.xml', malformed: false });
   expect(summary.failed[0].error).toMatch(/^s3:\/\/in\/m\/missing\.xml: .*NoSuchKey/);
+});
+
+test('FORMAT=jsonl with RECORD_PATH: one line per record, as application/x-ndjson', async () => {
+  const xml = genRecords(50_000, 3);
+  await s3.put('in', 'j/recs.xml', xml);
+  const r = await runMain({ BUCKET: 'in', S3PATH: 'j/recs.xml', FORMAT: 'jsonl', RECORD_PATH: '/records/record' });
+  expect(r.code).toBe(0);
+  const lines = (await s3.get('in', 'j/recs.xml.json')).toString('utf8').split('\n');
+  expect(lines.pop()).toBe('');
+  const expected = JSON.parse((await labJson(xml)).toString('utf8')).records.record;
+  expect(lines.map((l) => JSON.parse(l))).toEqual(expected);
+  expect(logLines(r)[0].records).toBe(expected.length);
+  const head = await s3.client().send(new HeadObjectCommand({ Bucket: 'in', Key: 'j/recs.xml.json' }));
+  expect(head.ContentType).toBe('application/x-ndjson');
+  expect((await runMain({ BUCKET: 'in', S3PATH: 'j/recs.xml', FORMAT: 'jsonl' })).code).toBe(78);
 });
 
 test('configuration errors exit 78 before touching S3', async () => {

@@ -241,6 +241,28 @@ describe('refusals', () => {
 });
 
 describe('S3 object content', () => {
+  test('GIVEN two runs started at the same time on the same folder WHEN both finish THEN every object is complete and correct and every file is in a manifest', async () => {
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 12; i++) files[`f${i}.bin`] = randomBytes(512 * 1024 + i);
+    for (const [name, body] of Object.entries(files)) {
+      const p = path.join(sftp.root, 'overlap', name);
+      fs.mkdirSync(path.dirname(p), { recursive: true });
+      fs.writeFileSync(p, body);
+      age(p, 3600);
+    }
+    const [a, b] = await Promise.all([
+      runLister(env('overlap', { MANIFEST_KEY: 'manifests/overlap-a.json', CONCURRENCY: '3' })),
+      runLister(env('overlap', { MANIFEST_KEY: 'manifests/overlap-b.json', CONCURRENCY: '3' })),
+    ]);
+    expect([a.code, b.code]).toEqual([0, 0]);
+    expect(a.summary!.failed + b.summary!.failed).toBe(0);
+    for (const [name, body] of Object.entries(files)) expect(sha256(await s3.get(BUCKET, `overlap/${name}`))).toBe(sha256(body));
+    const union = new Set([...(await manifest('manifests/overlap-a.json')), ...(await manifest('manifests/overlap-b.json'))]);
+    expect([...union].sort()).toEqual(Object.keys(files).map((n) => `overlap/${n}`).sort());
+    // Afterwards the index (merged by both runs, or repaired by HeadObject) says all are present.
+    expect((await runLister(env('overlap'))).summary).toMatchObject({ alreadyPresent: 12, ingested: 0 });
+  });
+
   test('GIVEN a file larger than one part WHEN ingested THEN the object is byte-identical (ordered reassembly of parallel reads)', async () => {
     const p = path.join(sftp.root, 'multi', 'big.bin');
     fs.mkdirSync(path.dirname(p), { recursive: true });

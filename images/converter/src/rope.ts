@@ -1,10 +1,10 @@
 /**
- * Serialized JSON fragments whose final indentation is applied lazily, spilling to a temp file.
+ * Serialized JSON as a list of in-memory strings and ranges of a temp (spill) file.
  *
- * A value's text is produced relative to its own indentation level; when it is placed inside an object
- * (+1 level) or an array (+2 levels: the key's level plus the array's) the pieces only get their `ind`
- * raised. Indentation is applied when a piece is finally written out, by inserting 4*ind spaces after
- * every newline; JSON strings never contain a raw newline, so this textual operation is safe.
+ * Values are serialized at their predicted indentation level (see README); when a prediction turns out
+ * one level short (a first occurrence that becomes an array item), in-memory text is re-indented at
+ * once and file ranges get `ind` raised, applied while they are copied out: 4*ind spaces after every
+ * newline. JSON strings never contain a raw newline, so this textual operation is safe.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';

@@ -16,6 +16,7 @@ import { Fn, TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import { PipelineStack, PipelineStackProps } from './base';
 import { ClusterStack, IMAGES, ImageName } from './cluster';
+import { repoRoot } from './paths';
 
 /** Files that never belong in a build context's identity (local installs, build output, scratch). */
 const IGNORED = new Set(['node_modules', 'dist', 'coverage', '.tmp', '.git', 'cdktf.out']);
@@ -105,15 +106,4 @@ export function contextHash(dir: string): string {
     hash.update(f).update('\0').update(fs.readFileSync(path.join(dir, f))).update('\0');
   }
   return hash.digest('hex');
-}
-
-/** The repository root: the nearest folder above this file holding cdktf.json (works from src and dist). */
-export function repoRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'cdktf.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`cannot find cdktf.json above ${__dirname}`);
-    dir = parent;
-  }
-  return dir;
 }

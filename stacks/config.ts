@@ -255,7 +255,7 @@ export function loadConfig(options: LoadConfigOptions = {}): PipelineConfig {
       const problem = checkCidr(c, 1, 32);
       if (problem) fail('sftpAllowedCidrs', problem);
     });
-    for (const name of ['sftpHost', 'sftpHostKeyFingerprints'] as const) {
+    for (const name of ['sftpHost', 'sftpPort', 'sftpHostKeyFingerprints'] as const) {
       if (raw(name) !== undefined) fail(name, 'only applies to sftpSource "external"; the managed server\'s host key is read from AWS');
     }
     sftp = { kind: 'transfer', userName, publicKeys, allowedCidrs };

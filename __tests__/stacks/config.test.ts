@@ -121,6 +121,7 @@ describe('invalid configuration fails with a message naming the setting', () => 
     ['external SFTP without NAT', { PIPELINE_SFTP_SOURCE: 'external', PIPELINE_SFTP_HOST: 'h.example.com', PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: FINGERPRINT }, /natEnabled.*must be true when sftpSource is "external"/],
     ['fingerprint in MD5 form', { PIPELINE_SFTP_SOURCE: 'external', PIPELINE_SFTP_HOST: 'h', PIPELINE_NAT: 'true', PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: 'MD5:12:34' }, /sftpHostKeyFingerprints.*not an OpenSSH SHA256 fingerprint/],
     ['fingerprint for the managed server', { PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: FINGERPRINT }, /sftpHostKeyFingerprints.*only applies to sftpSource "external"/],
+    ['port for the managed server', { PIPELINE_SFTP_PORT: '2222' }, /sftpPort.*only applies to sftpSource "external"/],
     ['unknown SFTP source', { PIPELINE_SFTP_SOURCE: 'ftp' }, /sftpSource.*expected "transfer" or "external", got "ftp"/],
     ['bad port', { PIPELINE_SFTP_SOURCE: 'external', PIPELINE_SFTP_HOST: 'h', PIPELINE_NAT: 'true', PIPELINE_SFTP_PORT: '70000' }, /sftpPort.*1-65535/],
     ['not a public key', { PIPELINE_SFTP_PUBLIC_KEYS: 'hello world' }, /sftpPublicKeys.*key #1 is not an OpenSSH public key line/],

@@ -22,8 +22,7 @@ export function pyStrip(s: string): string {
 }
 
 const NON_ASCII = /[\x7f-\uffff]/;
-const NON_ASCII_G = /[\x7f-\uffff]/g;
-const hex4 = (c: string) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
+const HEX: string[] = [];
 
 /**
  * Python `json.dumps(s)` with ensure_ascii=True: JSON.stringify already escapes `"`, `\` and C0 controls
@@ -34,7 +33,17 @@ export function jsonAscii(s: string): string {
   // Always a fresh string: a slice of the parser's input chunk would keep the whole chunk alive
   // while the value sits in a buffer.
   const j = JSON.stringify(s);
-  return NON_ASCII.test(j) ? j.replace(NON_ASCII_G, hex4) : j;
+  if (!NON_ASCII.test(j)) return j;
+  let out = '';
+  let last = 0;
+  for (let i = 0; i < j.length; i++) {
+    const c = j.charCodeAt(i);
+    if (c >= 0x7f) {
+      out += j.slice(last, i) + (HEX[c] ??= '\\u' + c.toString(16).padStart(4, '0'));
+      last = i + 1;
+    }
+  }
+  return out + j.slice(last);
 }
 
 /** Plain JSON string (UTF-8 output). */

@@ -107,6 +107,23 @@ describe('streaming layouts', () => {
     }
   });
 
+  test('many names, each under the spill threshold, spill together once they pass the memory budget', async () => {
+    const names = Array.from({ length: 40 }, (_, i) => `n${i}`);
+    const body = [0, 1, 2].map((round) => names.map((n) => `<${n} r="${round}">${'e'.repeat(300)}${n}</${n}>`).join('')).join('');
+    const xml = Buffer.from(`<root><head/><doc>${body}</doc></root>`);
+    const out: Buffer[] = [];
+    async function* one() {
+      yield xml;
+    }
+    const r = await convert(one(), async (b) => void out.push(Buffer.from(b)), { source: 'x', spillThreshold: 2000 });
+    // No single name reaches 2000 characters; together they pass the budget of 4 x 2000 many times over.
+    expect(body.length).toBeGreaterThan(4 * 8000);
+    expect(r.spilledBytes).toBeGreaterThan(body.length);
+    expect(r.peakBufferedChars).toBeLessThanOrEqual(8000 + 400);
+    expect(Buffer.concat(out).toString()).toBe(await run(xml));
+    expect(Object.keys(JSON.parse(Buffer.concat(out).toString()).root.doc)).toEqual(names);
+  });
+
   test('a record file gives the same bytes with or without spilling, and jsonl lines equal its records', async () => {
     const lab = await run(records);
     expect(await run(records, { spillThreshold: 64 }, 4096)).toBe(lab);

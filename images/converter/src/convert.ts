@@ -42,6 +42,8 @@ export interface ConvertResult {
   encoding: string;
   /** Bytes written to the spill file. */
   spilledBytes: number;
+  /** Most characters held in memory at once by unfinished values (bounded by 4 x spillThreshold). */
+  peakBufferedChars: number;
 }
 
 /** The input is not well-formed XML (or breaks a configured limit): exit code 65. */
@@ -66,6 +68,10 @@ interface Slot {
   count: number;
   s: string;
   rope: Rope | null;
+}
+
+function slotMem(slot: Slot): number {
+  return slot.rope === null ? slot.s.length : slot.rope.mem;
 }
 
 interface Frame {
@@ -196,6 +202,10 @@ class Converter {
   private readonly maxInputBytes: number;
   private readonly maxEntityExpansion: number;
   private readonly spillThreshold: number;
+  /** Characters in all slots' memory together before every slot spills. */
+  private readonly bufferBudget: number;
+  private buffered = 0;
+  private peakBuffered = 0;
   private readonly recordPath: string[] | null;
   private readonly parser: SaxesParser<{}>;
   private readonly spill: SpillFile;
@@ -226,6 +236,7 @@ class Converter {
     this.maxInputBytes = options.maxInputBytes ?? 0;
     this.maxEntityExpansion = options.maxEntityExpansion ?? 1 << 20;
     this.spillThreshold = options.spillThreshold ?? 1 << 22;
+    this.bufferBudget = 4 * this.spillThreshold;
     if (this.format === 'jsonl') {
       const p = options.recordPath ?? '';
       if (!/^(\/[^/\s]+)+$/.test(p)) throw new Error(`jsonl needs a record path like /records/record (got "${p}")`);
@@ -283,6 +294,7 @@ class Converter {
         records: this.records,
         encoding: decoder.encoding,
         spilledBytes: this.spill.spilled,
+        peakBufferedChars: this.peakBuffered,
       };
     } finally {
       this.spill.close();
@@ -410,6 +422,7 @@ class Converter {
     let slots = parent.slots;
     if (slots === null) slots = parent.slots = new Map();
     let slot = slots.get(f.name);
+    const before = slot === undefined ? 0 : slotMem(slot);
     let sep = '';
     if (slot === undefined) {
       slot = { key: this.key(f.name), count: 0, s: '', rope: null };
@@ -451,14 +464,35 @@ class Converter {
       this.emit(slot.rope ?? slot.s);
       slot.rope = null;
       slot.s = '';
+      this.buffered -= before;
       return;
     }
-    if (slot.rope === null && slot.s.length > this.spillThreshold) {
+    if (slotMem(slot) > this.spillThreshold) this.spillSlot(slot);
+    this.buffered += slotMem(slot) - before;
+    if (this.buffered > this.peakBuffered) this.peakBuffered = this.buffered;
+    if (this.buffered > this.bufferBudget) this.spillAll();
+  }
+
+  private spillSlot(slot: Slot): void {
+    if (slot.rope === null) {
       slot.rope = new Rope();
       slot.rope.push(slot.s);
       slot.s = '';
     }
-    if (slot.rope !== null && slot.rope.mem > this.spillThreshold) this.spill.spill(slot.rope);
+    this.spill.spill(slot.rope);
+  }
+
+  /** Many slots, each under the threshold, together over the budget: move them all to disk. */
+  private spillAll(): void {
+    for (const f of this.stack) {
+      if (f.slots === null) continue;
+      for (const slot of f.slots.values()) {
+        const m = slotMem(slot);
+        if (m === 0 || slot === this.streamSlot) continue;
+        this.spillSlot(slot);
+        this.buffered -= m;
+      }
+    }
   }
 
   /** The element's xmltodict value at its (predicted) level: a string, or a rope when parts are on disk. */
@@ -479,6 +513,7 @@ class Converter {
           first = false;
           continue;
         }
+        this.buffered -= slotMem(slot);
         s += (first ? open : member) + slot.key + this.colon;
         first = false;
         const array = slot.count > 1;

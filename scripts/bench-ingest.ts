@@ -69,9 +69,6 @@ const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
 async function main(): Promise<void> {
   const mods = loadLister();
-  // The compiled support modules run from dist/; s3rver's child script is plain JS beside the sources.
-  const childJs = path.join(__dirname, '..', '__tests__', 'support', 's3rver-child.js');
-  if (!fs.existsSync(childJs)) fs.copyFileSync(path.join(repo, '__tests__', 'support', 's3rver-child.js'), childJs);
   const [sftp, s3] = await Promise.all([startSshd(), startS3(['bench'])]);
   try {
     const size = FILE_MIB * MiB;

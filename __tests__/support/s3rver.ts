@@ -37,7 +37,10 @@ export interface S3Server {
   dispose(): Promise<void>;
 }
 
-const CHILD = path.join(__dirname, 's3rver-child.js');
+// Plain JS beside this file; when this module runs compiled from dist/ (scripts), the source copy.
+const CHILD = [path.join(__dirname, 's3rver-child.js'), path.resolve(__dirname, '../../../__tests__/support/s3rver-child.js')].find((f) =>
+  fs.existsSync(f),
+)!;
 
 function launch(directory: string, buckets: string[], port: number): Promise<{ child: ChildProcess; port: number }> {
   return new Promise((resolve, reject) => {

@@ -10,6 +10,9 @@ for pair in sshd:openssh-server sftp:openssh-client buildah:buildah debootstrap:
   bin=${pair%%:*}; pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done
+# debootstrap builds the test base image from Debian bookworm: it needs Debian's archive keyring
+# (present on Debian, a package on Ubuntu runners).
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

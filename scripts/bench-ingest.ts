@@ -16,6 +16,7 @@ import { pipeline } from 'node:stream/promises';
 
 import { startS3 } from '../__tests__/support/s3rver';
 import { startSshd } from '../__tests__/support/sshd';
+import { listerEnv } from '../__tests__/support/lister-harness';
 
 const repo = path.resolve(__dirname, '..', '..');
 
@@ -83,17 +84,7 @@ async function main(): Promise<void> {
       fs.writeFileSync(p, `<f n="${i}"/>`);
       fs.utimesSync(p, old, old);
     }
-    const baseEnv: Record<string, string> = {
-      PATH: process.env.PATH ?? '',
-      ...s3.env,
-      SFTP_HOST: sftp.host,
-      SFTP_PORT: String(sftp.port),
-      SFTP_USER: sftp.user,
-      SFTP_PRIVATE_KEY: sftp.privateKey,
-      SFTP_HOST_KEY_FINGERPRINTS: sftp.hostKeyFingerprint,
-      DEST_BUCKET: 'bench',
-      MIN_AGE_SECONDS: '0',
-    };
+    const baseEnv = listerEnv(sftp, s3, 'bench', { DEST_PREFIX: undefined, RETRY_BASE_MS: undefined });
     const cfg = mods.loadConfig(baseEnv);
 
     // 1. SFTP read throughput: read the whole file, discard the bytes.

@@ -8,31 +8,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { S3Server } from './s3rver';
 import type { SftpServer } from './sshd';
+import type { Summary } from '../../images/sftp-lister/src/ingest';
 
 export const LISTER_DIR = path.resolve(__dirname, '..', '..', 'images', 'sftp-lister');
 export const LISTER_MAIN = path.join(LISTER_DIR, 'dist', 'main.js');
 
-export interface ListerSummary {
-  listed: number;
-  excluded: number;
-  tooYoung: number;
-  alreadyPresent: number;
-  deferred: number;
-  ingested: number;
-  failed: number;
-  completed: number;
-  completionFailed: number;
-  retries: number;
-  heads: number;
-  bytes: number;
-  MBps: number;
-  seconds: number;
-  connectSeconds: number;
-  decideSeconds: number;
-  manifestKey: string | null;
-  maxRssMB: number;
-  error?: string;
-}
+/** The lister's summary line. */
+export type ListerSummary = Summary;
 
 export interface ListerResult {
   code: number | null;

@@ -141,6 +141,19 @@ describe('batch stack', () => {
   });
 });
 
+describe('batching from the config', () => {
+  test('GIVEN non-default batch size, concurrency, failure percentage and converter concurrency in the environment WHEN the app is synthesized THEN the definition and task carry them', () => {
+    const synth = synthesize({ env: { PIPELINE_BATCH_SIZE: '120', PIPELINE_MAX_CONCURRENCY: '7', PIPELINE_TOLERATED_FAILURE_PERCENTAGE: '12.5', PIPELINE_CONVERTER_CONCURRENCY: '9' } });
+    const batch = readStack(synth.outdir, 'batch');
+    const definition = JSON.parse(maskTerraformRefs(batch.only('aws_sfn_state_machine').definition).text);
+    for (const state of [STATE.convertManifest, STATE.convertPrefix]) {
+      expect(definition.States[state]).toMatchObject({ ItemBatcher: { MaxItemsPerBatch: 120, MaxInputBytesPerBatch: 6144 }, MaxConcurrency: 7, ToleratedFailurePercentage: 12.5 });
+    }
+    const [container] = JSON.parse(maskTerraformRefs(batch.only('aws_ecs_task_definition').container_definitions).text);
+    expect(container.environment).toContainEqual({ name: 'CONCURRENCY', value: '9' });
+  });
+});
+
 describe('batch settings', () => {
   const build = (settings: BatchSettings) => {
     const app = new App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'h4-batch-')) });
@@ -168,7 +181,7 @@ describe('batch settings', () => {
 
   test.each([
     [{ converterConcurrency: 0 }, /converterConcurrency must be 1-64/],
-    [{ batchSize: 5000 }, /batchSize must be an integer from 1 to 1000/],
+    [{ batchSize: 513 }, /batchSize must be an integer from 1 to 512/],
     [{ converterTimeoutSeconds: 5 }, /converter\.timeoutSeconds/],
   ])('GIVEN %j WHEN built THEN it throws naming the setting', (settings, message) => {
     expect(() => build(settings)).toThrow(message);

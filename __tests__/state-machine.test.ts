@@ -95,7 +95,8 @@ describe('buildDefinition', () => {
   });
 
   test.each([
-    [{ batchSize: 0 }, /batchSize must be an integer from 1 to 1000, got 0/],
+    [{ batchSize: 0 }, /batchSize must be an integer from 1 to 512, got 0/],
+    [{ batchSize: 300, maxBatchBytes: 3000 }, /batchSize must be an integer from 1 to 250, got 300/],
     [{ maxBatchBytes: 9000 }, /maxBatchBytes must be an integer from 256 to 7168/],
     [{ toleratedFailurePercentage: 101 }, /toleratedFailurePercentage must be 0-100/],
     [{ keysMaxConcurrency: 0 }, /keysMaxConcurrency/],

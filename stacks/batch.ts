@@ -34,7 +34,11 @@ export interface ListerRefs {
   readonly layout: DataLayout;
 }
 
-/** Tunables of the state machine (see state-machine.ts for each default). */
+/**
+ * Tunables of the state machine (see state-machine.ts for each default). `batchSize`, `maxConcurrency`,
+ * `toleratedFailurePercentage` and `converterConcurrency` default to the app's config (stacks/config.ts),
+ * so the one typed config drives them; a value here overrides it (tests).
+ */
 export type BatchSettings = Pick<
   PipelineDefinitionProps,
   | 'keysBatchSize'
@@ -49,7 +53,7 @@ export type BatchSettings = Pick<
 > & {
   /** Converter tasks on Fargate Spot (cheaper; reclaimed tasks are re-run). @default false */
   readonly converterOnSpot?: boolean;
-  /** Converter concurrency inside one task (keys converted at once). @default 4 */
+  /** Converter concurrency inside one task (keys converted at once). @default config.converterConcurrency (4) */
   readonly converterConcurrency?: number;
   /** Stop a converter task (and fail its batch) after this long. @default 3600 */
   readonly converterTimeoutSeconds?: number;
@@ -82,7 +86,7 @@ export class BatchStack extends PipelineStack {
     const { config } = this;
     const settings = props.settings ?? {};
     const layout: DataLayout = props.lister.layout ?? DEFAULT_LAYOUT;
-    const concurrency = settings.converterConcurrency ?? 4;
+    const concurrency = settings.converterConcurrency ?? config.converterConcurrency;
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new Error(`batch: converterConcurrency must be 1-64, got ${concurrency}`);
 
     const account = new DataAwsCallerIdentity(this, 'account');
@@ -257,10 +261,10 @@ export class BatchStack extends PipelineStack {
       },
       keysBatchSize: settings.keysBatchSize,
       keysMaxConcurrency: settings.keysMaxConcurrency,
-      batchSize: settings.batchSize,
+      batchSize: settings.batchSize ?? config.batchSize,
       maxBatchBytes: settings.maxBatchBytes,
-      maxConcurrency: settings.maxConcurrency,
-      toleratedFailurePercentage: settings.toleratedFailurePercentage,
+      maxConcurrency: settings.maxConcurrency ?? config.maxConcurrency,
+      toleratedFailurePercentage: settings.toleratedFailurePercentage ?? config.toleratedFailurePercentage,
       taskAttempts: settings.taskAttempts,
       ecsRetry: settings.ecsRetry,
       taskRetryDelays: settings.taskRetryDelays,

@@ -6,6 +6,7 @@
 // Secrets never enter this module: the SFTP private key lives only in Secrets Manager (see README).
 // A value that looks like a private key is refused, and error messages never echo key material.
 import * as net from 'node:net';
+import { DEFAULT_MAX_BATCH_BYTES, maxBatchSize } from './state-machine';
 
 export type SftpSourceKind = 'transfer' | 'external';
 export type CpuArchitecture = 'X86_64' | 'ARM64';
@@ -78,6 +79,14 @@ export interface PipelineConfig {
   readonly logRetentionDays: number;
   /** @default { kind: 'local' } */
   readonly stateBackend: StateBackendConfig;
+  /** Prefix/manifest runs: keys per converter task (Distributed Map ItemBatcher). @default 50 */
+  readonly batchSize: number;
+  /** Prefix/manifest runs: converter tasks running at once (Distributed Map MaxConcurrency). @default 20 */
+  readonly maxConcurrency: number;
+  /** Prefix/manifest runs: share (%) of batches that may fail before the run fails. @default 5 */
+  readonly toleratedFailurePercentage: number;
+  /** Keys one converter task converts at once (its CONCURRENCY). @default 4 */
+  readonly converterConcurrency: number;
 }
 
 export class ConfigError extends Error {
@@ -121,6 +130,10 @@ export const SETTINGS = {
   stateBucket: { key: 'stateBucket', env: 'PIPELINE_STATE_BUCKET', default: '(none: local state)', description: 'S3 bucket for Terraform state; when set, the S3 backend with a lockfile is used' },
   stateRegion: { key: 'stateRegion', env: 'PIPELINE_STATE_REGION', default: '(the region)', description: 'Region of the state bucket' },
   stateKeyPrefix: { key: 'stateKeyPrefix', env: 'PIPELINE_STATE_KEY_PREFIX', default: '<namePrefix>/<stage>', description: 'State object key prefix; each stack is `<prefix>/<stack>.tfstate`' },
+  batchSize: { key: 'batchSize', env: 'PIPELINE_BATCH_SIZE', default: '50', description: `Prefix/manifest runs: keys per converter task, 1-${maxBatchSize()} (a batch's input is also capped at ${DEFAULT_MAX_BATCH_BYTES} bytes to stay within ECS's 8 KiB override limit)` },
+  maxConcurrency: { key: 'maxConcurrency', env: 'PIPELINE_MAX_CONCURRENCY', default: '20', description: 'Prefix/manifest runs: converter tasks at once, 1-10000 (the Distributed Map limit; mind the Fargate vCPU quota)' },
+  toleratedFailurePercentage: { key: 'toleratedFailurePercentage', env: 'PIPELINE_TOLERATED_FAILURE_PERCENTAGE', default: '5', description: 'Prefix/manifest runs: percentage (0-100) of batches that may fail before the run fails' },
+  converterConcurrency: { key: 'converterConcurrency', env: 'PIPELINE_CONVERTER_CONCURRENCY', default: '4', description: 'Keys one converter task converts at once (its `CONCURRENCY`), 1-64' },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -319,6 +332,23 @@ export function loadConfig(options: LoadConfigOptions = {}): PipelineConfig {
     }
   }
 
+  // Batching: bounds are the Step Functions / ECS limits the state machine builder enforces too.
+  const batchSize = int('batchSize', 50);
+  if (batchSize < 1 || batchSize > maxBatchSize()) {
+    fail('batchSize', `must be 1-${maxBatchSize()} (a batch's input is capped at ${DEFAULT_MAX_BATCH_BYTES} bytes so its key list fits ECS's 8 KiB container-override limit; more keys could never fit), got ${batchSize}`);
+  }
+  const maxConcurrency = int('maxConcurrency', 20);
+  if (maxConcurrency < 1 || maxConcurrency > 10000) fail('maxConcurrency', `must be 1-10000 (a Distributed Map runs at most 10000 child executions at once), got ${maxConcurrency}`);
+  const toleratedText = str('toleratedFailurePercentage');
+  let toleratedFailurePercentage = 5;
+  if (toleratedText !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(toleratedText)) fail('toleratedFailurePercentage', `expected a number from 0 to 100, got "${toleratedText}"`);
+    toleratedFailurePercentage = Number(toleratedText);
+    if (toleratedFailurePercentage > 100) fail('toleratedFailurePercentage', `must be 0-100, got ${toleratedFailurePercentage}`);
+  }
+  const converterConcurrency = int('converterConcurrency', 4);
+  if (converterConcurrency < 1 || converterConcurrency > 64) fail('converterConcurrency', `must be 1-64, got ${converterConcurrency}`);
+
   return {
     namePrefix,
     stage,
@@ -333,6 +363,10 @@ export function loadConfig(options: LoadConfigOptions = {}): PipelineConfig {
     cpuArchitecture: arch as CpuArchitecture,
     logRetentionDays,
     stateBackend,
+    batchSize,
+    maxConcurrency,
+    toleratedFailurePercentage,
+    converterConcurrency,
   };
 }
 

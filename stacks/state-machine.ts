@@ -132,6 +132,16 @@ export const ECS_TRANSIENT_ERRORS = [
 /** The converter's exit code for malformed input: deterministic, so never re-run. */
 export const CONVERTER_MALFORMED_EXIT = 65;
 
+/** Default MaxInputBytesPerBatch: a batch's key list stays under ECS's 8 KiB container-override limit. */
+export const DEFAULT_MAX_BATCH_BYTES = 6144;
+/** The smallest batch item the ItemBatcher can emit (`{"Key":"x"},`). */
+const MIN_BATCH_ITEM_BYTES = '{"Key":"x"},'.length;
+
+/** The most keys a batch can ever hold under a byte cap: a larger MaxItemsPerBatch could never be reached. */
+export function maxBatchSize(maxBatchBytes = DEFAULT_MAX_BATCH_BYTES): number {
+  return Math.floor(maxBatchBytes / MIN_BATCH_ITEM_BYTES);
+}
+
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type State = Record<string, Json>;
 
@@ -162,8 +172,8 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
   }
   const keysBatchSize = positiveInt('keysBatchSize', props.keysBatchSize ?? 10, 1, 100);
   const keysMaxConcurrency = positiveInt('keysMaxConcurrency', props.keysMaxConcurrency ?? 5, 1, 40);
-  const batchSize = positiveInt('batchSize', props.batchSize ?? 50, 1, 1000);
-  const maxBatchBytes = positiveInt('maxBatchBytes', props.maxBatchBytes ?? 6144, 256, 7168);
+  const maxBatchBytes = positiveInt('maxBatchBytes', props.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES, 256, 7168);
+  const batchSize = positiveInt('batchSize', props.batchSize ?? 50, 1, maxBatchSize(maxBatchBytes));
   const maxConcurrency = positiveInt('maxConcurrency', props.maxConcurrency ?? 20, 1, 10000);
   const tolerated = props.toleratedFailurePercentage ?? 5;
   if (!(tolerated >= 0 && tolerated <= 100)) throw new Error(`state machine: toleratedFailurePercentage must be 0-100, got ${tolerated}`);

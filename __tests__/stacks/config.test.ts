@@ -26,6 +26,10 @@ describe('defaults', () => {
       cpuArchitecture: 'X86_64',
       logRetentionDays: 30,
       stateBackend: { kind: 'local' },
+      batchSize: 50,
+      maxConcurrency: 20,
+      toleratedFailurePercentage: 5,
+      converterConcurrency: 4,
     });
   });
 
@@ -54,6 +58,13 @@ describe('sources and precedence', () => {
     expect(config.natEnabled).toBe(true);
     expect(config.sftp).toMatchObject({ kind: 'transfer', publicKeys: [TEST_PUBLIC_KEY] });
     expect(config.converterTask).toEqual({ cpu: 2048, memoryMiB: 8192 });
+  });
+
+  test('GIVEN batching settings in env and context WHEN loading THEN they are typed, at their bounds included', () => {
+    expect(loadConfig({ env: { PIPELINE_BATCH_SIZE: '512', PIPELINE_MAX_CONCURRENCY: '10000', PIPELINE_TOLERATED_FAILURE_PERCENTAGE: '12.5', PIPELINE_CONVERTER_CONCURRENCY: '64' } }))
+      .toMatchObject({ batchSize: 512, maxConcurrency: 10000, toleratedFailurePercentage: 12.5, converterConcurrency: 64 });
+    expect(loadConfig({ env: {}, context: { batchSize: 1, maxConcurrency: 1, toleratedFailurePercentage: 0, converterConcurrency: 1 } }))
+      .toMatchObject({ batchSize: 1, maxConcurrency: 1, toleratedFailurePercentage: 0, converterConcurrency: 1 });
   });
 
   test('GIVEN both env and context WHEN loading THEN the environment wins', () => {
@@ -138,6 +149,16 @@ describe('invalid configuration fails with a message naming the setting', () => 
     ['log retention', { PIPELINE_LOG_RETENTION_DAYS: '10' }, /logRetentionDays.*10 is not a CloudWatch Logs retention value/],
     ['state bucket name', { PIPELINE_STATE_BUCKET: 'Bad_Bucket' }, /stateBucket.*not an S3 bucket name/],
     ['state key prefix without bucket', { PIPELINE_STATE_KEY_PREFIX: 'x' }, /stateKeyPrefix.*only applies with stateBucket/],
+    ['batch size zero', { PIPELINE_BATCH_SIZE: '0' }, /batchSize \(env PIPELINE_BATCH_SIZE, context "batchSize"\): must be 1-512 .*8 KiB.*got 0/],
+    ['batch size beyond what 6 KiB of keys can hold', { PIPELINE_BATCH_SIZE: '513' }, /batchSize.*must be 1-512.*got 513/],
+    ['batch size not a number', { PIPELINE_BATCH_SIZE: 'fifty' }, /batchSize.*expected an integer, got "fifty"/],
+    ['concurrency zero', { PIPELINE_MAX_CONCURRENCY: '0' }, /maxConcurrency \(env PIPELINE_MAX_CONCURRENCY.*must be 1-10000.*got 0/],
+    ['concurrency over the Distributed Map limit', { PIPELINE_MAX_CONCURRENCY: '10001' }, /maxConcurrency.*must be 1-10000.*got 10001/],
+    ['failure percentage over 100', { PIPELINE_TOLERATED_FAILURE_PERCENTAGE: '101' }, /toleratedFailurePercentage \(env PIPELINE_TOLERATED_FAILURE_PERCENTAGE.*must be 0-100, got 101/],
+    ['negative failure percentage', { PIPELINE_TOLERATED_FAILURE_PERCENTAGE: '-1' }, /toleratedFailurePercentage.*expected a number from 0 to 100, got "-1"/],
+    ['failure percentage with a % sign', { PIPELINE_TOLERATED_FAILURE_PERCENTAGE: '5%' }, /toleratedFailurePercentage.*expected a number from 0 to 100, got "5%"/],
+    ['converter concurrency zero', { PIPELINE_CONVERTER_CONCURRENCY: '0' }, /converterConcurrency \(env PIPELINE_CONVERTER_CONCURRENCY.*must be 1-64, got 0/],
+    ['converter concurrency too high', { PIPELINE_CONVERTER_CONCURRENCY: '65' }, /converterConcurrency.*must be 1-64, got 65/],
     ['allowed CIDR malformed', { PIPELINE_SFTP_ALLOWED_CIDRS: '192.168.0.0/33' }, /sftpAllowedCidrs.*not an IPv4 CIDR/],
   ];
   test.each(cases)('GIVEN %s WHEN loading THEN a ConfigError names the setting', (_name, env, message) => {

@@ -2,21 +2,14 @@
 // (images/converter/dist/main.js) runs against it THEN it keeps the lab contract (BUCKET + S3PATH ->
 // S3PATH.json), converts batches with a per-key summary and exit code, streams multipart uploads, and
 // never leaves a partial object (malformed input mid-stream, SIGTERM).
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { convert } from '../images/converter/src/convert';
-import { MAIN, corpusCases, genRecords } from './support/converter-records';
+import { ProcessRun, corpusCases, genRecords, runConverterMain } from './support/converter-records';
 import { S3Server, startS3 } from './support/s3rver';
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = ProcessRun;
 
 let s3: S3Server;
 beforeAll(async () => {
@@ -27,25 +20,7 @@ afterAll(async () => {
 });
 
 function runMain(env: Record<string, string>, onStderr?: (text: string, kill: (s: NodeJS.Signals) => void) => void): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN], {
-      env: { PATH: process.env.PATH!, TMPDIR: os.tmpdir(), ...s3.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      onStderr?.(stderr, (s) => child.kill(s));
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 100_000);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+  return runConverterMain({ ...s3.env, ...env }, onStderr && ((text, child) => onStderr(text, (sig) => child.kill(sig))), 100_000);
 }
 
 const logLines = (r: Run) =>

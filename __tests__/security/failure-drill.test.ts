@@ -2,16 +2,15 @@
 // them) against a real sshd and a real S3-compatible server, one fault per row. For every row:
 // a clear error (non-zero exit, a message naming what failed), no partial object, nothing lost (the
 // source is still there, unchanged or as it changed), and a rerun completes with no duplicate.
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { MAIN as CONVERTER_MAIN, runConverterMain } from '../support/converter-records';
 import { age, ListerResult, listerEnv, runLister, sha256, writeRandomFile } from '../support/lister-harness';
 import { S3Server, startS3 } from '../support/s3rver';
 import { SftpServer, startSshd } from '../support/sshd';
 
-const CONVERTER_MAIN = path.resolve(__dirname, '..', '..', 'images', 'converter', 'dist', 'main.js');
 const BUCKET = 'data';
 const MiB = 1024 * 1024;
 
@@ -36,25 +35,8 @@ interface RunResult {
 
 /** Runs the converter entrypoint with the task definition's environment; `onStderr` may inject a fault. */
 function runConverter(env: Record<string, string>, onStderr?: (text: string, child: ChildProcess) => void): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CONVERTER_MAIN], {
-      env: { PATH: process.env.PATH!, TMPDIR: os.tmpdir(), ...s3.env, AWS_MAX_ATTEMPTS: '2', BUCKET, OUTPUT_BUCKET: BUCKET, OUTPUT_PREFIX: 'json/', FORMAT: 'lab', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      onStderr?.(stderr, child);
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, acted: false });
-    });
-  });
+  const taskEnv = { ...s3.env, AWS_MAX_ATTEMPTS: '2', BUCKET, OUTPUT_BUCKET: BUCKET, OUTPUT_PREFIX: 'json/', FORMAT: 'lab', ...env };
+  return runConverterMain(taskEnv, onStderr).then(({ code, stdout, stderr }) => ({ code, stdout, stderr, acted: false }));
 }
 
 /** An XML document of `bytes` (approximately) of small records. */

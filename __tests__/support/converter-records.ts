@@ -2,7 +2,9 @@
  * Test helpers for the converter: the corpus location and a deterministic record-XML generator shaped
  * like the corpus' tools/gen_records.py (attributes, repeated children, entities, CDATA, non-ASCII).
  */
+import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -74,4 +76,41 @@ export function genRecords(targetBytes: number, seed = 42): Buffer {
   }
   parts.push('</records>\n');
   return Buffer.from(parts.join(''), 'utf8');
+}
+
+export interface ProcessRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the converter's container entrypoint (dist/main.js) as a child process with `env` on top of
+ * PATH and TMPDIR. `onStderr` sees all stderr so far and the child, to inject a fault mid-run.
+ */
+export function runConverterMain(
+  env: Record<string, string>,
+  onStderr?: (text: string, child: ChildProcess) => void,
+  timeoutMs = 110_000,
+): Promise<ProcessRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN], {
+      env: { PATH: process.env.PATH!, TMPDIR: os.tmpdir(), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      onStderr?.(stderr, child);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
 }

@@ -7,7 +7,7 @@ import { SaxesParser, SaxesTagPlain } from 'saxes';
 import { XmlDecoder, DecodeError } from './decode';
 import { Dtd, MARKER_RE, MARK_START } from './dtd';
 import { Rope, SpillFile, StrPiece, indent, newlinePad, reindent } from './rope';
-import { isAllPySpace, jsonAscii, jsonUtf8, pyStrip } from './text';
+import { asciiEscape, isAllPySpace, jsonAscii, jsonUtf8, pyStrip } from './text';
 
 export type Format = 'lab' | 'compact' | 'jsonl';
 export const FORMATS: readonly Format[] = ['lab', 'compact', 'jsonl'];
@@ -87,18 +87,30 @@ interface Frame {
 }
 
 const OUT_CHUNK = 1 << 20;
+/** Output strings are joined up to this many characters before one escape pass and one buffer write. */
+const OUT_BATCH = 1 << 13;
 
-/** Collects output strings straight into 1 MiB buffers (no intermediate joins) for the sink. */
+/** Collects output strings, in batches, into 1 MiB buffers for the sink. */
 class Output {
   private buf = Buffer.allocUnsafe(OUT_CHUNK);
   private used = 0;
   private full: Buffer[] = [];
+  private pending = '';
   bytes = 0;
   constructor(
     private readonly sink: Sink,
     private readonly enc: 'latin1' | 'utf8',
+    /** Applied to each batch of text (ensure_ascii for lab). */
+    private readonly escape: (s: string) => string,
   ) {}
   add(s: string): void {
+    this.pending += s;
+    if (this.pending.length >= OUT_BATCH) this.commit();
+  }
+  private commit(): void {
+    if (this.pending === '') return;
+    const s = this.escape(this.pending);
+    this.pending = '';
     const max = this.enc === 'latin1' ? s.length : s.length * 3;
     if (max > OUT_CHUNK - this.used) {
       this.seal();
@@ -119,6 +131,7 @@ class Output {
     if (this.full.length) await this.drain();
   }
   async flush(): Promise<void> {
+    this.commit();
     this.seal();
     await this.drain();
   }
@@ -145,7 +158,11 @@ interface SaxesInternals {
   fail(message: string): void;
 }
 const S_ENTITY = 14; // saxes 6.0.0's state number for "inside &...;" (the version is pinned)
-const NOT_IN_REFERENCE = /[\s<>&"'=/;]/g;
+/** Characters that end an entity name (`;`) or cannot be in one (whitespace as \s matches it). */
+const NOT_IN_REFERENCE = new Uint8Array(0x10000);
+for (const c of '<>&"\'=/;') NOT_IN_REFERENCE[c.charCodeAt(0)] = 1;
+for (let c = 0; c < 0x10000; c++) if (/\s/.test(String.fromCharCode(c))) NOT_IN_REFERENCE[c] = 1;
+const SEMICOLON = 0x3b;
 const MAX_REFERENCE = 1024;
 
 /**
@@ -158,11 +175,14 @@ function checkEntityReferences(parser: SaxesParser<{}>): void {
   const original = p.stateTable[S_ENTITY];
   if (original !== (SaxesParser.prototype as unknown as { sEntity: unknown }).sEntity) return; // layout changed: keep saxes' behaviour
   p.stateTable[S_ENTITY] = function (this: SaxesInternals) {
-    NOT_IN_REFERENCE.lastIndex = this.i;
-    const m = NOT_IN_REFERENCE.exec(this.chunk);
-    if (m !== null && m[0] !== ';') {
+    // A plain scan (no regex match object): this runs once per reference, and references are common.
+    const chunk = this.chunk;
+    const end = chunk.length;
+    let i = this.i;
+    while (i < end && NOT_IN_REFERENCE[chunk.charCodeAt(i)] !== 1) i++;
+    if (i < end && chunk.charCodeAt(i) !== SEMICOLON) {
       this.fail("not well-formed: '&' must start a reference such as &amp; (name, then ';')");
-    } else if (m === null && this.entity.length + this.chunk.length - this.i > MAX_REFERENCE) {
+    } else if (i === end && this.entity.length + chunk.length - this.i > MAX_REFERENCE) {
       this.fail(`not well-formed: entity reference longer than ${MAX_REFERENCE} characters`);
     }
     original.call(this);
@@ -245,8 +265,9 @@ class Converter {
       this.recordPath = null;
     }
     const enc = this.lab ? 'latin1' : 'utf8'; // lab output is pure ASCII (ensure_ascii)
-    this.spill = new SpillFile(enc, options.tmpDir);
-    this.out = new Output(sink, enc);
+    const escape = this.lab ? asciiEscape : (s: string) => s;
+    this.spill = new SpillFile(enc, escape, options.tmpDir);
+    this.out = new Output(sink, enc, escape);
     // expat parses version="1.1" documents as XML 1.0; so do we.
     this.parser = new SaxesParser({ forceXMLVersion: true, defaultXMLVersion: '1.0' });
     this.parser.on('error', (e) => this.fail(e.message.replace(/^\d+:\d+: /, '')));

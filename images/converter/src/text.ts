@@ -22,33 +22,50 @@ export function pyStrip(s: string): string {
 }
 
 const NON_ASCII = /[\x7f-\uffff]/;
+const NON_ASCII_RUNS = /[\x7f-\uffff]+/g;
 const HEX: string[] = [];
 
+function escapeRun(run: string): string {
+  let out = '';
+  for (let i = 0; i < run.length; i++) {
+    const c = run.charCodeAt(i);
+    out += HEX[c] ??= '\\u' + c.toString(16).padStart(4, '0');
+  }
+  return out;
+}
+
 /**
- * Python `json.dumps(s)` with ensure_ascii=True: JSON.stringify already escapes `"`, `\` and C0 controls
- * exactly like Python (\b \t \n \f \r, else \u00xx lowercase); Python also escapes DEL and every
- * non-ASCII UTF-16 code unit (astral characters become surrogate pairs).
+ * Python's ensure_ascii applied to JSON text: DEL and every non-ASCII UTF-16 code unit becomes
+ * `\uXXXX` (lowercase; astral characters become surrogate pairs). Such characters occur only inside
+ * JSON strings and the escape does not depend on context, so it runs once over large batches of output
+ * instead of once per string.
+ */
+export function asciiEscape(s: string): string {
+  return NON_ASCII.test(s) ? s.replace(NON_ASCII_RUNS, escapeRun) : s;
+}
+
+/**
+ * Python `json.dumps(s)` before ensure_ascii (which `asciiEscape` applies to the output later):
+ * JSON.stringify escapes `"`, `\` and C0 controls exactly like Python (\b \t \n \f \r, else \u00xx
+ * lowercase) and lone surrogates as \udxxx, as Python does.
  */
 export function jsonAscii(s: string): string {
-  // Always a fresh string: a slice of the parser's input chunk would keep the whole chunk alive
-  // while the value sits in a buffer.
-  const j = JSON.stringify(s);
-  if (!NON_ASCII.test(j)) return j;
-  let out = '';
-  let last = 0;
-  for (let i = 0; i < j.length; i++) {
-    const c = j.charCodeAt(i);
-    if (c >= 0x7f) {
-      out += j.slice(last, i) + (HEX[c] ??= '\\u' + c.toString(16).padStart(4, '0'));
-      last = i + 1;
-    }
-  }
-  return out + j.slice(last);
+  return jsonUtf8(s);
 }
+
+const NEEDS_ESCAPE = /[\x00-\x1f"\\\ud800-\udfff]/;
+/**
+ * Shorter strings are never slices of another string in V8 (SlicedString::kMinLength is 13), so
+ * concatenating them makes a copy, as JSON.stringify does, and the result pins no input chunk.
+ */
+const FRESH_CONCAT_MAX = 11;
 
 /** Plain JSON string (UTF-8 output). */
 export function jsonUtf8(s: string): string {
-  return JSON.stringify(s);
+  // Short strings without anything to escape (the common case) skip JSON.stringify's fixed cost.
+  // Longer ones go through JSON.stringify, which always returns a fresh string: a slice of the
+  // parser's input chunk would keep the whole chunk alive while the value sits in a buffer.
+  return s.length <= FRESH_CONCAT_MAX && !NEEDS_ESCAPE.test(s) ? '"' + s + '"' : JSON.stringify(s);
 }
 
 /** True when every character is Python whitespace (or the string is empty). */

@@ -7,7 +7,7 @@ import { SaxesParser, SaxesTagPlain } from 'saxes';
 import { XmlDecoder, DecodeError } from './decode';
 import { Dtd, MARKER_RE, MARK_START } from './dtd';
 import { Rope, SpillFile, StrPiece, indent, newlinePad, reindent } from './rope';
-import { asciiEscape, isAllPySpace, jsonAscii, jsonUtf8, pyStrip } from './text';
+import { isAllPySpace, jsonAscii, jsonUtf8, pyStrip } from './text';
 
 export type Format = 'lab' | 'compact' | 'jsonl';
 export const FORMATS: readonly Format[] = ['lab', 'compact', 'jsonl'];
@@ -87,7 +87,7 @@ interface Frame {
 }
 
 const OUT_CHUNK = 1 << 20;
-/** Output strings are joined up to this many characters before one escape pass and one buffer write. */
+/** Output strings are joined up to this many characters before one buffer write (each call costs). */
 const OUT_BATCH = 1 << 13;
 
 /** Collects output strings, in batches, into 1 MiB buffers for the sink. */
@@ -100,8 +100,6 @@ class Output {
   constructor(
     private readonly sink: Sink,
     private readonly enc: 'latin1' | 'utf8',
-    /** Applied to each batch of text (ensure_ascii for lab). */
-    private readonly escape: (s: string) => string,
   ) {}
   add(s: string): void {
     this.pending += s;
@@ -109,7 +107,7 @@ class Output {
   }
   private commit(): void {
     if (this.pending === '') return;
-    const s = this.escape(this.pending);
+    const s = this.pending;
     this.pending = '';
     const max = this.enc === 'latin1' ? s.length : s.length * 3;
     if (max > OUT_CHUNK - this.used) {
@@ -265,9 +263,8 @@ class Converter {
       this.recordPath = null;
     }
     const enc = this.lab ? 'latin1' : 'utf8'; // lab output is pure ASCII (ensure_ascii)
-    const escape = this.lab ? asciiEscape : (s: string) => s;
-    this.spill = new SpillFile(enc, escape, options.tmpDir);
-    this.out = new Output(sink, enc, escape);
+    this.spill = new SpillFile(enc, options.tmpDir);
+    this.out = new Output(sink, enc);
     // expat parses version="1.1" documents as XML 1.0; so do we.
     this.parser = new SaxesParser({ forceXMLVersion: true, defaultXMLVersion: '1.0' });
     this.parser.on('error', (e) => this.fail(e.message.replace(/^\d+:\d+: /, '')));

@@ -89,8 +89,6 @@ export class SpillFile {
 
   constructor(
     private readonly encoding: 'latin1' | 'utf8',
-    /** Applied to text before it is written (ensure_ascii for lab). */
-    private readonly escape: (s: string) => string,
     private readonly dir = os.tmpdir(),
   ) {}
 
@@ -107,7 +105,7 @@ export class SpillFile {
     let text = '';
     const flush = () => {
       if (!text) return;
-      const len = fs.writeSync(this.fd, this.escape(text), this.size, this.encoding);
+      const len = fs.writeSync(this.fd, text, this.size, this.encoding);
       const last = out[out.length - 1];
       if (last !== undefined && 'off' in last && last.ind === 0 && last.off + last.len === this.size) last.len += len;
       else out.push({ off: this.size, len, ind: 0 });

@@ -44,13 +44,17 @@ export function asciiEscape(s: string): string {
   return NON_ASCII.test(s) ? s.replace(NON_ASCII_RUNS, escapeRun) : s;
 }
 
+const SAFE_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 /**
- * Python `json.dumps(s)` before ensure_ascii (which `asciiEscape` applies to the output later):
- * JSON.stringify escapes `"`, `\` and C0 controls exactly like Python (\b \t \n \f \r, else \u00xx
- * lowercase) and lone surrogates as \udxxx, as Python does.
+ * Python `json.dumps(s)` with ensure_ascii=True: JSON.stringify already escapes `"`, `\` and C0
+ * controls exactly like Python (\b \t \n \f \r, else \u00xx lowercase) and lone surrogates as
+ * \udxxx; Python also escapes DEL and every non-ASCII UTF-16 code unit (`asciiEscape`).
  */
 export function jsonAscii(s: string): string {
-  return jsonUtf8(s);
+  // Short printable ASCII strings (the common case) skip JSON.stringify's fixed cost; see jsonUtf8.
+  if (s.length <= FRESH_CONCAT_MAX && SAFE_ASCII.test(s)) return '"' + s + '"';
+  return asciiEscape(JSON.stringify(s));
 }
 
 const NEEDS_ESCAPE = /[\x00-\x1f"\\\ud800-\udfff]/;

@@ -64,6 +64,7 @@ export type Sink = (chunk: Buffer) => Promise<void>;
 
 /** The values of one child name, serialized; `s` while in memory, `rope` once parts are on disk. */
 interface Slot {
+  /** JSON key and colon. */
   key: string;
   count: number;
   s: string;
@@ -186,6 +187,17 @@ function checkEntityReferences(parser: SaxesParser<{}>): void {
     original.call(this);
   };
 }
+
+/** Separators at an indentation level (lab), built once: a fresh concatenation per use costs. */
+function padCache(before: string, after: string): (level: number) => string {
+  const cached: string[] = [];
+  return (level) => (cached[level] ??= before + newlinePad(level) + after);
+}
+const OPEN = padCache('{', '');
+const MEMBER = padCache(',', '');
+const ARRAY_OPEN = padCache('[', '');
+const ARRAY_CLOSE = padCache('', ']');
+const OBJECT_CLOSE = padCache('', '}');
 
 /** Parser calls have a fixed cost: feed it at least this many bytes at a time. */
 const MIN_PARSE_CHUNK = 1 << 18;
@@ -319,11 +331,11 @@ class Converter {
     }
   }
 
-  /** JSON for a key; names repeat a lot, so they are cached (up to a bound). */
+  /** JSON for a key, with the colon; names repeat a lot, so they are cached (up to a bound). */
   private key(name: string): string {
     let k = this.keys.get(name);
     if (k === undefined) {
-      k = this.str(name);
+      k = this.str(name) + this.colon;
       // A copy as the cache key: a slice of the input chunk would keep the whole chunk alive.
       if (this.keys.size < 10000) this.keys.set((' ' + name).slice(1), k);
     }
@@ -335,7 +347,7 @@ class Converter {
   private attrKey(name: string): string {
     let k = this.attrKeys.get(name);
     if (k === undefined) {
-      k = this.str('@' + name);
+      k = this.str('@' + name) + this.colon;
       if (this.attrKeys.size < 10000) this.attrKeys.set((' ' + name).slice(1), k);
     }
     return k;
@@ -376,7 +388,7 @@ class Converter {
       const attrs = tag.attributes as Record<string, string>;
       const defaults = this.dtd?.attDefaults.get(tag.name);
       if (defaults) for (const [k, v] of defaults) if (!(k in attrs)) attrs[k] = v;
-      const sep = this.lab ? ',' + newlinePad(level + 1) : ',';
+      const sep = this.lab ? MEMBER(level + 1) : ',';
       for (const k in attrs) {
         let v = attrs[k];
         if (this.markers && v.includes(MARK_START)) {
@@ -386,7 +398,7 @@ class Converter {
             this.fail((e as Error).message);
           }
         }
-        head += (head === '' ? (this.lab ? '{' + newlinePad(level + 1) : '{') : sep) + this.attrKey(k) + this.colon + this.str(v);
+        head += (head === '' ? (this.lab ? OPEN(level + 1) : '{') : sep) + this.attrKey(k) + this.str(v);
       }
     }
     this.stack.push({ name: tag.name, level, head, slots: null, text: '', capture });
@@ -432,7 +444,7 @@ class Converter {
     if (depth === 2) {
       this.records++;
       if (this.streamSlot !== null && parent.slots!.get(f.name) === this.streamSlot) {
-        this.emit(this.lab ? ',' + newlinePad(parent.level + 2) : ',');
+        this.emit(this.lab ? MEMBER(parent.level + 2) : ',');
         this.emit(value);
         return;
       }
@@ -451,7 +463,7 @@ class Converter {
         if (slot.rope === null) slot.s = indent(slot.s, 1);
         else reindent(slot.rope, 1);
       }
-      sep = ',' + newlinePad(parent.level + 2);
+      sep = MEMBER(parent.level + 2);
     } else {
       sep = ',';
     }
@@ -476,8 +488,8 @@ class Converter {
       const lab = this.lab;
       this.emit(
         this.rootPrefix(parent.name) +
-          (parent.head === '' ? (lab ? '{' + newlinePad(parent.level + 1) : '{') : parent.head + (lab ? ',' + newlinePad(parent.level + 1) : ',')) +
-          slot.key + this.colon + (lab ? '[' + newlinePad(parent.level + 2) : '['),
+          (parent.head === '' ? (lab ? OPEN(parent.level + 1) : '{') : parent.head + (lab ? MEMBER(parent.level + 1) : ',')) +
+          slot.key + (lab ? ARRAY_OPEN(parent.level + 2) : '['),
       );
       this.emit(slot.rope ?? slot.s);
       slot.rope = null;
@@ -518,8 +530,8 @@ class Converter {
     const text = f.text === '' ? '' : pyStrip(f.text);
     if (f.head === '' && f.slots === null) return text === '' ? 'null' : this.str(text);
     const lab = this.lab;
-    const open = lab ? '{' + newlinePad(f.level + 1) : '{';
-    const member = lab ? ',' + newlinePad(f.level + 1) : ',';
+    const open = lab ? OPEN(f.level + 1) : '{';
+    const member = lab ? MEMBER(f.level + 1) : ',';
     let s = f.head;
     let first = f.head === '';
     let rope: Rope | null = null;
@@ -527,15 +539,15 @@ class Converter {
       for (const slot of f.slots.values()) {
         if (slot === this.streamSlot) {
           // Already written up to its last item (always the root's first member).
-          s = lab ? newlinePad(f.level + 1) + ']' : ']';
+          s = lab ? ARRAY_CLOSE(f.level + 1) : ']';
           first = false;
           continue;
         }
         this.buffered -= slotMem(slot);
-        s += (first ? open : member) + slot.key + this.colon;
+        s += (first ? open : member) + slot.key;
         first = false;
         const array = slot.count > 1;
-        if (array) s += lab ? '[' + newlinePad(f.level + 2) : '[';
+        if (array) s += lab ? ARRAY_OPEN(f.level + 2) : '[';
         if (slot.rope === null) {
           s += slot.s;
         } else if (slot.rope.hasFile) {
@@ -546,11 +558,11 @@ class Converter {
         } else {
           for (const p of slot.rope.pieces) s += (p as StrPiece).s;
         }
-        if (array) s += lab ? newlinePad(f.level + 1) + ']' : ']';
+        if (array) s += lab ? ARRAY_CLOSE(f.level + 1) : ']';
       }
     }
     if (text !== '') s += (first ? open : member) + '"#text"' + this.colon + this.str(text);
-    s += lab ? newlinePad(f.level) + '}' : '}';
+    s += lab ? OBJECT_CLOSE(f.level) : '}';
     if (rope === null) return s;
     rope.push(s);
     return rope;
@@ -584,7 +596,7 @@ class Converter {
   }
 
   private rootPrefix(name: string): string {
-    return this.lab ? '{\n    ' + this.key(name) + ': ' : '{' + this.key(name) + ':';
+    return (this.lab ? '{\n    ' : '{') + this.key(name);
   }
 
   private async writeRope(rope: Rope, extra: number): Promise<void> {

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { App } from 'cdktf';
 import { validateStack } from '../scripts/terraform';
 import { BatchSettings, BatchStack } from '../stacks/batch';
-import { loadConfig } from '../stacks/config';
+import { ConfigError, loadConfig } from '../stacks/config';
 import { DEFAULT_LAYOUT } from '../stacks/ingest';
 import { maskTerraformRefs, processorStateNames, STATE, taskStates } from '../stacks/state-machine';
 import { readStack } from './batch-stack-reader';
@@ -132,6 +132,19 @@ describe('batch stack', () => {
     expect(bySid.IngestLock.resources).toEqual(['${aws_dynamodb_table.lock-table.arn}']);
   });
 
+  test('THEN the converter reads only the input prefix and the state machine lists only inside it', () => {
+    const converter = Object.fromEntries(batch.policyOf('task-role').map((s) => [s.sid, s]));
+    const strip = (r: string) => r.replace(/^\$\{[^}]+\}/, 'B');
+    expect(Object.keys(converter).sort()).toEqual(['ReadInputPrefixes', 'WriteOutputsAndSummaries']);
+    expect(converter.ReadInputPrefixes.actions).toEqual(['s3:GetObject']);
+    expect(converter.ReadInputPrefixes.resources.map(strip)).toEqual(['B/incoming/*']);
+    const machine = Object.fromEntries(batch.policyOf('state-machine-role').map((s) => [s.sid, s]));
+    expect(machine.ListInputPrefixes).toMatchObject({ actions: ['s3:ListBucket'], condition: [{ test: 'StringLike', variable: 's3:prefix', values: ['incoming/*'] }] });
+    // and the definition refuses prefixes and keys the role could not serve
+    expect(definition.States[STATE.prefixAllowed].Choices[0].And[1]).toEqual({ Variable: '$.prefix', StringMatches: 'incoming/*' });
+    expect(definition.States[STATE.checkKeys].ItemProcessor.States[STATE.keyAllowed].Choices[0].And[1]).toEqual({ Variable: '$', StringMatches: 'incoming/*' });
+  });
+
   test('THEN the lock table is on-demand and encrypted, keyed by `lock`', () => {
     expect(batch.only('aws_dynamodb_table')).toMatchObject({ name: 'xmlpipe-qa-locks', billing_mode: 'PAY_PER_REQUEST', hash_key: 'lock', attribute: [{ name: 'lock', type: 'S' }], server_side_encryption: { enabled: true } });
   });
@@ -155,11 +168,11 @@ describe('batching from the config', () => {
 });
 
 describe('batch settings', () => {
-  const build = (settings: BatchSettings) => {
+  const build = (settings: BatchSettings, env: Record<string, string> = {}) => {
     const app = new App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'h4-batch-')) });
     const ref = { id: 'x', arn: 'arn:aws:s3:::x', name: 'x' };
     const stack = new BatchStack(app, 'batch', {
-      config: loadConfig({ env: {} }),
+      config: loadConfig({ env }),
       network: { privateSubnets: [ref], taskSecurityGroup: ref },
       cluster: { cluster: ref, logGroups: { sftpLister: ref, converter: ref }, repositories: { sftpLister: ref, converter: ref }, xmlBucket: { bucket: ref } },
       images: { imageRefs: { sftpLister: 'img', converter: 'img' } },
@@ -177,6 +190,21 @@ describe('batch settings', () => {
     // the lister stays on demand
     expect(d.States[STATE.runLister].Parameters.CapacityProviderStrategy).toEqual([{ CapacityProvider: 'FARGATE', Weight: 1 }]);
     expect(d.States[STATE.partitionKeys].Parameters['batches.$']).toBe('States.ArrayPartition($, 20)');
+  });
+
+  test('GIVEN two input prefixes in the config WHEN built THEN keys and prefixes under either are accepted', () => {
+    const d = build({}, { PIPELINE_INPUT_PREFIXES: 'incoming/,lab/xml/' });
+    expect(d.States[STATE.prefixAllowed].Choices[0].And[1]).toEqual({ Or: [{ Variable: '$.prefix', StringMatches: 'incoming/*' }, { Variable: '$.prefix', StringMatches: 'lab/xml/*' }] });
+  });
+
+  test.each([
+    ['lab/', /inputPrefixes \(env PIPELINE_INPUT_PREFIXES.*\[lab\/\] must include the lister's landing prefix "incoming\/"/],
+    ['incoming/,json/', /inputPrefixes.*"json\/" and outputPrefix "json\/" must not contain one another/],
+    ['incoming/,results/old/', /inputPrefixes.*"results\/old\/" and resultPrefix "results\/"/],
+    ['incoming/,.sftp-lister/', /inputPrefixes.*"\.sftp-lister\/" and the lister's index prefix/],
+  ])('GIVEN input prefixes %s WHEN the batch stack is built THEN a ConfigError names the setting', (prefixes, message) => {
+    expect(() => build({}, { PIPELINE_INPUT_PREFIXES: prefixes })).toThrow(ConfigError);
+    expect(() => build({}, { PIPELINE_INPUT_PREFIXES: prefixes })).toThrow(message);
   });
 
   test.each([

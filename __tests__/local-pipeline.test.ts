@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { demo, outcomes, openSession, sampleFiles, Session, synthesize, uploadToSftp } from '../scripts/local-pipeline';
-import { processorStateNames, STATE } from '../stacks/state-machine';
+import { KEY_OUTSIDE_INPUT, PREFIX_OUTSIDE_INPUT, processorStateNames, STATE } from '../stacks/state-machine';
 import { makeImagesDir } from './stacks/synth';
 
 jest.setTimeout(300_000);
@@ -114,7 +114,7 @@ describe('the schedule: {"ingest": ...} ingests new SFTP files and converts them
 });
 
 describe('contract 1 (the lab\'s): a JSON array of keys', () => {
-  const copies = Array.from({ length: 14 }, (_, i) => `lab/copy-${String(i).padStart(2, '0')}.xml`);
+  const copies = Array.from({ length: 14 }, (_, i) => `incoming/lab/copy-${String(i).padStart(2, '0')}.xml`);
 
   beforeAll(async () => {
     const customer = fs.readFileSync(samples.find((s) => s.name === 'customer.xml')!.source);
@@ -157,13 +157,21 @@ describe('contract 1 (the lab\'s): a JSON array of keys', () => {
   });
 
   test('GIVEN a key that does not exist WHEN executed THEN the batch is re-run (I/O error, not malformed), then its summary reports each key', async () => {
-    const run = await session.pipeline.execute([copies[0], 'lab/does-not-exist.xml'], 'missing-key');
+    const run = await session.pipeline.execute([copies[0], 'incoming/lab/does-not-exist.xml'], 'missing-key');
     expect(run.status).toBe('SUCCEEDED');
     expect(tasksOf(run.arn, 'converter').map((t) => t.exitCode)).toEqual([74, 74, 74]);
     expect(outcomes(run.output!)).toEqual([
       { key: copies[0], status: 'converted', output: `json/${copies[0]}.json` },
-      { key: 'lab/does-not-exist.xml', status: 'failed', error: expect.stringMatching(/does-not-exist\.xml/) },
+      { key: 'incoming/lab/does-not-exist.xml', status: 'failed', error: expect.stringMatching(/does-not-exist\.xml/) },
     ]);
+  });
+
+  test('GIVEN a key outside the input prefixes among good ones WHEN executed THEN the execution fails naming it and no task runs', async () => {
+    await session.world.s3.put(session.world.bucket, 'lab/elsewhere.xml', '<a/>');
+    const run = await session.pipeline.execute([copies[0], 'lab/elsewhere.xml', copies[1]], 'key-outside');
+    expect(run).toMatchObject({ status: 'FAILED', error: KEY_OUTSIDE_INPUT, cause: 'key "lab/elsewhere.xml" is outside the input prefixes (incoming/); nothing was converted' });
+    expect(tasksOf(run.arn)).toEqual([]);
+    expect(await session.world.s3.keys(session.world.bucket, 'json/lab/')).toEqual([]);
   });
 
   test('GIVEN input that is neither keys, prefix, manifest nor ingest WHEN executed THEN it fails with InvalidInput', async () => {
@@ -176,7 +184,7 @@ describe('contract 1 (the lab\'s): a JSON array of keys', () => {
 });
 
 describe('contract 2: a prefix or a manifest, through the Distributed Map\'s item processor', () => {
-  const keys = Array.from({ length: 60 }, (_, i) => `bulk/f-${String(i).padStart(3, '0')}.xml`);
+  const keys = Array.from({ length: 60 }, (_, i) => `incoming/bulk/f-${String(i).padStart(3, '0')}.xml`);
 
   beforeAll(async () => {
     const plane = fs.readFileSync(samples.find((s) => s.name === 'plane.xml')!.source);
@@ -185,13 +193,21 @@ describe('contract 2: a prefix or a manifest, through the Distributed Map\'s ite
   });
 
   test('GIVEN 60 objects under a prefix WHEN executed THEN ItemBatcher makes batches of 50 + 10, one task each, all converted', async () => {
-    const run = await session.pipeline.execute({ prefix: 'bulk/' }, 'by-prefix');
+    const run = await session.pipeline.execute({ prefix: 'incoming/bulk/' }, 'by-prefix');
     expect(run.status).toBe('SUCCEEDED');
     const tasks = tasksOf(run.arn, 'converter');
     expect(tasks.map((t) => JSON.parse(t.overrides.S3PATHS).length).sort((a, b) => a - b)).toEqual([10, 50]);
     expect(tasks.every((t) => t.state === processorStateNames('prefix').run)).toBe(true);
     expect(outcomes(run.output!).map((o) => o.key)).toEqual(keys);
-    expect((await session.world.s3.get(session.world.bucket, 'json/bulk/f-059.xml.json')).toString()).toBe(expectedOf('plane.xml'));
+    expect((await session.world.s3.get(session.world.bucket, 'json/incoming/bulk/f-059.xml.json')).toString()).toBe(expectedOf('plane.xml'));
+  });
+
+  test('GIVEN a prefix outside the input prefixes WHEN executed THEN the execution fails naming it and nothing is listed or run', async () => {
+    for (const prefix of ['bulk/', 'json/', 'incoming', '']) {
+      const run = await session.pipeline.execute({ prefix }, `prefix-outside-${prefix.replace(/\W/g, '') || 'root'}`);
+      expect(run).toMatchObject({ status: 'FAILED', error: PREFIX_OUTSIDE_INPUT, cause: `prefix ${JSON.stringify(prefix)} is outside the input prefixes (incoming/); nothing was converted` });
+      expect(tasksOf(run.arn)).toEqual([]);
+    }
   });
 
   test('GIVEN a manifest object WHEN executed THEN exactly its keys are converted', async () => {

@@ -1,5 +1,5 @@
 // The definition builder on its own: settings validated early, structure of each path, asl-validator.
-import { buildDefinition, CONVERTER_MALFORMED_EXIT, maskTerraformRefs, PipelineDefinitionProps, processorStateNames, STATE, taskStates } from '../stacks/state-machine';
+import { buildDefinition, CONVERTER_MALFORMED_EXIT, KEY_OUTSIDE_INPUT, maskTerraformRefs, PREFIX_OUTSIDE_INPUT, PipelineDefinitionProps, processorStateNames, STATE, taskStates } from '../stacks/state-machine';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const aslValidator = require('asl-validator') as (d: unknown) => { isValid: boolean; errorsText: (sep?: string) => string };
@@ -35,7 +35,7 @@ describe('buildDefinition', () => {
 
   test('THEN the input is routed by shape, with presence tested before type (a type test on a missing path fails the execution)', () => {
     const route = d.States[STATE.route];
-    expect(route.Choices.map((c: any) => c.Next)).toEqual([STATE.acquireLock, STATE.convertManifest, STATE.convertPrefix, STATE.partitionKeys]);
+    expect(route.Choices.map((c: any) => c.Next)).toEqual([STATE.acquireLock, STATE.convertManifest, STATE.prefixAllowed, STATE.checkKeys]);
     for (const choice of route.Choices.slice(1)) {
       const rules = choice.And;
       for (let i = 0; i < rules.length; i += 2) {
@@ -44,6 +44,19 @@ describe('buildDefinition', () => {
       }
     }
     expect(d.States[route.Default]).toMatchObject({ Type: 'Fail', Error: 'InvalidInput' });
+  });
+
+  test('THEN keys and a prefix are checked against the input prefixes before any task, with * in a prefix matched literally', () => {
+    expect(d.States[STATE.route].Choices.map((c: any) => c.Next).slice(2)).toEqual([STATE.prefixAllowed, STATE.checkKeys]);
+    expect(d.States[STATE.checkKeys]).toMatchObject({ Type: 'Map', ItemsPath: '$', ResultPath: null, Next: STATE.partitionKeys });
+    const keyStates = d.States[STATE.checkKeys].ItemProcessor.States;
+    expect(keyStates[STATE.keyAllowed].Choices[0].And).toEqual([{ Variable: '$', IsString: true }, { Variable: '$', StringMatches: 'incoming/*' }]);
+    expect(keyStates[STATE.keyRejected]).toEqual({ Type: 'Fail', Error: KEY_OUTSIDE_INPUT, CausePath: '$.cause' });
+    expect(d.States[STATE.prefixRejected]).toEqual({ Type: 'Fail', Error: PREFIX_OUTSIDE_INPUT, CausePath: '$.cause' });
+    const odd = buildDefinition({ ...base, inputPrefixes: ['incoming/', "it's{a}*star/"] }) as any;
+    expect(odd.States[STATE.prefixAllowed].Choices[0].And[1].Or[1]).toEqual({ Variable: '$.prefix', StringMatches: "it's{a}\\*star/*" });
+    expect(odd.States[STATE.describeRejectedPrefix].Parameters['cause.$']).toContain("(incoming/, it\\'s\\{a\\}*star/)");
+    expect(aslValidator(structuredClone(odd)).isValid).toBe(true);
   });
 
   test('THEN a task failure with the malformed-input exit code is not re-run, others are re-run after a jittered wait', () => {
@@ -105,6 +118,11 @@ describe('buildDefinition', () => {
     [{ outputPrefix: 'in/', ingestPrefix: 'in/new/' }, /must not contain one another/],
     [{ outputPrefix: 'incoming/json/' }, /must not contain one another/],
     [{ ingestPrefix: '' }, /must not contain one another/],
+    [{ inputPrefixes: ['lab/'] }, /inputPrefixes \[lab\/\] must include the ingest prefix "incoming\/"/],
+    [{ inputPrefixes: [] }, /inputPrefixes must not be empty/],
+    [{ inputPrefixes: ['incoming/', 'json/old/'] }, /input prefix "json\/old\/" and outputPrefix "json\/" must not contain one another/],
+    [{ inputPrefixes: ['incoming/', 'manifests/'] }, /input prefix "manifests\/" and manifestPrefix/],
+    [{ inputPrefixes: ['incoming/', 'lab'] }, /inputPrefixes must be empty or end with "\/"/],
     [{ converter: { ...task('c'), subnetIds: [] } }, /converter\.subnetIds must not be empty/],
     [{ lister: { ...task('l'), timeoutSeconds: 10 } }, /lister\.timeoutSeconds must be an integer from 60/],
   ])('GIVEN %j WHEN built THEN it throws naming the setting', (override, message) => {

@@ -12,6 +12,7 @@ import { SfnStateMachine } from '@cdktf/provider-aws/lib/sfn-state-machine';
 import { TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import { PipelineStack, PipelineStackProps } from './base';
+import { settingError } from './config';
 import {
   ClusterRefs,
   DataLayout,
@@ -95,10 +96,26 @@ export class BatchStack extends PipelineStack {
     const bucket = props.cluster.xmlBucket.bucket;
     const sourceAccount = [{ test: 'StringEquals', variable: 'aws:SourceAccount', values: [account.accountId] }];
 
-    // The converter reads any key it is given in the data bucket (the lab's contract takes any key)
-    // and writes only JSON outputs and its batch summaries.
+    // The converter reads only the input prefixes (the state machine refuses keys and prefixes outside
+    // them) and writes only JSON outputs and its batch summaries. It is given its keys in S3PATHS, so
+    // it reads no manifest.
+    const inputPrefixes = config.inputPrefixes;
+    const reserved: [string, string][] = [
+      ['outputPrefix', layout.outputPrefix],
+      ['manifestPrefix', layout.manifestPrefix],
+      ['resultPrefix', layout.resultPrefix],
+      ['the lister\'s index prefix', layout.listerStatePrefix],
+    ];
+    for (const p of inputPrefixes) {
+      for (const [name, other] of reserved) {
+        if (other.startsWith(p) || p.startsWith(other)) throw settingError('inputPrefixes', `"${p}" and ${name} "${other}" must not contain one another (the converter would read what the pipeline writes)`);
+      }
+    }
+    if (!inputPrefixes.some((p) => layout.ingestPrefix.startsWith(p))) {
+      throw settingError('inputPrefixes', `[${inputPrefixes.join(', ')}] must include the lister's landing prefix "${layout.ingestPrefix}" (scheduled runs convert what it lands)`);
+    }
     this.taskRole = serviceRole(this, 'task-role', this.name('converter-task'), 'ecs-tasks.amazonaws.com', [
-      { sid: 'ReadSources', effect: 'Allow', actions: ['s3:GetObject'], resources: [`${bucket.arn}/*`] },
+      { sid: 'ReadInputPrefixes', effect: 'Allow', actions: ['s3:GetObject'], resources: inputPrefixes.map((p) => `${bucket.arn}/${p}*`) },
       {
         sid: 'WriteOutputsAndSummaries',
         effect: 'Allow',
@@ -179,11 +196,13 @@ export class BatchStack extends PipelineStack {
         resources: [layout.manifestPrefix, layout.resultPrefix].map((p) => `${bucket.arn}/${p}*`),
       },
       {
-        // ItemReader for {"prefix": ...} lists keys (it never reads the objects).
-        sid: 'ListForPrefixInput',
+        // ItemReader for {"prefix": ...} lists keys (it never reads the objects); the definition accepts
+        // only prefixes inside the input prefixes, and so does this condition.
+        sid: 'ListInputPrefixes',
         effect: 'Allow',
         actions: ['s3:ListBucket'],
         resources: [bucket.arn],
+        condition: [{ test: 'StringLike', variable: 's3:prefix', values: inputPrefixes.map((p) => `${p}*`) }],
       },
       {
         sid: 'WriteMapResults',
@@ -241,6 +260,7 @@ export class BatchStack extends PipelineStack {
       bucket: bucket.id,
       lockTableName: this.lockTable.name,
       ingestPrefix: layout.ingestPrefix,
+      inputPrefixes,
       outputPrefix: layout.outputPrefix,
       manifestPrefix: layout.manifestPrefix,
       resultPrefix: layout.resultPrefix,

@@ -87,6 +87,11 @@ export interface PipelineConfig {
   readonly toleratedFailurePercentage: number;
   /** Keys one converter task converts at once (its CONCURRENCY). @default 4 */
   readonly converterConcurrency: number;
+  /**
+   * Key prefixes of the data bucket the converter may read and runs may name (keys, `{"prefix"}`).
+   * Must include the lister's landing prefix (checked by the batch stack). @default ['incoming/']
+   */
+  readonly inputPrefixes: string[];
 }
 
 export class ConfigError extends Error {
@@ -94,6 +99,12 @@ export class ConfigError extends Error {
     super(message);
     this.name = 'ConfigError';
   }
+}
+
+/** The error for an invalid setting, naming it, its variable and its context key (stacks use it too). */
+export function settingError(name: SettingName, reason: string): ConfigError {
+  const spec = SETTINGS[name];
+  return new ConfigError(`Invalid configuration: ${name} (env ${spec.env}, context "${spec.key}"): ${reason}`);
 }
 
 type Raw = string | number | boolean | string[] | undefined;
@@ -133,6 +144,7 @@ export const SETTINGS = {
   batchSize: { key: 'batchSize', env: 'PIPELINE_BATCH_SIZE', default: '50', description: `Prefix/manifest runs: keys per converter task, 1-${maxBatchSize()} (a batch's input is also capped at ${DEFAULT_MAX_BATCH_BYTES} bytes to stay within ECS's 8 KiB override limit)` },
   maxConcurrency: { key: 'maxConcurrency', env: 'PIPELINE_MAX_CONCURRENCY', default: '20', description: 'Prefix/manifest runs: converter tasks at once, 1-10000 (the Distributed Map limit; mind the Fargate vCPU quota)' },
   toleratedFailurePercentage: { key: 'toleratedFailurePercentage', env: 'PIPELINE_TOLERATED_FAILURE_PERCENTAGE', default: '5', description: 'Prefix/manifest runs: percentage (0-100) of batches that may fail before the run fails' },
+  inputPrefixes: { key: 'inputPrefixes', env: 'PIPELINE_INPUT_PREFIXES', default: 'incoming/', description: 'Key prefixes of the data bucket the converter may read and runs may name, comma-separated (context: array), each ending in `/`; must include the landing prefix `incoming/`. Keys or a prefix outside them are rejected' },
   converterConcurrency: { key: 'converterConcurrency', env: 'PIPELINE_CONVERTER_CONCURRENCY', default: '4', description: 'Keys one converter task converts at once (its `CONCURRENCY`), 1-64' },
 } as const satisfies Record<string, SettingSpec>;
 
@@ -197,8 +209,7 @@ export function loadConfig(options: LoadConfigOptions = {}): PipelineConfig {
     return v;
   };
   const fail = (name: SettingName, reason: string): never => {
-    const spec = SETTINGS[name];
-    throw new ConfigError(`Invalid configuration: ${name} (env ${spec.env}, context "${spec.key}"): ${reason}`);
+    throw settingError(name, reason);
   };
   const str = (name: SettingName, dflt?: string): string | undefined => {
     const v = raw(name);
@@ -349,6 +360,22 @@ export function loadConfig(options: LoadConfigOptions = {}): PipelineConfig {
   const converterConcurrency = int('converterConcurrency', 4);
   if (converterConcurrency < 1 || converterConcurrency > 64) fail('converterConcurrency', `must be 1-64, got ${converterConcurrency}`);
 
+  // Input prefixes scope the converter's reads (IAM) and what the state machine accepts.
+  const inputPrefixes = raw('inputPrefixes') === undefined ? ['incoming/'] : list('inputPrefixes', /[,\s]+/);
+  if (inputPrefixes.length === 0) fail('inputPrefixes', 'at least one prefix is required');
+  if (inputPrefixes.length > 10) fail('inputPrefixes', `at most 10 prefixes (each is a policy resource and a state machine rule), got ${inputPrefixes.length}`);
+  for (const p of inputPrefixes) {
+    if (!/^[A-Za-z0-9!_.'()=+,@$&;:-][A-Za-z0-9!_.'()=+,@$&;:/-]*\/$/.test(p) || p.includes('//')) {
+      fail('inputPrefixes', `"${p}" must be a key prefix ending in "/", not starting with "/", without "*", "?" or empty segments (the whole bucket cannot be an input: it holds outputs, manifests and results)`);
+    }
+  }
+  for (const a of inputPrefixes) {
+    for (const b of inputPrefixes) {
+      if (a !== b && b.startsWith(a)) fail('inputPrefixes', `"${b}" is inside "${a}"; list only the outer one`);
+    }
+  }
+  if (new Set(inputPrefixes).size !== inputPrefixes.length) fail('inputPrefixes', 'lists a prefix twice');
+
   return {
     namePrefix,
     stage,
@@ -367,6 +394,7 @@ export function loadConfig(options: LoadConfigOptions = {}): PipelineConfig {
     maxConcurrency,
     toleratedFailurePercentage,
     converterConcurrency,
+    inputPrefixes,
   };
 }
 

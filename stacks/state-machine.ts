@@ -7,7 +7,9 @@
 //   {"prefix": "incoming/2024/"}                   contract 2: convert every object under a prefix
 //   {"manifest": {"bucket": "b", "key": "k"}}      contract 2: convert the keys of a JSON array object
 //   {"ingest": {}}                                 the schedule: ingest new SFTP files, convert them
-// Every path runs one Fargate task per batch of keys (never per file).
+// Every path runs one Fargate task per batch of keys (never per file). Keys and prefixes named in the
+// input must lie under one of the input prefixes (the converter's role reads nothing else): others
+// fail the execution before any task runs.
 
 /** How one ECS task of the pipeline is launched. */
 export interface TaskLaunch {
@@ -46,6 +48,11 @@ export interface PipelineDefinitionProps {
   readonly ingestPrefix?: string;
   /** Output key = outputPrefix + source key + '.json'. @default 'json/' */
   readonly outputPrefix?: string;
+  /**
+   * Prefixes the converter may read: contract 1 keys and contract 2 prefixes outside them are rejected.
+   * One of them must contain `ingestPrefix`. @default [ingestPrefix]
+   */
+  readonly inputPrefixes?: string[];
   /** Manifests the state machine may read (the lister writes one per execution here). @default 'manifests/' */
   readonly manifestPrefix?: string;
   /** Per-batch converter summaries and Distributed Map results. @default 'results/' */
@@ -77,6 +84,14 @@ export interface PipelineDefinitionProps {
 export const STATE = {
   route: 'Route input',
   invalidInput: 'Invalid input',
+  checkKeys: 'Check keys',
+  keyAllowed: 'Key inside input prefixes?',
+  keyAccepted: 'Key accepted',
+  describeRejectedKey: 'Describe rejected key',
+  keyRejected: 'Key outside input prefixes',
+  prefixAllowed: 'Prefix inside input prefixes?',
+  describeRejectedPrefix: 'Describe rejected prefix',
+  prefixRejected: 'Prefix outside input prefixes',
   partitionKeys: 'Partition keys',
   convertKeys: 'Convert key batches',
   keysDone: 'Keys converted',
@@ -129,6 +144,10 @@ export const ECS_TRANSIENT_ERRORS = [
   'AmazonECS.Unknown',
 ] as const;
 
+/** Errors of executions whose input names keys or a prefix outside the input prefixes. */
+export const KEY_OUTSIDE_INPUT = 'KeyOutsideInputPrefixes';
+export const PREFIX_OUTSIDE_INPUT = 'PrefixOutsideInputPrefixes';
+
 /** The converter's exit code for malformed input: deterministic, so never re-run. */
 export const CONVERTER_MALFORMED_EXIT = 65;
 
@@ -169,6 +188,20 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
   // Outputs inside the landing prefix (or the other way round) would be converted again by a prefix run.
   if (outputPrefix.startsWith(ingestPrefix) || (outputPrefix !== '' && ingestPrefix.startsWith(outputPrefix))) {
     throw new Error(`state machine: outputPrefix "${outputPrefix}" and ingestPrefix "${ingestPrefix}" must not contain one another (outputs would be converted again)`);
+  }
+  const inputPrefixes = props.inputPrefixes ?? [ingestPrefix];
+  if (inputPrefixes.length === 0) throw new Error('state machine: inputPrefixes must not be empty');
+  for (const p of inputPrefixes) {
+    prefix('inputPrefixes', p);
+    if (p === '') throw new Error('state machine: an input prefix must not be empty (the bucket also holds outputs, manifests and results)');
+    for (const [name, other] of [['outputPrefix', outputPrefix], ['manifestPrefix', manifestPrefix], ['resultPrefix', resultPrefix]] as const) {
+      if (other !== '' && (other.startsWith(p) || p.startsWith(other))) {
+        throw new Error(`state machine: input prefix "${p}" and ${name} "${other}" must not contain one another`);
+      }
+    }
+  }
+  if (!inputPrefixes.some((p) => ingestPrefix.startsWith(p))) {
+    throw new Error(`state machine: inputPrefixes [${inputPrefixes.join(', ')}] must include the ingest prefix "${ingestPrefix}" (scheduled runs convert what the lister lands there)`);
   }
   const keysBatchSize = positiveInt('keysBatchSize', props.keysBatchSize ?? 10, 1, 100);
   const keysMaxConcurrency = positiveInt('keysMaxConcurrency', props.keysMaxConcurrency ?? 5, 1, 40);
@@ -344,6 +377,12 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
     { Variable: variable, IsPresent: true },
     { Variable: variable, IsString: true },
   ];
+  // `StringMatches` treats * and \ as special; States.Format literals treat ' { } \ as special.
+  const matchesInput = (variable: string): Json => {
+    const rules: Json[] = inputPrefixes.map((p) => ({ Variable: variable, StringMatches: `${p.replace(/[\\*]/g, '\\$&')}*` }));
+    return { And: [{ Variable: variable, IsString: true }, rules.length === 1 ? rules[0] : { Or: rules }] };
+  };
+  const prefixList = inputPrefixes.join(', ').replace(/[\\'{}]/g, '\\$&');
   const manifestKeyOfExecution = `States.Format('${manifestPrefix}{}.json', $$.Execution.Name)`;
 
   const states: Record<string, State> = {
@@ -353,8 +392,8 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
         { Variable: '$.ingest', IsPresent: true, Next: STATE.acquireLock },
         // A type test on a missing path is a runtime error: test presence first (And short-circuits).
         { And: [...isString('$.manifest.bucket'), ...isString('$.manifest.key')], Next: STATE.convertManifest },
-        { And: isString('$.prefix'), Next: STATE.convertPrefix },
-        { And: isString('$[0]'), Next: STATE.partitionKeys },
+        { And: isString('$.prefix'), Next: STATE.prefixAllowed },
+        { And: isString('$[0]'), Next: STATE.checkKeys },
       ],
       Default: STATE.invalidInput,
     },
@@ -364,6 +403,42 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
       Cause:
         'Expected a non-empty JSON array of S3 keys, {"prefix": "..."}, {"manifest": {"bucket": "...", "key": "..."}} or {"ingest": {}}',
     },
+
+    // Keys and prefixes named by the caller must lie in the input prefixes: the converter's role may
+    // read nothing else, so anything outside is refused up front, naming it, before a task starts.
+    // (Manifest items are not checked here, one state transition per key; the role denies their read
+    // and the converter reports each such key failed.)
+    [STATE.checkKeys]: {
+      Type: 'Map',
+      ItemsPath: '$',
+      ItemProcessor: {
+        ProcessorConfig: { Mode: 'INLINE' },
+        StartAt: STATE.keyAllowed,
+        States: {
+          [STATE.keyAllowed]: { Type: 'Choice', Choices: [{ ...(matchesInput('$') as Record<string, Json>), Next: STATE.keyAccepted }], Default: STATE.describeRejectedKey },
+          [STATE.keyAccepted]: { Type: 'Pass', Result: true, End: true },
+          [STATE.describeRejectedKey]: {
+            Type: 'Pass',
+            Parameters: { 'cause.$': `States.Format('key {} is outside the input prefixes (${prefixList}); nothing was converted', States.JsonToString($))` },
+            Next: STATE.keyRejected,
+          },
+          [STATE.keyRejected]: { Type: 'Fail', Error: KEY_OUTSIDE_INPUT, CausePath: '$.cause' },
+        },
+      },
+      ResultPath: null,
+      Next: STATE.partitionKeys,
+    },
+    [STATE.prefixAllowed]: {
+      Type: 'Choice',
+      Choices: [{ ...(matchesInput('$.prefix') as Record<string, Json>), Next: STATE.convertPrefix }],
+      Default: STATE.describeRejectedPrefix,
+    },
+    [STATE.describeRejectedPrefix]: {
+      Type: 'Pass',
+      Parameters: { 'cause.$': `States.Format('prefix {} is outside the input prefixes (${prefixList}); nothing was converted', States.JsonToString($.prefix))` },
+      Next: STATE.prefixRejected,
+    },
+    [STATE.prefixRejected]: { Type: 'Fail', Error: PREFIX_OUTSIDE_INPUT, CausePath: '$.cause' },
 
     // Contract 1: a JSON array of keys, converted in batches by an inline Map (the lab's, bounded).
     [STATE.partitionKeys]: {

@@ -67,8 +67,14 @@ function matrix(m: SecurityModel): Case[] {
 
   const c = (role: string, action: string, resource: string, expect: Expect, why: string, context?: Record<string, string>): Case => ({ role, action, resource, expect, why, context });
   return [
-    // The converter reads its input and writes its output prefix; deletes nothing; never sees SFTP.
-    c('batch/task-role', 's3:GetObject', `${xml}/incoming/2024/a.xml`, 'allow', 'reads the keys it is given'),
+    // The converter reads its input prefix only and writes its output prefix; deletes nothing; never sees SFTP.
+    c('batch/task-role', 's3:GetObject', `${xml}/incoming/2024/a.xml`, 'allow', 'reads keys inside its input prefix (incoming/)'),
+    c('batch/task-role', 's3:GetObject', `${xml}/lab/a.xml`, 'deny', 'reads nothing outside the input prefixes'),
+    c('batch/task-role', 's3:GetObject', `${xml}/incoming-old/a.xml`, 'deny', 'a sibling sharing the prefix name is outside it'),
+    c('batch/task-role', 's3:GetObject', `${xml}/json/incoming/2024/a.xml.json`, 'deny', 'reads no outputs'),
+    c('batch/task-role', 's3:GetObject', `${xml}/manifests/exec-1.json`, 'deny', 'reads no manifests (its keys come in S3PATHS)'),
+    c('batch/task-role', 's3:GetObject', `${xml}/.sftp-lister/state/index.json`, 'deny', "reads not the lister's index"),
+    c('batch/task-role', 's3:ListBucket', xml, 'deny', 'lists nothing', { 's3:prefix': 'incoming/' }),
     c('batch/task-role', 's3:PutObject', `${xml}/json/incoming/2024/a.xml.json`, 'allow', 'writes its output prefix'),
     c('batch/task-role', 's3:PutObject', `${xml}/results/exec-1/batch.json`, 'allow', 'writes its batch summary (RESULT_KEY)'),
     c('batch/task-role', 's3:AbortMultipartUpload', `${xml}/json/big.xml.json`, 'allow', 'aborts its own failed multipart upload'),
@@ -136,6 +142,15 @@ function matrix(m: SecurityModel): Case[] {
     c('batch/state-machine-role', 's3:GetObject', `${xml}/manifests/exec-1.json`, 'allow', 'reads manifests (ItemReader)'),
     c('batch/state-machine-role', 's3:GetObject', `${xml}/results/exec-1/b.json`, 'allow', 'reads batch results'),
     c('batch/state-machine-role', 's3:GetObject', `${xml}/incoming/a.xml`, 'deny', 'never reads the XML itself'),
+    c('batch/state-machine-role', 's3:GetObject', `${xml}/json/incoming/a.xml.json`, 'deny', 'reads no outputs'),
+    c('batch/state-machine-role', 's3:GetObject', `${xml}/.sftp-lister/state/index.json`, 'deny', "reads not the lister's index"),
+    c('batch/state-machine-role', 's3:ListBucket', xml, 'allow', 'lists the input prefix ({"prefix": "incoming/"})', { 's3:prefix': 'incoming/' }),
+    c('batch/state-machine-role', 's3:ListBucket', xml, 'allow', 'lists inside the input prefix', { 's3:prefix': 'incoming/2024/' }),
+    c('batch/state-machine-role', 's3:ListBucket', xml, 'deny', 'lists no prefix outside the input prefixes', { 's3:prefix': 'json/' }),
+    c('batch/state-machine-role', 's3:ListBucket', xml, 'deny', "lists not the lister's index", { 's3:prefix': '.sftp-lister/' }),
+    c('batch/state-machine-role', 's3:ListBucket', xml, 'deny', 'lists not the whole bucket'),
+    c('batch/state-machine-role', 's3:ListBucket', sftpBucket, 'deny', 'lists not the SFTP bucket', { 's3:prefix': `${home}/` }),
+    c('batch/state-machine-role', 's3:GetObject', `${sftpBucket}/${home}/a.xml`, 'deny', 'reads not the SFTP bucket'),
     c('batch/state-machine-role', 's3:PutObject', `${xml}/json/a.xml.json`, 'deny', 'writes no outputs'),
     c('batch/state-machine-role', 's3:DeleteObject', `${xml}/results/exec-1/b.json`, 'deny', 'deletes nothing'),
     c('batch/state-machine-role', 'secretsmanager:GetSecretValue', secret, 'deny', 'never sees the SFTP key'),
@@ -233,6 +248,25 @@ describe('IAM least privilege (simulated on the synthesized policies)', () => {
     const role = model.role('sftp/user-role');
     expect(await simulate(model, role, { action: 's3:PutObject', resource: `arn:aws:s3:::${mappings[0].target.slice(1)}/x.xml` })).toBe('Allowed');
     expect(await simulate(model, role, { action: 's3:PutObject', resource: `arn:aws:s3:::${bucket.name}/x.xml` })).toBe('ImplicitlyDenied');
+  });
+});
+
+describe('IAM: input prefixes from the config scope the converter and the state machine', () => {
+  // GIVEN a lab-contract user whose XML lives under lab/xml/ as well as the landing prefix
+  const model = buildSecurityModel(readSynthesized(synthesize({ env: { PIPELINE_INPUT_PREFIXES: 'incoming/,lab/xml/' } }).outdir));
+  const xml = model.bucket('xml-bucket').arn;
+  const cases: [string, string, string, Expect, Record<string, string>?][] = [
+    ['batch/task-role', 's3:GetObject', `${xml}/lab/xml/a.xml`, 'allow'],
+    ['batch/task-role', 's3:GetObject', `${xml}/incoming/a.xml`, 'allow'],
+    ['batch/task-role', 's3:GetObject', `${xml}/lab/other/a.xml`, 'deny'],
+    ['batch/task-role', 's3:DeleteObject', `${xml}/lab/xml/a.xml`, 'deny'],
+    ['batch/state-machine-role', 's3:ListBucket', xml, 'allow', { 's3:prefix': 'lab/xml/2024/' }],
+    ['batch/state-machine-role', 's3:ListBucket', xml, 'deny', { 's3:prefix': 'lab/' }],
+    ['batch/state-machine-role', 's3:GetObject', `${xml}/lab/xml/a.xml`, 'deny'],
+  ];
+  test.each(cases.map((x) => [x[0], x[1], x[2].replace(/^arn:aws:s3:::[^/]+/, 'xml-bucket'), x[3], x]))('%s: %s on %s -> %s', async (_role, _action, _resource, _expected, x) => {
+    const [role, action, resource, expected, context] = x as (typeof cases)[number];
+    expect(await simulate(model, model.role(role), { action, resource, context })).toBe(decision[expected]);
   });
 });
 

@@ -30,6 +30,7 @@ describe('defaults', () => {
       maxConcurrency: 20,
       toleratedFailurePercentage: 5,
       converterConcurrency: 4,
+      inputPrefixes: ['incoming/'],
     });
   });
 
@@ -65,6 +66,11 @@ describe('sources and precedence', () => {
       .toMatchObject({ batchSize: 512, maxConcurrency: 10000, toleratedFailurePercentage: 12.5, converterConcurrency: 64 });
     expect(loadConfig({ env: {}, context: { batchSize: 1, maxConcurrency: 1, toleratedFailurePercentage: 0, converterConcurrency: 1 } }))
       .toMatchObject({ batchSize: 1, maxConcurrency: 1, toleratedFailurePercentage: 0, converterConcurrency: 1 });
+  });
+
+  test('GIVEN input prefixes in env and context WHEN loading THEN they are a list', () => {
+    expect(loadConfig({ env: { PIPELINE_INPUT_PREFIXES: 'incoming/, lab/xml/' } }).inputPrefixes).toEqual(['incoming/', 'lab/xml/']);
+    expect(loadConfig({ env: {}, context: { inputPrefixes: ['incoming/', 'partner-a/'] } }).inputPrefixes).toEqual(['incoming/', 'partner-a/']);
   });
 
   test('GIVEN both env and context WHEN loading THEN the environment wins', () => {
@@ -159,6 +165,11 @@ describe('invalid configuration fails with a message naming the setting', () => 
     ['failure percentage with a % sign', { PIPELINE_TOLERATED_FAILURE_PERCENTAGE: '5%' }, /toleratedFailurePercentage.*expected a number from 0 to 100, got "5%"/],
     ['converter concurrency zero', { PIPELINE_CONVERTER_CONCURRENCY: '0' }, /converterConcurrency \(env PIPELINE_CONVERTER_CONCURRENCY.*must be 1-64, got 0/],
     ['converter concurrency too high', { PIPELINE_CONVERTER_CONCURRENCY: '65' }, /converterConcurrency.*must be 1-64, got 65/],
+    ['input prefix without trailing slash', { PIPELINE_INPUT_PREFIXES: 'incoming/,lab' }, /inputPrefixes \(env PIPELINE_INPUT_PREFIXES, context "inputPrefixes"\): "lab" must be a key prefix ending in "\/"/],
+    ['input prefix with a wildcard', { PIPELINE_INPUT_PREFIXES: 'incoming/,l*/' }, /inputPrefixes.*"l\*\/" must be a key prefix.*without "\*"/],
+    ['input prefix of the whole bucket', { PIPELINE_INPUT_PREFIXES: '/' }, /inputPrefixes.*"\/" must be a key prefix.*not starting with "\/"/],
+    ['input prefix inside another', { PIPELINE_INPUT_PREFIXES: 'incoming/,incoming/2024/' }, /inputPrefixes.*"incoming\/2024\/" is inside "incoming\/"/],
+    ['input prefix listed twice', { PIPELINE_INPUT_PREFIXES: 'lab/,incoming/,lab/' }, /inputPrefixes.*lists a prefix twice/],
     ['allowed CIDR malformed', { PIPELINE_SFTP_ALLOWED_CIDRS: '192.168.0.0/33' }, /sftpAllowedCidrs.*not an IPv4 CIDR/],
   ];
   test.each(cases)('GIVEN %s WHEN loading THEN a ConfigError names the setting', (_name, env, message) => {

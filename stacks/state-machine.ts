@@ -373,6 +373,22 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
     MaxAttempts: 5,
     JitterStrategy: 'FULL',
   };
+  // Deletes the lock only if this execution holds it; a failed release never hides the outcome.
+  const releaseLockThen = (next: string): State => ({
+    Type: 'Task',
+    Resource: 'arn:aws:states:::dynamodb:deleteItem',
+    Parameters: {
+      TableName: props.lockTableName,
+      Key: lockKey,
+      ConditionExpression: '#holder = :me',
+      ExpressionAttributeNames: { '#holder': 'holder' },
+      ExpressionAttributeValues: { ':me': { 'S.$': '$$.Execution.Id' } },
+    },
+    ResultPath: null,
+    Retry: [dynamoRetry],
+    Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.lockError', Next: next }],
+    Next: next,
+  });
   const isString = (variable: string): Json[] => [
     { Variable: variable, IsPresent: true },
     { Variable: variable, IsString: true },
@@ -601,37 +617,9 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
       ResultPath: '$.manifest',
       Next: STATE.convertManifest,
     },
-    [STATE.releaseLock]: {
-      Type: 'Task',
-      Resource: 'arn:aws:states:::dynamodb:deleteItem',
-      Parameters: {
-        TableName: props.lockTableName,
-        Key: lockKey,
-        ConditionExpression: '#holder = :me',
-        ExpressionAttributeNames: { '#holder': 'holder' },
-        ExpressionAttributeValues: { ':me': { 'S.$': '$$.Execution.Id' } },
-      },
-      ResultPath: null,
-      Retry: [dynamoRetry],
-      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.lockError', Next: STATE.ingestDone }],
-      Next: STATE.ingestDone,
-    },
+    [STATE.releaseLock]: releaseLockThen(STATE.ingestDone),
     [STATE.ingestDone]: { Type: 'Succeed' },
-    [STATE.releaseLockOnFailure]: {
-      Type: 'Task',
-      Resource: 'arn:aws:states:::dynamodb:deleteItem',
-      Parameters: {
-        TableName: props.lockTableName,
-        Key: lockKey,
-        ConditionExpression: '#holder = :me',
-        ExpressionAttributeNames: { '#holder': 'holder' },
-        ExpressionAttributeValues: { ':me': { 'S.$': '$$.Execution.Id' } },
-      },
-      ResultPath: null,
-      Retry: [dynamoRetry],
-      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.lockError', Next: STATE.ingestFailed }],
-      Next: STATE.ingestFailed,
-    },
+    [STATE.releaseLockOnFailure]: releaseLockThen(STATE.ingestFailed),
     // The cause carries the whole state (lister error, manifest, converted batches) so nothing is lost.
     [STATE.ingestFailed]: {
       Type: 'Pass',

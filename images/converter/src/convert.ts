@@ -7,7 +7,7 @@ import { SaxesParser, SaxesTagPlain } from 'saxes';
 import { XmlDecoder, DecodeError } from './decode';
 import { Dtd, MARKER_RE, MARK_START } from './dtd';
 import { Rope, SpillFile, StrPiece, indent, newlinePad, reindent } from './rope';
-import { isAllPySpace, jsonAscii, jsonUtf8, pyStrip } from './text';
+import { fresh, isAllPySpace, jsonAscii, jsonUtf8, pyStrip } from './text';
 
 export type Format = 'lab' | 'compact' | 'jsonl';
 export const FORMATS: readonly Format[] = ['lab', 'compact', 'jsonl'];
@@ -85,6 +85,8 @@ interface Frame {
   text: string;
   /** Content is being built (always, except outside records in jsonl). */
   capture: boolean;
+  /** Parser write (input chunk) during which the element opened. */
+  born: number;
 }
 
 const OUT_CHUNK = 1 << 20;
@@ -252,6 +254,8 @@ class Converter {
   private streamSlot: Slot | null = null;
   private records = 0;
   private bytesIn = 0;
+  /** Counts parser writes: values may reference the current input chunk (see `fresh`). */
+  private writes = 0;
 
   constructor(
     sink: Sink,
@@ -308,12 +312,18 @@ class Converter {
           this.fail(`input larger than the limit of ${this.maxInputBytes} bytes (MAX_INPUT_BYTES)`);
         }
         const text = decode(() => decoder.write(chunk));
-        if (text) this.parser.write(text);
+        if (text) {
+          this.writes++;
+          this.parser.write(text);
+        }
         if (this.queue.length) await this.drainQueue();
         await this.out.maybeFlush();
       }
       const tail = decode(() => decoder.end());
-      if (tail) this.parser.write(tail);
+      if (tail) {
+        this.writes++;
+        this.parser.write(tail);
+      }
       this.parser.close();
       this.options.signal?.throwIfAborted();
       await this.drainQueue();
@@ -352,7 +362,7 @@ class Converter {
   private key(name: string): string {
     let k = this.keys.get(name);
     if (k === undefined) {
-      k = this.str(name) + this.colon;
+      k = fresh(this.str(name) + this.colon);
       // A copy as the cache key: a slice of the input chunk would keep the whole chunk alive.
       if (this.keys.size < 10000) this.keys.set((' ' + name).slice(1), k);
     }
@@ -364,7 +374,7 @@ class Converter {
   private attrKey(name: string): string {
     let k = this.attrKeys.get(name);
     if (k === undefined) {
-      k = this.str('@' + name) + this.colon;
+      k = fresh(this.str('@' + name) + this.colon);
       if (this.attrKeys.size < 10000) this.attrKeys.set((' ' + name).slice(1), k);
     }
     return k;
@@ -414,7 +424,7 @@ class Converter {
         for (const k in attrs) head = this.attribute(head, level, k, attrs[k]);
       }
     }
-    this.stack.push({ name: tag.name, level, head, slots: null, text: '', capture });
+    this.stack.push({ name: tag.name, level, head, slots: null, text: '', capture, born: this.writes });
   }
 
   /** Appends one attribute member to an element's rendered head. */
@@ -495,7 +505,8 @@ class Converter {
     }
     slot.count++;
     if (slot.rope === null && typeof value === 'string') {
-      slot.s += sep + value;
+      // A parent open since an earlier chunk may hold the value long: copy it so it pins no input chunk.
+      slot.s += sep + (parent.born === this.writes ? value : fresh(value));
     } else {
       if (slot.rope === null) {
         slot.rope = new Rope();
@@ -503,7 +514,7 @@ class Converter {
         slot.s = '';
       }
       slot.rope.push(sep);
-      if (typeof value === 'string') slot.rope.push(value);
+      if (typeof value === 'string') slot.rope.push(parent.born === this.writes ? value : fresh(value));
       else slot.rope.append(value, 0);
     }
     if (depth === 2 && slot.count === 2 && slots.size === 1) {

@@ -21,55 +21,57 @@ export function pyStrip(s: string): string {
   return start === 0 && end === s.length ? s : s.slice(start, end);
 }
 
-const NON_ASCII = /[\x7f-\uffff]/;
-const NON_ASCII_RUNS = /[\x7f-\uffff]+/g;
-const HEX: string[] = [];
+/** Python json.dumps escapes (ensure_ascii), per UTF-16 code unit; filled lazily above 0x7e. */
+const ESCAPES: string[] = [];
+for (let c = 0; c < 0x20; c++) ESCAPES[c] = '\\u' + c.toString(16).padStart(4, '0');
+ESCAPES[0x08] = '\\b';
+ESCAPES[0x09] = '\\t';
+ESCAPES[0x0a] = '\\n';
+ESCAPES[0x0c] = '\\f';
+ESCAPES[0x0d] = '\\r';
+ESCAPES[0x22] = '\\"';
+ESCAPES[0x5c] = '\\\\';
 
 function escapeRun(run: string): string {
   let out = '';
   for (let i = 0; i < run.length; i++) {
     const c = run.charCodeAt(i);
-    out += HEX[c] ??= '\\u' + c.toString(16).padStart(4, '0');
+    out += ESCAPES[c] ??= '\\u' + c.toString(16).padStart(4, '0');
   }
   return out;
 }
 
-/**
- * Python's ensure_ascii applied to JSON text: DEL and every non-ASCII UTF-16 code unit becomes
- * `\uXXXX` (lowercase; astral characters become surrogate pairs). Such characters occur only inside
- * JSON strings and the escape does not depend on context, so it runs once over large batches of output
- * instead of once per string.
- */
-export function asciiEscape(s: string): string {
-  return NON_ASCII.test(s) ? s.replace(NON_ASCII_RUNS, escapeRun) : s;
-}
-
 const SAFE_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+const TO_ESCAPE = /[\x00-\x1f"\\\x7f-\uffff]+/g;
 
 /**
- * Python `json.dumps(s)` with ensure_ascii=True: JSON.stringify already escapes `"`, `\` and C0
- * controls exactly like Python (\b \t \n \f \r, else \u00xx lowercase) and lone surrogates as
- * \udxxx; Python also escapes DEL and every non-ASCII UTF-16 code unit (`asciiEscape`).
+ * Python `json.dumps(s)` with ensure_ascii=True: `"` and `\` backslash-escaped, C0 controls as \b \t \n
+ * \f \r or \u00xx, DEL and every non-ASCII UTF-16 code unit as \uXXXX (lowercase hex; astral
+ * characters become surrogate pairs, lone surrogates stay \udxxx). One regex pass over runs to escape
+ * instead of JSON.stringify followed by a second ensure_ascii pass.
  */
 export function jsonAscii(s: string): string {
-  // Short printable ASCII strings (the common case) skip JSON.stringify's fixed cost; see jsonUtf8.
-  if (s.length <= FRESH_CONCAT_MAX && SAFE_ASCII.test(s)) return '"' + s + '"';
-  return asciiEscape(JSON.stringify(s));
+  // Printable ASCII strings (the common case) need no escaping; see jsonUtf8 about slices.
+  if (SAFE_ASCII.test(s)) return '"' + s + '"';
+  return '"' + s.replace(TO_ESCAPE, escapeRun) + '"';
 }
 
 const NEEDS_ESCAPE = /[\x00-\x1f"\\\ud800-\udfff]/;
-/**
- * Shorter strings are never slices of another string in V8 (SlicedString::kMinLength is 13), so
- * concatenating them makes a copy, as JSON.stringify does, and the result pins no input chunk.
- */
-const FRESH_CONCAT_MAX = 11;
 
 /** Plain JSON string (UTF-8 output). */
 export function jsonUtf8(s: string): string {
-  // Short strings without anything to escape (the common case) skip JSON.stringify's fixed cost.
-  // Longer ones go through JSON.stringify, which always returns a fresh string: a slice of the
-  // parser's input chunk would keep the whole chunk alive while the value sits in a buffer.
-  return s.length <= FRESH_CONCAT_MAX && !NEEDS_ESCAPE.test(s) ? '"' + s + '"' : JSON.stringify(s);
+  // Strings without anything to escape (the common case) skip JSON.stringify's fixed cost. The result
+  // may reference a slice of the parser's input chunk; the converter copies (`fresh`) values that it
+  // keeps past the current chunk, so buffered values do not pin whole chunks.
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+}
+
+/**
+ * A copy of `s` that references no other string: concatenating and slicing flattens into a new string
+ * (a slice of the input chunk would otherwise keep the whole chunk alive).
+ */
+export function fresh(s: string): string {
+  return (' ' + s).slice(1);
 }
 
 /** True when every character is Python whitespace (or the string is empty). */

@@ -6,10 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in sshd:openssh-server sftp:openssh-client buildah:buildah debootstrap:debootstrap; do
+for pair in sshd:openssh-server sftp:openssh-client buildah:buildah debootstrap:debootstrap pkill:procps unshare:util-linux; do
   bin=${pair%%:*}; pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done
+# /usr/bin/time measures peak RSS in the lister's memory tests (`time` alone is a shell keyword).
+[ -x /usr/bin/time ] || need+=(time)
 # debootstrap builds the test base image from Debian bookworm: it needs Debian's archive keyring
 # (present on Debian, a package on Ubuntu runners).
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
@@ -17,7 +19,8 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # With recommends, as on the machines these tests were proven on (buildah brings its runtimes).
+  apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 npm ci --no-audit --no-fund --loglevel=error

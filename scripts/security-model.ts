@@ -5,9 +5,8 @@
 // policy, and evaluates requests with @cloud-copilot/iam-simulate (AGPL-3.0: used only by the tests and
 // this offline review, never shipped in an image or deployed).
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
+import { listStacks, type StackJson } from './terraform';
 
 /** The fake AWS account every reference to the caller's account resolves to. */
 export const FAKE_ACCOUNT = '123456789012';
@@ -15,13 +14,7 @@ export const FAKE_PARTITION = 'aws';
 
 export type Block = Record<string, any>;
 
-export interface StackJson {
-  terraform?: Block;
-  provider?: Record<string, Block[]>;
-  resource?: Record<string, Record<string, Block>>;
-  data?: Record<string, Record<string, Block>>;
-  output?: Record<string, { value: unknown; description?: string; sensitive?: boolean }>;
-}
+export type { StackJson };
 
 export interface SynthesizedApp {
   readonly outdir: string;
@@ -33,15 +26,11 @@ export interface SynthesizedApp {
 
 /** Reads every stack of a synthesized app (cdktf.out or a test's outdir) through its manifest. */
 export function readSynthesized(outdir: string): SynthesizedApp {
-  const manifest = JSON.parse(fs.readFileSync(path.join(outdir, 'manifest.json'), 'utf8')) as {
-    stacks: Record<string, { name: string; synthesizedStackPath: string }>;
-  };
   const stacks: Record<string, StackJson> = {};
   const dirs: Record<string, string> = {};
-  for (const s of Object.values(manifest.stacks)) {
-    const file = path.join(outdir, s.synthesizedStackPath);
-    stacks[s.name] = JSON.parse(fs.readFileSync(file, 'utf8')) as StackJson;
-    dirs[s.name] = path.dirname(file);
+  for (const s of listStacks(outdir)) {
+    stacks[s.name] = s.json;
+    dirs[s.name] = s.dir;
   }
   return { outdir, stacks, dirs };
 }

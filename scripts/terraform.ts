@@ -6,8 +6,18 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+/** A synthesized stack's cdk.tf.json, parsed. */
+export interface StackJson {
+  terraform?: Record<string, any>;
+  provider?: Record<string, Record<string, any>[]>;
+  resource?: Record<string, Record<string, Record<string, any>>>;
+  data?: Record<string, Record<string, Record<string, any>>>;
+  output?: Record<string, { value: unknown; description?: string; sensitive?: boolean }>;
+}
+
 export interface StackInfo {
   readonly name: string;
+  readonly json: StackJson;
   /** Folder with cdk.tf.json. */
   readonly dir: string;
   readonly resourceCount: number;
@@ -36,12 +46,9 @@ export function listStacks(outdir: string): StackInfo[] {
   for (const name of Object.keys(manifest.stacks).sort()) visit(name, []);
   return ordered.map((s) => {
     const file = path.join(outdir, s.synthesizedStackPath);
-    const json = JSON.parse(fs.readFileSync(file, 'utf8')) as {
-      resource?: Record<string, Record<string, unknown>>;
-      provider?: Record<string, unknown>;
-    };
+    const json = JSON.parse(fs.readFileSync(file, 'utf8')) as StackJson;
     const resourceCount = Object.values(json.resource ?? {}).reduce((n, byName) => n + Object.keys(byName).length, 0);
-    return { name: s.name, dir: path.dirname(file), resourceCount, providers: Object.keys(json.provider ?? {}) };
+    return { name: s.name, json, dir: path.dirname(file), resourceCount, providers: Object.keys(json.provider ?? {}) };
   });
 }
 

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { App } from 'cdktf';
 import { buildInfrastructure, Infrastructure } from '../../stacks/app';
 import { loadConfig, LoadConfigOptions, PipelineConfig } from '../../stacks/config';
+import type { StackJson } from '../../scripts/terraform';
 
 // Temp folders made by this module, removed after each test file.
 const made: string[] = [];
@@ -27,13 +28,8 @@ export interface SynthStack {
   only(type: string): any;
 }
 
-export interface TfJson {
-  terraform: { backend?: Record<string, any>; required_providers?: Record<string, any> };
-  provider?: Record<string, any[]>;
-  resource?: Record<string, Record<string, any>>;
-  data?: Record<string, Record<string, any>>;
-  output?: Record<string, { value: unknown; description?: string; sensitive?: boolean }>;
-}
+/** A stack's cdk.tf.json; every stack here has a `terraform` block. */
+export type TfJson = StackJson & { terraform: NonNullable<StackJson['terraform']> };
 
 export interface Synthesized {
   readonly outdir: string;

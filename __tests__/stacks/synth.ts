@@ -48,26 +48,29 @@ export function makeImagesDir(root = tmp('h1-images-')): string {
   return root;
 }
 
+/** Reads one stack of a synthesized app back from `outdir/stacks/NAME/cdk.tf.json`. */
+export function readStack(outdir: string, name: string): SynthStack {
+  const dir = path.join(outdir, 'stacks', name);
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'cdk.tf.json'), 'utf8')) as TfJson;
+  return {
+    dir,
+    json,
+    resources: (type) => json.resource?.[type] ?? {},
+    only: (type) => {
+      const all = Object.values(json.resource?.[type] ?? {});
+      if (all.length !== 1) throw new Error(`expected exactly one ${type} in ${name}, found ${all.length}`);
+      return all[0];
+    },
+  };
+}
+
 export function synthesize(options: LoadConfigOptions = {}, imagesDir = makeImagesDir()): Synthesized {
   const outdir = tmp('h1-synth-');
   const app = new App({ outdir });
   const config = loadConfig({ env: {}, ...options });
   const infra = buildInfrastructure(app, config, { imagesDir });
   app.synth();
-  const read = (name: string): SynthStack => {
-    const dir = path.join(outdir, 'stacks', name);
-    const json = JSON.parse(fs.readFileSync(path.join(dir, 'cdk.tf.json'), 'utf8')) as TfJson;
-    return {
-      dir,
-      json,
-      resources: (type) => json.resource?.[type] ?? {},
-      only: (type) => {
-        const all = Object.values(json.resource?.[type] ?? {});
-        if (all.length !== 1) throw new Error(`expected exactly one ${type} in ${name}, found ${all.length}`);
-        return all[0];
-      },
-    };
-  };
+  const read = (name: string) => readStack(outdir, name);
   return {
     outdir,
     config,

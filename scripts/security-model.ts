@@ -28,7 +28,8 @@ export interface SynthesizedApp {
 export function readSynthesized(outdir: string): SynthesizedApp {
   const stacks: Record<string, StackJson> = {};
   const dirs: Record<string, string> = {};
-  for (const s of listStacks(outdir)) {
+  // By name, as the manifest lists them (listStacks gives deploy order), so reports read alphabetically.
+  for (const s of listStacks(outdir).sort((a, b) => a.name.localeCompare(b.name))) {
     stacks[s.name] = s.json;
     dirs[s.name] = s.dir;
   }

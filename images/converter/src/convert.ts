@@ -65,7 +65,7 @@ export type Sink = (chunk: Buffer) => Promise<void>;
 /** The values of one child name, serialized; `s` while in memory, `rope` once parts are on disk. */
 interface Slot {
   /** JSON key and colon. */
-  key: string;
+  key: MemberKey;
   count: number;
   s: string;
   rope: Rope | null;
@@ -193,13 +193,31 @@ function checkEntityReferences(parser: SaxesParser<{}>): void {
 /** Separators at an indentation level (lab), built once: a fresh concatenation per use costs. */
 function padCache(before: string, after: string): (level: number) => string {
   const cached: string[] = [];
-  return (level) => (cached[level] ??= before + newlinePad(level) + after);
+  return (level) => (cached[level] ??= fresh(before + newlinePad(level) + after));
 }
 const OPEN = padCache('{', '');
 const MEMBER = padCache(',', '');
 const ARRAY_OPEN = padCache('[', '');
 const ARRAY_CLOSE = padCache('', ']');
 const OBJECT_CLOSE = padCache('', '}');
+
+/**
+ * A member's JSON key with its colon and, per indentation level, the same preceded by the opening
+ * brace or comma and line break: one flat string per use instead of three concatenated ones.
+ */
+class MemberKey {
+  private readonly first: string[] = [];
+  private readonly next: string[] = [];
+  constructor(
+    readonly json: string,
+    private readonly lab: boolean,
+  ) {}
+  /** `{` (first member) or `,`, the line break and indentation for `level` (lab), then the key. */
+  at(level: number, first: boolean): string {
+    const cache = first ? this.first : this.next;
+    return (cache[level] ??= fresh((first ? (this.lab ? OPEN(level) : '{') : this.lab ? MEMBER(level) : ',') + this.json));
+  }
+}
 
 /** Parser calls have a fixed cost: feed it at least this many bytes at a time. */
 const MIN_PARSE_CHUNK = 1 << 18;
@@ -229,7 +247,8 @@ class Converter {
   private readonly lab: boolean;
   private readonly str: (s: string) => string;
   private readonly colon: string;
-  private readonly keys = new Map<string, string>();
+  private readonly keys = new Map<string, MemberKey>();
+  private readonly textKey: MemberKey;
   private readonly maxDepth: number;
   private readonly maxInputBytes: number;
   private readonly maxEntityExpansion: number;
@@ -266,6 +285,7 @@ class Converter {
     this.lab = this.format === 'lab';
     this.str = this.lab ? jsonAscii : jsonUtf8;
     this.colon = this.lab ? ': ' : ':';
+    this.textKey = new MemberKey('"#text"' + this.colon, this.lab);
     this.maxDepth = options.maxDepth ?? 10000;
     this.maxInputBytes = options.maxInputBytes ?? 0;
     this.maxEntityExpansion = options.maxEntityExpansion ?? 1 << 20;
@@ -358,24 +378,23 @@ class Converter {
     };
   }
 
-  /** JSON for a key, with the colon; names repeat a lot, so they are cached (up to a bound). */
-  private key(name: string): string {
-    let k = this.keys.get(name);
-    if (k === undefined) {
-      k = fresh(this.str(name) + this.colon);
-      // A copy as the cache key: a slice of the input chunk would keep the whole chunk alive.
-      if (this.keys.size < 10000) this.keys.set((' ' + name).slice(1), k);
-    }
-    return k;
+  /** A member key for an element name; names repeat a lot, so they are cached (up to a bound). */
+  private key(name: string): MemberKey {
+    return this.cachedKey(this.keys, name, name);
   }
 
-  private readonly attrKeys = new Map<string, string>();
-  /** JSON for an attribute's key ("@name"), cached like element names. */
-  private attrKey(name: string): string {
-    let k = this.attrKeys.get(name);
+  private readonly attrKeys = new Map<string, MemberKey>();
+  /** A member key for an attribute ("@name"), cached like element names. */
+  private attrKey(name: string): MemberKey {
+    return this.cachedKey(this.attrKeys, name, '@' + name);
+  }
+
+  private cachedKey(cache: Map<string, MemberKey>, name: string, member: string): MemberKey {
+    let k = cache.get(name);
     if (k === undefined) {
-      k = fresh(this.str('@' + name) + this.colon);
-      if (this.attrKeys.size < 10000) this.attrKeys.set((' ' + name).slice(1), k);
+      k = new MemberKey(fresh(this.str(member) + this.colon), this.lab);
+      // A copy as the cache key: a slice of the input chunk would keep the whole chunk alive.
+      if (cache.size < 10000) cache.set(fresh(name), k);
     }
     return k;
   }
@@ -436,8 +455,7 @@ class Converter {
         this.fail((e as Error).message);
       }
     }
-    const lab = this.lab;
-    return head + (head === '' ? (lab ? OPEN(level + 1) : '{') : lab ? MEMBER(level + 1) : ',') + this.attrKey(k) + this.str(v);
+    return head + this.attrKey(k).at(level + 1, head === '') + this.str(v);
   }
 
   private onText(t: string): void {
@@ -525,8 +543,9 @@ class Converter {
       const lab = this.lab;
       this.emit(
         this.rootPrefix(parent.name) +
-          (parent.head === '' ? (lab ? OPEN(parent.level + 1) : '{') : parent.head + (lab ? MEMBER(parent.level + 1) : ',')) +
-          slot.key + (lab ? ARRAY_OPEN(parent.level + 2) : '['),
+          parent.head +
+          slot.key.at(parent.level + 1, parent.head === '') +
+          (lab ? ARRAY_OPEN(parent.level + 2) : '['),
       );
       this.emit(slot.rope ?? slot.s);
       slot.rope = null;
@@ -567,8 +586,6 @@ class Converter {
     const text = f.text === '' ? '' : pyStrip(f.text);
     if (f.head === '' && f.slots === null) return text === '' ? 'null' : this.str(text);
     const lab = this.lab;
-    const open = lab ? OPEN(f.level + 1) : '{';
-    const member = lab ? MEMBER(f.level + 1) : ',';
     let s = f.head;
     let first = f.head === '';
     let rope: Rope | null = null;
@@ -581,7 +598,7 @@ class Converter {
           continue;
         }
         this.buffered -= slotMem(slot);
-        s += (first ? open : member) + slot.key;
+        s += slot.key.at(f.level + 1, first);
         first = false;
         const array = slot.count > 1;
         if (array) s += lab ? ARRAY_OPEN(f.level + 2) : '[';
@@ -598,7 +615,7 @@ class Converter {
         if (array) s += lab ? ARRAY_CLOSE(f.level + 1) : ']';
       }
     }
-    if (text !== '') s += (first ? open : member) + '"#text"' + this.colon + this.str(text);
+    if (text !== '') s += this.textKey.at(f.level + 1, first) + this.str(text);
     s += lab ? OBJECT_CLOSE(f.level) : '}';
     if (rope === null) return s;
     rope.push(s);
@@ -633,7 +650,7 @@ class Converter {
   }
 
   private rootPrefix(name: string): string {
-    return (this.lab ? '{\n    ' : '{') + this.key(name);
+    return this.key(name).at(1, true);
   }
 
   private async writeRope(rope: Rope, extra: number): Promise<void> {

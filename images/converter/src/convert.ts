@@ -87,6 +87,8 @@ interface Frame {
   capture: boolean;
   /** Parser write (input chunk) during which the element opened. */
   born: number;
+  /** The parent's slot for this name when an earlier sibling had it (looked up once, at the open tag). */
+  slot: Slot | undefined;
 }
 
 const OUT_CHUNK = 1 << 20;
@@ -380,19 +382,19 @@ class Converter {
 
   /** A member key for an element name; names repeat a lot, so they are cached (up to a bound). */
   private key(name: string): MemberKey {
-    return this.cachedKey(this.keys, name, name);
+    return this.cachedKey(this.keys, name);
   }
 
   private readonly attrKeys = new Map<string, MemberKey>();
   /** A member key for an attribute ("@name"), cached like element names. */
   private attrKey(name: string): MemberKey {
-    return this.cachedKey(this.attrKeys, name, '@' + name);
+    return this.cachedKey(this.attrKeys, name, '@');
   }
 
-  private cachedKey(cache: Map<string, MemberKey>, name: string, member: string): MemberKey {
+  private cachedKey(cache: Map<string, MemberKey>, name: string, prefix = ''): MemberKey {
     let k = cache.get(name);
     if (k === undefined) {
-      k = new MemberKey(fresh(this.str(member) + this.colon), this.lab);
+      k = new MemberKey(fresh(this.str(prefix + name) + this.colon), this.lab);
       // A copy as the cache key: a slice of the input chunk would keep the whole chunk alive.
       if (cache.size < 10000) cache.set(fresh(name), k);
     }
@@ -424,11 +426,9 @@ class Converter {
     }
     // Predict the indentation: a name already seen under this parent will be an array item (one level
     // deeper); a first occurrence is assumed single and re-indented if a sibling of that name follows.
+    const slot = parent !== undefined && parent.slots !== null ? parent.slots.get(tag.name) : undefined;
     let level = 1;
-    if (parent !== undefined && this.lab) {
-      const seen = parent.slots !== null && parent.slots.has(tag.name);
-      level = parent.level + (seen ? 2 : 1);
-    }
+    if (parent !== undefined && this.lab) level = parent.level + (slot !== undefined ? 2 : 1);
     let head = '';
     if (capture) {
       const defaults = this.dtd?.attDefaults.get(tag.name);
@@ -443,7 +443,7 @@ class Converter {
         for (const k in attrs) head = this.attribute(head, level, k, attrs[k]);
       }
     }
-    this.stack.push({ name: tag.name, level, head, slots: null, text: '', capture, born: this.writes });
+    this.stack.push({ name: tag.name, level, head, slots: null, text: '', capture, born: this.writes, slot });
   }
 
   /** Appends one attribute member to an element's rendered head. */
@@ -497,7 +497,7 @@ class Converter {
     }
     if (depth === 2) {
       this.records++;
-      if (this.streamSlot !== null && parent.slots!.get(f.name) === this.streamSlot) {
+      if (this.streamSlot !== null && f.slot === this.streamSlot) {
         this.emit(this.lab ? MEMBER(parent.level + 2) : ',');
         this.emit(value);
         return;
@@ -505,7 +505,7 @@ class Converter {
     }
     let slots = parent.slots;
     if (slots === null) slots = parent.slots = new Map();
-    let slot = slots.get(f.name);
+    let slot = f.slot;
     const before = slot === undefined ? 0 : slotMem(slot);
     let sep = '';
     if (slot === undefined) {

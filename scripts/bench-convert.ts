@@ -12,6 +12,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { median } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CONVERTER = path.join(ROOT, 'images', 'converter');
@@ -110,12 +111,6 @@ interface Row {
   ratioCpu: number;
   lab?: Measure;
   identical?: boolean;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Median wall and CPU time of several runs, and the highest peak RSS among them. */

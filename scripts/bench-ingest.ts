@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { startS3 } from '../__tests__/support/s3rver';
 import { startSshd } from '../__tests__/support/sshd';
 import { listerEnv } from '../__tests__/support/lister-harness';
+import { median } from './stats';
 
 const repo = path.resolve(__dirname, '..', '..');
 
@@ -116,7 +117,6 @@ async function main(): Promise<void> {
       oursRuns.push(await readWith(16, 131072));
       sshRuns.push(await openssh());
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const ours = Math.max(...oursRuns);
     const sftpCli = Math.max(...sshRuns);
     const single = await readWith(1, 32768);

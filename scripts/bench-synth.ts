@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { bundleApp } from './bundle-app';
+import { median } from './stats';
 
 const GOAL_SECONDS = 0.5;
 const GOAL_RSS_MB = 150;
@@ -39,9 +40,7 @@ function runOnce(mainJs: string, preload: string, outdir: string, report: string
 }
 
 function stats(values: number[]): { median: number; min: number; max: number } {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return { median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2, min: s[0], max: s[s.length - 1] };
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
 }
 
 async function main(): Promise<void> {

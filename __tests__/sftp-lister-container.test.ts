@@ -4,21 +4,23 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildImage, imageConfig, runInImage } from './support/container';
-import { S3Server, startS3 } from './support/s3rver';
-import { SftpServer, startSshd } from './support/sshd';
-import { age, listerEnv } from './support/lister-harness';
+import type { S3Server } from './support/s3rver';
+import type { SftpServer } from './support/sshd';
+import { age, ListerServers, listerEnv, startListerServers } from './support/lister-harness';
 
 const TAG = 'localhost/sftp-lister:test';
 const BUCKET = 'ingest';
 let sftp: SftpServer;
 let s3: S3Server;
+let servers: ListerServers | undefined;
 
 beforeAll(async () => {
-  [sftp, s3] = await Promise.all([startSshd(), startS3([BUCKET]), buildImage(path.resolve(__dirname, '../images/sftp-lister'), TAG)]);
+  [servers] = await Promise.all([startListerServers(BUCKET), buildImage(path.resolve(__dirname, '../images/sftp-lister'), TAG)]);
+  ({ sftp, s3 } = servers);
 }, 900_000);
 
 afterAll(async () => {
-  await Promise.all([sftp?.stop(), s3?.dispose()]);
+  await servers?.stop();
 });
 
 test('GIVEN the image WHEN inspected THEN it runs node dist/main.js from /app as a non-root user', () => {

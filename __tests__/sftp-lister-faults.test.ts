@@ -5,24 +5,25 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { S3Server, startS3 } from './support/s3rver';
-import { SftpServer, startSshd } from './support/sshd';
-import { age, ListerResult, listerEnv, runLister, writeRandomFile } from './support/lister-harness';
+import type { S3Server } from './support/s3rver';
+import type { SftpServer } from './support/sshd';
+import { age, ListerResult, ListerServers, listerEnv, runLister, startListerServers, writeRandomFile } from './support/lister-harness';
 
 const BUCKET = 'ingest';
 const MiB = 1024 * 1024;
 let sftp: SftpServer;
 let s3: S3Server;
 let client: S3Client;
+let servers: ListerServers | undefined;
 
 beforeAll(async () => {
-  [sftp, s3] = await Promise.all([startSshd(), startS3([BUCKET])]);
+  ({ sftp, s3 } = servers = await startListerServers(BUCKET));
   client = s3.client();
 });
 
 afterAll(async () => {
   client?.destroy();
-  await Promise.all([sftp?.stop(), s3?.dispose()]);
+  await servers?.stop();
 });
 
 function env(dir: string, overrides: Record<string, string | undefined> = {}) {

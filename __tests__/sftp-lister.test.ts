@@ -5,23 +5,24 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { S3Server, startS3 } from './support/s3rver';
-import { SftpServer, startSshd } from './support/sshd';
-import { age, listerEnv, runLister, sha256 } from './support/lister-harness';
+import type { S3Server } from './support/s3rver';
+import type { SftpServer } from './support/sshd';
+import { age, ListerServers, listerEnv, runLister, sha256, startListerServers } from './support/lister-harness';
 
 const BUCKET = 'ingest';
 let sftp: SftpServer;
 let s3: S3Server;
 let client: S3Client;
+let servers: ListerServers | undefined;
 
 beforeAll(async () => {
-  [sftp, s3] = await Promise.all([startSshd(), startS3([BUCKET])]);
+  ({ sftp, s3 } = servers = await startListerServers(BUCKET));
   client = s3.client();
 });
 
 afterAll(async () => {
   client?.destroy();
-  await Promise.all([sftp?.stop(), s3?.dispose()]);
+  await servers?.stop();
 });
 
 /** Creates files under the sshd root's `dir` (path -> content), aged 1 hour unless said otherwise. */

@@ -14,9 +14,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
-import { startS3 } from '../__tests__/support/s3rver';
-import { startSshd } from '../__tests__/support/sshd';
-import { listerEnv } from '../__tests__/support/lister-harness';
+import { listerEnv, startListerServers } from '../__tests__/support/lister-harness';
 import { median } from './stats';
 
 const repo = path.resolve(__dirname, '..', '..');
@@ -71,7 +69,8 @@ const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
 async function main(): Promise<void> {
   const mods = loadLister();
-  const [sftp, s3] = await Promise.all([startSshd(), startS3(['bench'])]);
+  const servers = await startListerServers('bench');
+  const { sftp, s3 } = servers;
   try {
     const size = FILE_MIB * MiB;
     const big = path.join(sftp.root, 'big', 'big.bin');
@@ -161,7 +160,7 @@ async function main(): Promise<void> {
     const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
     for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join(' | '));
   } finally {
-    await Promise.all([sftp.stop(), s3.dispose()]);
+    await servers.stop();
   }
 }
 

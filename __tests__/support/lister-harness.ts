@@ -6,8 +6,8 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { S3Server } from './s3rver';
-import type { SftpServer } from './sshd';
+import { S3Server, startS3 } from './s3rver';
+import { SftpServer, startSshd } from './sshd';
 import type { Summary } from '../../images/sftp-lister/src/ingest';
 
 export const LISTER_DIR = path.resolve(__dirname, '..', '..', 'images', 'sftp-lister');
@@ -26,6 +26,32 @@ export interface ListerResult {
 }
 
 /** The environment a run needs for these servers; `overrides` win (undefined removes a variable). */
+/** The real servers the lister runs against: an sshd and an s3rver with one bucket, on 127.0.0.1. */
+export interface ListerServers {
+  sftp: SftpServer;
+  s3: S3Server;
+  stop(): Promise<void>;
+}
+
+/** Starts both servers at once; if one fails to start, the other is stopped before the error is thrown. */
+export async function startListerServers(bucket: string): Promise<ListerServers> {
+  const [started, s3Started] = await Promise.allSettled([startSshd(), startS3([bucket])]);
+  if (started.status === 'rejected' || s3Started.status === 'rejected') {
+    if (started.status === 'fulfilled') await started.value.stop();
+    if (s3Started.status === 'fulfilled') await s3Started.value.dispose();
+    throw started.status === 'rejected' ? started.reason : (s3Started as PromiseRejectedResult).reason;
+  }
+  const sftp = started.value;
+  const s3 = s3Started.value;
+  return {
+    sftp,
+    s3,
+    stop: async () => {
+      await Promise.all([sftp.stop(), s3.dispose()]);
+    },
+  };
+}
+
 export function listerEnv(
   sftp: SftpServer,
   s3: S3Server,

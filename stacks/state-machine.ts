@@ -366,6 +366,8 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
   };
 
   const lockKey = { lock: { S: 'ingest' } };
+  /** The lock item as this execution writes it when it takes the lock. */
+  const heldLock = { ...lockKey, holder: { 'S.$': '$$.Execution.Id' }, since: { 'S.$': '$$.Execution.StartTime' } };
   const dynamoRetry = {
     ErrorEquals: ['DynamoDB.ProvisionedThroughputExceededException', 'DynamoDB.ThrottlingException', 'DynamoDB.InternalServerErrorException', 'DynamoDB.RequestLimitExceeded'],
     IntervalSeconds: 1,
@@ -541,7 +543,7 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
       Resource: 'arn:aws:states:::dynamodb:putItem',
       Parameters: {
         TableName: props.lockTableName,
-        Item: { ...lockKey, holder: { 'S.$': '$$.Execution.Id' }, since: { 'S.$': '$$.Execution.StartTime' } },
+        Item: heldLock,
         ConditionExpression: 'attribute_not_exists(#lock)',
         ExpressionAttributeNames: { '#lock': 'lock' },
       },
@@ -584,7 +586,7 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
       Resource: 'arn:aws:states:::dynamodb:putItem',
       Parameters: {
         TableName: props.lockTableName,
-        Item: { ...lockKey, holder: { 'S.$': '$$.Execution.Id' }, since: { 'S.$': '$$.Execution.StartTime' } },
+        Item: heldLock,
         ConditionExpression: '#holder = :stale',
         ExpressionAttributeNames: { '#holder': 'holder' },
         ExpressionAttributeValues: { ':stale': { 'S.$': '$.lock.holder' } },

@@ -1,4 +1,4 @@
-// GIVEN the conformance corpus (../shared/xml-corpus) WHEN converted in-process THEN the output is the
+// GIVEN the conformance corpus (__tests__/fixtures/xml-corpus) WHEN converted in-process THEN the output is the
 // lab converter's byte for byte (lab/, valid/, beyond/) and every malformed document is rejected with
 // FILE:LINE:COLUMN and no output at all (invalid/).
 import * as fs from 'node:fs';

@@ -17,7 +17,7 @@ import { median } from './stats';
 const ROOT = path.resolve(__dirname, '..', '..');
 const CONVERTER = path.join(ROOT, 'images', 'converter');
 const CLI = path.join(CONVERTER, 'dist', 'cli.js');
-const CORPUS = process.env.XML_CORPUS_DIR ?? path.resolve(ROOT, '..', 'shared', 'xml-corpus');
+const CORPUS = process.env.XML_CORPUS_DIR ?? path.join(ROOT, '__tests__', 'fixtures', 'xml-corpus');
 const GEN = path.join(CORPUS, 'tools', 'gen_records.py');
 const PYTHON = '/usr/bin/python3'; // Debian's python3 with python3-xmltodict, as the lab ran it
 const GNU_TIME = '/usr/bin/time';

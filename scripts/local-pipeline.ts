@@ -46,7 +46,7 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
 
 export const REPO_ROOT = path.resolve(__dirname, '..', ...(path.basename(path.dirname(__dirname)) === 'dist' ? ['..'] : []));
-export const CORPUS_DIR = process.env.XML_CORPUS_DIR ?? path.resolve(REPO_ROOT, '..', 'shared', 'xml-corpus');
+export const CORPUS_DIR = process.env.XML_CORPUS_DIR ?? path.join(REPO_ROOT, '__tests__', 'fixtures', 'xml-corpus');
 const ENTRYPOINTS: Record<string, string> = {
   converter: path.join(REPO_ROOT, 'images', 'converter', 'dist', 'main.js'),
   'sftp-lister': path.join(REPO_ROOT, 'images', 'sftp-lister', 'dist', 'main.js'),

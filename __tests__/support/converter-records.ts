@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
-export const CORPUS_DIR = process.env.XML_CORPUS_DIR ?? path.resolve(REPO_ROOT, '..', 'shared', 'xml-corpus');
+export const CORPUS_DIR = process.env.XML_CORPUS_DIR ?? path.join(REPO_ROOT, '__tests__', 'fixtures', 'xml-corpus');
 export const CONVERTER_DIR = path.join(REPO_ROOT, 'images', 'converter');
 export const CLI = path.join(CONVERTER_DIR, 'dist', 'cli.js');
 export const MAIN = path.join(CONVERTER_DIR, 'dist', 'main.js');

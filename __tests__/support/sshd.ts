@@ -1,94 +1,103 @@
 /**
- * A real OpenSSH sshd (Debian's openssh-server) serving SFTP on 127.0.0.1 for tests.
+ * A real OpenSSH sshd (Debian's openssh-server) serving SFTP on 127.0.0.1 for tests, as strict as a
+ * production server: sessions log in as a NON-ROOT account (see sftp-account.ts) that owns the served
+ * folder, and the server offers RSA, ECDSA and ED25519 host keys (as Transfer Family can).
  *
- * Own temp config, host key and client key; logs in as the current user (root in CI) with a
- * temporary AuthorizedKeysFile. Pitfalls handled: /run/sshd must exist, `StrictModes no` under /tmp,
- * `UsePAM no`, and `ForceCommand internal-sftp -d DIR` rather than a chroot under /tmp.
+ * Own temp config, host keys and client key. Pitfalls handled: /run/sshd must exist, `StrictModes no`
+ * under /tmp, `UsePAM no` (so the account's password field must not be locked), `-E` with an absolute
+ * path, and `ForceCommand internal-sftp -d DIR` rather than a chroot under /tmp.
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freePort, HostKey, makeHostKeys, serveFolder, sftpAccount, traversable, waitForPort } from './sftp-account';
+
+export { fingerprintOf } from './sftp-account';
+export type { HostKey } from './sftp-account';
+
+/** Which implementation serves the session: each has its own semantics (see `renames`). */
+export type SftpKind = 'openssh' | 'proftpd' | 'objectstore';
 
 export interface SftpServer {
+  readonly kind: SftpKind;
   readonly host: string;
   readonly port: number;
+  /** The non-root account sessions log in as (or the current user when the tests are not root). */
   readonly user: string;
   /** The folder SFTP sessions start in (the "remote folder" as a local path). */
   readonly root: string;
   /** Client private key (OpenSSH PEM text) and its file. */
   readonly privateKey: string;
   readonly privateKeyFile: string;
-  /** The server host key's fingerprint, `SHA256:...` as `ssh-keygen -l` prints it. */
+  /** Fingerprint (`SHA256:...`, as `ssh-keygen -l` prints it) of the ED25519 host key, the type clients negotiate first by default. */
   readonly hostKeyFingerprint: string;
-  /** Kills every live SFTP session (the per-connection sshd processes), leaving the listener up. */
+  /** Every host key the server offers (RSA, ECDSA, ED25519), with its type and fingerprint. */
+  readonly hostKeys: readonly HostKey[];
+  /** Whether SFTP rename works (false on an object store, as on Transfer Family over S3). */
+  readonly renames: boolean;
+  /** Kills every live SFTP session, leaving the listener up. */
   killSessions(): void;
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function waitForPort(port: number, child: ChildProcess, log: string, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      if (child.exitCode !== null) return reject(new Error(`sshd exited: ${fs.readFileSync(log, 'utf8')}`));
-      const sock = net.connect(port, '127.0.0.1');
-      sock.once('connect', () => {
-        sock.destroy();
-        resolve();
-      });
-      sock.once('error', () => {
-        sock.destroy();
-        if (Date.now() > deadline) reject(new Error(`sshd did not listen on ${port}`));
-        else setTimeout(attempt, 50);
-      });
+/** Stops a listener with SIGTERM, then removes its temp folder. */
+export function stopChild(child: ChildProcess, dir: string): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      fs.rmSync(dir, { recursive: true, force: true });
+      resolve();
     };
-    attempt();
+    if (child.exitCode !== null || child.signalCode !== null) return done();
+    child.once('exit', done);
+    child.kill('SIGTERM');
   });
 }
 
-export function fingerprintOf(publicKeyFile: string): string {
-  const out = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', publicKeyFile], { encoding: 'utf8' });
-  return out.split(/\s+/)[1];
+/** Kills the children of `pid` (per-connection server processes), if any. */
+export function killChildren(pid: number | undefined): void {
+  try {
+    execFileSync('pkill', ['-KILL', '-P', String(pid)]);
+  } catch {
+    // pkill exits 1 when there was no session to kill.
+  }
+}
+
+/** A temp folder for a server, with its client key pair and the served folder `files/`. */
+export async function serverDir(prefix: string, root?: string) {
+  const account = await sftpAccount();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  traversable(dir, account);
+  const files = root ?? path.join(dir, 'files');
+  serveFolder(files, account);
+  const clientKey = path.join(dir, 'client_ed25519');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test-client', '-f', clientKey]);
+  return { account, dir, root: files, clientKey, port: await freePort() };
 }
 
 export async function startSshd(options: { root?: string } = {}): Promise<SftpServer> {
   const sshd = '/usr/sbin/sshd';
   if (!fs.existsSync(sshd)) throw new Error('sshd not found: install Debian openssh-server (see README, test command)');
   fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshd-'));
-  const root = options.root ?? path.join(dir, 'files');
-  fs.mkdirSync(root, { recursive: true });
-  const hostKey = path.join(dir, 'host_ed25519');
-  const clientKey = path.join(dir, 'client_ed25519');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', clientKey]);
+  const { account, dir, root, clientKey, port } = await serverDir('sshd-', options.root);
+  const hostKeys = makeHostKeys(dir);
+  // sshd reads AuthorizedKeysFile with the account's privileges: readable by it, in a folder it can reach.
   const authorized = path.join(dir, 'authorized_keys');
   fs.copyFileSync(`${clientKey}.pub`, authorized);
-  const port = await freePort();
+  fs.chmodSync(authorized, 0o644);
   const config = path.join(dir, 'sshd_config');
   fs.writeFileSync(
     config,
     [
       `Port ${port}`,
       'ListenAddress 127.0.0.1',
-      `HostKey ${hostKey}`,
+      ...hostKeys.map((k) => `HostKey ${k.file}`),
       `PidFile ${path.join(dir, 'sshd.pid')}`,
       `AuthorizedKeysFile ${authorized}`,
+      `AllowUsers ${account.name}`,
       'StrictModes no',
       'UsePAM no',
-      'PermitRootLogin prohibit-password',
+      'PermitRootLogin no',
       'PasswordAuthentication no',
       'KbdInteractiveAuthentication no',
       'MaxSessions 100',
@@ -101,33 +110,25 @@ export async function startSshd(options: { root?: string } = {}): Promise<SftpSe
   );
   const log = path.join(dir, 'sshd.log');
   const child = spawn(sshd, ['-D', '-f', config, '-E', log], { stdio: 'ignore' });
-  await waitForPort(port, child, log);
-  const user = os.userInfo().username;
+  try {
+    await waitForPort(port, child, log, 'sshd');
+  } catch (e) {
+    await stopChild(child, dir);
+    throw e;
+  }
   return {
+    kind: 'openssh',
     host: '127.0.0.1',
     port,
-    user,
+    user: account.name,
     root,
     privateKey: fs.readFileSync(clientKey, 'utf8'),
     privateKeyFile: clientKey,
-    hostKeyFingerprint: fingerprintOf(`${hostKey}.pub`),
-    killSessions() {
-      // Per-connection processes are children of the listener.
-      try {
-        execFileSync('pkill', ['-KILL', '-P', String(child.pid)]);
-      } catch {
-        // pkill exits 1 when there was no session to kill.
-      }
-    },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        const done = () => {
-          fs.rmSync(dir, { recursive: true, force: true });
-          resolve();
-        };
-        if (child.exitCode !== null) return done();
-        child.once('exit', done);
-        child.kill('SIGTERM');
-      }),
+    hostKeyFingerprint: hostKeys.find((k) => k.type === 'ssh-ed25519')!.fingerprint,
+    hostKeys,
+    renames: true,
+    // Per-connection processes are children of the listener.
+    killSessions: () => killChildren(child.pid),
+    stop: () => stopChild(child, dir),
   };
 }

@@ -10,7 +10,10 @@ import { S3Server, startS3 } from './s3rver';
 import { SftpServer, startSshd } from './sshd';
 import type { Summary } from '../../images/sftp-lister/src/ingest';
 
-export const LISTER_DIR = path.resolve(__dirname, '..', '..', 'images', 'sftp-lister');
+// From __tests__/support, or from dist/__tests__/support when compiled with the scripts (npm run campaign).
+export const LISTER_DIR = [path.resolve(__dirname, '..', '..'), path.resolve(__dirname, '..', '..', '..')]
+  .map((repo) => path.join(repo, 'images', 'sftp-lister'))
+  .find((dir) => fs.existsSync(path.join(dir, 'package.json')))!;
 export const LISTER_MAIN = path.join(LISTER_DIR, 'dist', 'main.js');
 
 /** The lister's summary line. */

@@ -1,28 +1,77 @@
-// GIVEN an image built offline on the local base WHEN run like ECS runs it THEN user, workdir,
-// read-only root and mounted temp volume behave as they would on Fargate.
+// GIVEN an image built offline on the local base WHEN run as Fargate runs a task's container THEN the
+// user, workdir, read-only root and task volumes behave as they would on Fargate: a volume is empty,
+// root-owned and 0755 unless the image declares a VOLUME there, whose content, owner and mode it gets.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildImage, runInImage } from './support/container';
+import { buildImage, disposeVolumes, FargateTask, fargateTask, runTask } from './support/container';
 
 const TAG = 'localhost/pipeline-probe:test';
 
+// As synthesized by fargateTaskDefinition (stacks/ingest.ts), plus a second volume at the image's VOLUME.
+const taskDefinition = {
+  container_definitions: JSON.stringify([
+    {
+      name: 'probe',
+      user: '10001:10001',
+      readonlyRootFilesystem: true,
+      mountPoints: [
+        { sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false },
+        { sourceVolume: 'data', containerPath: '/data/', readOnly: false },
+      ],
+      environment: [{ name: 'PROBE', value: 'from-task' }, { name: 'REF', value: '${aws_s3_bucket.x.bucket}' }],
+    },
+  ]),
+  volume: [{ name: 'tmp' }, { name: 'data' }],
+};
+
 beforeAll(async () => {
   await buildImage(path.join(__dirname, 'fixtures/probe-image'), TAG);
-}, 600_000);
+}, 900_000);
+afterAll(disposeVolumes);
 
-test('read-only root with a mounted temp volume, as the image user', async () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'probe-tmp-'));
-  fs.chmodSync(tmp, 0o1777);
-  const res = await runInImage(TAG, { readOnlyRoot: true, volumes: [{ host: tmp, container: '/tmp' }], args: ['a b'], env: { PROBE: 'p' } });
+const withContainer = (task: FargateTask, change: Partial<FargateTask['container']>): FargateTask => ({ ...task, container: { ...task.container, ...change } });
+
+test('read-only root; /tmp (no VOLUME) root-owned 0755 and empty; /data gets the image VOLUME content, owner and mode', async () => {
+  const task = fargateTask(taskDefinition);
+  const res = await runTask(TAG, task, { args: ['a b'] });
   expect(res.stderr).toBe('');
-  expect(JSON.parse(res.stdout)).toEqual({ uid: 10001, cwd: '/app', root: 'EROFS', tmp: true, args: ['a b'], env: 'p' });
+  expect(JSON.parse(res.stdout)).toEqual({
+    uid: 10001,
+    gid: 10001,
+    cwd: '/app',
+    root: 'EROFS',
+    tmp: { uid: 0, gid: 0, mode: '755', entries: [], write: 'EACCES' },
+    data: { uid: 10001, gid: 10001, mode: '700', entries: ['seed'], write: true },
+    args: ['a b'],
+    env: 'from-task',
+  });
+  // A copy: the task's writes land in its volume, never in the image.
+  expect(fs.readFileSync(path.join(res.volumes['/data'], 'seed'), 'utf8')).toBe('seed\n');
+  expect(Object.keys(res.volumes).sort()).toEqual(['/data', '/tmp']);
 });
 
-test('buildah run without read-only root: image filesystem writable by its owner only', async () => {
-  const res = await runInImage(TAG, { args: [] });
+test('environment: the test overrides the task definition; writable root; a read-only mount point is read-only', async () => {
+  const base = fargateTask(taskDefinition);
+  const task = withContainer(base, {
+    readonlyRootFilesystem: false,
+    mountPoints: [
+      { sourceVolume: 'tmp', containerPath: '/tmp' },
+      { sourceVolume: 'data', containerPath: '/data', readOnly: true },
+    ],
+  });
+  const res = await runTask(TAG, task, { env: { PROBE: 'from-test' } });
   expect(res.code).toBe(0);
   const out = JSON.parse(res.stdout);
-  expect(out.uid).toBe(10001);
-  expect(out.root).toBe('EACCES');
+  expect(out.root).toBe('EACCES'); // /app belongs to root: writable root, but not by this user
+  expect(out.data).toMatchObject({ entries: ['seed'], write: 'EROFS' });
+  expect(out.env).toBe('from-test');
+});
+
+test('never as root, and only what Fargate has: a defined bind volume', () => {
+  const task = fargateTask(taskDefinition);
+  expect(() => runTask(TAG, withContainer(task, { user: '0:0' }))).toThrow(/would run as root/);
+  expect(() => runTask(TAG, withContainer(task, { user: 'root' }))).toThrow(/would run as root/);
+  expect(() => runTask(TAG, { ...task, volumes: [{ name: 'tmp' }] })).toThrow(/mounts volume data, which the task does not define/);
+  expect(() => runTask(TAG, { ...task, volumes: [{ name: 'tmp' }, { name: 'data', efsVolumeConfiguration: {} }] })).toThrow(/only Fargate bind volumes/);
+  expect(() => fargateTask({ container_definitions: '[{"name":"a"},{"name":"b"}]' })).toThrow(/several, name one/);
 });

@@ -6,16 +6,19 @@
  *   (debootstrap --variant=minbase) plus this machine's node and npm and its CA bundle (npm reaches the
  *   registry through this machine's TLS trust). It stands in for `node:20-bookworm-slim`.
  * - `buildImage()` runs `buildah build --isolation chroot` with `--build-arg BASE_IMAGE=<that base>`.
- * - `runInImage()` runs the image's entrypoint as the image's user, in its working directory, with its
- *   environment. `buildah run` has no read-only root, so with `readOnlyRoot` the image filesystem is
- *   mounted, bind-remounted read-only in a private mount namespace and entered with chroot; volumes are
- *   bind mounts on top (as ECS does with `readonlyRootFilesystem` plus a mounted volume).
+ * - `runTask()` runs the image as Fargate runs a container of a task definition (`fargateTask()` reads
+ *   one from synthesized Terraform): its user (never root), its read-only root (the image filesystem
+ *   mounted, bind-remounted read-only in a private mount namespace and entered with chroot), and its
+ *   mount points backed by new task volumes with ECS's ownership rules (root 0755 and empty, unless the
+ *   image declares a VOLUME there). `buildah run` can do neither a read-only root nor those volumes.
  * Containers share the host network, so servers started by tests on 127.0.0.1 are reachable.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { maskTerraformRefs } from '../../stacks/state-machine';
+import { readStack, synthesize } from '../stacks/synth';
 
 const BASE_TAG = `localhost/pipeline-test-base:bookworm-node${process.versions.node}`;
 const LOCK = path.join(os.tmpdir(), 'pipeline-test-base.lock');
@@ -87,10 +90,10 @@ export async function baseImage(): Promise<string> {
   });
 }
 
-/** Builds `contextDir`'s Dockerfile on the local base image. */
+/** Builds `contextDir`'s Dockerfile on the local base image (unchanged steps come from buildah's layer cache). */
 export async function buildImage(contextDir: string, tag: string): Promise<void> {
   const base = await baseImage();
-  sh('buildah', ['build', '--isolation', 'chroot', '--pull=never', '-q', '--build-arg', `BASE_IMAGE=${base}`, '-t', tag, contextDir]);
+  sh('buildah', ['build', '--isolation', 'chroot', '--pull=never', '--layers', '-q', '--build-arg', `BASE_IMAGE=${base}`, '-t', tag, contextDir]);
 }
 
 export interface ImageConfig {
@@ -99,26 +102,64 @@ export interface ImageConfig {
   entrypoint: string[];
   cmd: string[];
   env: Record<string, string>;
+  /** Paths the image declares with VOLUME. */
+  volumes: string[];
 }
 
 export function imageConfig(tag: string): ImageConfig {
   const c = JSON.parse(sh('buildah', ['inspect', '--type', 'image', tag])).OCIv1.config ?? {};
   const env: Record<string, string> = {};
   for (const kv of c.Env ?? []) env[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
-  return { user: c.User ?? '', workingDir: c.WorkingDir || '/', entrypoint: c.Entrypoint ?? [], cmd: c.Cmd ?? [], env };
+  return {
+    user: c.User ?? '',
+    workingDir: c.WorkingDir || '/',
+    entrypoint: c.Entrypoint ?? [],
+    cmd: c.Cmd ?? [],
+    env,
+    volumes: Object.keys(c.Volumes ?? {}).map((v) => path.posix.normalize(v).replace(/(.)\/$/, '$1')),
+  };
 }
 
-export interface RunOptions {
-  /** Extra environment on top of the image's. */
-  env?: Record<string, string>;
-  /** Host folders bind-mounted into the container. */
-  volumes?: { host: string; container: string; readOnly?: boolean }[];
-  /** Mount the image filesystem read-only (ECS readonlyRootFilesystem). @default false */
-  readOnlyRoot?: boolean;
-  /** Arguments after the entrypoint (replace the image's CMD). */
+/** The parts of an ECS container definition the harness honours (names as in the ECS API). */
+export interface ContainerDefinition {
+  name: string;
+  user?: string;
+  readonlyRootFilesystem?: boolean;
+  mountPoints?: { sourceVolume: string; containerPath: string; readOnly?: boolean }[];
+  environment?: { name: string; value: string }[];
+}
+
+/** What a Fargate task runs: one container of a task definition and the task's volumes. */
+export interface FargateTask {
+  container: ContainerDefinition;
+  /** Task volumes; on Fargate a volume with only a name is a bind volume on the task's ephemeral storage. */
+  volumes: { name: string; [other: string]: unknown }[];
+}
+
+/** Reads a synthesized `aws_ecs_task_definition` (cdk.tf.json) into what its container runs with. */
+export function fargateTask(taskDefinition: { container_definitions: string; volume?: { name: string }[] }, containerName?: string): FargateTask {
+  // Terraform expressions in the JSON may hold quotes: parse with them masked, then put them back.
+  const { text, refs } = maskTerraformRefs(taskDefinition.container_definitions);
+  const containers = JSON.parse(text, (_k, v) => (typeof v === 'string' ? v.replace(/TF_REF_\d+/g, (m) => refs[m] ?? m) : v)) as ContainerDefinition[];
+  const container = containerName ? containers.find((c) => c.name === containerName) : containers.length === 1 ? containers[0] : undefined;
+  if (!container) throw new Error(`task definition has no container ${containerName ?? '(several, name one)'}: ${containers.map((c) => c.name).join(', ')}`);
+  return { container, volumes: taskDefinition.volume ?? [] };
+}
+
+/** The container of `stack`'s only task definition as the real app synthesizes it (default settings). */
+export function synthesizedTask(stack: 'ingest' | 'batch'): FargateTask {
+  return fargateTask(readStack(synthesize().outdir, stack).only('aws_ecs_task_definition'));
+}
+
+export interface TaskRunOptions {
+  /** Environment on top of the image's and the container definition's literal values; undefined removes. */
+  env?: Record<string, string | undefined>;
+  /** Arguments after the entrypoint (ECS `command`: replace the image's CMD). */
   args?: string[];
-  /** Replace the entrypoint. */
+  /** Replace the entrypoint (ECS `entryPoint`). */
   entrypoint?: string[];
+  /** Test inputs only (Fargate has no host paths): host folders bind-mounted into the container. */
+  hostMounts?: { host: string; container: string; readOnly?: boolean }[];
   input?: string;
   timeoutMs?: number;
 }
@@ -128,56 +169,113 @@ export interface RunResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** Host folder backing each task volume mount point, by container path (removed by disposeVolumes). */
+  volumes: Record<string, string>;
 }
 
-/** Runs the image like a container runtime would: entrypoint + args, as the image's user, in its workdir. */
-export function runInImage(tag: string, options: RunOptions = {}): Promise<RunResult> {
+const volumeDirs: string[] = [];
+
+/** Removes the host folders of every task volume made so far (ECS drops them when the task stops). */
+export function disposeVolumes(): void {
+  for (const dir of volumeDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** uid of a `user[:group]` spec, when it is numeric or root. */
+function isRoot(user: string): boolean {
+  return /^(0|root)$/.test(user.split(':')[0]);
+}
+
+/**
+ * Runs the image as Fargate runs `task`'s container: entrypoint + args in the image's workdir, as the
+ * container definition's user (else the image's; never root: the project's rule, and what would hide
+ * permission bugs), the root filesystem read-only when the definition says so, and each mount point
+ * backed by a new task volume.
+ *
+ * A bind volume on Fargate starts as an empty directory owned by root with mode 0755, unless the image
+ * declares a VOLUME at the mount point's containerPath: then the image directory's content is copied
+ * into it, and its owner and mode come from the image
+ * (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/bind-mounts.html, "Considerations when
+ * using bind mounts"). Mount points that do not exist in the image are created before the root is made
+ * read-only, as container runtimes do.
+ */
+export function runTask(tag: string, task: FargateTask, options: TaskRunOptions = {}): Promise<RunResult> {
   const cfg = imageConfig(tag);
+  const c = task.container;
+  const user = c.user || cfg.user;
+  if (!user || isRoot(user)) {
+    throw new Error(`${tag} (container ${c.name}) would run as root (container user ${JSON.stringify(c.user ?? '')}, image USER ${JSON.stringify(cfg.user)}): tasks here never run as root`);
+  }
+  // A uid without a group runs with gid 0 in Docker/ECS; the images always name both.
+  const userspec = user.includes(':') ? user : `${user}:0`;
   const argv = [...(options.entrypoint ?? cfg.entrypoint), ...(options.args ?? (options.entrypoint ? [] : cfg.cmd))];
-  const env = { ...cfg.env, ...(options.env ?? {}) };
+  const env: Record<string, string | undefined> = { ...cfg.env };
+  // Terraform references (${...}) in the synthesized environment have no value here: the test supplies them.
+  for (const e of c.environment ?? []) if (!e.value.includes('${')) env[e.name] = e.value;
+  Object.assign(env, options.env ?? {});
+
   const container = sh('buildah', ['from', '--pull-never', '-q', tag]).trim();
-  const cleanup = () => spawnSync('buildah', ['rm', container], { stdio: 'ignore' });
-  let cmd: string;
-  let args: string[];
-  if (options.readOnlyRoot) {
-    const mnt = sh('buildah', ['mount', container]).trim();
-    const userspec = cfg.user && cfg.user.includes(':') ? cfg.user : cfg.user ? `${cfg.user}:${cfg.user}` : '0:0';
-    const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    const script = [
+  let mnt = '';
+  const cleanup = () => {
+    if (mnt) spawnSync('buildah', ['umount', container], { stdio: 'ignore' });
+    spawnSync('buildah', ['rm', container], { stdio: 'ignore' });
+  };
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const volumes: Record<string, string> = {};
+  let script: string;
+  try {
+    mnt = sh('buildah', ['mount', container]).trim();
+    const byVolume = new Map<string, string>();
+    for (const mp of c.mountPoints ?? []) {
+      const vol = task.volumes.find((v) => v.name === mp.sourceVolume);
+      if (!vol) throw new Error(`container ${c.name} mounts volume ${mp.sourceVolume}, which the task does not define`);
+      const extra = Object.keys(vol).filter((k) => k !== 'name');
+      if (extra.length) throw new Error(`volume ${vol.name}: only Fargate bind volumes (a name, nothing else) are emulated, not ${extra.join(', ')}`);
+      const containerPath = path.posix.normalize(mp.containerPath).replace(/(.)\/$/, '$1');
+      let dir = byVolume.get(vol.name);
+      if (!dir) {
+        dir = fs.mkdtempSync(path.join(os.tmpdir(), `fargate-volume-${vol.name}-`));
+        volumeDirs.push(dir);
+        byVolume.set(vol.name, dir);
+        const fromImage = path.join(mnt, containerPath);
+        const st = cfg.volumes.includes(containerPath) ? fs.statSync(fromImage, { throwIfNoEntry: false }) : undefined;
+        if (st?.isDirectory()) {
+          sh('cp', ['-a', '--', `${fromImage}/.`, dir]);
+          fs.chownSync(dir, st.uid, st.gid);
+          fs.chmodSync(dir, st.mode & 0o7777);
+        } else {
+          fs.chownSync(dir, 0, 0);
+          fs.chmodSync(dir, 0o755);
+        }
+      }
+      volumes[containerPath] = dir;
+    }
+    const binds = [
+      ...(c.mountPoints ?? []).map((mp) => ({ host: byVolume.get(mp.sourceVolume)!, container: mp.containerPath, readOnly: mp.readOnly })),
+      ...(options.hostMounts ?? []),
+    ];
+    script = [
       'set -e',
       'mount --make-rprivate /',
       `mount --bind ${q(mnt)} ${q(mnt)}`,
-      `mount -o remount,bind,ro ${q(mnt)}`,
+      ...binds.map((b) => `mkdir -p ${q(mnt + b.container)}`),
+      ...(c.readonlyRootFilesystem ? [`mount -o remount,bind,ro ${q(mnt)}`] : []),
       `mount -t proc proc ${q(mnt + '/proc')}`,
       `mount --rbind /dev ${q(mnt + '/dev')}`,
-      ...(options.volumes ?? []).flatMap((v) => [
-        `mount --bind ${q(v.host)} ${q(mnt + v.container)}`,
-        ...(v.readOnly ? [`mount -o remount,bind,ro ${q(mnt + v.container)}`] : []),
+      ...binds.flatMap((b) => [
+        `mount --bind ${q(b.host)} ${q(mnt + b.container)}`,
+        ...(b.readOnly ? [`mount -o remount,bind,ro ${q(mnt + b.container)}`] : []),
       ]),
       `exec chroot --userspec=${userspec} ${q(mnt)} /usr/bin/env -i ${Object.entries(env)
+        .filter((e): e is [string, string] => e[1] !== undefined)
         .map(([k, v]) => q(`${k}=${v}`))
         .join(' ')} /bin/sh -c ${q(`cd ${cfg.workingDir} && exec "$@"`)} sh ${argv.map(q).join(' ')}`,
     ].join('\n');
-    cmd = 'unshare';
-    args = ['--mount', '--fork', 'sh', '-c', script];
-  } else {
-    cmd = 'buildah';
-    args = [
-      'run',
-      '--isolation',
-      'chroot',
-      '--workingdir',
-      cfg.workingDir,
-      ...(cfg.user ? ['--user', cfg.user] : []),
-      ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
-      ...(options.volumes ?? []).flatMap((v) => ['--volume', `${v.host}:${v.container}${v.readOnly ? ':ro' : ''}`]),
-      container,
-      '--',
-      ...argv,
-    ];
+  } catch (e) {
+    cleanup();
+    throw e;
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('unshare', ['--mount', '--fork', 'sh', '-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -191,9 +289,8 @@ export function runInImage(tag: string, options: RunOptions = {}): Promise<RunRe
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (options.readOnlyRoot) spawnSync('buildah', ['umount', container], { stdio: 'ignore' });
       cleanup();
-      resolve({ code, signal, stdout, stderr });
+      resolve({ code, signal, stdout, stderr, volumes });
     });
   });
 }

@@ -121,7 +121,8 @@ test('GIVEN an upload in progress WHEN SIGTERM arrives THEN the upload is aborte
   const r = await runAndActMidTransfer(env('sigterm', { MANIFEST_KEY: 'manifests/sigterm.json' }), (child) => child.kill('SIGTERM'));
   expect(r.acted).toBe(true);
   expect(r.code).toBe(143);
-  expect(r.summary).toMatchObject({ ingested: 0, failed: 1, retries: 0 });
+  // The aborted file is left for the next run (deferred), not failed.
+  expect(r.summary).toMatchObject({ ingested: 0, failed: 0, deferred: 1, retries: 0, errorKind: 'terminated' });
   expect(await s3.keys(BUCKET, 'sigterm/')).toEqual([]);
   expect(JSON.parse((await s3.get(BUCKET, 'manifests/sigterm.json')).toString())).toEqual([]);
   expect((await runLister(env('sigterm'))).summary).toMatchObject({ ingested: 1 });

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { S3Server } from './support/s3rver';
 import type { SftpServer } from './support/sshd';
-import { age, ListerServers, listerEnv, runLister, sha256, startListerServers } from './support/lister-harness';
+import { age, LISTER_DIR, ListerServers, listerEnv, runLister, sha256, startListerServers } from './support/lister-harness';
 
 const BUCKET = 'ingest';
 let sftp: SftpServer;
@@ -95,8 +95,10 @@ describe('ingest runs', () => {
     expect(mine).toHaveLength(1);
     await client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: mine[0] }));
 
-    const r = await runLister(env('noindex'));
-    expect(r.summary).toMatchObject({ alreadyPresent: 2, ingested: 0, heads: 2 });
+    const r = await runLister(env('noindex', { MANIFEST_KEY: 'manifests/noindex.json' }));
+    // Not recorded as announced: announced again (at-least-once), not transferred again.
+    expect(r.summary).toMatchObject({ alreadyPresent: 2, announcedAgain: 2, ingested: 0, heads: 2 });
+    expect((await manifest('manifests/noindex.json')).sort()).toEqual(['noindex/a.txt', 'noindex/b.txt']);
     const rebuilt = await runLister(env('noindex'));
     expect(rebuilt.summary).toMatchObject({ alreadyPresent: 2, ingested: 0, heads: 0 });
   });
@@ -147,13 +149,13 @@ describe('ingest runs', () => {
     expect(again.summary).toMatchObject({ listed: 0, ingested: 0 });
   });
 
-  test('GIVEN COMPLETION=delete WHEN run THEN files are deleted after upload; a file already in S3 from an earlier leave-run is deleted too', async () => {
+  test('GIVEN COMPLETION=delete WHEN run THEN files are deleted after upload; a file already in S3 from an earlier leave-run is transferred again (the proof) and deleted too', async () => {
     seed('del', { 'a.txt': 'a' });
     expect((await runLister(env('del'))).summary).toMatchObject({ ingested: 1 });
     seed('del', { 'b.txt': 'b' });
     const r = await runLister(env('del', { COMPLETION: 'delete' }));
     expect(r.code).toBe(0);
-    expect(r.summary).toMatchObject({ alreadyPresent: 1, ingested: 1, completed: 2 });
+    expect(r.summary).toMatchObject({ alreadyPresent: 0, ingested: 2, completed: 2 });
     expect(fs.readdirSync(path.join(sftp.root, 'del'))).toEqual([]);
     expect(await s3.keys(BUCKET, 'del/')).toEqual(['del/a.txt', 'del/b.txt']);
   });
@@ -177,7 +179,7 @@ describe('refusals', () => {
     const r = await runLister(env('refuse', { SFTP_HOST_KEY_FINGERPRINTS: wrong, MANIFEST_KEY: 'manifests/refused.json' }));
     expect(r.code).toBe(3);
     expect(r.summary).toMatchObject({ ingested: 0, retries: 0 });
-    expect(r.summary!.error).toContain(`host key of 127.0.0.1:${sftp.port} is ${sftp.hostKeyFingerprint}`);
+    expect(r.summary!.error).toContain(`host key of 127.0.0.1:${sftp.port} is ssh-ed25519 ${sftp.hostKeyFingerprint}`);
     expect(await s3.keys(BUCKET, 'refuse/')).toEqual([]);
   });
 
@@ -198,7 +200,10 @@ describe('refusals', () => {
     const r = await runLister(env('refuse', { DEST_PREFIX: 'refuse-cfg/', ...overrides }));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
-    expect(r.stdout).toBe('');
+    // Exactly one summary line, saying why (README: one JSON line whatever the outcome).
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
+    expect(r.summary).toMatchObject({ errorKind: 'config', ingested: 0 });
+    expect(r.summary!.error).toMatch(message);
     expect(r.stderr).not.toContain('hunter2');
   });
 
@@ -277,5 +282,209 @@ describe('S3 object content', () => {
     expect(sha256(await s3.get(BUCKET, 'multi/big.bin'))).toBe(sha256(data));
     // A multipart object is still recognised as present by the next run.
     expect((await runLister(env('multi'))).summary).toMatchObject({ alreadyPresent: 1, ingested: 0 });
+  });
+});
+
+// Issue 11: each test below failed on the lister before its fix (LISTER_MAIN=<old build> shows it).
+describe('nothing lost, duplicated or corrupted (issue 11)', () => {
+  const union = async (...keys: string[]) => new Set((await Promise.all(keys.map(manifest))).flat());
+
+  test('GIVEN the manifest PUT fails WHEN the next run comes THEN its manifest announces every object the failed run landed (at-least-once)', async () => {
+    seed('annfail', { 'a.xml': 'a', 'b.xml': 'b', 'c.xml': 'c' });
+    const fault = s3.fault({ operation: 'PutObject', key: 'manifests/annfail-1.json', action: { kind: 'error', status: 500 } });
+    const r = await runLister(env('annfail', { MANIFEST_KEY: 'manifests/annfail-1.json' }));
+    fault.remove();
+    expect(r.code).toBe(1);
+    expect(r.summary).toMatchObject({ ingested: 3, manifestKey: null });
+    expect(r.summary!.error).toMatch(/manifest manifests\/annfail-1.json not written/);
+    expect(await s3.keys(BUCKET, 'manifests/annfail-1')).toEqual([]);
+
+    const next = await runLister(env('annfail', { MANIFEST_KEY: 'manifests/annfail-2.json' }));
+    expect(next.code).toBe(0);
+    expect(next.summary).toMatchObject({ ingested: 0, alreadyPresent: 3, announcedAgain: 3 });
+    expect([...(await union('manifests/annfail-2.json'))].sort()).toEqual(['annfail/a.xml', 'annfail/b.xml', 'annfail/c.xml']);
+    // Once announced, the index vouches: the run after announces nothing and asks S3 nothing.
+    const third = await runLister(env('annfail', { MANIFEST_KEY: 'manifests/annfail-3.json' }));
+    expect(third.summary).toMatchObject({ alreadyPresent: 3, announcedAgain: 0, heads: 0 });
+    expect(await manifest('manifests/annfail-3.json')).toEqual([]);
+  });
+
+  test('GIVEN a file indexed by a leave-run WHEN it is rewritten with the same size and mtime and a delete-run comes THEN the new bytes land before the source is deleted', async () => {
+    seed('blind', { 'f.txt': 'version-1' });
+    expect((await runLister(env('blind'))).summary).toMatchObject({ ingested: 1 });
+    const p = path.join(sftp.root, 'blind', 'f.txt');
+    const { mtime } = fs.statSync(p);
+    fs.writeFileSync(p, 'version-2');
+    fs.utimesSync(p, mtime, mtime); // the (path, size, mtime) blind spot
+    const r = await runLister(env('blind', { COMPLETION: 'delete', MANIFEST_KEY: 'manifests/blind.json' }));
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ ingested: 1, completed: 1 });
+    expect(fs.existsSync(p)).toBe(false);
+    expect((await s3.get(BUCKET, 'blind/f.txt')).toString()).toBe('version-2');
+    expect(await manifest('manifests/blind.json')).toEqual(['blind/f.txt']);
+  });
+
+  test('GIVEN two delete-runs at the same time WHEN both finish THEN neither fails, every object is right and in a manifest, every source is gone', async () => {
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 40; i++) files[`f${i}.bin`] = randomBytes(20_000 + i);
+    for (const [name, body] of Object.entries(files)) {
+      const p = path.join(sftp.root, 'overdel', name);
+      fs.mkdirSync(path.dirname(p), { recursive: true });
+      fs.writeFileSync(p, body);
+      age(p, 3600);
+    }
+    const e = (m: string) => env('overdel', { COMPLETION: 'delete', MANIFEST_KEY: m, CONCURRENCY: '4' });
+    const [a, b] = await Promise.all([runLister(e('manifests/overdel-a.json')), runLister(e('manifests/overdel-b.json'))]);
+    expect([a.code, b.code]).toEqual([0, 0]);
+    expect(a.summary!.failed + b.summary!.failed + a.summary!.completionFailed + b.summary!.completionFailed).toBe(0);
+    for (const [name, body] of Object.entries(files)) expect(sha256(await s3.get(BUCKET, `overdel/${name}`))).toBe(sha256(body));
+    const announced = await union('manifests/overdel-a.json', 'manifests/overdel-b.json');
+    expect([...announced].sort()).toEqual(Object.keys(files).map((n) => `overdel/${n}`).sort());
+    expect(fs.readdirSync(path.join(sftp.root, 'overdel'))).toEqual([]);
+  });
+
+  test.each([
+    ['with a trailing slash', 'mvs', () => 'mvs/done/'],
+    ['absolute while the listed folder is relative', 'mva', () => path.join(sftp.root, 'mva', 'done')],
+    ['spelled with ./ and ..', 'mvd', () => './mvd/x/../done'],
+  ])('GIVEN COMPLETION_MOVE_DIR %s inside the listed folder WHEN run twice THEN moved files are never listed again', async (_what, dir, moveDir) => {
+    seed(dir, { 'a.txt': 'a', 'sub/b.txt': 'b' });
+    const e = env(dir, { SFTP_RECURSIVE: 'true', COMPLETION: 'move', COMPLETION_MOVE_DIR: moveDir() });
+    const r = await runLister(e);
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ ingested: 2, completed: 2 });
+    expect(fs.readFileSync(path.join(sftp.root, dir, 'done/sub/b.txt'), 'utf8')).toBe('b');
+    const again = await runLister(e);
+    expect(again.code).toBe(0);
+    expect(again.summary).toMatchObject({ listed: 0, ingested: 0 });
+    expect(await s3.keys(BUCKET, `${dir}/`)).toEqual([`${dir}/a.txt`, `${dir}/sub/b.txt`]);
+  });
+
+  test('GIVEN COMPLETION_MOVE_DIR that is the listed folder (however spelled) WHEN run THEN a configuration error, nothing moved or ingested', async () => {
+    seed('mvloop', { 'a.txt': 'a' });
+    const same = await runLister(env('mvloop', { COMPLETION: 'move', COMPLETION_MOVE_DIR: 'mvloop/' }));
+    expect(same.code).toBe(2);
+    expect(same.summary!.error).toMatch(/COMPLETION_MOVE_DIR 'mvloop\/' is the listed folder/);
+    const mixed = await runLister(env('mvloop', { COMPLETION: 'move', COMPLETION_MOVE_DIR: path.join(sftp.root, 'mvloop') }));
+    expect(mixed.code).toBe(2);
+    expect(mixed.summary).toMatchObject({ errorKind: 'config', ingested: 0 });
+    expect(fs.readdirSync(path.join(sftp.root, 'mvloop'))).toEqual(['a.txt']);
+    expect(await s3.keys(BUCKET, 'mvloop/')).toEqual([]);
+  });
+
+  test('GIVEN names with a line break or carriage return WHEN run with the default INCLUDE THEN they are ingested under their own keys', async () => {
+    seed('crlf', { 'a\nb.xml': 'lf', 'c\rd.xml': 'cr', 'plain.xml': 'p' });
+    const r = await runLister(env('crlf', { MANIFEST_KEY: 'manifests/crlf.json' }));
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ listed: 3, excluded: 0, ingested: 3 });
+    expect((await s3.get(BUCKET, 'crlf/a\nb.xml')).toString()).toBe('lf');
+    expect((await s3.get(BUCKET, 'crlf/c\rd.xml')).toString()).toBe('cr');
+  });
+
+  test('GIVEN two names that are not valid UTF-8 WHEN run THEN each is skipped with its reason in the log and the summary, the rest lands, exit 1', async () => {
+    const dir = path.join(sftp.root, 'latin1');
+    seed('latin1', { 'ok.xml': 'ok' });
+    for (const bytes of [[0x63, 0x61, 0x66, 0xe9], [0x63, 0x61, 0x66, 0xe8]]) {
+      const p = Buffer.concat([Buffer.from(`${dir}/`), Buffer.from(bytes), Buffer.from('.xml')]);
+      fs.writeFileSync(p, 'latin-1 name');
+      fs.utimesSync(p, Date.now() / 1000 - 3600, Date.now() / 1000 - 3600);
+    }
+    const r = await runLister(env('latin1'));
+    expect(r.code).toBe(1);
+    expect(r.summary).toMatchObject({ ingested: 1, skipped: 2, failed: 0 });
+    expect(r.stderr.match(/"msg":"file skipped".*not valid UTF-8/g)).toHaveLength(2);
+    expect(await s3.keys(BUCKET, 'latin1/')).toEqual(['latin1/ok.xml']);
+  });
+
+  test('GIVEN MIN_AGE_SECONDS=0 and a file rewritten in place (same size) every 100 ms WHEN run THEN it is not read while written (no mixed bytes); once quiet for 2 s it lands whole', async () => {
+    const p = path.join(sftp.root, 'fresh', 'busy.bin');
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    let n = 0;
+    const rewrite = () => fs.writeFileSync(p, Buffer.alloc(256 * 1024, n++ % 256));
+    rewrite();
+    const writer = setInterval(rewrite, 100);
+    let r;
+    try {
+      r = await runLister(env('fresh', { MIN_AGE_SECONDS: '0' }));
+    } finally {
+      clearInterval(writer);
+    }
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ tooYoung: 1, ingested: 0 });
+    expect(await s3.keys(BUCKET, 'fresh/')).toEqual([]);
+    const last = fs.readFileSync(p);
+    age(p, 2);
+    expect((await runLister(env('fresh', { MIN_AGE_SECONDS: '0' }))).summary).toMatchObject({ tooYoung: 0, ingested: 1 });
+    expect(sha256(await s3.get(BUCKET, 'fresh/busy.bin'))).toBe(sha256(last));
+  });
+
+  test('GIVEN an unreadable sub-folder WHEN run recursively THEN the rest is ingested and the folder reported (exit 1); WHEN EXCLUDE names it THEN exit 0', async () => {
+    seed('locked', { 'a.txt': 'a', 'open/b.txt': 'b', 'private/c.txt': 'c' });
+    const locked = path.join(sftp.root, 'locked', 'private');
+    fs.chmodSync(locked, 0o000);
+    try {
+      const r = await runLister(env('locked', { SFTP_RECURSIVE: 'true' }));
+      expect(r.code).toBe(1);
+      expect(r.summary).toMatchObject({ ingested: 2, skipped: 1, failed: 0 });
+      expect(r.stderr).toMatch(/sub-folder skipped: permission denied.*locked\/private/);
+      expect(await s3.keys(BUCKET, 'locked/')).toEqual(['locked/a.txt', 'locked/open/b.txt']);
+      const excluded = await runLister(env('locked', { SFTP_RECURSIVE: 'true', EXCLUDE: 'private' }));
+      expect(excluded.code).toBe(0);
+      expect(excluded.summary).toMatchObject({ skipped: 0, alreadyPresent: 2 });
+    } finally {
+      fs.chmodSync(locked, 0o755);
+    }
+  });
+});
+
+describe('portability and messages (issue 11)', () => {
+  beforeAll(() => seed('port', { 'a.txt': 'a' }));
+
+  test.each(['rsa-sha2-512', 'ecdsa-sha2-nistp256'])('GIVEN only the %s host key fingerprint of a server with three WHEN run THEN it connects', async (type) => {
+    const key = sftp.hostKeys.find((k) => k.type === type)!;
+    const r = await runLister(env('port', { SFTP_HOST_KEY_FINGERPRINTS: key.fingerprint, DEST_PREFIX: `port-${type}/` }));
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ ingested: 1 });
+  });
+
+  test('GIVEN no fingerprint of the server WHEN run THEN the refusal names every key type and fingerprint presented (exit 3)', async () => {
+    const r = await runLister(env('port', { SFTP_HOST_KEY_FINGERPRINTS: `SHA256:${'C'.repeat(43)}`, DEST_PREFIX: 'port-none/' }));
+    expect(r.code).toBe(3);
+    for (const k of sftp.hostKeys) expect(r.summary!.error).toContain(k.fingerprint);
+    expect(r.summary!.error).toMatch(/ssh-ed25519 SHA256:.*ecdsa-sha2-nistp256 SHA256:.*ssh-rsa SHA256:/);
+  });
+
+  test('GIVEN the client key as PKCS#8 (BEGIN PRIVATE KEY, OpenSSL 3 default) WHEN run THEN it connects', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { utils } = require(path.join(LISTER_DIR, 'node_modules', 'ssh2')) as typeof import('ssh2');
+    const parsed = utils.parseKey(sftp.privateKey);
+    if (parsed instanceof Error) throw parsed;
+    const pkcs8 = parsed.getPrivatePEM();
+    expect(pkcs8).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    const r = await runLister(env('port', { SFTP_PRIVATE_KEY: pkcs8, DEST_PREFIX: 'port-pkcs8/' }));
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ ingested: 1 });
+  });
+
+  test('GIVEN an unreachable SFTP server WHEN run THEN exit 3 with one summary line naming the address', async () => {
+    const r = await runLister(env('port', { SFTP_PORT: '1', RETRIES: '1', RETRY_BASE_MS: '10', DEST_PREFIX: 'port-unreach/' }));
+    expect(r.code).toBe(3);
+    expect(r.summary).toMatchObject({ errorKind: 'connect', ingested: 0, retries: 1 });
+    expect(r.summary!.error).toMatch(/127\.0\.0\.1:1 failed: .*ECONNREFUSED/);
+  });
+
+  test('GIVEN a bucket that does not exist WHEN run THEN one error naming the bucket, no per-file attempts, exit 1', async () => {
+    const r = await runLister(env('port', { DEST_BUCKET: 'no-such-bucket-11', DEST_PREFIX: 'port-nobucket/' }));
+    expect(r.code).toBe(1);
+    expect(r.summary).toMatchObject({ ingested: 0, heads: 0 });
+    expect(r.summary!.error).toMatch(/S3 bucket 'no-such-bucket-11' \(DEST_BUCKET\) does not exist/);
+    expect(r.stderr).not.toMatch(/"msg":"ingest failed"/);
+  });
+
+  test('GIVEN S3 unreachable WHEN run THEN the error names the cause (connection refused), not "The operation was aborted"', async () => {
+    const r = await runLister(env('port', { AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:1', DEST_PREFIX: 'port-nos3/' }));
+    expect(r.code).toBe(1);
+    expect(r.summary!.error).toMatch(/ECONNREFUSED/);
+    expect(r.summary!.error).not.toMatch(/^The operation was aborted$/);
   });
 });

@@ -14,7 +14,8 @@ import type { Summary } from '../../images/sftp-lister/src/ingest';
 export const LISTER_DIR = [path.resolve(__dirname, '..', '..'), path.resolve(__dirname, '..', '..', '..')]
   .map((repo) => path.join(repo, 'images', 'sftp-lister'))
   .find((dir) => fs.existsSync(path.join(dir, 'package.json')))!;
-export const LISTER_MAIN = path.join(LISTER_DIR, 'dist', 'main.js');
+/** LISTER_MAIN in the environment runs another build (e.g. the previous commit's, to see a new test fail on it). */
+export const LISTER_MAIN = process.env.LISTER_MAIN ?? path.join(LISTER_DIR, 'dist', 'main.js');
 
 /** The lister's summary line. */
 export type ListerSummary = Summary;

@@ -4,6 +4,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -113,6 +114,51 @@ function list(env: Env, name: string): string[] {
     .filter((s) => s !== '');
 }
 
+/**
+ * ssh2 reads OpenSSH keys and the traditional PEM forms (PKCS#1 RSA, SEC1 EC) but not PKCS#8
+ * (`BEGIN PRIVATE KEY` / `BEGIN ENCRYPTED PRIVATE KEY`, OpenSSL 3's default output). Node's crypto
+ * reads PKCS#8 (decrypting with the passphrase) and re-exports RSA and EC keys in the forms ssh2
+ * reads; ED25519 has no traditional PEM form, so it is re-wrapped as an unencrypted OpenSSH key
+ * (PROTOCOL.key in OpenSSH's source). The converted key stays in memory only.
+ */
+function fromPkcs8(text: string, passphrase: string | undefined, variable: string): string {
+  if (!/-----BEGIN (ENCRYPTED )?PRIVATE KEY-----/.test(text)) return text;
+  let key: crypto.KeyObject;
+  try {
+    key = crypto.createPrivateKey({ key: text, format: 'pem', passphrase });
+  } catch (e) {
+    // Node's message names the problem (bad decrypt, unsupported), never the key material.
+    throw new ConfigError(`${variable}: the PKCS#8 private key cannot be read: ${(e as Error).message}`);
+  }
+  if (key.asymmetricKeyType === 'rsa') return key.export({ type: 'pkcs1', format: 'pem' }) as string;
+  if (key.asymmetricKeyType === 'ec') return key.export({ type: 'sec1', format: 'pem' }) as string;
+  if (key.asymmetricKeyType === 'ed25519') {
+    const jwk = key.export({ format: 'jwk' });
+    const seed = Buffer.from(jwk.d!, 'base64url');
+    const pub = Buffer.from(jwk.x!, 'base64url');
+    const str = (b: Buffer | string) => {
+      const buf = Buffer.isBuffer(b) ? b : Buffer.from(b);
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(buf.length);
+      return Buffer.concat([len, buf]);
+    };
+    const u32 = (n: number) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32BE(n);
+      return b;
+    };
+    const pubBlob = Buffer.concat([str('ssh-ed25519'), str(pub)]);
+    const check = crypto.randomBytes(4).readUInt32BE(0);
+    let priv = Buffer.concat([u32(check), u32(check), str('ssh-ed25519'), str(pub), str(Buffer.concat([seed, pub])), str('')]);
+    const pad = Buffer.from(Array.from({ length: (8 - (priv.length % 8)) % 8 }, (_, i) => i + 1));
+    priv = Buffer.concat([priv, pad]);
+    const body = Buffer.concat([Buffer.from('openssh-key-v1\0'), str('none'), str('none'), str(''), u32(1), str(pubBlob), str(priv)]);
+    const b64 = body.toString('base64').replace(/.{1,70}/g, '$&\n');
+    return `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}-----END OPENSSH PRIVATE KEY-----\n`;
+  }
+  throw new ConfigError(`${variable}: PKCS#8 ${key.asymmetricKeyType} keys are not supported (use RSA, ECDSA or ED25519)`);
+}
+
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
 
 export function loadConfig(env: Env = process.env): Config {
@@ -142,6 +188,8 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
 
+  privateKey = fromPkcs8(privateKey, env.SFTP_PASSPHRASE || undefined, keyFile ? 'SFTP_PRIVATE_KEY_FILE' : 'SFTP_PRIVATE_KEY');
+
   const hostKeyFingerprints = list(env, 'SFTP_HOST_KEY_FINGERPRINTS');
   if (hostKeyFingerprints.length === 0) {
     throw new ConfigError(
@@ -165,6 +213,11 @@ export function loadConfig(env: Env = process.env): Config {
   if (destPrefix !== '' && !destPrefix.endsWith('/')) destPrefix += '/';
 
   const remoteDir = str(env, 'SFTP_REMOTE_DIR') ?? '.';
+  // Same spelling style: decidable now (a mixed style is resolved on the server, after connecting).
+  const norm = (d: string) => path.posix.normalize(d).replace(/(.)\/+$/, '$1');
+  if (completion === 'move' && norm(completionMoveDir!) === norm(remoteDir)) {
+    throw new ConfigError(`COMPLETION_MOVE_DIR '${completionMoveDir}' is the listed folder SFTP_REMOTE_DIR '${remoteDir}': moved files would be listed again`);
+  }
   const port = int(env, 'SFTP_PORT', 22, 1, 65535);
   const logLevel = (str(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be debug, info, warn or error, got '${logLevel}'`);

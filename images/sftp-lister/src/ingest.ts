@@ -8,21 +8,43 @@ import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import picomatch from 'picomatch';
 import type { Config } from './config';
-import { Connection, FatalError, ParallelReadStream, RemoteFile, connect, listFiles, mkdirp, rename, unlink } from './sftp';
-import { IndexEntry, META_MTIME, META_PATH, META_SIZE, headVersion, indexed, isPreconditionFailed, readIndex, writeIndex } from './state';
+import type { SFTPWrapper } from 'ssh2';
+import {
+  ConnectError,
+  Connection,
+  FatalError,
+  ParallelReadStream,
+  RemoteFile,
+  SFTP_NO_SUCH_FILE,
+  connect,
+  listFiles,
+  mkdirp,
+  moveReplacing,
+  realpath,
+  sftpCode,
+  stat,
+  unlink,
+} from './sftp';
+import { IndexEntry, META_MTIME, META_PATH, META_SIZE, headVersion, indexed, isNotFound, isPreconditionFailed, readIndex, writeIndex } from './state';
 
 export interface Summary {
   /** Regular files found in the remote folder. */
   listed: number;
   /** Left out by INCLUDE/EXCLUDE. */
   excluded: number;
-  /** Modified less than MIN_AGE_SECONDS ago: left for a later run. */
+  /** Modified less than MIN_AGE_SECONDS (at least 2 s) ago: left for a later run. */
   tooYoung: number;
-  /** This version is already in S3 (skipped). */
+  /** This version is already in S3 (not transferred). */
   alreadyPresent: number;
-  /** Not checked or not ingested because of MAX_FILES (or an abort): left for a later run. */
+  /** Of alreadyPresent: objects found in S3 that the index did not record as announced, put in this manifest again (at-least-once). */
+  announcedAgain: number;
+  /** Not checked or not ingested because of MAX_FILES, an abort, or a change after the transfer: left for a later run. */
   deferred: number;
   ingested: number;
+  /** Gone from the server between listing and reading or completing it (e.g. completed by an overlapping run). */
+  vanished: number;
+  /** Files or folders that cannot be ingested (reason logged): names that are not UTF-8, unreadable sub-folders. */
+  skipped: number;
   failed: number;
   /** Files moved or deleted after a verified upload (completion=move|delete). */
   completed: number;
@@ -43,8 +65,52 @@ export interface Summary {
   manifestKey: string | null;
   /** Peak resident set size of this process, MiB. */
   maxRssMB: number;
+  /** Why the run stopped early (or the manifest could not be written). */
   error?: string;
+  /** config (exit 2), connect (exit 3), terminated (exit 143), run (exit 1). */
+  errorKind?: 'config' | 'connect' | 'terminated' | 'run';
 }
+
+/** The exit code for a finished run (README, "Exit code"). */
+export function exitCode(summary: Summary, terminated: boolean): number {
+  if (summary.errorKind === 'config') return 2;
+  if (summary.errorKind === 'connect') return 3;
+  if (terminated || summary.errorKind === 'terminated') return 143;
+  return summary.failed > 0 || summary.skipped > 0 || summary.completionFailed > 0 || summary.error ? 1 : 0;
+}
+
+export function emptySummary(): Summary {
+  return {
+    listed: 0,
+    excluded: 0,
+    tooYoung: 0,
+    alreadyPresent: 0,
+    announcedAgain: 0,
+    deferred: 0,
+    ingested: 0,
+    vanished: 0,
+    skipped: 0,
+    failed: 0,
+    completed: 0,
+    completionFailed: 0,
+    retries: 0,
+    heads: 0,
+    bytes: 0,
+    MBps: 0,
+    seconds: 0,
+    connectSeconds: 0,
+    decideSeconds: 0,
+    manifestKey: null,
+    maxRssMB: 0,
+  };
+}
+
+/**
+ * SFTP mtimes are whole seconds. A file is read only once its mtime is at least this old: a write
+ * during the read then lands in a later second and changes the mtime the final fstat compares, so a
+ * same-size rewrite cannot pass as the listed version (with MIN_AGE_SECONDS=0 too).
+ */
+export const MIN_SAFE_AGE_SECONDS = 2;
 
 type Level = Config['logLevel'];
 type Job = { file: RemoteFile; key: string };
@@ -69,6 +135,8 @@ export function s3ClientFor(cfg: Config): S3Client {
 /** Shares one SSH connection between workers and reconnects (once, for all of them) after a drop. */
 class Session {
   private current?: Promise<Connection>;
+  /** The host key type that matched, offered first on reconnects. */
+  private readonly hostKey: { type?: string } = {};
   constructor(
     private readonly cfg: Config,
     private readonly log: Logger,
@@ -88,7 +156,7 @@ class Session {
   private reconnect(stale: Promise<Connection> | undefined): Promise<Connection> {
     if (this.current !== stale) return this.get();
     if (stale) this.log('info', 'reconnecting', { host: this.cfg.host, port: this.cfg.port });
-    this.current = connect(this.cfg);
+    this.current = connect(this.cfg, this.hostKey);
     return this.current;
   }
 
@@ -97,13 +165,40 @@ class Session {
   }
 }
 
+function httpStatus(e: unknown): number | undefined {
+  return (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}
+
+/** S3 answered 501 to a request with If-None-Match / If-Match: it does not implement conditional writes. */
+function conditionalUnsupported(e: unknown): boolean {
+  return httpStatus(e) === 501 || (e as Error)?.name === 'NotImplemented';
+}
+
 function retriable(e: unknown): boolean {
-  if (e instanceof FatalError || isPreconditionFailed(e)) return false;
+  if (e instanceof FatalError || isPreconditionFailed(e) || conditionalUnsupported(e)) return false;
   const msg = (e as Error)?.message ?? '';
   if (/changed while reading|listed with|Permission denied|No such file/i.test(msg)) return false;
-  const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const status = httpStatus(e);
   if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) return false;
   return true;
+}
+
+/**
+ * The message of an S3 failure with its cause: lib-storage and the SDK report a failed multipart
+ * upload as "The operation was aborted" or a bare "UnknownError"; the cause (connection refused,
+ * status code) is what an operator needs.
+ */
+function describe(e: unknown): string {
+  const parts: string[] = [];
+  for (let cur: unknown = e, depth = 0; cur && depth < 4; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const err = cur as Error & { code?: string; $metadata?: { httpStatusCode?: number } };
+    const status = err.$metadata?.httpStatusCode;
+    const text = [err.name && err.name !== 'Error' ? err.name : '', err.message, err.code && !String(err.message).includes(err.code) ? `(${err.code})` : '', status ? `[HTTP ${status}]` : '']
+      .filter(Boolean)
+      .join(' ');
+    if (text && !parts.includes(text)) parts.push(text);
+  }
+  return parts.join(': caused by ') || String(e);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -116,6 +211,8 @@ function backoff(cfg: Config, attempt: number): number {
 export interface RunHandle {
   /** Resolves with the summary once the run is over (also after `abort`). */
   readonly done: Promise<Summary>;
+  /** The summary as it stands (for a forced exit before `done`). */
+  readonly summary: Summary;
   /** Stops the run: in-flight uploads are aborted (never completed), nothing new starts. */
   abort(reason: string): void;
 }
@@ -123,42 +220,47 @@ export interface RunHandle {
 export function startRun(cfg: Config, log: Logger = makeLogger(cfg.logLevel)): RunHandle {
   let abortReason: string | undefined;
   const active = new Set<ParallelReadStream>();
+  const summary = emptySummary();
   const abort = (reason: string) => {
     abortReason = reason;
     for (const s of active) s.destroy(new Error(`aborted: ${reason}`));
   };
-  return { done: run(cfg, log, () => abortReason, active), abort };
+  return { done: run(cfg, log, summary, () => abortReason, active), summary, abort };
 }
 
-async function run(cfg: Config, log: Logger, aborted: () => string | undefined, active: Set<ParallelReadStream>): Promise<Summary> {
+/** A post-connect configuration problem (exit 2). */
+class RemoteConfigError extends Error {}
+
+/**
+ * One run, in four phases: connect; list and decide; transfer; finish (manifest, then index, then
+ * completion). The order of the finish is what makes announcement at-least-once: the index vouches
+ * for a file version (no request next time) only once a manifest naming its key was written, so an
+ * object that landed in a run that was killed, stopped or failed to write its manifest is found by
+ * the next run's HeadObject and announced in that run's manifest. A source is moved or deleted only
+ * after that manifest exists, and only when this run streamed exactly its bytes into the object.
+ */
+async function run(cfg: Config, log: Logger, summary: Summary, aborted: () => string | undefined, active: Set<ParallelReadStream>): Promise<Summary> {
   const t0 = performance.now();
   const s3 = s3ClientFor(cfg);
   const session = new Session(cfg, log);
-  const summary: Summary = {
-    listed: 0,
-    excluded: 0,
-    tooYoung: 0,
-    alreadyPresent: 0,
-    deferred: 0,
-    ingested: 0,
-    failed: 0,
-    completed: 0,
-    completionFailed: 0,
-    retries: 0,
-    heads: 0,
-    bytes: 0,
-    MBps: 0,
-    seconds: 0,
-    connectSeconds: 0,
-    decideSeconds: 0,
-    manifestKey: null,
-    maxRssMB: 0,
-  };
+  /** Keys to announce in this run's manifest. */
   const manifest: string[] = [];
-  const indexUpdates: Record<string, IndexEntry> = {};
-  /** Keys of every listed file (the index keeps only these); set once listing succeeded. */
-  let current: Set<string> | undefined;
+  /** Index entries to record once the manifest naming them is written. */
+  const announcedEntries: Record<string, IndexEntry> = {};
+  /** Files whose bytes this run streamed into their object: the only ones completion may remove. */
+  const proven: RemoteFile[] = [];
+  /** Decides which index entries survive the merge; set once listing succeeded. */
+  let keep: ((key: string) => boolean) | undefined;
   let pruneIndex = false;
+  /** A condition that stops every further transfer (set once, reported once). */
+  let halted: string | undefined;
+  const halt = (why: string) => {
+    if (halted) return;
+    halted = why;
+    summary.error = why;
+    summary.errorKind = 'run';
+    log('error', 'run stopped', { error: why });
+  };
 
   try {
     // Connect (bounded retries for transient failures; none for auth / host key).
@@ -167,7 +269,10 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
         await session.get();
         break;
       } catch (e) {
-        if (!retriable(e) || attempt >= cfg.retries || aborted()) throw e;
+        if (!retriable(e) || attempt >= cfg.retries || aborted()) {
+          summary.errorKind = 'connect';
+          throw e;
+        }
         summary.retries++;
         log('warn', 'connect failed, retrying', { attempt: attempt + 1, error: (e as Error).message });
         await sleep(backoff(cfg, attempt));
@@ -178,61 +283,70 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
     // The index GET overlaps the SFTP listing.
     const indexRead = readIndex(s3, cfg.destBucket, cfg.stateKey);
     indexRead.catch(() => undefined);
-    const moveDir = cfg.completion === 'move' ? cfg.completionMoveDir! : undefined;
-    const files = await listFiles((await session.get()).sftp, cfg.remoteDir, cfg.recursive, moveDir ? [moveDir] : []);
-    summary.listed = files.length;
+    const { sftp } = await session.get();
+    const { remoteAbs, moveAbs } = await resolveFolders(sftp, cfg);
 
     const included = globs(cfg.include);
     const excluded = globs(cfg.exclude);
+    const listing = await listFiles(sftp, remoteAbs, {
+      recursive: cfg.recursive,
+      skipDirs: moveAbs ? [moveAbs] : [],
+      excludeDir: (rel) => excluded(rel),
+    });
+    const files = listing.files;
+    summary.listed = files.length;
+    for (const s of listing.skipped) {
+      summary.skipped++;
+      log('error', 'file skipped', { path: s.path, reason: s.reason });
+    }
+    for (const rel of listing.unreadable) {
+      summary.skipped++;
+      log('error', 'sub-folder skipped: permission denied (its files are not ingested; EXCLUDE it to silence this)', {
+        path: path.posix.join(remoteAbs, rel),
+      });
+    }
+
     const nowSec = Date.now() / 1000;
+    const minAge = Math.max(cfg.minAgeSeconds, MIN_SAFE_AGE_SECONDS);
     const candidates: Job[] = [];
     for (const file of files) {
-      if (!included(file.rel) || excluded(file.rel)) summary.excluded++;
-      else if (nowSec - file.mtime < cfg.minAgeSeconds) summary.tooYoung++;
+      if (!included(file.rel) || excluded(file.rel)) {
+        summary.excluded++;
+        log('debug', 'excluded by INCLUDE/EXCLUDE', { path: file.path });
+      } else if (nowSec - file.mtime < minAge) summary.tooYoung++;
       else candidates.push({ file, key: cfg.destPrefix + file.rel });
     }
     // Oldest first, so a backlog drains in arrival order under MAX_FILES.
     candidates.sort((a, b) => a.file.mtime - b.file.mtime || (a.file.rel < b.file.rel ? -1 : 1));
 
     const { index } = await indexRead;
-    current = new Set(files.map((f) => cfg.destPrefix + f.rel));
-    pruneIndex = Object.keys(index.entries).some((k) => !current!.has(k));
-    const present = candidates.filter((c) => indexed(index, c.key, c.file));
-    const unknown = candidates.filter((c) => !indexed(index, c.key, c.file));
+    const current = new Set(files.map((f) => cfg.destPrefix + f.rel));
+    // Entries under a folder that could not be read are kept: their files were not seen, not removed.
+    const hidden = listing.unreadable.map((rel) => `${cfg.destPrefix}${rel}/`);
+    keep = (k) => current.has(k) || hidden.some((h) => k.startsWith(h));
+    pruneIndex = Object.keys(index.entries).some((k) => !keep!(k));
+    // With move/delete, an indexed version still goes through HeadObject and a transfer: completion
+    // needs this run to have streamed the file's bytes into the object (the index alone cannot tell a
+    // same-size same-second rewrite from the version it recorded).
+    const vouched = (c: Job) => cfg.completion === 'leave' && indexed(index, c.key, c.file);
+    const present = candidates.filter(vouched);
+    const unknown = candidates.filter((c) => !vouched(c));
     summary.alreadyPresent = present.length;
     summary.decideSeconds = round((performance.now() - tList) / 1000, 3);
     log('info', 'decided', {
       listed: summary.listed,
       excluded: summary.excluded,
       tooYoung: summary.tooYoung,
+      skipped: summary.skipped,
       indexed: present.length,
       toCheck: unknown.length,
       seconds: summary.decideSeconds,
     });
 
-    const complete = async (file: RemoteFile): Promise<void> => {
-      if (cfg.completion === 'leave') return;
-      try {
-        const { sftp } = await session.get();
-        if (cfg.completion === 'delete') await unlink(sftp, file.path);
-        else {
-          const target = path.posix.join(moveDir!, file.rel);
-          await mkdirp(sftp, path.posix.dirname(target));
-          // posix-rename replaces an older moved copy; plain SFTP rename refuses to overwrite.
-          await new Promise<void>((resolve, reject) =>
-            sftp.ext_openssh_rename(file.path, target, (err) => (err ? reject(new Error(`${err.message}: ${file.path} -> ${target}`)) : resolve())),
-          ).catch((e) => (/not support/i.test((e as Error).message) ? rename(sftp, file.path, target) : Promise.reject(e)));
-        }
-        summary.completed++;
-      } catch (e) {
-        summary.completionFailed++;
-        log('error', `completion (${cfg.completion}) failed`, { path: file.path, error: (e as Error).message });
-      }
-    };
-
-    const transfer = async (job: Job, replaces: string | undefined): Promise<string> => {
+    const transfer = async (job: Job, replaces: string | undefined): Promise<IndexEntry> => {
       const conn = await session.get();
       const stream = new ParallelReadStream(conn, job.file, { window: cfg.readWindow, chunk: cfg.readChunkBytes });
+      stream.on('notice', (msg: string) => log('warn', msg));
       active.add(stream);
       if (aborted()) stream.destroy(new Error(`aborted: ${aborted()}`));
       // Only create a new key, or replace exactly the version we saw: overlapping runs cannot both write.
@@ -262,13 +376,14 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
         const res = await upload.done();
         // The stream only ends after checking size and mtime, but never trust a short body.
         if (stream.bytesRead !== job.file.size) throw new Error(`${job.file.path}: uploaded ${stream.bytesRead} B, listed ${job.file.size} B`);
-        return res.ETag ?? '';
+        return { size: job.file.size, mtime: job.file.mtime, etag: res.ETag ?? '', sha256: stream.hash.digest('hex') };
       } catch (e) {
-        // When aborting the multipart upload itself fails, lib-storage reports that instead of the cause.
+        // The stream's own error (read failure, change, abort, lost connection) is the cause; when
+        // aborting the multipart upload failed too, lib-storage reports that instead.
         if (stream.errored && stream.errored !== e) {
-          log('warn', 'multipart upload abort failed (the object was not created; S3 lifecycle AbortIncompleteMultipartUpload cleans parts)', {
+          log('warn', 'upload failed after the source stream failed (no object was created; S3 lifecycle AbortIncompleteMultipartUpload cleans parts)', {
             key: job.key,
-            error: (e as Error).message,
+            error: describe(e),
           });
           throw stream.errored;
         }
@@ -279,40 +394,69 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
       }
     };
 
-    const ingestOne = async (job: Job, replaces: string | undefined): Promise<void> => {
+    const announce = (key: string, entry: IndexEntry) => {
+      manifest.push(key);
+      announcedEntries[key] = entry;
+    };
+
+    /** The object already holds this version (found by HeadObject or after a 412): announce it again. */
+    const foundPresent = (job: Job, v: IndexEntry, why: string) => {
+      summary.alreadyPresent++;
+      summary.announcedAgain++;
+      announce(job.key, { size: v.size, mtime: v.mtime, etag: v.etag });
+      log('info', why, { key: job.key });
+    };
+
+    const ingestOne = async (job: Job, seen: string | undefined): Promise<void> => {
+      let replaces = seen;
       for (let attempt = 0; ; attempt++) {
-        if (aborted()) {
-          summary.failed++;
+        if (aborted() || halted) {
+          summary.deferred++;
           return;
         }
         try {
-          const etag = await transfer(job, replaces);
+          const entry = await transfer(job, replaces);
           summary.ingested++;
           summary.bytes += job.file.size;
-          manifest.push(job.key);
-          indexUpdates[job.key] = { size: job.file.size, mtime: job.file.mtime, etag };
+          announce(job.key, entry);
+          proven.push(job.file);
           log('info', 'ingested', { path: job.file.path, key: job.key, bytes: job.file.size });
-          await complete(job.file);
           return;
         } catch (e) {
-          if (isPreconditionFailed(e)) {
-            // Another run wrote this key since we listed: fine if it stored this very version.
-            const v = await headVersion(s3, cfg.destBucket, job.key).catch(() => undefined);
-            if (v && v.size === job.file.size && v.mtime === job.file.mtime) {
-              summary.alreadyPresent++;
-              indexUpdates[job.key] = { size: v.size, mtime: v.mtime, etag: v.etag };
-              log('info', 'written concurrently by another run', { key: job.key });
-              await complete(job.file);
-              return;
-            }
+          if (sftpCode(e) === SFTP_NO_SUCH_FILE) {
+            // Removed since listing: by an overlapping run that completed it, or by its owner.
+            summary.vanished++;
+            log('info', 'file vanished before it was read (completed by another run, or removed)', { path: job.file.path });
+            return;
           }
-          if (aborted() || !retriable(e) || attempt >= cfg.retries) {
+          if (isPreconditionFailed(e)) {
+            // Another run wrote this key since we looked: fine if it stored this very version.
+            const v = await headVersion(s3, cfg.destBucket, job.key).catch(() => undefined);
+            if (v && v.size === job.file.size && v.mtime === job.file.mtime) return foundPresent(job, v, 'written concurrently by another run');
+          }
+          if (replaces && isNotFound(e)) {
+            // If-Match on a key removed since the HeadObject (S3 answers 404): create it instead.
+            replaces = undefined;
+            summary.retries++;
+            continue;
+          }
+          if (aborted()) {
+            summary.deferred++;
+            log('warn', 'transfer aborted, left for the next run', { path: job.file.path, key: job.key });
+            return;
+          }
+          if (cfg.conditionalWrites && conditionalUnsupported(e)) {
             summary.failed++;
-            log('error', 'ingest failed', { path: job.file.path, key: job.key, attempt: attempt + 1, error: (e as Error).message });
+            halt(`S3 does not implement conditional writes (${describe(e)}): set S3_CONDITIONAL_WRITES=false for this S3-compatible server`);
+            return;
+          }
+          if (!retriable(e) || attempt >= cfg.retries) {
+            summary.failed++;
+            log('error', 'ingest failed', { path: job.file.path, key: job.key, attempt: attempt + 1, error: describe(e) });
             return;
           }
           summary.retries++;
-          log('warn', 'transfer failed, retrying', { path: job.file.path, attempt: attempt + 1, error: (e as Error).message });
+          log('warn', 'transfer failed, retrying', { path: job.file.path, attempt: attempt + 1, error: describe(e) });
           await sleep(backoff(cfg, attempt));
         }
       }
@@ -322,7 +466,7 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
     // slot is reserved in queue order (oldest first) before the check and given back if not needed.
     let slots = cfg.maxFiles;
     const checkAndIngest = async (job: Job): Promise<void> => {
-      if (slots <= 0) {
+      if (slots <= 0 || halted) {
         summary.deferred++;
         return;
       }
@@ -333,67 +477,140 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
         v = await headVersion(s3, cfg.destBucket, job.key);
       } catch (e) {
         summary.failed++;
-        log('error', 'cannot read the existing object', { key: job.key, error: (e as Error).message });
+        log('error', 'cannot read the existing object', { key: job.key, error: describe(e) });
         return;
       }
-      if (v && v.size === job.file.size && v.mtime === job.file.mtime) {
+      if (v && v.size === job.file.size && v.mtime === job.file.mtime && cfg.completion === 'leave') {
         slots++;
-        summary.alreadyPresent++;
-        indexUpdates[job.key] = { size: v.size, mtime: v.mtime, etag: v.etag };
-        await complete(job.file);
-        return;
+        return foundPresent(job, v, 'already in S3, not recorded as announced: announced again');
       }
       await ingestOne(job, v?.etag);
     };
 
     const tIngest = performance.now();
-    // Files already in S3 are completed (moved/deleted) too: an earlier run may have stopped in between.
-    const queue: (() => Promise<void>)[] = [...present.map((j) => () => complete(j.file)), ...unknown.map((j) => () => checkAndIngest(j))];
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(cfg.concurrency, queue.length) }, async () => {
-        while (next < queue.length && !aborted()) await queue[next++]();
-      }),
-    );
-    // Work never started because of an abort is left for the next run.
-    if (aborted()) summary.deferred += queue.length - next;
+    await pool(cfg.concurrency, unknown, checkAndIngest, () => !!aborted(), (left) => (summary.deferred += left));
     const transferSeconds = (performance.now() - tIngest) / 1000;
     summary.MBps = transferSeconds > 0 ? round(summary.bytes / 1e6 / transferSeconds, 1) : 0;
   } catch (e) {
-    summary.error = (e as Error).message;
-    if (!(e instanceof FatalError)) summary.failed = Math.max(summary.failed, 1);
-    log('error', e instanceof FatalError ? 'refused' : 'run failed', { error: (e as Error).message });
-  } finally {
-    session.close();
+    summary.error = e instanceof FatalError || e instanceof RemoteConfigError ? (e as Error).message : describe(e);
+    if (e instanceof RemoteConfigError) summary.errorKind = 'config';
+    else if (e instanceof FatalError || e instanceof ConnectError) summary.errorKind = 'connect';
+    else summary.errorKind ??= 'run';
+    log('error', summary.errorKind === 'run' ? 'run failed' : 'refused', { error: summary.error });
   }
 
-  // Bookkeeping is written even after failures: what was ingested must be recorded.
-  if (current && (Object.keys(indexUpdates).length > 0 || pruneIndex)) {
-    await writeIndex(s3, cfg.destBucket, cfg.stateKey, indexUpdates, current, cfg.conditionalWrites).catch((e) =>
-      log('warn', 'index not written (next run falls back to HeadObject)', { key: cfg.stateKey, error: (e as Error).message }),
-    );
+  await finish(cfg, log, s3, session, summary, { manifest, announcedEntries, proven, keep, pruneIndex, aborted });
+  session.close();
+  s3.destroy();
+  if (aborted()) summary.errorKind ??= 'terminated';
+  summary.seconds = round((performance.now() - t0) / 1000, 3);
+  summary.maxRssMB = round(process.resourceUsage().maxRSS / 1024, 1);
+  return summary;
+}
+
+/**
+ * The listed folder and the move folder as absolute, symlink-free paths, so "is the move folder
+ * inside the listed one" is decided once whatever their spelling (trailing '/', relative or absolute,
+ * '..'). A move folder that IS the listed folder would list every moved file again: refused.
+ */
+async function resolveFolders(sftp: SFTPWrapper, cfg: Config): Promise<{ remoteAbs: string; moveAbs?: string }> {
+  const remoteAbs = await realpath(sftp, cfg.remoteDir);
+  if (cfg.completion !== 'move') return { remoteAbs };
+  const home = await realpath(sftp, '.');
+  const spelled = path.posix.resolve(home, cfg.completionMoveDir!);
+  // The folder may not exist yet (created on the first move).
+  const moveAbs = await realpath(sftp, spelled).catch(() => spelled);
+  if (moveAbs === remoteAbs) {
+    throw new RemoteConfigError(`COMPLETION_MOVE_DIR '${cfg.completionMoveDir}' is the listed folder SFTP_REMOTE_DIR '${cfg.remoteDir}' (${remoteAbs}): moved files would be listed again`);
   }
-  const manifestKey = cfg.manifestKey ?? (manifest.length > 0 ? `${cfg.manifestPrefix}${manifestName()}` : undefined);
-  if (manifestKey) {
+  return { remoteAbs, moveAbs };
+}
+
+/** Runs `work` over `items` with `width` workers; once `stop()` says so, nothing new starts and `skipped(n)` gets what was left. */
+async function pool<T>(width: number, items: readonly T[], work: (item: T) => Promise<void>, stop: () => boolean, skipped: (n: number) => void): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length && !stop()) await work(items[next++]);
+    }),
+  );
+  if (next < items.length) skipped(items.length - next);
+}
+
+interface Outcome {
+  manifest: string[];
+  announcedEntries: Record<string, IndexEntry>;
+  proven: RemoteFile[];
+  keep?: (key: string) => boolean;
+  pruneIndex: boolean;
+  aborted: () => string | undefined;
+}
+
+/** Manifest, then index (only what the manifest announced), then completion (only if announced). */
+async function finish(cfg: Config, log: Logger, s3: S3Client, session: Session, summary: Summary, o: Outcome): Promise<void> {
+  const manifestKey = cfg.manifestKey ?? (o.manifest.length > 0 ? `${cfg.manifestPrefix}${manifestName()}` : undefined);
+  let announced = o.manifest.length === 0;
+  if (manifestKey && summary.errorKind !== 'config') {
     try {
       await s3.send(
         new PutObjectCommand({
           Bucket: cfg.destBucket,
           Key: manifestKey,
-          Body: JSON.stringify(manifest),
+          Body: JSON.stringify(o.manifest),
           ContentType: 'application/json',
         }),
       );
       summary.manifestKey = manifestKey;
+      announced = true;
     } catch (e) {
       summary.failed++;
-      log('error', 'manifest not written', { key: manifestKey, error: (e as Error).message });
+      summary.error ??= `manifest ${manifestKey} not written: ${describe(e)}`;
+      log('error', 'manifest not written (the next run announces these objects again)', { key: manifestKey, keys: o.manifest.length, error: describe(e) });
     }
   }
-  s3.destroy();
-  summary.seconds = round((performance.now() - t0) / 1000, 3);
-  summary.maxRssMB = round(process.resourceUsage().maxRSS / 1024, 1);
-  return summary;
+  const updates = announced ? o.announcedEntries : {};
+  if (o.keep && (Object.keys(updates).length > 0 || o.pruneIndex)) {
+    await writeIndex(s3, cfg.destBucket, cfg.stateKey, updates, o.keep, cfg.conditionalWrites).catch((e) =>
+      log('warn', 'index not written (next run falls back to HeadObject)', { key: cfg.stateKey, error: describe(e) }),
+    );
+  }
+  if (cfg.completion === 'leave' || o.proven.length === 0) return;
+  if (!announced || o.aborted()) {
+    summary.deferred += o.proven.length;
+    log('warn', 'completion skipped: left for the next run', { files: o.proven.length, reason: announced ? `aborted: ${o.aborted()}` : 'manifest not written' });
+    return;
+  }
+  await pool(cfg.concurrency, o.proven, (file) => complete(cfg, log, session, summary, file), () => !!o.aborted(), (left) => (summary.deferred += left));
+}
+
+/** Moves or deletes a file whose bytes this run streamed into its announced object, if it is still that version. */
+async function complete(cfg: Config, log: Logger, session: Session, summary: Summary, file: RemoteFile): Promise<void> {
+  try {
+    const { sftp } = await session.get();
+    const now = await stat(sftp, file.path);
+    if (now.size !== file.size || now.mtime !== file.mtime) {
+      // Rewritten since the transfer (a later second, see MIN_SAFE_AGE_SECONDS): the next run ingests it.
+      summary.deferred++;
+      log('info', 'changed since its transfer: not completed, the next run ingests the new version', { path: file.path });
+      return;
+    }
+    if (cfg.completion === 'delete') await unlink(sftp, file.path);
+    else {
+      const target = path.posix.join(cfg.completionMoveDir!, file.rel);
+      await mkdirp(sftp, path.posix.dirname(target));
+      await moveReplacing(sftp, file.path, target);
+    }
+    summary.completed++;
+  } catch (e) {
+    if (sftpCode(e) === SFTP_NO_SUCH_FILE) {
+      // Completed meanwhile by an overlapping run (its object is the same version).
+      summary.vanished++;
+      log('info', 'file vanished before completion (completed by another run, or removed)', { path: file.path });
+      return;
+    }
+    summary.completionFailed++;
+    log('error', `completion (${cfg.completion}) failed`, { path: file.path, error: (e as Error).message });
+  }
 }
 
 /**
@@ -404,8 +621,9 @@ async function run(cfg: Config, log: Logger, aborted: () => string | undefined, 
 export function globs(patterns: readonly string[]): (rel: string) => boolean {
   const byName = patterns.filter((p) => !p.includes('/'));
   const byPath = patterns.filter((p) => p.includes('/'));
-  const name = byName.length ? picomatch(byName) : () => false;
-  const full = byPath.length ? picomatch(byPath) : () => false;
+  // 's' (dotAll): names may hold line breaks, and '*' must match them like any other character.
+  const name = byName.length ? picomatch(byName, { flags: 's' }) : () => false;
+  const full = byPath.length ? picomatch(byPath, { flags: 's' }) : () => false;
   return (rel) => name(path.posix.basename(rel)) || full(rel);
 }
 

@@ -1,13 +1,24 @@
 #!/usr/bin/env node
 /**
- * Entrypoint: `node dist/main.js`. Configuration by environment (README.md). Prints one JSON
- * summary line on stdout; logs are JSON lines on stderr.
+ * Entrypoint: `node dist/main.js`. Configuration by environment (README.md). Prints exactly one JSON
+ * summary line on stdout, whatever the outcome (also for a configuration error and a forced exit);
+ * logs are JSON lines on stderr.
  *
- * Exit codes: 0 all done; 1 some file (or the manifest) failed; 2 configuration error;
- * 3 refused or unable to connect (host key, authentication, unreachable); 143 terminated (SIGTERM/SIGINT).
+ * Exit codes: 0 all done; 1 some file, folder, completion or the manifest failed; 2 configuration
+ * error; 3 refused or unable to connect (host key, authentication, unreachable); 143 terminated
+ * (SIGTERM/SIGINT).
  */
 import { ConfigError, loadConfig } from './config';
-import { makeLogger, startRun } from './ingest';
+import { Summary, emptySummary, exitCode, makeLogger, startRun } from './ingest';
+
+let printed = false;
+/** The one summary line; later calls (a forced exit racing the normal end) print nothing. */
+function printSummary(summary: Summary): void {
+  if (printed) return;
+  printed = true;
+  summary.maxRssMB = Math.round(process.resourceUsage().maxRSS / 102.4) / 10;
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+}
 
 async function main(): Promise<number> {
   let cfg;
@@ -16,6 +27,7 @@ async function main(): Promise<number> {
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'configuration error', error: e.message })}\n`);
+      printSummary({ ...emptySummary(), error: e.message, errorKind: 'config' });
       return 2;
     }
     throw e;
@@ -33,8 +45,13 @@ async function main(): Promise<number> {
     terminated = true;
     log('warn', `${sig}: aborting in-flight uploads`);
     run.abort(sig);
-    // ECS sends SIGKILL 30 s after SIGTERM by default: leave well before, bookkeeping or not.
-    setTimeout(() => process.exit(143), 15000).unref();
+    // ECS sends SIGKILL 30 s after SIGTERM by default: leave well before, bookkeeping or not. What
+    // landed without a manifest is announced by the next run (README, "at-least-once").
+    setTimeout(() => {
+      log('error', 'bookkeeping did not finish within 15 s of the signal: exiting; the next run announces what landed');
+      printSummary({ ...run.summary, error: run.summary.error ?? `${sig}: forced exit before the manifest was written`, errorKind: 'terminated' });
+      process.exit(143);
+    }, 15000).unref();
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
@@ -44,18 +61,18 @@ async function main(): Promise<number> {
   process.on('beforeExit', () => {
     if (finished) return;
     log('error', 'run stalled: no pending work left but the run did not finish');
+    printSummary({ ...run.summary, error: 'run stalled', errorKind: 'run' });
     process.exit(1);
   });
   const summary = await run.done;
   finished = true;
-  process.stdout.write(`${JSON.stringify(summary)}\n`);
-  if (terminated) return 143;
-  if (summary.error && summary.ingested === 0 && summary.failed === 0) return 3;
-  return summary.failed > 0 || summary.completionFailed > 0 || summary.error ? 1 : 0;
+  printSummary(summary);
+  return exitCode(summary, terminated);
 }
 
 process.on('unhandledRejection', (e) => {
   process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'unexpected failure', error: String((e as Error)?.stack ?? e) })}\n`);
+  printSummary({ ...emptySummary(), error: `unexpected failure: ${String((e as Error)?.message ?? e)}`, errorKind: 'run' });
   process.exit(1);
 });
 
@@ -65,6 +82,7 @@ main().then(
   },
   (e) => {
     process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'unexpected failure', error: String((e as Error)?.stack ?? e) })}\n`);
+    printSummary({ ...emptySummary(), error: `unexpected failure: ${String((e as Error)?.message ?? e)}`, errorKind: 'run' });
     process.exitCode = 1;
   },
 );

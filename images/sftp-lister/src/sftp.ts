@@ -17,6 +17,24 @@ export class FatalError extends Error {
   }
 }
 
+/** The server could not be reached or the SSH session not set up (exit 3 when the run never got going). */
+export class ConnectError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ConnectError';
+  }
+}
+
+/** SFTP status codes (draft-ietf-secsh-filexfer-02, section 7). */
+export const SFTP_NO_SUCH_FILE = 2;
+export const SFTP_PERMISSION_DENIED = 3;
+export const SFTP_OP_UNSUPPORTED = 8;
+
+export function sftpCode(e: unknown): number | undefined {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
 /** OpenSSH's fingerprint format: `SHA256:` + unpadded base64 of sha256(host key blob). */
 export function fingerprint(hostKeyBlob: Buffer): string {
   return `SHA256:${crypto.createHash('sha256').update(hostKeyBlob).digest('base64').replace(/=+$/, '')}`;
@@ -32,10 +50,74 @@ export interface Connection {
   close(): void;
 }
 
-export function connect(cfg: Config): Promise<Connection> {
+/** The key type named inside an SSH public key blob (RFC 4253 6.6: string type, then the key data). */
+export function keyType(blob: Buffer): string {
+  if (blob.length < 4) return 'unknown';
+  const n = blob.readUInt32BE(0);
+  return n > 0 && n < 64 && 4 + n <= blob.length ? blob.subarray(4, 4 + n).toString('latin1') : 'unknown';
+}
+
+// ssh2's own list, in its order of preference (ed25519 first when the platform has it).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const DEFAULT_HOST_KEY_ALGORITHMS: readonly string[] = require('ssh2/lib/protocol/constants').DEFAULT_SERVER_HOST_KEY;
+
+/** The host key algorithms that negotiate a key of this type (an RSA key signs with any of three). */
+function algorithmsOf(type: string): string[] {
+  return type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type];
+}
+
+class HostKeyMismatch extends Error {
+  constructor(
+    readonly type: string,
+    readonly presented: string,
+  ) {
+    super(`host key ${type} ${presented} not accepted`);
+  }
+}
+
+/**
+ * Connects, verifying the host key. A server may hold several host keys (OpenSSH: RSA, ECDSA and
+ * ED25519; AWS Transfer Family can have RSA plus ECDSA/ED25519) and the client and server negotiate
+ * ONE of them; a configured fingerprint may well be of another type than the one negotiated. So when
+ * the presented key is not accepted, the handshake is repeated without that key type, until a
+ * configured key is presented or the server has no other type to offer. `preferred` (the type that
+ * matched last time) is offered first.
+ */
+export async function connect(cfg: Config, preferred?: { type?: string }): Promise<Connection> {
+  let algorithms = [...DEFAULT_HOST_KEY_ALGORITHMS];
+  if (preferred?.type) {
+    const first = algorithmsOf(preferred.type).filter((a) => algorithms.includes(a));
+    algorithms = [...first, ...algorithms.filter((a) => !first.includes(a))];
+  }
+  const refused: string[] = [];
+  for (;;) {
+    try {
+      const conn = await connectOnce(cfg, algorithms);
+      if (preferred) preferred.type = conn.hostKeyType;
+      return conn;
+    } catch (e) {
+      // Every type the server holds was refused: it has nothing left to offer.
+      if (refused.length > 0 && e instanceof ConnectError && /no matching host key/i.test(e.message)) {
+        throw new FatalError(`host key of ${cfg.host}:${cfg.port} is ${refused.join(', ')}, none of which is in SFTP_HOST_KEY_FINGERPRINTS; refusing to connect`);
+      }
+      if (!(e instanceof HostKeyMismatch)) throw e;
+      refused.push(`${e.type} ${e.presented}`);
+      const left = algorithms.filter((a) => !algorithmsOf(e.type).includes(a));
+      if (left.length === algorithms.length || left.length === 0) {
+        throw new FatalError(
+          `host key of ${cfg.host}:${cfg.port} is ${refused.join(', ')}, none of which is in SFTP_HOST_KEY_FINGERPRINTS; refusing to connect`,
+        );
+      }
+      algorithms = left;
+    }
+  }
+}
+
+function connectOnce(cfg: Config, hostKeyAlgorithms: string[]): Promise<Connection & { hostKeyType: string }> {
   return new Promise((resolve, reject) => {
     const client = new Client();
     let presented: string | undefined;
+    let presentedType = 'unknown';
     let hostKeyRejected = false;
     let settled = false;
     const listeners = new Set<(reason: string) => void>();
@@ -45,10 +127,11 @@ export function connect(cfg: Config): Promise<Connection> {
       for (const fn of [...listeners]) fn(reason);
       listeners.clear();
     };
-    const conn: Connection = {
+    const conn: Connection & { hostKeyType: string } = {
       client,
       sftp: undefined as unknown as SFTPWrapper,
       closed: false,
+      hostKeyType: 'unknown',
       onClosed(fn) {
         if (conn.closed) {
           fn('connection already closed');
@@ -70,29 +153,24 @@ export function connect(cfg: Config): Promise<Connection> {
       reject(err);
     };
     client.on('error', (err: Error & { level?: string }) => {
-      if (hostKeyRejected) {
-        return fail(
-          new FatalError(
-            `host key of ${cfg.host}:${cfg.port} is ${presented}, which is not in SFTP_HOST_KEY_FINGERPRINTS; refusing to connect`,
-          ),
-        );
-      }
+      if (hostKeyRejected) return fail(new HostKeyMismatch(presentedType, presented!));
       if (err.level === 'client-authentication') {
         return fail(new FatalError(`authentication as '${cfg.user}' on ${cfg.host}:${cfg.port} failed (key rejected by the server)`));
       }
       if (/passphrase|Cannot parse privateKey|Encrypted private/i.test(err.message)) {
         return fail(new FatalError(`private key cannot be used: ${err.message}`));
       }
-      fail(Object.assign(new Error(`SFTP connection to ${cfg.host}:${cfg.port} failed: ${err.message}`), { cause: err }));
+      fail(new ConnectError(`SFTP connection to ${cfg.host}:${cfg.port} failed: ${err.message}`, { cause: err }));
     });
     client.on('close', () => {
       lost(`SFTP connection to ${cfg.host}:${cfg.port} closed`);
-      fail(new Error(`SFTP connection to ${cfg.host}:${cfg.port} closed before it was ready`));
+      fail(new ConnectError(`SFTP connection to ${cfg.host}:${cfg.port} closed before it was ready`));
     });
     client.on('ready', () => {
       client.sftp((err, sftp) => {
-        if (err) return fail(new Error(`SFTP subsystem unavailable on ${cfg.host}:${cfg.port}: ${err.message}`));
+        if (err) return fail(new ConnectError(`SFTP subsystem unavailable on ${cfg.host}:${cfg.port}: ${err.message}`));
         (conn as { sftp: SFTPWrapper }).sftp = sftp;
+        conn.hostKeyType = presentedType;
         sftp.on('close', () => lost('SFTP channel closed'));
         sftp.on('error', (e: Error) => lost(`SFTP channel error: ${e.message}`));
         settled = true;
@@ -109,8 +187,10 @@ export function connect(cfg: Config): Promise<Connection> {
         readyTimeout: cfg.connectTimeoutMs,
         keepaliveInterval: 10000,
         keepaliveCountMax: 3,
+        algorithms: { serverHostKey: hostKeyAlgorithms as never },
         hostVerifier: (key: Buffer) => {
           presented = fingerprint(key);
+          presentedType = keyType(key);
           hostKeyRejected = !cfg.hostKeyFingerprints.includes(presented);
           return !hostKeyRejected;
         },
@@ -186,30 +266,65 @@ function withPath(err: Error, p: string): Error {
   return Object.assign(new Error(`${err.message}: ${p}`), { code: (err as { code?: unknown }).code, cause: err });
 }
 
+export interface Listing {
+  files: RemoteFile[];
+  /** Entries not ingested, each with the reason (also logged by the caller). */
+  skipped: { path: string; reason: string }[];
+  /** Sub-folders (relative to the listed folder) that could not be read: their files are unknown. */
+  unreadable: string[];
+}
+
+export interface ListOptions {
+  recursive: boolean;
+  /** Absolute remote folders never descended into (the completion move folder). */
+  skipDirs?: readonly string[];
+  /** Sub-folders (relative path) never descended into, e.g. matched by EXCLUDE. */
+  excludeDir?: (rel: string) => boolean;
+}
+
 /**
- * Lists regular files under `dir` (only its own entries unless recursive). `skipDirs` are remote
- * folders never descended into (the completion move folder, so moved files are not ingested again).
+ * Lists regular files under `dir` (only its own entries unless recursive). Symlinks and other types
+ * are ignored. A sub-folder that cannot be read is reported in `unreadable` and the rest is listed
+ * (the listed folder itself must be readable). ssh2 decodes names as UTF-8: a name that is not valid
+ * UTF-8 decodes to U+FFFD and cannot be addressed again through it (nor become an S3 key), so it is
+ * reported in `skipped`, never silently dropped.
  */
-export async function listFiles(sftp: SFTPWrapper, dir: string, recursive: boolean, skipDirs: string[] = []): Promise<RemoteFile[]> {
-  const out: RemoteFile[] = [];
-  const skip = new Set(skipDirs.map((d) => path.posix.normalize(d)));
+export async function listFiles(sftp: SFTPWrapper, dir: string, opts: ListOptions): Promise<Listing> {
+  const out: Listing = { files: [], skipped: [], unreadable: [] };
+  const skip = new Set((opts.skipDirs ?? []).map((d) => path.posix.normalize(d)));
   const walk = async (abs: string, rel: string): Promise<void> => {
-    const entries = await readdir(sftp, abs);
+    let entries: DirEntry[];
+    try {
+      entries = await readdir(sftp, abs);
+    } catch (e) {
+      if (rel === '' || sftpCode(e) !== SFTP_PERMISSION_DENIED) throw e;
+      out.unreadable.push(rel);
+      return;
+    }
     const subdirs: [string, string][] = [];
     for (const { filename, attrs } of entries) {
       if (filename === '.' || filename === '..') continue;
       const p = path.posix.join(abs, filename);
       const r = rel ? `${rel}/${filename}` : filename;
       const type = attrs.mode & S_IFMT;
-      if (type === S_IFREG) out.push({ path: p, rel: r, size: attrs.size, mtime: attrs.mtime });
-      else if (type === S_IFDIR && recursive && !skip.has(path.posix.normalize(p))) subdirs.push([p, r]);
-      // Symlinks, devices etc. are ignored: only regular files are ingested.
+      if (type !== S_IFREG && type !== S_IFDIR) continue;
+      if (filename.includes('\uFFFD')) {
+        out.skipped.push({ path: p, reason: 'name is not valid UTF-8 (cannot be read through SFTP nor named in S3); rename it' });
+        continue;
+      }
+      if (type === S_IFREG) out.files.push({ path: p, rel: r, size: attrs.size, mtime: attrs.mtime });
+      else if (opts.recursive && !skip.has(path.posix.normalize(p)) && !opts.excludeDir?.(r)) subdirs.push([p, r]);
     }
     // A few folders at a time: each readdir is a round trip, the server handles them in parallel.
     for (let i = 0; i < subdirs.length; i += 8) await Promise.all(subdirs.slice(i, i + 8).map(([p, r]) => walk(p, r)));
   };
   await walk(dir, '');
   return out;
+}
+
+/** The absolute, symlink-free form of a remote path (relative paths are from the session's start folder). */
+export async function realpath(sftp: SFTPWrapper, p: string): Promise<string> {
+  return new Promise((resolve, reject) => sftp.realpath(p, (err, abs) => (err ? reject(withPath(err, p)) : resolve(abs))));
 }
 
 export function stat(sftp: SFTPWrapper, p: string): Promise<Stats> {
@@ -222,6 +337,33 @@ export function unlink(sftp: SFTPWrapper, p: string): Promise<void> {
 
 export function rename(sftp: SFTPWrapper, from: string, to: string): Promise<void> {
   return new Promise((resolve, reject) => sftp.rename(from, to, (err) => (err ? reject(withPath(err, `${from} -> ${to}`)) : resolve())));
+}
+
+/**
+ * Moves `from` to `to`, replacing an older `to`. OpenSSH's posix-rename extension replaces atomically;
+ * servers without it get a plain SFTP rename, which by the protocol refuses an existing target
+ * (draft-ietf-secsh-filexfer-02 6.5), so an existing target is removed first and the rename retried.
+ */
+export async function moveReplacing(sftp: SFTPWrapper, from: string, to: string): Promise<void> {
+  const posix = await new Promise<boolean>((resolve, reject) => {
+    try {
+      sftp.ext_openssh_rename(from, to, (err) => (err ? reject(withPath(err, `${from} -> ${to}`)) : resolve(true)));
+    } catch {
+      resolve(false); // ssh2 throws when the server did not announce posix-rename@openssh.com
+    }
+  });
+  if (posix) return;
+  try {
+    await rename(sftp, from, to);
+  } catch (e) {
+    const existing = await stat(sftp, to).then(
+      () => true,
+      () => false,
+    );
+    if (!existing) throw e;
+    await unlink(sftp, to);
+    await rename(sftp, from, to);
+  }
 }
 
 /** mkdir -p over SFTP (existing folders are fine). */
@@ -272,6 +414,9 @@ export class ParallelReadStream extends Readable {
   private finished = false;
   /** Bytes handed downstream so far. */
   bytesRead = 0;
+  /** sha256 of the bytes handed downstream (complete once the stream ended). */
+  readonly hash = crypto.createHash('sha256');
+  static fstatUnsupported = false;
 
   private readonly sftp: SFTPWrapper;
   private readonly unsubscribe: () => void;
@@ -352,7 +497,15 @@ export class ParallelReadStream extends Readable {
   private async verifyUnchanged(): Promise<void> {
     const s = await new Promise<Stats>((resolve, reject) =>
       this.sftp.fstat(this.handle!, (err, st) => (err ? reject(withPath(err, this.file.path)) : resolve(st))),
-    );
+    ).catch((e) => {
+      // Some servers do not implement FSTAT: the same check by path (the handle is still open).
+      if (sftpCode(e) !== SFTP_OP_UNSUPPORTED) throw e;
+      if (!ParallelReadStream.fstatUnsupported) {
+        ParallelReadStream.fstatUnsupported = true;
+        this.emit('notice', 'the SFTP server does not support FSTAT: the change check uses STAT by path');
+      }
+      return stat(this.sftp, this.file.path);
+    });
     if (s.size !== this.file.size || s.mtime !== this.file.mtime) {
       throw new Error(
         `${this.file.path} changed while reading (listed ${this.file.size} B mtime ${this.file.mtime}, now ${s.size} B mtime ${s.mtime})`,
@@ -378,6 +531,7 @@ export class ParallelReadStream extends Readable {
         const buf = await next;
         if (this.destroyed) return;
         this.bytesRead += buf.length;
+        this.hash.update(buf);
         if (!this.push(buf)) return;
       }
     } catch (e) {

@@ -26,6 +26,8 @@ export interface IndexEntry {
   size: number;
   mtime: number;
   etag: string;
+  /** sha256 (hex) of the bytes this run streamed into the object, when it transferred them. */
+  sha256?: string;
 }
 
 export interface Index {
@@ -33,8 +35,10 @@ export interface Index {
   entries: Record<string, IndexEntry>;
 }
 
+/** A missing key (not a missing bucket: that is a configuration error, reported once). */
 export function isNotFound(e: unknown): boolean {
   const err = e as S3ServiceException;
+  if (err?.name === 'NoSuchBucket') return false;
   return err?.name === 'NotFound' || err?.name === 'NoSuchKey' || err?.$metadata?.httpStatusCode === 404;
 }
 
@@ -51,6 +55,9 @@ export async function readIndex(s3: S3Client, bucket: string, key: string): Prom
     if (parsed?.version !== 1 || typeof parsed.entries !== 'object') throw new Error('unknown index format');
     return { index: parsed, etag: res.ETag };
   } catch (e) {
+    if ((e as S3ServiceException)?.name === 'NoSuchBucket') {
+      throw new Error(`S3 bucket '${bucket}' (DEST_BUCKET) does not exist`, { cause: e });
+    }
     if (isNotFound(e)) return { index: { version: 1, entries: {} } };
     // A corrupt index only costs HeadObjects: start afresh rather than fail the run.
     if (e instanceof SyntaxError || (e as Error).message === 'unknown index format') return { index: { version: 1, entries: {} } };
@@ -83,21 +90,21 @@ export function indexed(index: Index, key: string, file: RemoteFile): boolean {
 /**
  * Merges this run's entries into the stored index and writes it back, conditionally on the ETag it
  * read (retrying the merge when another run wrote in between). Entries of keys whose file is no
- * longer on the SFTP server (`current`: keys of every listed file) are dropped, so the index stays
- * the size of the remote folder.
+ * longer on the SFTP server (`keep` says false) are dropped, so the index stays the size of the remote
+ * folder.
  */
 export async function writeIndex(
   s3: S3Client,
   bucket: string,
   key: string,
   updates: Record<string, IndexEntry>,
-  current: Set<string>,
+  keep: (key: string) => boolean,
   conditional: boolean,
 ): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     const { index, etag } = await readIndex(s3, bucket, key);
     const entries: Record<string, IndexEntry> = {};
-    for (const [k, v] of Object.entries(index.entries)) if (current.has(k)) entries[k] = v;
+    for (const [k, v] of Object.entries(index.entries)) if (keep(k)) entries[k] = v;
     Object.assign(entries, updates);
     try {
       await s3.send(

@@ -1,98 +1,121 @@
 /**
- * A real S3-compatible server (s3rver) for tests, started on 127.0.0.1 in a child process.
+ * The S3 server the tests and `npm run local` use: the strict stand-in of s3-standin.ts, listening on
+ * 127.0.0.1 in this process (the module keeps its old name, s3rver, for its callers).
  *
- * Quirks handled here so tests need not know them:
- * - s3rver needs `node --openssl-legacy-provider` for paged listings;
- * - SDK clients must use `requestChecksumCalculation: 'WHEN_REQUIRED'`, or stream bodies are stored
- *   with aws-chunked framing;
- * - it ignores `IfNoneMatch` and cannot abort multipart uploads (aborted parts just never complete).
+ * Why not npm s3rver any more: it ignores If-None-Match/If-Match, cannot abort a multipart upload,
+ * and writes an object in place, so an interrupted PUT leaves a truncated object under the old ETag.
+ * See s3-standin.ts for what is strict and what is not emulated.
+ *
+ * Quirks for callers:
+ * - SDK clients must use `requestChecksumCalculation: 'WHEN_REQUIRED'` (`env` sets it): with the
+ *   default, stream bodies are sent aws-chunked, which the stand-in refuses with 501 NotImplemented.
+ * - Requests must be SigV4-signed with a registered key: S3RVER_CREDENTIALS, or one per process
+ *   from `envFor`/`clientFor` (the access key id is the principal the authorizer sees).
  */
-import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Authorizer, Fault, FaultRule, InProgressUpload, RequestRecord, S3Standin } from './s3-standin';
+
+export type { Authorizer, AuthorizeRequest, Fault, FaultAction, FaultRule, InProgressUpload, RequestRecord } from './s3-standin';
 
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+export interface S3Options {
+  /** Asked for every call once set (default: every signed call is allowed). */
+  readonly authorize?: Authorizer;
+}
 
 export interface S3Server {
   /** e.g. http://127.0.0.1:41234 */
   readonly endpoint: string;
   readonly port: number;
-  /** Where s3rver keeps its objects on disk. */
+  /** Where the server keeps objects' bytes. */
   readonly directory: string;
   /** Environment for a process under test: standard SDK variables pointing at this server. */
   readonly env: Record<string, string>;
   /** A client configured for this server. */
   client(): S3Client;
+  /** Environment with its own access key id `principal` (registered here), so the authorizer can tell callers apart. */
+  envFor(principal: string): Record<string, string>;
+  clientFor(principal: string): S3Client;
   put(bucket: string, key: string, body: string | Buffer, metadata?: Record<string, string>): Promise<void>;
   get(bucket: string, key: string): Promise<Buffer>;
   /** Every key in the bucket (all pages), optionally under a prefix. */
   keys(bucket: string, prefix?: string): Promise<string[]>;
-  /** Stops the server (SIGKILL with `hard`), keeping its directory so it can be restarted. */
+  /** Multipart uploads neither completed nor aborted. */
+  uploads(bucket?: string): InProgressUpload[];
+  /** Authorizes every later call (undefined: allow all). */
+  authorize(authorizer: Authorizer | undefined): void;
+  /** Injects a fault into matching requests from now on. */
+  fault(rule: FaultRule): Fault;
+  clearFaults(): void;
+  /** Every request so far (operation, key, principal, status, fault), oldest first. */
+  requests(): RequestRecord[];
+  clearRequests(): void;
+  /** Stops the server (with `hard`, resets every connection at once), keeping its objects so it can be restarted. */
   stop(hard?: boolean): Promise<void>;
-  /** Starts it again on the same port and directory (after `stop`). */
+  /** Starts it again on the same port (after `stop`). */
   restart(): Promise<void>;
   /** Stops it and removes its directory. */
   dispose(): Promise<void>;
 }
 
-// Plain JS beside this file; when this module runs compiled from dist/ (scripts), the source copy.
-const CHILD = [path.join(__dirname, 's3rver-child.js'), path.resolve(__dirname, '../../../__tests__/support/s3rver-child.js')].find((f) =>
-  fs.existsSync(f),
-)!;
+/** Secret of a per-principal access key: never a real credential, only distinct per principal. */
+const secretFor = (principal: string) => `${principal}-stand-in-secret`;
 
-function launch(directory: string, buckets: string[], port: number): Promise<{ child: ChildProcess; port: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--openssl-legacy-provider', CHILD, directory, buckets.join(','), String(port)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stderr!.on('data', (d) => (err += d));
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /LISTENING (\d+)/.exec(out);
-      if (m) resolve({ child, port: Number(m[1]) });
-    });
-    child.on('exit', (code) => reject(new Error(`s3rver exited (${code}) before listening: ${err}`)));
+export async function startS3(buckets: string[] = ['test-bucket'], options: S3Options = {}): Promise<S3Server> {
+  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 's3-standin-'));
+  const server = new S3Standin({
+    directory,
+    buckets,
+    credentials: { [S3RVER_CREDENTIALS.accessKeyId]: S3RVER_CREDENTIALS.secretAccessKey },
+    authorize: options.authorize,
   });
-}
-
-export async function startS3(buckets: string[] = ['test-bucket']): Promise<S3Server> {
-  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 's3rver-'));
-  let { child, port } = await launch(directory, buckets, 0);
+  let port: number;
+  try {
+    port = await server.listen(0);
+  } catch (e) {
+    fs.rmSync(directory, { recursive: true, force: true });
+    throw e;
+  }
   const endpoint = `http://127.0.0.1:${port}`;
-  const client = () =>
+  const envWith = (accessKeyId: string, secretAccessKey: string) => ({
+    AWS_ENDPOINT_URL_S3: endpoint,
+    AWS_S3_FORCE_PATH_STYLE: 'true',
+    AWS_ACCESS_KEY_ID: accessKeyId,
+    AWS_SECRET_ACCESS_KEY: secretAccessKey,
+    AWS_REGION: 'us-east-1',
+    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+  });
+  const clientWith = (credentials: { accessKeyId: string; secretAccessKey: string }) =>
     new S3Client({
       endpoint,
       region: 'us-east-1',
       forcePathStyle: true,
-      credentials: S3RVER_CREDENTIALS,
+      credentials,
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
+  const register = (principal: string) => {
+    server.addCredentials(principal, secretFor(principal));
+    return { accessKeyId: principal, secretAccessKey: secretFor(principal) };
+  };
+  const client = () => clientWith(S3RVER_CREDENTIALS);
   const shared = client();
-  const stop = (hard = false) =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill(hard ? 'SIGKILL' : 'SIGTERM');
-    });
   return {
     endpoint,
     port,
     directory,
-    env: {
-      AWS_ENDPOINT_URL_S3: endpoint,
-      AWS_S3_FORCE_PATH_STYLE: 'true',
-      AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-      AWS_REGION: 'us-east-1',
-      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-      AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-    },
+    env: envWith(S3RVER_CREDENTIALS.accessKeyId, S3RVER_CREDENTIALS.secretAccessKey),
     client,
+    envFor(principal) {
+      const c = register(principal);
+      return envWith(c.accessKeyId, c.secretAccessKey);
+    },
+    clientFor: (principal) => clientWith(register(principal)),
     async put(bucket, key, body, metadata) {
       await shared.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, Metadata: metadata }));
     },
@@ -110,13 +133,20 @@ export async function startS3(buckets: string[] = ['test-bucket']): Promise<S3Se
       } while (token);
       return keys.sort();
     },
-    stop,
+    uploads: (bucket) => server.uploads(bucket),
+    authorize: (authorizer) => server.setAuthorizer(authorizer),
+    fault: (rule) => server.addFault(rule),
+    clearFaults: () => server.clearFaults(),
+    requests: () => server.requests(),
+    clearRequests: () => server.clearRequests(),
+    stop: (hard = false) => server.stop(hard),
     async restart() {
-      ({ child } = await launch(directory, [], port));
+      await server.listen(port);
     },
     async dispose() {
       shared.destroy();
-      await stop();
+      server.clearFaults();
+      await server.stop(true);
       fs.rmSync(directory, { recursive: true, force: true });
     },
   };

@@ -5,7 +5,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import type { S3Server } from './support/s3rver';
+import { S3Server, startS3 } from './support/s3rver';
 import type { SftpServer } from './support/sshd';
 import { age, ListerResult, ListerServers, listerEnv, runLister, startListerServers, writeRandomFile } from './support/lister-harness';
 
@@ -167,4 +167,98 @@ test('GIVEN 10,000 files WHEN run THEN all are listed and decided, and MAX_FILES
   expect(again.summary).toMatchObject({ listed: 10_000, alreadyPresent: 200, ingested: 200, deferred: 9_600 });
   // Indexed files cost no request; a HeadObject only for each file checked within MAX_FILES.
   expect(again.summary!.heads).toBe(200);
+});
+
+// Issue 11, defect 1: every landed object reaches a manifest, even when the run that landed it dies.
+describe('at-least-once announcement (issue 11)', () => {
+  function smallFiles(dir: string, n: number): string[] {
+    const keys: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const name = `f${String(i).padStart(3, '0')}.xml`;
+      const p = path.join(sftp.root, dir, name);
+      fs.mkdirSync(path.dirname(p), { recursive: true });
+      fs.writeFileSync(p, `<f n="${i}"/>`);
+      age(p, 3600);
+      keys.push(`${dir}/${name}`);
+    }
+    return keys;
+  }
+  const manifestOf = async (key: string): Promise<string[]> => JSON.parse((await s3.get(BUCKET, key)).toString());
+
+  test('GIVEN SIGKILL after some objects landed WHEN the next run comes THEN its manifest names every landed object and every file lands', async () => {
+    const keys = smallFiles('sigkill', 40);
+    let seen = 0;
+    const r = await runLister(env('sigkill', { CONCURRENCY: '2', MANIFEST_KEY: 'manifests/sigkill-1.json' }), {
+      onLog: (line, child) => {
+        if (line.msg === 'ingested' && ++seen === 10) child.kill('SIGKILL');
+      },
+    });
+    expect(r.signal).toBe('SIGKILL');
+    const landed = await s3.keys(BUCKET, 'sigkill/');
+    expect(landed.length).toBeGreaterThanOrEqual(10);
+    expect(landed.length).toBeLessThan(40);
+
+    const next = await runLister(env('sigkill', { MANIFEST_KEY: 'manifests/sigkill-2.json' }));
+    expect(next.code).toBe(0);
+    expect(next.summary!.announcedAgain).toBe(landed.length);
+    // Every landed object is announced (the killed run wrote no manifest), and so is the rest.
+    expect((await manifestOf('manifests/sigkill-2.json')).sort()).toEqual(keys);
+    expect(await s3.keys(BUCKET, 'sigkill/')).toEqual(keys);
+  });
+
+  test('GIVEN S3 stalls (uploads and the manifest) WHEN SIGTERM arrives THEN the run exits 143 within the forced-exit time with its one summary line; the next run announces what landed', async () => {
+    const keys = smallFiles('stall', 12);
+    // The first 6 land; then every write stalls, the manifest's too.
+    const stall = s3.fault({ operation: 'PutObject', key: /^(stall\/f0(0[6-9]|1)|manifests\/stall-1)/, action: { kind: 'stall' } });
+    let seen = 0;
+    const t0 = Date.now();
+    let r;
+    try {
+      r = await runLister(env('stall', { CONCURRENCY: '2', MANIFEST_KEY: 'manifests/stall-1.json' }), {
+        onLog: (line, child) => {
+          if (line.msg === 'ingested' && ++seen === 6) setTimeout(() => child.kill('SIGTERM'), 500);
+        },
+      });
+    } finally {
+      stall.remove();
+    }
+    expect(r.code).toBe(143);
+    expect(Date.now() - t0).toBeLessThan(25_000);
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
+    expect(r.summary).toMatchObject({ ingested: 6, failed: 0, errorKind: 'terminated' });
+
+    const next = await runLister(env('stall', { MANIFEST_KEY: 'manifests/stall-2.json' }));
+    expect(next.code).toBe(0);
+    expect((await manifestOf('manifests/stall-2.json')).sort()).toEqual(keys);
+  });
+});
+
+test('GIVEN S3 goes down during multipart uploads WHEN the run fails THEN each failure names the cause (connection refused), not "The operation was aborted"', async () => {
+  const down = await startS3(['down']);
+  try {
+    for (let i = 0; i < 3; i++) {
+      const p = path.join(sftp.root, 's3down', `f${i}.bin`);
+      writeRandomFile(p, 30 * MiB);
+      age(p, 3600);
+    }
+    let stopped = false;
+    const r = await runLister(
+      { ...listerEnv(sftp, down, 'down', { SFTP_REMOTE_DIR: 's3down', RETRIES: '0', PART_SIZE_MB: '5' }), LOG_LEVEL: 'debug' },
+      {
+        onLog: (line) => {
+          if (!stopped && line.msg === 'progress') {
+            stopped = true;
+            void down.stop(true);
+          }
+        },
+      },
+    );
+    expect(r.code).toBe(1);
+    expect(r.summary).toMatchObject({ ingested: 0, failed: 3 });
+    const failures = r.stderr.split('\n').filter((l) => l.includes('"msg":"ingest failed"'));
+    expect(failures).toHaveLength(3);
+    for (const f of failures) expect(JSON.parse(f).error).toMatch(/ECONNREFUSED/);
+  } finally {
+    await down.dispose();
+  }
 });

@@ -219,14 +219,21 @@ export interface RunHandle {
 
 export function startRun(cfg: Config, log: Logger = makeLogger(cfg.logLevel)): RunHandle {
   let abortReason: string | undefined;
-  const active = new Set<ParallelReadStream>();
+  const active = new Set<Transfer>();
   const summary = emptySummary();
   const abort = (reason: string) => {
     abortReason = reason;
-    for (const s of active) s.destroy(new Error(`aborted: ${reason}`));
+    for (const t of active) {
+      t.stream.destroy(new Error(`aborted: ${reason}`));
+      // A request S3 is sitting on (stalled) would otherwise hold the run until the forced exit.
+      t.upload?.abort().catch(() => undefined);
+    }
   };
   return { done: run(cfg, log, summary, () => abortReason, active), summary, abort };
 }
+
+/** An upload in flight: its source stream and, once created, the upload (both stop on abort). */
+type Transfer = { stream: ParallelReadStream; upload?: Upload };
 
 /** A post-connect configuration problem (exit 2). */
 class RemoteConfigError extends Error {}
@@ -239,7 +246,7 @@ class RemoteConfigError extends Error {}
  * the next run's HeadObject and announced in that run's manifest. A source is moved or deleted only
  * after that manifest exists, and only when this run streamed exactly its bytes into the object.
  */
-async function run(cfg: Config, log: Logger, summary: Summary, aborted: () => string | undefined, active: Set<ParallelReadStream>): Promise<Summary> {
+async function run(cfg: Config, log: Logger, summary: Summary, aborted: () => string | undefined, active: Set<Transfer>): Promise<Summary> {
   const t0 = performance.now();
   const s3 = s3ClientFor(cfg);
   const session = new Session(cfg, log);
@@ -347,7 +354,8 @@ async function run(cfg: Config, log: Logger, summary: Summary, aborted: () => st
       const conn = await session.get();
       const stream = new ParallelReadStream(conn, job.file, { window: cfg.readWindow, chunk: cfg.readChunkBytes });
       stream.on('notice', (msg: string) => log('warn', msg));
-      active.add(stream);
+      const inFlight: Transfer = { stream };
+      active.add(inFlight);
       if (aborted()) stream.destroy(new Error(`aborted: ${aborted()}`));
       // Only create a new key, or replace exactly the version we saw: overlapping runs cannot both write.
       const conditional = !cfg.conditionalWrites ? {} : replaces ? { IfMatch: replaces } : { IfNoneMatch: '*' };
@@ -369,6 +377,7 @@ async function run(cfg: Config, log: Logger, summary: Summary, aborted: () => st
           ...conditional,
         },
       });
+      inFlight.upload = upload;
       if (cfg.logLevel === 'debug') {
         upload.on('httpUploadProgress', (p) => log('debug', 'progress', { key: job.key, loaded: p.loaded, total: p.total, part: p.part }));
       }
@@ -378,9 +387,12 @@ async function run(cfg: Config, log: Logger, summary: Summary, aborted: () => st
         if (stream.bytesRead !== job.file.size) throw new Error(`${job.file.path}: uploaded ${stream.bytesRead} B, listed ${job.file.size} B`);
         return { size: job.file.size, mtime: job.file.mtime, etag: res.ETag ?? '', sha256: stream.hash.digest('hex') };
       } catch (e) {
-        // The stream's own error (read failure, change, abort, lost connection) is the cause; when
-        // aborting the multipart upload failed too, lib-storage reports that instead.
-        if (stream.errored && stream.errored !== e) {
+        // The stream's own error (read failure, change, our abort, lost connection) is the cause, and
+        // lib-storage then reports the failed AbortMultipartUpload instead. But when the upload failed
+        // first (S3 down), lib-storage destroys the stream with an AbortError: then the upload's error
+        // is the cause.
+        const own = stream.errored && (stream.errored as Error).name !== 'AbortError';
+        if (own && stream.errored !== e) {
           log('warn', 'upload failed after the source stream failed (no object was created; S3 lifecycle AbortIncompleteMultipartUpload cleans parts)', {
             key: job.key,
             error: describe(e),
@@ -389,7 +401,7 @@ async function run(cfg: Config, log: Logger, summary: Summary, aborted: () => st
         }
         throw e;
       } finally {
-        active.delete(stream);
+        active.delete(inFlight);
         stream.destroy();
       }
     };

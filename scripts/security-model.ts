@@ -246,8 +246,10 @@ export class Resolver {
         return { id: url, url, name, arn: `arn:${p}:sqs:${region}:${a}:${name}` };
       }
       case 'aws_secretsmanager_secret': {
-        const arn = `arn:${p}:secretsmanager:${region}:${a}:secret:${arg('name')}-AbCdEf`;
-        return { id: arn, arn, name: arg('name')! };
+        // name_prefix gets a unique suffix from Terraform, like bucket_prefix; the ARN adds "-" + 6 characters.
+        const name = arg('name') ?? `${arg('name_prefix') ?? 'terraform-'}${fakeId(seed, 26)}`;
+        const arn = `arn:${p}:secretsmanager:${region}:${a}:secret:${name}-AbCdEf`;
+        return { id: arn, arn, name };
       }
       case 'aws_dynamodb_table': {
         const name = arg('name')!;

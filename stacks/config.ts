@@ -376,6 +376,24 @@ export function loadConfig(options: LoadConfigOptions = {}): PipelineConfig {
   }
   if (new Set(inputPrefixes).size !== inputPrefixes.length) fail('inputPrefixes', 'lists a prefix twice');
 
+  // Names and addresses AWS would refuse at apply time, after a partial deploy: refused here instead.
+  for (const n of derivedNames(namePrefix, stage)) {
+    const rule = NAME_RULES[n.rule];
+    const problem = rule.check(n.value);
+    if (problem) {
+      const full = n.argument.endsWith('_prefix') ? `${n.value}${TERRAFORM_UNIQUE_SUFFIX}` : n.value;
+      fail('namePrefix', `"${namePrefix}" (with stage "${stage}") gives the ${rule.what} name "${full}", which AWS refuses: ${problem} (${rule.doc})`);
+    }
+  }
+  const capacity = taskAddressCapacity(vpcCidr, sourceKind as SftpSourceKind);
+  // A run converts with up to maxConcurrency tasks once its lister has stopped; the next scheduled
+  // run's lister may start meanwhile. ECS spreads a service-less RunTask's tasks over the subnets' AZs.
+  const tasks = maxConcurrency + 1;
+  const perAz = Math.ceil(tasks / azCount);
+  if (capacity.perSubnet < perAz) {
+    fail('vpcCidr', `"${vpcCidr}" gives /${capacity.subnetPrefix} subnets with ${capacity.perSubnet} addresses per AZ for tasks (${capacity.explain}); maxConcurrency ${maxConcurrency} converter tasks + 1 lister task spread over azCount ${azCount} AZs need ${perAz} per AZ (each Fargate task takes one address): use a larger vpcCidr, a higher azCount or a lower maxConcurrency`);
+  }
+
   return {
     namePrefix,
     stage,
@@ -431,6 +449,187 @@ export function cidrSubnet(cidr: string, newBits: number, index: number): string
   if (prefix > 32 || index < 0 || index >= 2 ** newBits) throw new Error(`cidrSubnet: cannot take subnet ${index} of ${cidr} with ${newBits} new bits`);
   const network = (parsed.network + index * 2 ** (32 - prefix)) >>> 0;
   return `${formatIp(network)}/${prefix}`;
+}
+
+// ---- VPC address arithmetic (the network stack lays subnets out with these) ----
+
+/**
+ * Interface endpoints, one per AWS API called from inside the VPC: ECR api+dkr (image pulls), CloudWatch
+ * Logs (awslogs) and Secrets Manager (the injected SFTP key). S3 has a gateway endpoint, which takes no
+ * address. No task calls STS (task credentials come from the ECS credentials endpoint) or Step Functions.
+ */
+export const INTERFACE_ENDPOINT_SERVICES = ['ecr.api', 'ecr.dkr', 'logs', 'secretsmanager'] as const;
+
+/** Subnets are /(vpc+4): private ones take indexes 0..5, public ones 8..13. */
+export const SUBNET_NEW_BITS = 4;
+
+/**
+ * Addresses per private subnet left for Fargate tasks: AWS reserves the first four and the last address
+ * of every subnet (https://docs.aws.amazon.com/vpc/latest/userguide/subnet-sizing.html); each interface
+ * endpoint puts one network interface in each of its subnets
+ * (https://docs.aws.amazon.com/vpc/latest/privatelink/create-interface-endpoint.html), and so does the
+ * Transfer server's VPC endpoint; each awsvpc task takes one more
+ * (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-task-networking.html).
+ */
+export function taskAddressCapacity(vpcCidr: string, sftpKind: SftpSourceKind): { subnetPrefix: number; perSubnet: number; explain: string } {
+  const parsed = parseCidr(vpcCidr);
+  if (!parsed) throw new Error(`taskAddressCapacity: "${vpcCidr}" is not an IPv4 CIDR`);
+  const subnetPrefix = parsed.prefix + SUBNET_NEW_BITS;
+  const size = 2 ** (32 - subnetPrefix);
+  const endpoints = INTERFACE_ENDPOINT_SERVICES.length;
+  const transfer = sftpKind === 'transfer' ? 1 : 0;
+  const explain = `${size} - 5 reserved by AWS - ${endpoints} interface endpoints${transfer ? ' - 1 Transfer endpoint' : ''}`;
+  return { subnetPrefix, perSubnet: size - 5 - endpoints - transfer, explain };
+}
+
+// ---- resource names: AWS's own rules for every name built from namePrefix and stage ----
+
+/** What Terraform appends to a `bucket_prefix`/`name_prefix` (a timestamp and counter, 26 digits). */
+export const TERRAFORM_UNIQUE_SUFFIX = '20260101000000000000000001';
+
+export interface NameRule {
+  /** What is named, for messages. */
+  readonly what: string;
+  /** The AWS documentation of the rule. */
+  readonly doc: string;
+  /** Why AWS refuses `name` (a prefix for the *Prefix rules), or undefined when it accepts it. */
+  check(name: string): string | undefined;
+}
+
+const length = (name: string, min: number, max: number) =>
+  name.length < min || name.length > max ? `must be ${min}-${max} characters, is ${name.length}` : undefined;
+const chars = (name: string, re: RegExp, allowed: string) => (re.test(name) ? undefined : `may hold only ${allowed}`);
+const first = (...problems: (string | undefined)[]) => problems.find((p) => p !== undefined);
+
+export const NAME_RULES = {
+  s3BucketPrefix: {
+    what: 'S3 bucket',
+    doc: 'https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html',
+    check: (prefix: string) => {
+      const name = prefix + TERRAFORM_UNIQUE_SUFFIX;
+      const reserved = ['xn--', 'sthree-', 'amzn-s3-demo-'].find((p) => name.startsWith(p));
+      const suffix = ['-s3alias', '--ol-s3', '.mrap', '--x-s3', '--table-s3'].find((x) => name.endsWith(x));
+      return first(
+        length(name, 3, 63),
+        chars(name, /^[a-z0-9.-]+$/, 'lower-case letters, digits, periods and hyphens'),
+        /^[a-z0-9].*[a-z0-9]$/.test(name) ? undefined : 'must begin and end with a letter or digit',
+        name.includes('..') ? 'must not hold two adjacent periods' : undefined,
+        /^\d+\.\d+\.\d+\.\d+$/.test(name) ? 'must not be formatted as an IP address' : undefined,
+        reserved ? `must not start with "${reserved}" (reserved by S3)` : undefined,
+        suffix ? `must not end with "${suffix}" (reserved by S3)` : undefined,
+      );
+    },
+  },
+  ecrRepository: {
+    what: 'ECR repository',
+    doc: 'https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_CreateRepository.html',
+    check: (name: string) => first(
+      length(name, 2, 256),
+      /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/.test(name)
+        ? undefined
+        : 'each "/"-separated part must be lower-case letters and digits, separated by one ".", "_" or "-" (no "--", no leading or trailing separator)',
+    ),
+  },
+  iamRole: {
+    what: 'IAM role',
+    doc: 'https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html',
+    check: (name: string) => first(length(name, 1, 64), chars(name, /^[\w+=,.@-]+$/, 'letters, digits and +=,.@_-')),
+  },
+  securityGroup: {
+    what: 'security group',
+    doc: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSecurityGroup.html',
+    check: (name: string) => first(
+      length(name, 1, 255),
+      chars(name, /^[a-zA-Z0-9 ._\-:/()#,@[\]+=&;{}!$*]+$/, 'letters, digits, spaces and ._-:/()#,@[]+=&;{}!$*'),
+      /^sg-/i.test(name) ? 'must not start with "sg-" (the form of security group ids)' : undefined,
+    ),
+  },
+  ecsName: {
+    what: 'ECS cluster or task definition family',
+    doc: 'https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RegisterTaskDefinition.html',
+    check: (name: string) => first(length(name, 1, 255), chars(name, /^[a-zA-Z0-9_-]+$/, 'letters, digits, hyphens and underscores')),
+  },
+  logGroup: {
+    what: 'CloudWatch Logs log group',
+    doc: 'https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_CreateLogGroup.html',
+    check: (name: string) => first(
+      length(name, 1, 512),
+      chars(name, /^[.\-_/#A-Za-z0-9]+$/, 'letters, digits and ._-/#'),
+      name.startsWith('aws/') ? 'must not start with "aws/"' : undefined,
+    ),
+  },
+  ssmParameter: {
+    what: 'SSM parameter',
+    doc: 'https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-parameter-name-constraints.html',
+    check: (name: string) => first(
+      length(name, 1, 1011),
+      chars(name, /^[a-zA-Z0-9_.\-/]+$/, 'letters, digits and _.-/'),
+      /^\/?(aws|ssm)/i.test(name) ? 'must not begin with "aws" or "ssm" (any case; reserved by AWS)' : undefined,
+      name.split('/').filter((p) => p !== '').length > 15 ? 'may have at most 15 levels' : undefined,
+    ),
+  },
+  secretPrefix: {
+    what: 'Secrets Manager secret',
+    doc: 'https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html',
+    // The unique suffix is 26 digits, so the name never ends in "-" + 6 characters (what ARNs append).
+    check: (prefix: string) => first(length(prefix + TERRAFORM_UNIQUE_SUFFIX, 1, 512), chars(prefix, /^[a-zA-Z0-9/_+=.@-]+$/, 'letters, digits and /_+=.@-')),
+  },
+  dynamodbTable: {
+    what: 'DynamoDB table',
+    doc: 'https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_CreateTable.html',
+    check: (name: string) => first(length(name, 3, 255), chars(name, /^[a-zA-Z0-9_.-]+$/, 'letters, digits and _.-')),
+  },
+  stateMachine: {
+    what: 'Step Functions state machine',
+    doc: 'https://docs.aws.amazon.com/step-functions/latest/apireference/API_CreateStateMachine.html',
+    // Any other character keeps CloudWatch logging from working, the page says.
+    check: (name: string) => first(length(name, 1, 80), chars(name, /^[a-zA-Z0-9_-]+$/, 'letters, digits, hyphens and underscores')),
+  },
+  sqsQueue: {
+    what: 'SQS queue',
+    doc: 'https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html',
+    check: (name: string) => first(length(name, 1, 80), chars(name, /^[a-zA-Z0-9_-]+$/, 'letters, digits, hyphens and underscores')),
+  },
+  schedule: {
+    what: 'EventBridge Scheduler schedule',
+    doc: 'https://docs.aws.amazon.com/scheduler/latest/APIReference/API_CreateSchedule.html',
+    check: (name: string) => first(length(name, 1, 64), chars(name, /^[0-9a-zA-Z_.-]+$/, 'letters, digits, hyphens, underscores and periods')),
+  },
+} as const satisfies Record<string, NameRule>;
+
+export type NameRuleId = keyof typeof NAME_RULES;
+
+export interface DerivedName {
+  /** Terraform resource type and the argument holding the name. */
+  readonly resource: string;
+  readonly argument: 'name' | 'name_prefix' | 'bucket_prefix' | 'family';
+  readonly value: string;
+  readonly rule: NameRuleId;
+}
+
+/**
+ * Every name the stacks build from namePrefix and stage (`__tests__/stacks/names.test.ts` holds this
+ * list to what is synthesized, so a new named resource cannot skip its rule).
+ */
+export function derivedNames(namePrefix: string, stage: string): DerivedName[] {
+  const n = (suffix: string) => `${namePrefix}-${stage}-${suffix}`;
+  const d = (resource: string, argument: DerivedName['argument'], rule: NameRuleId, ...values: string[]): DerivedName[] =>
+    values.map((value) => ({ resource, argument, value, rule }));
+  return [
+    ...d('aws_security_group', 'name', 'securityGroup', n('endpoints'), n('tasks'), n('sftp-endpoint')),
+    ...d('aws_cloudwatch_log_group', 'name', 'logGroup', `/vpc/${n('vpc')}/flow-logs`, `/aws/transfer/${n('sftp')}`, `/ecs/${n('sftp-lister')}`, `/ecs/${n('converter')}`, `/aws/vendedlogs/states/${n('pipeline')}`),
+    ...d('aws_iam_role', 'name', 'iamRole', ...['vpc-flow-logs', 'sftp-user', 'lister-task', 'lister-exec', 'schedule', 'converter-task', 'converter-exec', 'state-machine'].map(n)),
+    ...d('aws_s3_bucket', 'bucket_prefix', 's3BucketPrefix', `${n('sftp')}-`, `${n('xml')}-`),
+    ...d('aws_secretsmanager_secret', 'name_prefix', 'secretPrefix', `${namePrefix}/${stage}/sftp-private-key-`),
+    ...d('aws_ecs_cluster', 'name', 'ecsName', n('cluster')),
+    ...d('aws_ecs_task_definition', 'family', 'ecsName', n('sftp-lister'), n('converter')),
+    ...d('aws_ecr_repository', 'name', 'ecrRepository', `${namePrefix}-${stage}/sftp-lister`, `${namePrefix}-${stage}/converter`),
+    ...d('aws_ssm_parameter', 'name', 'ssmParameter', `/${namePrefix}/${stage}/repo_uri_sftp`, `/${namePrefix}/${stage}/repo_uri_batch`),
+    ...d('aws_dynamodb_table', 'name', 'dynamodbTable', n('locks')),
+    ...d('aws_sfn_state_machine', 'name', 'stateMachine', n('pipeline')),
+    ...d('aws_sqs_queue', 'name', 'sqsQueue', n('schedule-dlq')),
+    ...d('aws_scheduler_schedule', 'name', 'schedule', n('ingest')),
+  ];
 }
 
 function checkPublicKey(key: string): string | undefined {

@@ -1,6 +1,17 @@
-// images: the only stack with the docker provider. Builds images/sftp-lister and images/converter and
-// pushes them to their ECR repositories under a tag derived from the build context's content, then
-// exports `repo:tag@sha256:digest` so task definitions change (and roll) exactly when the code does.
+// images: the only stack with the docker provider. Builds images/sftp-lister and images/converter for
+// the tasks' platform and pushes them to their ECR repositories, then exports
+// `repo:tag@sha256:digest` so task definitions change (and roll) exactly when the code or the platform
+// does.
+//
+// Tags: `src-<content hash>-<arch>-<build id>`. The content hash covers the whole build context,
+// Dockerfile included, so the base image digest pinned there (ARG BASE_IMAGE) is part of it. The build
+// id is a terraform_data replaced with the content hash or the platform, so it stays the same from one
+// deploy to the next (nothing rolls) but is new after the images stack's state is lost: the rebuilt
+// image, whose digest may differ (npm ci, timestamps), is pushed under a new tag. ECR refuses any push
+// under an existing IMMUTABLE tag, even of the same digest
+// (https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-tag-mutability.html), and Terraform
+// cannot ask ECR whether a tag exists without failing when it does not (aws_ecr_image errors), so
+// reusing the pushed image is not an option.
 //
 // Registry login is NOT done through Terraform (an ECR token in a data source would sit in state):
 // the provider reads ~/.docker/config.json, filled by `aws ecr get-login-password | docker login ...`
@@ -12,7 +23,7 @@ import { DataAwsCallerIdentity } from '@cdktf/provider-aws/lib/data-aws-caller-i
 import { Image } from '@cdktf/provider-docker/lib/image';
 import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
 import { RegistryImage } from '@cdktf/provider-docker/lib/registry-image';
-import { Fn, TerraformOutput } from 'cdktf';
+import { DataResource, Fn, TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import { PipelineStack, PipelineStackProps } from './base';
 import { ClusterStack, IMAGES, ImageName } from './cluster';
@@ -30,14 +41,15 @@ export interface ImagesStackProps extends PipelineStackProps {
 export class ImagesStack extends PipelineStack {
   /** `repositoryUrl:tag@sha256:...` per image: what task definitions must reference. */
   readonly imageRefs: Record<ImageName, string>;
-  /** Content-derived tag per image (known at synth time). */
-  readonly tags: Record<ImageName, string>;
 
   constructor(scope: Construct, id: string, props: ImagesStackProps) {
     super(scope, id, props);
     const imagesDir = props.imagesDir ?? path.join(repoRoot(), 'images');
     const { region, cpuArchitecture } = this.config;
-    const platform = cpuArchitecture === 'ARM64' ? 'linux/arm64' : 'linux/amd64';
+    // The OCI platform of the Fargate runtime platform (the docker provider passes it to the daemon's
+    // build as --platform, and pulls the base image for it).
+    const arch = cpuArchitecture === 'ARM64' ? 'arm64' : 'amd64';
+    const platform = `linux/${arch}`;
 
     const account = new DataAwsCallerIdentity(this, 'account');
     new DockerProvider(this, 'docker', {
@@ -50,11 +62,13 @@ export class ImagesStack extends PipelineStack {
     });
 
     const imageRefs = {} as Record<ImageName, string>;
-    const tags = {} as Record<ImageName, string>;
     for (const [name, spec] of Object.entries(IMAGES) as [ImageName, (typeof IMAGES)[ImageName]][]) {
       const context = path.join(imagesDir, spec.dir);
       const hash = contextHash(context);
-      const tag = `src-${hash.slice(0, 16)}`;
+      // What must rebuild and re-push the image when it changes.
+      const triggers = { source_hash: hash, platform };
+      const build = new DataResource(this, `build-${spec.dir}`, { triggersReplace: triggers });
+      const tag = `src-${hash.slice(0, 16)}-${arch}-${build.id}`;
       const repositoryUrl = props.cluster.repositories[name].repositoryUrl;
       const image = new Image(this, `image-${spec.dir}`, {
         name: `${repositoryUrl}:${tag}`,
@@ -65,20 +79,18 @@ export class ImagesStack extends PipelineStack {
           platform,
           label: { 'org.opencontainers.image.revision': hash },
         },
-        triggers: { source_hash: hash },
+        triggers,
       });
       // Tags are immutable in ECR: keep pushed images (the lifecycle policy prunes them), never overwrite.
       const pushed = new RegistryImage(this, `push-${spec.dir}`, {
         name: image.name,
         keepRemotely: true,
-        triggers: { source_hash: hash },
+        triggers,
       });
       imageRefs[name] = `${repositoryUrl}:${tag}@${pushed.sha256Digest}`;
-      tags[name] = tag;
       new TerraformOutput(this, `image_${spec.dir.replace('-', '_')}`, { value: imageRefs[name] });
     }
     this.imageRefs = imageRefs;
-    this.tags = tags;
   }
 }
 

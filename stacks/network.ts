@@ -23,13 +23,11 @@ import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-securit
 import { Fn, TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import { PipelineStack, PipelineStackProps } from './base';
-import { cidrSubnet } from './config';
+import { cidrSubnet, INTERFACE_ENDPOINT_SERVICES, SUBNET_NEW_BITS } from './config';
 
-/** Interface endpoints for what the tasks call: image pulls, logs, the SFTP key, the state machine, STS. */
-export const INTERFACE_ENDPOINT_SERVICES = ['ecr.api', 'ecr.dkr', 'logs', 'secretsmanager', 'states', 'sts'] as const;
+export { INTERFACE_ENDPOINT_SERVICES };
 
-/** Subnets are /(vpc+4): private ones take indexes 0..5, public ones 8..13, so changing azCount renumbers nothing. */
-const SUBNET_NEW_BITS = 4;
+/** Private subnets take indexes 0..5, public ones 8..13, so changing azCount renumbers nothing. */
 const PUBLIC_SUBNET_OFFSET = 8;
 
 export class NetworkStack extends PipelineStack {

@@ -48,8 +48,13 @@ export class SftpStack extends PipelineStack {
     const { sftp, region, logRetentionDays } = this.config;
     const { network } = props;
 
+    // Deleting a secret only schedules its deletion: its name stays taken for the recovery window
+    // (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html). A unique
+    // suffix from Terraform lets destroy + deploy work at once in every stage, while every stage (prod
+    // included) keeps 7 days to restore a secret destroyed by mistake. Tasks and operators use its ARN
+    // (output sftp_private_key_secret_arn), never its name.
     this.privateKeySecret = new SecretsmanagerSecret(this, 'private-key', {
-      name: `${this.config.namePrefix}/${this.config.stage}/sftp-private-key`,
+      namePrefix: `${this.config.namePrefix}/${this.config.stage}/sftp-private-key-`,
       description: `Private key of SFTP user ${sftp.userName} (OpenSSH format). Put the value in with: aws secretsmanager put-secret-value (see README)`,
       recoveryWindowInDays: 7,
     });
@@ -68,28 +73,14 @@ export class SftpStack extends PipelineStack {
       const bucketArn = this.bucket.bucket.arn;
       this.homePrefix = `${sftp.userName}/`;
 
+      // Structured (JSON) logging: Transfer delivers to the log groups in structured_log_destinations
+      // through CloudWatch Logs log delivery, with no role. A logging role would only add legacy logs
+      // in /aws/transfer/<server-id>, a group Transfer creates without retention; it is needed for
+      // workflows, which this server has none of
+      // (https://docs.aws.amazon.com/transfer/latest/userguide/log-server-manage.html).
       const logGroup = new CloudwatchLogGroup(this, 'transfer-logs', {
         name: `/aws/transfer/${this.name('sftp')}`,
         retentionInDays: logRetentionDays,
-      });
-      const loggingRole = new IamRole(this, 'transfer-logging-role', {
-        name: this.name('transfer-logging'),
-        // The server references this role, so the condition names servers of this account, not this server.
-        assumeRolePolicy: transferTrust(account.accountId, `arn:${partition.partition}:transfer:${region}:${account.accountId}:server/*`),
-      });
-      new IamRolePolicy(this, 'transfer-logging-policy', {
-        name: 'write-transfer-logs',
-        role: loggingRole.id,
-        policy: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [
-            {
-              Effect: 'Allow',
-              Action: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
-              Resource: [logGroup.arn, `${logGroup.arn}:*`],
-            },
-          ],
-        }),
       });
 
       const serverSg = new SecurityGroup(this, 'server-sg', {
@@ -122,7 +113,6 @@ export class SftpStack extends PipelineStack {
         identityProviderType: 'SERVICE_MANAGED',
         securityPolicyName: TRANSFER_SECURITY_POLICY,
         structuredLogDestinations: [`${logGroup.arn}:*`],
-        loggingRole: loggingRole.arn,
         tags: { Name: this.name('sftp') },
       });
 

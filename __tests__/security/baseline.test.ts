@@ -176,8 +176,12 @@ describe.each(VARIANTS)('security baseline: %s', (_variant, env) => {
       expect(s.block.endpoint_details?.address_allocation_ids ?? []).toEqual([]);
       const [, date] = /^TransferSecurityPolicy-(?:FIPS-)?(\d{4}-\d{2})$/.exec(s.block.security_policy_name) ?? [];
       expect(date >= '2024-01').toBe(true);
+      // Structured logs to a retained log group of the app; no logging role, whose legacy logs would go
+      // to /aws/transfer/<server-id>, a group without retention (it is for workflows, which no server has).
       expect(s.block.structured_log_destinations?.length ?? 0).toBeGreaterThan(0);
-      expect(s.block.logging_role).toMatch(/^\$\{aws_iam_role\.[\w-]+\.arn\}$/);
+      for (const d of s.block.structured_log_destinations) expect(d).toMatch(/^\$\{aws_cloudwatch_log_group\.[\w-]+\.arn\}:\*$/);
+      expect(s.block.logging_role).toBeUndefined();
+      expect(s.block.workflow_details).toBeUndefined();
     }
   });
 

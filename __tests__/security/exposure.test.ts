@@ -10,7 +10,9 @@ describe('network exposure', () => {
     const items = networkExposure(model);
     expect(items.filter((i) => i.public)).toEqual([]);
     const kinds = (k: string) => items.filter((i) => i.kind === k).map((i) => i.detail);
-    expect(kinds('endpoint')).toHaveLength(7);
+    // S3 gateway + ECR api/dkr, Logs, Secrets Manager: no Step Functions or STS endpoint (nothing in the VPC calls them).
+    expect(kinds('endpoint')).toHaveLength(5);
+    expect(kinds('endpoint').filter((d) => /\.(states|sts)\b/.test(d))).toEqual([]);
     expect(kinds('ingress')).toEqual([
       expect.stringMatching(/^xmlpipe-dev-endpoints: tcp\/443 from 10\.20\.0\.0\/16/),
       expect.stringMatching(/^xmlpipe-dev-sftp-endpoint: tcp\/22 from 10\.20\.0\.0\/16/),

@@ -175,9 +175,6 @@ function matrix(m: SecurityModel): Case[] {
     c('sftp/user-role', 's3:PutObject', `${sftpBucket}/${home}/a.xml`, 'explicit-deny', 'TLS-only bucket policy', { 'aws:SecureTransport': 'false' }),
 
     // Service roles: each writes its own log group only.
-    c('sftp/transfer-logging-role', 'logs:PutLogEvents', logs('sftp', 'transfer-logs'), 'allow', 'Transfer writes its logs'),
-    c('sftp/transfer-logging-role', 'logs:PutLogEvents', logs('network', 'flow-log-group'), 'deny', 'no other log group'),
-    c('sftp/transfer-logging-role', 's3:GetObject', `${sftpBucket}/${home}/a.xml`, 'deny', 'no data access'),
     c('network/flow-log-role', 'logs:PutLogEvents', logs('network', 'flow-log-group'), 'allow', 'VPC flow logs'),
     c('network/flow-log-role', 'logs:PutLogEvents', logs('sftp', 'transfer-logs'), 'deny', 'no other log group'),
     c('network/flow-log-role', 'logs:CreateLogGroup', logs('network', 'flow-log-group').replace(/:log-stream:.*$/, ''), 'deny', 'creates no log groups'),
@@ -193,7 +190,6 @@ const TRUST: Record<string, string> = {
   'ingest/execution-role': 'ecs-tasks.amazonaws.com',
   'ingest/schedule-role': 'scheduler.amazonaws.com',
   'sftp/user-role': 'transfer.amazonaws.com',
-  'sftp/transfer-logging-role': 'transfer.amazonaws.com',
   'network/flow-log-role': 'vpc-flow-logs.amazonaws.com',
 };
 

@@ -62,7 +62,8 @@ describe('sources and precedence', () => {
   });
 
   test('GIVEN batching settings in env and context WHEN loading THEN they are typed, at their bounds included', () => {
-    expect(loadConfig({ env: { PIPELINE_BATCH_SIZE: '512', PIPELINE_MAX_CONCURRENCY: '10000', PIPELINE_TOLERATED_FAILURE_PERCENTAGE: '12.5', PIPELINE_CONVERTER_CONCURRENCY: '64' } }))
+    // 10000 tasks need 3 AZs of a /16 (4086 task addresses per /20 subnet).
+    expect(loadConfig({ env: { PIPELINE_BATCH_SIZE: '512', PIPELINE_MAX_CONCURRENCY: '10000', PIPELINE_AZ_COUNT: '3', PIPELINE_TOLERATED_FAILURE_PERCENTAGE: '12.5', PIPELINE_CONVERTER_CONCURRENCY: '64' } }))
       .toMatchObject({ batchSize: 512, maxConcurrency: 10000, toleratedFailurePercentage: 12.5, converterConcurrency: 64 });
     expect(loadConfig({ env: {}, context: { batchSize: 1, maxConcurrency: 1, toleratedFailurePercentage: 0, converterConcurrency: 1 } }))
       .toMatchObject({ batchSize: 1, maxConcurrency: 1, toleratedFailurePercentage: 0, converterConcurrency: 1 });
@@ -171,6 +172,18 @@ describe('invalid configuration fails with a message naming the setting', () => 
     ['input prefix inside another', { PIPELINE_INPUT_PREFIXES: 'incoming/,incoming/2024/' }, /inputPrefixes.*"incoming\/2024\/" is inside "incoming\/"/],
     ['input prefix listed twice', { PIPELINE_INPUT_PREFIXES: 'lab/,incoming/,lab/' }, /inputPrefixes.*lists a prefix twice/],
     ['allowed CIDR malformed', { PIPELINE_SFTP_ALLOWED_CIDRS: '192.168.0.0/33' }, /sftpAllowedCidrs.*not an IPv4 CIDR/],
+    // Names AWS refuses at apply time (stacks/config.ts NAME_RULES cites each rule).
+    ['prefix S3 reserves for IDNs', { PIPELINE_NAME_PREFIX: 'xn--ab' }, /namePrefix \(env PIPELINE_NAME_PREFIX, context "namePrefix"\): "xn--ab" \(with stage "dev"\) gives the S3 bucket name "xn--ab-dev-sftp-\d{26}".*must not start with "xn--"/],
+    ['prefix with a double hyphen', { PIPELINE_NAME_PREFIX: 'ab--cd' }, /namePrefix.*"ab--cd" \(with stage "dev"\) gives the ECR repository name "ab--cd-dev\/sftp-lister".*separated by one "\.", "_" or "-"/],
+    ['prefix S3 reserves (sthree-)', { PIPELINE_NAME_PREFIX: 'sthree' }, /namePrefix.*S3 bucket name "sthree-dev-sftp-\d+".*"sthree-"/],
+    ['prefix S3 reserves (amzn-s3-demo-)', { PIPELINE_NAME_PREFIX: 'amzn-s3-demo-lab' }, /namePrefix.*S3 bucket name.*"amzn-s3-demo-"/],
+    ['prefix EC2 reserves for security group ids', { PIPELINE_NAME_PREFIX: 'sg' }, /namePrefix.*security group name "sg-dev-endpoints".*must not start with "sg-"/],
+    ['prefix SSM reserves (aws)', { PIPELINE_NAME_PREFIX: 'awsdata' }, /namePrefix.*SSM parameter name "\/awsdata\/dev\/repo_uri_sftp".*"aws" or "ssm"/],
+    ['prefix SSM reserves (ssm)', { PIPELINE_NAME_PREFIX: 'ssm-lab' }, /namePrefix.*SSM parameter name "\/ssm-lab\/dev\/repo_uri_sftp"/],
+    // Address arithmetic: /24 -> /28 subnets: 16 - 5 reserved - 4 interface endpoints - 1 Transfer endpoint = 6 per AZ.
+    ['a /24 VPC for the default concurrency', { PIPELINE_VPC_CIDR: '10.0.0.0/24' }, /vpcCidr \(env PIPELINE_VPC_CIDR, context "vpcCidr"\): "10\.0\.0\.0\/24" gives \/28 subnets with 6 addresses per AZ for tasks \(16 - 5 reserved by AWS - 4 interface endpoints - 1 Transfer endpoint\); maxConcurrency 20 converter tasks \+ 1 lister task spread over azCount 2 AZs need 11 per AZ/],
+    ['a /24 VPC one task over', { PIPELINE_VPC_CIDR: '10.0.0.0/24', PIPELINE_MAX_CONCURRENCY: '12' }, /vpcCidr.*6 addresses per AZ.*maxConcurrency 12 converter tasks \+ 1 lister task spread over azCount 2 AZs need 7 per AZ/],
+    ['more tasks than a /16 over 2 AZs holds', { PIPELINE_MAX_CONCURRENCY: '10000' }, /vpcCidr.*"10\.20\.0\.0\/16" gives \/20 subnets with 4086 addresses per AZ.*maxConcurrency 10000.*azCount 2 AZs need 5001 per AZ/],
   ];
   test.each(cases)('GIVEN %s WHEN loading THEN a ConfigError names the setting', (_name, env, message) => {
     expect(() => loadConfig({ env })).toThrow(ConfigError);
@@ -199,6 +212,20 @@ describe('invalid configuration fails with a message naming the setting', () => 
       if (before === undefined) delete process.env.PIPELINE_AZ_COUNT;
       else process.env.PIPELINE_AZ_COUNT = before;
     }
+  });
+});
+
+describe('VPC address capacity', () => {
+  test('GIVEN a /24 VPC WHEN the tasks fit exactly THEN it is accepted; without the Transfer endpoint one more task fits', () => {
+    expect(loadConfig({ env: { PIPELINE_VPC_CIDR: '10.0.0.0/24', PIPELINE_MAX_CONCURRENCY: '11' } }).maxConcurrency).toBe(11);
+    const external = { PIPELINE_SFTP_SOURCE: 'external', PIPELINE_SFTP_HOST: 'h.example.com', PIPELINE_NAT: 'true', PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: FINGERPRINT, PIPELINE_VPC_CIDR: '10.0.0.0/24' };
+    expect(loadConfig({ env: { ...external, PIPELINE_MAX_CONCURRENCY: '13' } }).maxConcurrency).toBe(13);
+    expect(() => loadConfig({ env: { ...external, PIPELINE_MAX_CONCURRENCY: '14' } })).toThrow(/vpcCidr.*7 addresses per AZ for tasks \(16 - 5 reserved by AWS - 4 interface endpoints\).*need 8 per AZ/);
+  });
+
+  test('GIVEN a /24 VPC over 3 AZs WHEN the default concurrency THEN more AZs make it fit', () => {
+    expect(() => loadConfig({ env: { PIPELINE_VPC_CIDR: '10.0.0.0/24', PIPELINE_AZ_COUNT: '3' } })).toThrow(/need 7 per AZ/);
+    expect(loadConfig({ env: { PIPELINE_VPC_CIDR: '10.0.0.0/23', PIPELINE_AZ_COUNT: '3' } }).vpcCidr).toBe('10.0.0.0/23');
   });
 });
 

@@ -7,7 +7,7 @@ import { makeImagesDir, synthesize } from './synth';
 
 describe('images', () => {
   const imagesDir = makeImagesDir();
-  const { stacks, infra } = synthesize({}, imagesDir);
+  const { stacks } = synthesize({}, imagesDir);
   const images = stacks.images;
 
   test('GIVEN the app WHEN synthesized THEN images is the only stack with the docker provider', () => {
@@ -28,13 +28,29 @@ describe('images', () => {
     expect(JSON.stringify(images.json)).not.toMatch(/"password"|"username"/);
   });
 
-  test('THEN each image is built from its folder for the task architecture and tagged by content', () => {
+  // Tag: content hash, platform, then the id of a terraform_data replaced with either (see stacks/images.ts).
+  const tagOf = (dir: string, hash: string, arch: string) =>
+    `src-${hash.slice(0, 16)}-${arch}-\${terraform_data.build-${dir}.id}`;
+
+  test('THEN each image is built from its folder for the task platform, tagged and triggered by content AND platform', () => {
     for (const dir of ['sftp-lister', 'converter']) {
       const image = images.resources('docker_image')[`image-${dir}`];
       const hash = contextHash(path.join(imagesDir, dir));
       expect(image.build).toMatchObject({ context: path.join(imagesDir, dir), dockerfile: 'Dockerfile', platform: 'linux/amd64' });
-      expect(image.name).toMatch(new RegExp(`^\\$\\{data\\.terraform_remote_state\\.cross-stack-reference-input-cluster\\.outputs\\.[^}]*repo-${dir}repository_url\\}:src-${hash.slice(0, 16)}$`));
-      expect(image.triggers).toEqual({ source_hash: hash });
+      expect(image.platform).toBe('linux/amd64');
+      expect(image.name).toMatch(/^\$\{data\.terraform_remote_state\.cross-stack-reference-input-cluster\.outputs\.[^}]*repository_url\}:/);
+      expect(image.name.endsWith(`:${tagOf(dir, hash, 'amd64')}`)).toBe(true);
+      expect(image.triggers).toEqual({ source_hash: hash, platform: 'linux/amd64' });
+      expect(images.resources('docker_registry_image')[`push-${dir}`].triggers).toEqual({ source_hash: hash, platform: 'linux/amd64' });
+    }
+  });
+
+  test('THEN a build id is replaced exactly when the content or the platform changes, and is part of the tag', () => {
+    // After lost images-stack state the build id is new, so the rebuilt image gets a new tag: ECR rejects
+    // any push (even of the same digest) under an existing IMMUTABLE tag.
+    for (const dir of ['sftp-lister', 'converter']) {
+      const hash = contextHash(path.join(imagesDir, dir));
+      expect(images.json.resource?.terraform_data?.[`build-${dir}`]).toMatchObject({ triggers_replace: { source_hash: hash, platform: 'linux/amd64' } });
     }
   });
 
@@ -44,15 +60,22 @@ describe('images', () => {
         name: `\${docker_image.image-${dir}.name}`,
         keep_remotely: true,
       });
+      const hash = contextHash(path.join(imagesDir, dir));
       const output = images.json.output?.[`image_${dir.replace('-', '_')}`].value as string;
-      expect(output).toMatch(new RegExp(`:src-[0-9a-f]{16}@\\$\\{docker_registry_image\\.push-${dir}\\.sha256_digest\\}$`));
+      expect(output.endsWith(`:${tagOf(dir, hash, 'amd64')}@\${docker_registry_image.push-${dir}.sha256_digest}`)).toBe(true);
     }
-    expect(infra.images.tags.converter).toMatch(/^src-[0-9a-f]{16}$/);
   });
 
-  test('GIVEN ARM64 WHEN synthesized THEN images are built for linux/arm64', () => {
-    const arm = synthesize({ env: { PIPELINE_CPU_ARCHITECTURE: 'ARM64' } }, imagesDir);
-    expect(arm.stacks.images.resources('docker_image')['image-converter'].build.platform).toBe('linux/arm64');
+  test('GIVEN ARM64 WHEN synthesized THEN images are built for linux/arm64 under another tag, with other triggers', () => {
+    const arm = synthesize({ env: { PIPELINE_CPU_ARCHITECTURE: 'ARM64' } }, imagesDir).stacks.images;
+    const hash = contextHash(path.join(imagesDir, 'converter'));
+    const image = arm.resources('docker_image')['image-converter'];
+    expect(image.build.platform).toBe('linux/arm64');
+    expect(image.platform).toBe('linux/arm64');
+    expect(image.name.endsWith(`:${tagOf('converter', hash, 'arm64')}`)).toBe(true);
+    expect(image.triggers).toEqual({ source_hash: hash, platform: 'linux/arm64' });
+    expect(arm.json.resource?.terraform_data?.['build-converter']).toMatchObject({ triggers_replace: { source_hash: hash, platform: 'linux/arm64' } });
+    expect(arm.json.output?.image_converter.value).not.toBe(images.json.output?.image_converter.value);
   });
 });
 

@@ -1,10 +1,17 @@
 // network stack: synthesized resources and their properties, default and with NAT.
-import { policy, synthesize } from './synth';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { repoRoot } from '../../stacks/paths';
+import { maskTerraformRefs } from '../../stacks/state-machine';
+import { policy, readStack, synthesize } from './synth';
 
 const ref = (type: string, name: string, attr = 'id') => `\${${type}.${name}.${attr}}`;
 
+/** AWS SDK v3 client package suffix -> VPC endpoint service name, where they differ. */
+const SDK_ENDPOINT: Record<string, string> = { sfn: 'states', 'secrets-manager': 'secretsmanager', 'cloudwatch-logs': 'logs' };
+
 describe('network, default configuration (no NAT)', () => {
-  const { stacks } = synthesize();
+  const { stacks, outdir } = synthesize();
   const net = stacks.network;
 
   test('GIVEN defaults WHEN synthesized THEN the VPC has DNS support for private endpoint names', () => {
@@ -36,10 +43,10 @@ describe('network, default configuration (no NAT)', () => {
     expect(s3.route_table_ids).toEqual([ref('aws_route_table', 'private-rt-0'), ref('aws_route_table', 'private-rt-1')]);
   });
 
-  test('THEN interface endpoints exist for ECR api+dkr, Logs, Secrets Manager, Step Functions and STS', () => {
+  test('THEN interface endpoints exist only for what is called from inside the VPC: ECR api+dkr, Logs, Secrets Manager', () => {
     const interfaces = Object.values(net.resources('aws_vpc_endpoint')).filter((e) => e.vpc_endpoint_type === 'Interface');
     expect(interfaces.map((e) => e.service_name).sort()).toEqual(
-      ['ecr.api', 'ecr.dkr', 'logs', 'secretsmanager', 'states', 'sts'].map((s) => `com.amazonaws.us-east-1.${s}`),
+      ['ecr.api', 'ecr.dkr', 'logs', 'secretsmanager'].map((s) => `com.amazonaws.us-east-1.${s}`),
     );
     for (const e of interfaces) {
       expect(e).toMatchObject({
@@ -48,6 +55,36 @@ describe('network, default configuration (no NAT)', () => {
         subnet_ids: [ref('aws_subnet', 'private-0'), ref('aws_subnet', 'private-1')],
       });
     }
+  });
+
+  test('THEN every endpoint has a caller in the VPC, and every AWS service a task calls has an endpoint', () => {
+    // Callers: Fargate itself for each container (ECR pull with layers from S3, awslogs, secrets injected
+    // from Secrets Manager) and the AWS SDK clients the images ship. Task role credentials come from
+    // the ECS credentials endpoint, not STS; no image starts executions (Step Functions runs the tasks).
+    const called = new Set<string>();
+    for (const stack of ['ingest', 'batch']) {
+      for (const td of Object.values(readStack(outdir, stack).resources('aws_ecs_task_definition'))) {
+        const masked = maskTerraformRefs(td.container_definitions);
+        for (const c of JSON.parse(masked.text)) {
+          // `<repository url>:<tag>@<digest>`, the digest from the images stack's push to ECR.
+          const image = String(c.image).replace(/TF_REF_\d+/g, (t) => masked.refs[t]);
+          if (/^\$\{[^}]*aws_ecr_repository[^}]*repository_url\}:.*@\$\{[^}]*docker_registry_image[^}]*sha256_digest\}$/.test(image)) {
+            ['ecr.api', 'ecr.dkr', 's3'].forEach((s) => called.add(s));
+          }
+          if (c.logConfiguration?.logDriver === 'awslogs') called.add('logs');
+          if ((c.secrets ?? []).length > 0) called.add('secretsmanager');
+        }
+      }
+    }
+    for (const dir of ['sftp-lister', 'converter']) {
+      const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot(), 'images', dir, 'package.json'), 'utf8'));
+      for (const dep of Object.keys(pkg.dependencies ?? {})) {
+        const client = /^@aws-sdk\/client-(.+)$/.exec(dep)?.[1];
+        if (client) called.add(SDK_ENDPOINT[client] ?? client);
+      }
+    }
+    const endpoints = Object.values(net.resources('aws_vpc_endpoint')).map((e) => String(e.service_name).replace('com.amazonaws.us-east-1.', ''));
+    expect(endpoints.sort()).toEqual([...called].sort());
   });
 
   test('THEN the endpoint security group admits only HTTPS from the VPC', () => {
@@ -145,7 +182,7 @@ describe('network with NAT over three AZs', () => {
   });
 
   test('THEN the interface endpoints span all three private subnets', () => {
-    const e = net.resources('aws_vpc_endpoint')['endpoint-sts'];
+    const e = net.resources('aws_vpc_endpoint')['endpoint-logs'];
     expect(e.subnet_ids).toEqual([0, 1, 2].map((i) => ref('aws_subnet', `private-${i}`)));
   });
 });

@@ -12,8 +12,9 @@
 //   - overrides each terraform_remote_state (how cdktf wires cross-stack references) with EXACTLY the
 //     producer stack's outputs, valued as the producer would export them: a reference to an output that
 //     does not exist fails the run ("Unsupported attribute"),
-//   - asserts, after apply, that every policy Resource is `*` or an ARN, as IAM requires
-//     (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html).
+//   - asserts, after apply, what IAM checks and the provider does not: every policy Resource is `*` or
+//     an ARN (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html),
+//     and the role policy size quotas.
 // Stacks with the docker provider (images) are skipped: that provider is not in the offline mirror.
 // Mocked providers: https://developer.hashicorp.com/terraform/language/tests/mocking
 import * as fs from 'node:fs';
@@ -67,7 +68,11 @@ interface SchemaBlock {
 
 function computedBlock(block: SchemaBlock): ComputedBlock {
   return {
-    attributes: Object.fromEntries(Object.entries(block.attributes ?? {}).filter(([, a]) => a.computed).map(([n, a]) => [n, a.type])),
+    attributes: Object.fromEntries(
+      Object.entries(block.attributes ?? {})
+        .filter(([, a]) => a.computed)
+        .map(([n, a]) => [n, a.type]),
+    ),
     blocks: Object.fromEntries(Object.entries(block.block_types ?? {}).map(([n, b]) => [n, computedBlock(b.block)])),
   };
 }
@@ -298,7 +303,7 @@ export function buildStackTest(app: SynthesizedApp, stack: string, schema: Compu
     };
     config.provider = { ...config.provider, aws: [...(config.provider?.aws ?? []), policyProvider] };
   }
-  const asserts = policyAsserts(config);
+  const asserts = iamAsserts(config);
   const test: Json = {
     mock_provider: { aws: { override_during: 'plan', ...(Object.keys(mockResource).length ? { mock_resource: mockResource } : {}) } },
     ...(overrideResource.length ? { override_resource: overrideResource } : {}),
@@ -313,10 +318,28 @@ export function buildStackTest(app: SynthesizedApp, stack: string, schema: Compu
 const ARN_PATTERN = '^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:([0-9]{12}|aws)?:.+$';
 
 /** Resource types whose `policy` argument is an IAM policy document (with Statement and Resource). */
-const IAM_POLICY_TYPES = ['aws_iam_role_policy', 'aws_iam_policy', 'aws_iam_user_policy', 'aws_iam_group_policy', 'aws_s3_bucket_policy', 'aws_sqs_queue_policy', 'aws_sns_topic_policy', 'aws_ecr_repository_policy', 'aws_secretsmanager_secret_policy', 'aws_kms_key'];
+const IAM_POLICY_TYPES = [
+  'aws_iam_role_policy',
+  'aws_iam_policy',
+  'aws_iam_user_policy',
+  'aws_iam_group_policy',
+  'aws_s3_bucket_policy',
+  'aws_sqs_queue_policy',
+  'aws_sns_topic_policy',
+  'aws_ecr_repository_policy',
+  'aws_secretsmanager_secret_policy',
+  'aws_kms_key',
+];
 
-/** Assertions on every IAM policy argument of the stack, evaluated on the applied values. */
-function policyAsserts(config: Json): Json[] {
+// IAM quotas (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html): a role's
+// inline policies together at most 10,240 characters, its trust policy at most 2,048 (the default
+// quota), white space not counted. Over them, PutRolePolicy / CreateRole fail with LimitExceeded.
+const ROLE_INLINE_QUOTA = 10_240;
+const ROLE_TRUST_QUOTA = 2_048;
+const SIZE = (expr: string) => `length(replace(${expr}, "/\\\\s/", ""))`;
+
+/** Assertions on the IAM documents of the stack, evaluated on the applied values (what IAM would receive). */
+function iamAsserts(config: Json): Json[] {
   const asserts: Json[] = [];
   for (const type of IAM_POLICY_TYPES) {
     for (const [name, block] of Object.entries((config.resource?.[type] ?? {}) as Record<string, Json>)) {
@@ -329,14 +352,35 @@ function policyAsserts(config: Json): Json[] {
       });
     }
   }
+  const rolePolicies = Object.keys(config.resource?.aws_iam_role_policy ?? {}).map((n) => `aws_iam_role_policy.${n}`);
+  if (rolePolicies.length) {
+    const sizes = `{for p in [${rolePolicies.join(', ')}] : p.role => ${SIZE('p.policy')}...}`;
+    asserts.push({
+      condition: `\${alltrue([for role, s in ${sizes} : sum(s) <= ${ROLE_INLINE_QUOTA}])}`,
+      error_message: `IAM refuses inline policies over ${ROLE_INLINE_QUOTA} characters per role (LimitExceeded): \${join(", ", [for role, s in ${sizes} : format("%s has %d", role, sum(s)) if sum(s) > ${ROLE_INLINE_QUOTA}])}`,
+    });
+  }
+  for (const name of Object.keys(config.resource?.aws_iam_role ?? {})) {
+    const addr = `aws_iam_role.${name}`;
+    asserts.push({
+      condition: `\${${SIZE(`${addr}.assume_role_policy`)} <= ${ROLE_TRUST_QUOTA}}`,
+      error_message: `${addr}: IAM refuses a trust policy over ${ROLE_TRUST_QUOTA} characters (LimitExceeded): \${${SIZE(`${addr}.assume_role_policy`)}}`,
+    });
+  }
   return asserts;
 }
 
 /** First error lines of terraform's output (its boxes and blank lines removed). */
 export function errorLines(text: string, max = 6): string {
-  const lines = text.split('\n').map((l) => l.replace(/^[│╷╵]\s?/, '').trimEnd()).filter((l) => l.trim() !== '');
+  const lines = text
+    .split('\n')
+    .map((l) => l.replace(/^[│╷╵]\s?/, '').trimEnd())
+    .filter((l) => l.trim() !== '');
   const i = lines.findIndex((l) => /Error|fail/.test(l));
-  return lines.slice(Math.max(0, i), Math.max(0, i) + max).map((l) => l.trim()).join(' | ');
+  return lines
+    .slice(Math.max(0, i), Math.max(0, i) + max)
+    .map((l) => l.trim())
+    .join(' | ');
 }
 
 /** Runs `terraform test` on every AWS stack of the app (one init per stack folder under `workroot`). */

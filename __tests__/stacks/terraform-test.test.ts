@@ -36,7 +36,12 @@ test('GIVEN the synthesized app WHEN each AWS stack is tested with the mocked pr
     .map((stack) => (app.stacks[stack].provider?.docker ? { stack, status: 'skipped', reason: expect.stringMatching(/docker provider/) } : { stack, status: 'passed', reason: undefined }));
   expect(summary(results)).toEqual(expected);
   // The five AWS stacks of the pipeline are among them, whatever else the app gains.
-  expect(results.filter((r) => r.status === 'passed').map((r) => r.stack).sort()).toEqual(expect.arrayContaining(['batch', 'cluster', 'ingest', 'network', 'sftp']));
+  expect(
+    results
+      .filter((r) => r.status === 'passed')
+      .map((r) => r.stack)
+      .sort(),
+  ).toEqual(expect.arrayContaining(['batch', 'cluster', 'ingest', 'network', 'sftp']));
   // Apply ran (not only plan) and the IAM Resource assertions were evaluated where there are policies.
   for (const r of results.filter((x) => x.status === 'passed')) expect(r.log).toMatch(/run "apply"\.\.\. pass/);
 }, 900_000);
@@ -61,30 +66,45 @@ describe('GIVEN deliberate defects WHEN the stacks are tested THEN each run fail
   let sftp: StackTestResult;
   let batch: StackTestResult;
   let xmlBucketName = '';
+  let oversizedRole = '';
   const missing = 'cross-stack-output-aws_vpcvpcid';
 
   // Two lanes, as the suite's budget is two terraform runs at a time. Plan-time errors stop the
   // resources that depend on them, so each defect has its own run.
   beforeAll(async () => {
     [[ingest, sftp], [batch]] = await Promise.all([
-      testStacks(app, path.join(work, 'bad-remote'), {
-        stacks: ['ingest', 'sftp'],
-        concurrency: 1,
-        remoteOutputs: (consumer, producer, outputs) => {
-          // ingest: the XML bucket's NAME where its ARN belongs, as a wrongly wired output would give it.
-          if (consumer === 'ingest' && producer === 'cluster') {
-            const key = Object.keys(outputs).find((k) => /^cross-stack-output-aws_s3_bucketxml-bucket.*arn$/.test(k))!;
-            xmlBucketName = String(outputs[key]).replace(/^arn:aws:s3:::/, '');
-            return { ...outputs, [key]: xmlBucketName };
-          }
-          // sftp: the network stack no longer exports the VPC id the SFTP server is placed in.
-          if (consumer === 'sftp' && producer === 'network') {
-            const { [missing]: _gone, ...rest } = outputs;
-            return rest;
-          }
-          return outputs;
+      // ingest also gets one more statement in a role's inline policy, over IAM's size quota for a role.
+      testStacks(
+        withStack('ingest', (json) => {
+          const rolePolicy = Object.values(json.resource.aws_iam_role_policy)[0] as { policy: string; role: string };
+          const doc = /^\$\{data\.aws_iam_policy_document\.([\w-]+)\.json\}$/.exec(rolePolicy.policy)![1];
+          oversizedRole = /^\$\{aws_iam_role\.([\w-]+)\.(id|name)\}$/.exec(rolePolicy.role)![1];
+          json.data.aws_iam_policy_document[doc].statement.push({
+            effect: 'Allow',
+            actions: ['s3:GetObject'],
+            resources: Array.from({ length: 300 }, (_, i) => `arn:aws:s3:::partner-exchange/partner-${i}/*`),
+          });
+        }),
+        path.join(work, 'bad-remote'),
+        {
+          stacks: ['ingest', 'sftp'],
+          concurrency: 1,
+          remoteOutputs: (consumer, producer, outputs) => {
+            // ingest: the XML bucket's NAME where its ARN belongs, as a wrongly wired output would give it.
+            if (consumer === 'ingest' && producer === 'cluster') {
+              const key = Object.keys(outputs).find((k) => /^cross-stack-output-aws_s3_bucketxml-bucket.*arn$/.test(k))!;
+              xmlBucketName = String(outputs[key]).replace(/^arn:aws:s3:::/, '');
+              return { ...outputs, [key]: xmlBucketName };
+            }
+            // sftp: the network stack no longer exports the VPC id the SFTP server is placed in.
+            if (consumer === 'sftp' && producer === 'network') {
+              const { [missing]: _gone, ...rest } = outputs;
+              return rest;
+            }
+            return outputs;
+          },
         },
-      }),
+      ),
       // batch: the task definition names its execution role by name where the provider wants an ARN.
       testStacks(
         withStack('batch', (json) => {
@@ -103,6 +123,12 @@ describe('GIVEN deliberate defects WHEN the stacks are tested THEN each run fail
     const log = ingest.log!.replace(/\s+/g, ' ');
     expect(log).toMatch(/aws_iam_role_policy\.[\w-]+\.policy: IAM refuses a Resource that is neither \* nor an ARN: /);
     expect(log).toContain(`${xmlBucketName}/incoming/*`);
+  });
+
+  test("a role's inline policies over 10,240 characters: IAM would refuse them (LimitExceeded)", () => {
+    const role = app.stacks.ingest.resource!.aws_iam_role[oversizedRole].name as string;
+    expect(role).toMatch(/^xmlpipe-dev-/);
+    expect(ingest.log!.replace(/\s+/g, ' ')).toMatch(new RegExp(`IAM refuses inline policies over 10240 characters per role \\(LimitExceeded\\): ${role} has 1\\d{4}`));
   });
 
   test('an output the producer does not export: the consumer cannot plan', () => {

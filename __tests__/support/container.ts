@@ -96,6 +96,9 @@ export async function buildImage(contextDir: string, tag: string): Promise<void>
   sh('buildah', ['build', '--isolation', 'chroot', '--pull=never', '--layers', '-q', '--build-arg', `BASE_IMAGE=${base}`, '-t', tag, contextDir]);
 }
 
+/** A container path without `.`/`..` segments or trailing slash, as VOLUME and containerPath are compared. */
+const containerPathOf = (p: string) => path.posix.normalize(p).replace(/(.)\/$/, '$1');
+
 export interface ImageConfig {
   user: string;
   workingDir: string;
@@ -116,7 +119,7 @@ export function imageConfig(tag: string): ImageConfig {
     entrypoint: c.Entrypoint ?? [],
     cmd: c.Cmd ?? [],
     env,
-    volumes: Object.keys(c.Volumes ?? {}).map((v) => path.posix.normalize(v).replace(/(.)\/$/, '$1')),
+    volumes: Object.keys(c.Volumes ?? {}).map(containerPathOf),
   };
 }
 
@@ -180,7 +183,7 @@ export function disposeVolumes(): void {
   for (const dir of volumeDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** uid of a `user[:group]` spec, when it is numeric or root. */
+/** Whether a `user[:group]` spec names root (uid 0 or the name). */
 function isRoot(user: string): boolean {
   return /^(0|root)$/.test(user.split(':')[0]);
 }
@@ -230,7 +233,7 @@ export function runTask(tag: string, task: FargateTask, options: TaskRunOptions 
       if (!vol) throw new Error(`container ${c.name} mounts volume ${mp.sourceVolume}, which the task does not define`);
       const extra = Object.keys(vol).filter((k) => k !== 'name');
       if (extra.length) throw new Error(`volume ${vol.name}: only Fargate bind volumes (a name, nothing else) are emulated, not ${extra.join(', ')}`);
-      const containerPath = path.posix.normalize(mp.containerPath).replace(/(.)\/$/, '$1');
+      const containerPath = containerPathOf(mp.containerPath);
       let dir = byVolume.get(vol.name);
       if (!dir) {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), `fargate-volume-${vol.name}-`));

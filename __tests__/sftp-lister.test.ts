@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { S3Server } from './support/s3rver';
 import type { SftpServer } from './support/sshd';
+import { startObjectStoreSftp } from './support/sftp-objectstore';
+import { startProftpd } from './support/sftp-proftpd';
 import { age, LISTER_DIR, ListerServers, listerEnv, runLister, sha256, startListerServers } from './support/lister-harness';
 
 const BUCKET = 'ingest';
@@ -479,5 +481,53 @@ describe('portability and messages (issue 11)', () => {
     expect(r.summary).toMatchObject({ ingested: 0, heads: 0 });
     expect(r.summary!.error).toMatch(/S3 bucket 'no-such-bucket-11' \(DEST_BUCKET\) does not exist/);
     expect(r.stderr).not.toMatch(/"msg":"ingest failed"/);
+  });
+});
+
+// Issue 11, defect 8: the same runs against ProFTPD's mod_sftp and an object-store-like server (no
+// rename, as AWS Transfer Family on S3), each with RSA + ECDSA + ED25519 host keys.
+describe.each([
+  ['ProFTPD mod_sftp', startProftpd],
+  ['an object-store SFTP server (no rename)', startObjectStoreSftp],
+])('against %s (issue 11)', (_name, start) => {
+  let other: SftpServer;
+  beforeAll(async () => {
+    other = await start();
+  });
+  afterAll(async () => {
+    await other?.stop();
+  });
+  const put = (rel: string, content: string) => {
+    const p = path.join(other.root, rel);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.writeFileSync(p, content);
+    age(p, 3600);
+  };
+  const otherEnv = (dir: string, overrides: Record<string, string | undefined> = {}) =>
+    listerEnv(other, s3, BUCKET, { SFTP_REMOTE_DIR: dir, DEST_PREFIX: `${other.kind}-${dir}/`, ...overrides });
+
+  test('GIVEN only the RSA fingerprint WHEN moving twice onto an older moved copy THEN both runs move (replacing it) and every version lands', async () => {
+    const rsa = other.hostKeys.find((k) => k.type.startsWith('rsa'))!.fingerprint;
+    const e = otherEnv('mv', { SFTP_HOST_KEY_FINGERPRINTS: rsa, COMPLETION: 'move', COMPLETION_MOVE_DIR: 'mv/done', SFTP_RECURSIVE: 'true' });
+    put('mv/a.txt', 'first');
+    const r = await runLister(e);
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ ingested: 1, completed: 1 });
+    put('mv/a.txt', 'second!');
+    const again = await runLister(e);
+    expect(again.code).toBe(0);
+    expect(again.summary).toMatchObject({ ingested: 1, completed: 1, completionFailed: 0 });
+    expect(fs.readFileSync(path.join(other.root, 'mv/done/a.txt'), 'utf8')).toBe('second!');
+    expect(fs.existsSync(path.join(other.root, 'mv/a.txt'))).toBe(false);
+    expect((await s3.get(BUCKET, `${other.kind}-mv/a.txt`)).toString()).toBe('second!');
+  });
+
+  test('GIVEN COMPLETION=delete WHEN run THEN files land and are deleted', async () => {
+    put('del/a.txt', 'a');
+    put('del/b.txt', 'b');
+    const r = await runLister(otherEnv('del', { COMPLETION: 'delete' }));
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ ingested: 2, completed: 2 });
+    expect(fs.readdirSync(path.join(other.root, 'del'))).toEqual([]);
   });
 });

@@ -16,6 +16,7 @@ import {
   ParallelReadStream,
   RemoteFile,
   SFTP_NO_SUCH_FILE,
+  SFTP_OP_UNSUPPORTED,
   connect,
   listFiles,
   mkdirp,
@@ -24,6 +25,7 @@ import {
   sftpCode,
   stat,
   unlink,
+  writeFile,
 } from './sftp';
 import { IndexEntry, META_MTIME, META_PATH, META_SIZE, headVersion, indexed, isNotFound, isPreconditionFailed, readIndex, writeIndex } from './state';
 
@@ -255,7 +257,7 @@ async function run(cfg: Config, log: Logger, summary: Summary, aborted: () => st
   /** Index entries to record once the manifest naming them is written. */
   const announcedEntries: Record<string, IndexEntry> = {};
   /** Files whose bytes this run streamed into their object: the only ones completion may remove. */
-  const proven: RemoteFile[] = [];
+  const proven: Proven[] = [];
   /** Decides which index entries survive the merge; set once listing succeeded. */
   let keep: ((key: string) => boolean) | undefined;
   let pruneIndex = false;
@@ -431,7 +433,7 @@ async function run(cfg: Config, log: Logger, summary: Summary, aborted: () => st
           summary.ingested++;
           summary.bytes += job.file.size;
           announce(job.key, entry);
-          proven.push(job.file);
+          proven.push({ file: job.file, sha256: entry.sha256! });
           log('info', 'ingested', { path: job.file.path, key: job.key, bytes: job.file.size });
           return;
         } catch (e) {
@@ -549,10 +551,13 @@ async function pool<T>(width: number, items: readonly T[], work: (item: T) => Pr
   if (next < items.length) skipped(items.length - next);
 }
 
+/** A file this run streamed into its object, with the sha256 of those bytes. */
+type Proven = { file: RemoteFile; sha256: string };
+
 interface Outcome {
   manifest: string[];
   announcedEntries: Record<string, IndexEntry>;
-  proven: RemoteFile[];
+  proven: Proven[];
   keep?: (key: string) => boolean;
   pruneIndex: boolean;
   aborted: () => string | undefined;
@@ -595,8 +600,23 @@ async function finish(cfg: Config, log: Logger, s3: S3Client, session: Session, 
   await pool(cfg.concurrency, o.proven, (file) => complete(cfg, log, session, summary, file), () => !!o.aborted(), (left) => (summary.deferred += left));
 }
 
+/**
+ * A move on a server without rename (an object store, as AWS Transfer Family on S3): the file is
+ * copied, and the source deleted only if the copy has its size and the bytes read for it are the
+ * very bytes that went into the object (sha256).
+ */
+async function copyThenDelete(cfg: Config, session: Session, file: RemoteFile, sha256: string, target: string): Promise<void> {
+  const conn = await session.get();
+  const source = new ParallelReadStream(conn, file, { window: cfg.readWindow, chunk: cfg.readChunkBytes });
+  await writeFile(conn.sftp, target, source);
+  const copied = await stat(conn.sftp, target);
+  if (source.bytesRead !== file.size || copied.size !== file.size) throw new Error(`${file.path}: copy to ${target} has ${copied.size} B, expected ${file.size} B`);
+  if (source.hash.digest('hex') !== sha256) throw new Error(`${file.path}: changed since its transfer (not the bytes in S3): kept`);
+  await unlink(conn.sftp, file.path);
+}
+
 /** Moves or deletes a file whose bytes this run streamed into its announced object, if it is still that version. */
-async function complete(cfg: Config, log: Logger, session: Session, summary: Summary, file: RemoteFile): Promise<void> {
+async function complete(cfg: Config, log: Logger, session: Session, summary: Summary, { file, sha256 }: Proven): Promise<void> {
   try {
     const { sftp } = await session.get();
     const now = await stat(sftp, file.path);
@@ -610,7 +630,10 @@ async function complete(cfg: Config, log: Logger, session: Session, summary: Sum
     else {
       const target = path.posix.join(cfg.completionMoveDir!, file.rel);
       await mkdirp(sftp, path.posix.dirname(target));
-      await moveReplacing(sftp, file.path, target);
+      await moveReplacing(sftp, file.path, target).catch(async (e) => {
+        if (sftpCode(e) !== SFTP_OP_UNSUPPORTED) throw e;
+        await copyThenDelete(cfg, session, file, sha256, target);
+      });
     }
     summary.completed++;
   } catch (e) {

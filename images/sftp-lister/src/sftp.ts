@@ -347,7 +347,12 @@ export function rename(sftp: SFTPWrapper, from: string, to: string): Promise<voi
 export async function moveReplacing(sftp: SFTPWrapper, from: string, to: string): Promise<void> {
   const posix = await new Promise<boolean>((resolve, reject) => {
     try {
-      sftp.ext_openssh_rename(from, to, (err) => (err ? reject(withPath(err, `${from} -> ${to}`)) : resolve(true)));
+      sftp.ext_openssh_rename(from, to, (err) => {
+        if (!err) return resolve(true);
+        // Announced but refused as unsupported: try the plain rename.
+        if (sftpCode(err) === SFTP_OP_UNSUPPORTED) return resolve(false);
+        reject(withPath(err, `${from} -> ${to}`));
+      });
     } catch {
       resolve(false); // ssh2 throws when the server did not announce posix-rename@openssh.com
     }
@@ -356,6 +361,7 @@ export async function moveReplacing(sftp: SFTPWrapper, from: string, to: string)
   try {
     await rename(sftp, from, to);
   } catch (e) {
+    if (sftpCode(e) === SFTP_OP_UNSUPPORTED) throw e; // no rename at all (object store): the caller copies
     const existing = await stat(sftp, to).then(
       () => true,
       () => false,
@@ -364,6 +370,22 @@ export async function moveReplacing(sftp: SFTPWrapper, from: string, to: string)
     await unlink(sftp, to);
     await rename(sftp, from, to);
   }
+}
+
+/** Writes a readable stream to a new remote file (replacing it) and resolves once the server closed it. */
+export function writeFile(sftp: SFTPWrapper, to: string, source: Readable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const out = sftp.createWriteStream(to, { flags: 'w' });
+    const fail = (e: Error) => {
+      source.destroy();
+      out.destroy();
+      reject(withPath(e, to));
+    };
+    source.once('error', fail);
+    out.once('error', fail);
+    out.once('close', () => (source.readableEnded ? resolve() : reject(new Error(`${to}: closed before the copy ended`))));
+    source.pipe(out);
+  });
 }
 
 /** mkdir -p over SFTP (existing folders are fine). */

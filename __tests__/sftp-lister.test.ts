@@ -475,6 +475,21 @@ describe('portability and messages (issue 11)', () => {
     expect(r.summary!.error).toMatch(/127\.0\.0\.1:1 failed: .*ECONNREFUSED/);
   });
 
+  test('GIVEN an S3-compatible server answering 501 NotImplemented to conditional writes WHEN run THEN no retries, one error saying to set S3_CONDITIONAL_WRITES=false, the rest deferred', async () => {
+    seed('cond501', { 'a.txt': 'a', 'b.txt': 'b', 'c.txt': 'c' });
+    // The stand-in's fault types list 500/503; a 501 is what such servers send (status and code as S3's NotImplemented).
+    const fault = s3.fault({ operation: 'PutObject', key: /^cond501\//, action: { kind: 'error', status: 501 as 500, code: 'NotImplemented' } });
+    let r;
+    try {
+      r = await runLister(env('cond501', { CONCURRENCY: '1' }));
+    } finally {
+      fault.remove();
+    }
+    expect(r.code).toBe(1);
+    expect(r.summary).toMatchObject({ ingested: 0, failed: 1, deferred: 2, retries: 0 });
+    expect(r.summary!.error).toMatch(/does not implement conditional writes.*set S3_CONDITIONAL_WRITES=false/);
+  });
+
   test('GIVEN a bucket that does not exist WHEN run THEN one error naming the bucket, no per-file attempts, exit 1', async () => {
     const r = await runLister(env('port', { DEST_BUCKET: 'no-such-bucket-11', DEST_PREFIX: 'port-nobucket/' }));
     expect(r.code).toBe(1);

@@ -20,7 +20,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FAKE_ACCOUNT, FAKE_PARTITION, Resolver, SynthesizedApp } from './security-model';
+import { main } from '../main';
+import { ConfigError } from '../stacks/config';
+import { FAKE_ACCOUNT, FAKE_PARTITION, readSynthesized, Resolver, SynthesizedApp } from './security-model';
 import { findTerraform, run, terraformEnv } from './terraform';
 
 /** Name of the generated test file in each stack's work folder. */
@@ -444,11 +446,15 @@ export async function testStacks(app: SynthesizedApp, workroot: string, options:
   return names.map((n) => results.find((r) => r.stack === n)!);
 }
 
-/** `npm run test:terraform`: synthesizes the app, tests every AWS stack, one line per stack; exit 1 on failure. */
+/** `npm run test:terraform`: synthesizes the app, tests every AWS stack, one line per stack; exit 1 on failure, 2 on bad configuration. */
 async function cli(): Promise<number> {
-  const { main } = await import('../main');
-  const { readSynthesized } = await import('./security-model');
-  main();
+  try {
+    main();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    return 2;
+  }
   const outdir = path.resolve(process.env.CDKTF_OUTDIR ?? 'cdktf.out');
   const workroot = fs.mkdtempSync(path.join(os.tmpdir(), 'tf-test-'));
   const results = await testStacks(readSynthesized(outdir), workroot);
@@ -457,7 +463,7 @@ async function cli(): Promise<number> {
     const time = r.seconds === undefined ? '' : ` (${r.seconds.toFixed(1)} s)`;
     console.log(`${r.stack.padEnd(width)}  ${r.status}${time}${r.reason ? `: ${r.reason}` : ''}`);
   }
-  const failed = results.some((r) => r.status === 'failed');
+  const failed = results.some((r) => r.status === 'failed') || !results.some((r) => r.status === 'passed');
   if (failed) console.log(`work folders (test files, test.log): ${workroot}`);
   else fs.rmSync(workroot, { recursive: true, force: true });
   return failed ? 1 : 0;

@@ -9,6 +9,7 @@ import { BatchSettings, BatchStack } from '../stacks/batch';
 import { ConfigError, loadConfig } from '../stacks/config';
 import { DEFAULT_LAYOUT } from '../stacks/ingest';
 import { maskTerraformRefs, processorStateNames, STATE, taskStates } from '../stacks/state-machine';
+import { unguardedPaths } from './asl-paths';
 import { readStack } from './batch-stack-reader';
 import { synthesize } from './stacks/synth';
 
@@ -51,6 +52,8 @@ describe('batch stack', () => {
     const result = aslValidator(structuredClone(definition)); // the validator annotates what it is given
     expect({ valid: result.isValid, errors: result.errorsText('\n') }).toEqual({ valid: true, errors: '' });
     expect(definition.QueryLanguage).toBe('JSONPath');
+    // and, as synthesized, selects no path that could be missing (an uncatchable States.Runtime)
+    expect(unguardedPaths(definition)).toEqual([]);
   });
 
   test('THEN every ECS task runs .sync in private subnets with no public IP, from this cluster', () => {
@@ -68,18 +71,30 @@ describe('batch stack', () => {
     const manifest = definition.States[STATE.convertManifest];
     expect(manifest).toMatchObject({
       ItemReader: { Resource: 'arn:aws:states:::s3:getObject', ReaderConfig: { InputType: 'JSON' }, Parameters: { 'Bucket.$': '$.manifest.bucket', 'Key.$': '$.manifest.key' } },
-      ItemBatcher: { MaxItemsPerBatch: 50, MaxInputBytesPerBatch: 6144, BatchInput: { 'execution.$': '$$.Execution.Name' } },
+      ItemSelector: { 'Key.$': '$$.Map.Item.Value', 'execution.$': '$$.Execution.Name' },
+      ItemBatcher: { MaxItemsPerBatch: 50, MaxInputBytesPerBatch: 6144 },
       MaxConcurrency: 20,
       ToleratedFailurePercentage: 5,
       ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' } },
+      ResultWriter: { Resource: 'arn:aws:states:::s3:putObject', Parameters: { Prefix: 'results/map' } },
+      ResultPath: '$.results',
     });
+    expect(manifest.ItemBatcher.BatchInput).toBeUndefined();
+    expect(ref(manifest.ResultWriter.Parameters.Bucket)).toContain('bucket');
     const prefix = definition.States[STATE.convertPrefix];
     expect(prefix.ItemReader).toMatchObject({ Resource: 'arn:aws:states:::s3:listObjectsV2', Parameters: { 'Prefix.$': '$.prefix' } });
     expect(ref(prefix.ItemReader.Parameters.Bucket)).toContain('bucket');
     expect(prefix.ResultWriter).toMatchObject({ Resource: 'arn:aws:states:::s3:putObject' });
-    // contract 1: the lab's inline Map, batched, MaxConcurrency 5
-    expect(definition.States[STATE.partitionKeys].Parameters).toEqual({ 'batches.$': 'States.ArrayPartition($, 10)' });
-    expect(definition.States[STATE.convertKeys]).toMatchObject({ Type: 'Map', MaxConcurrency: 5, ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' } } });
+    // contract 1: batches of 10 keys (and 6 KiB), MaxConcurrency 5 as the lab's Map, results to S3
+    expect(definition.States[STATE.convertKeys]).toMatchObject({
+      Type: 'Map',
+      ItemsPath: '$',
+      ItemBatcher: { MaxItemsPerBatch: 10, MaxInputBytesPerBatch: 6144 },
+      MaxConcurrency: 5,
+      ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' } },
+      ResultWriter: { Resource: 'arn:aws:states:::s3:putObject', Parameters: { Prefix: 'results/map' } },
+      ResultSelector: { 'results.$': '$' },
+    });
   });
 
   test('THEN ECS start errors are retried with backoff and full jitter, and task failures are caught per batch', () => {
@@ -142,7 +157,24 @@ describe('batch stack', () => {
     expect(machine.ListInputPrefixes).toMatchObject({ actions: ['s3:ListBucket'], condition: [{ test: 'StringLike', variable: 's3:prefix', values: ['incoming/*'] }] });
     // and the definition refuses prefixes and keys the role could not serve
     expect(definition.States[STATE.prefixAllowed].Choices[0].And[1]).toEqual({ Variable: '$.prefix', StringMatches: 'incoming/*' });
-    expect(definition.States[STATE.checkKeys].ItemProcessor.States[STATE.keyAllowed].Choices[0].And[1]).toEqual({ Variable: '$', StringMatches: 'incoming/*' });
+    expect(definition.States[STATE.checkKeys].ItemProcessor.States[STATE.keyAllowed].Choices[0].And[0].And[1]).toEqual({ Variable: '$', StringMatches: 'incoming/*' });
+  });
+
+  test('THEN the role may tag only the tasks RunTask creates in this cluster (PropagateTags: tag-on-create authorization)', () => {
+    const bySid = Object.fromEntries(batch.policyOf('state-machine-role').map((s) => [s.sid, s]));
+    expect(bySid.TagTasksOnRunTask).toEqual({
+      sid: 'TagTasksOnRunTask',
+      effect: 'Allow',
+      actions: ['ecs:TagResource'],
+      resources: [expect.stringMatching(/^arn:\$\{data\.aws_partition\.partition\.partition\}:ecs:us-east-1:\$\{data\.aws_caller_identity\.account\.account_id\}:task\/\$\{data\.terraform_remote_state\.cross-stack-reference-input-cluster\.outputs\.cross-stack-output-aws_ecs_clusterclustername\}\/\*$/)],
+      condition: [{ test: 'StringEquals', variable: 'ecs:CreateAction', values: ['RunTask'] }],
+    });
+    expect(bySid.WatchAndStopTasks.resources).toEqual(bySid.TagTasksOnRunTask.resources);
+  });
+
+  test('THEN the state machine is created only after its role\'s policy (depends_on)', () => {
+    expect(batch.resources('aws_iam_role_policy')['state-machine-role-policy'].role).toBe('${aws_iam_role.state-machine-role.id}');
+    expect(sm.depends_on).toEqual(['aws_iam_role_policy.state-machine-role-policy']);
   });
 
   test('THEN the lock table is on-demand and encrypted, keyed by `lock`', () => {
@@ -189,7 +221,7 @@ describe('batch settings', () => {
     expect(map.ItemProcessor.States[processorStateNames('manifest').run].Parameters.CapacityProviderStrategy).toEqual([{ CapacityProvider: 'FARGATE_SPOT', Weight: 1 }]);
     // the lister stays on demand
     expect(d.States[STATE.runLister].Parameters.CapacityProviderStrategy).toEqual([{ CapacityProvider: 'FARGATE', Weight: 1 }]);
-    expect(d.States[STATE.partitionKeys].Parameters['batches.$']).toBe('States.ArrayPartition($, 20)');
+    expect(d.States[STATE.convertKeys].ItemBatcher.MaxItemsPerBatch).toBe(20);
   });
 
   test('GIVEN two input prefixes in the config WHEN built THEN keys and prefixes under either are accepted', () => {

@@ -1,5 +1,27 @@
 // The definition builder on its own: settings validated early, structure of each path, asl-validator.
-import { buildDefinition, CONVERTER_MALFORMED_EXIT, KEY_OUTSIDE_INPUT, maskTerraformRefs, PREFIX_OUTSIDE_INPUT, PipelineDefinitionProps, processorStateNames, STATE, taskStates } from '../stacks/state-machine';
+import {
+  buildDefinition,
+  containerOverridesChars,
+  converterOverridesFixedChars,
+  CONVERTER_MALFORMED_EXIT,
+  ECS_OVERRIDES_LIMIT_CHARS,
+  EVENTS_PER_CHECKED_KEY,
+  integrationStatements,
+  IntegrationTargets,
+  KEY_NEEDS_ESCAPES,
+  KEY_OUTSIDE_INPUT,
+  maskTerraformRefs,
+  MAX_KEYS_PER_EXECUTION,
+  PREFIX_OUTSIDE_INPUT,
+  PipelineDefinitionProps,
+  processorStateNames,
+  SFN_CAUSE_LIMIT_CHARS,
+  SFN_HISTORY_EVENT_LIMIT,
+  STATE,
+  taskStates,
+  TOO_MANY_KEYS,
+} from '../stacks/state-machine';
+import { unguardedPaths } from './asl-paths';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const aslValidator = require('asl-validator') as (d: unknown) => { isValid: boolean; errorsText: (sep?: string) => string };
@@ -35,7 +57,7 @@ describe('buildDefinition', () => {
 
   test('THEN the input is routed by shape, with presence tested before type (a type test on a missing path fails the execution)', () => {
     const route = d.States[STATE.route];
-    expect(route.Choices.map((c: any) => c.Next)).toEqual([STATE.acquireLock, STATE.convertManifest, STATE.prefixAllowed, STATE.checkKeys]);
+    expect(route.Choices.map((c: any) => c.Next)).toEqual([STATE.acceptIngest, STATE.acceptManifest, STATE.acceptPrefix, STATE.keysWithinLimit]);
     for (const choice of route.Choices.slice(1)) {
       const rules = choice.And;
       for (let i = 0; i < rules.length; i += 2) {
@@ -47,10 +69,11 @@ describe('buildDefinition', () => {
   });
 
   test('THEN keys and a prefix are checked against the input prefixes before any task, with * in a prefix matched literally', () => {
-    expect(d.States[STATE.route].Choices.map((c: any) => c.Next).slice(2)).toEqual([STATE.prefixAllowed, STATE.checkKeys]);
-    expect(d.States[STATE.checkKeys]).toMatchObject({ Type: 'Map', ItemsPath: '$', ResultPath: null, Next: STATE.partitionKeys });
+    expect(d.States[STATE.acceptPrefix].Next).toBe(STATE.prefixAllowed);
+    expect(d.States[STATE.keysWithinLimit].Default).toBe(STATE.checkKeys);
+    expect(d.States[STATE.checkKeys]).toMatchObject({ Type: 'Map', ItemsPath: '$', ResultPath: null, Next: STATE.convertKeys });
     const keyStates = d.States[STATE.checkKeys].ItemProcessor.States;
-    expect(keyStates[STATE.keyAllowed].Choices[0].And).toEqual([{ Variable: '$', IsString: true }, { Variable: '$', StringMatches: 'incoming/*' }]);
+    expect(keyStates[STATE.keyAllowed].Choices[0].And[0].And).toEqual([{ Variable: '$', IsString: true }, { Variable: '$', StringMatches: 'incoming/*' }]);
     expect(keyStates[STATE.keyRejected]).toEqual({ Type: 'Fail', Error: KEY_OUTSIDE_INPUT, CausePath: '$.cause' });
     expect(d.States[STATE.prefixRejected]).toEqual({ Type: 'Fail', Error: PREFIX_OUTSIDE_INPUT, CausePath: '$.cause' });
     const odd = buildDefinition({ ...base, inputPrefixes: ['incoming/', "it's{a}*star/"] }) as any;
@@ -64,9 +87,15 @@ describe('buildDefinition', () => {
     const states = d.States[STATE.convertKeys].ItemProcessor.States;
     const classify = states[n.classify];
     expect(classify.Choices[0]).toEqual({
-      Or: [
-        { Variable: '$.taskError.Cause', StringMatches: `*"ExitCode":${CONVERTER_MALFORMED_EXIT},*` },
-        { Variable: '$.taskError.Cause', StringMatches: `*"ExitCode":${CONVERTER_MALFORMED_EXIT}}*` },
+      And: [
+        { Variable: '$.taskError.Cause', IsPresent: true },
+        { Variable: '$.taskError.Cause', IsString: true },
+        {
+          Or: [
+            { Variable: '$.taskError.Cause', StringMatches: `*"ExitCode":${CONVERTER_MALFORMED_EXIT},*` },
+            { Variable: '$.taskError.Cause', StringMatches: `*"ExitCode":${CONVERTER_MALFORMED_EXIT}}*` },
+          ],
+        },
       ],
       Next: n.read,
     });
@@ -82,14 +111,15 @@ describe('buildDefinition', () => {
   test('THEN every converter task gets its keys as S3PATHS and a per-batch RESULT_KEY under the results prefix', () => {
     for (const v of ['keys', 'prefix', 'manifest'] as const) {
       const n = processorStateNames(v);
-      const processor = (v === 'keys' ? d.States[STATE.convertKeys] : d.States[v === 'prefix' ? STATE.convertPrefix : STATE.convertManifest]).ItemProcessor;
-      expect(processor.States[n.prepare].Parameters['resultKey.$']).toMatch(/^States\.Format\('results\/\{\}\/\{\}\.json', \$\.(execution|BatchInput\.execution), States\.UUID\(\)\)$/);
-      expect(processor.States[n.prepare].Parameters['keys.$']).toBe(v === 'keys' ? '$.keys' : '$.Items[*].Key');
+      const processor = d.States[{ keys: STATE.convertKeys, prefix: STATE.convertPrefix, manifest: STATE.convertManifest }[v]].ItemProcessor;
+      expect(processor.States[n.prepare].Parameters['resultKey.$']).toBe("States.Format('results/{}/{}.json', $.Items[0].execution, States.UUID())");
+      expect(processor.States[n.prepare].Parameters['keys.$']).toBe('$.Items[*].Key');
       expect(processor.States[n.read]).toMatchObject({ Resource: 'arn:aws:states:::aws-sdk:s3:getObject', Parameters: { Bucket: 'data-bucket', 'Key.$': '$.resultKey' } });
     }
   });
 
   test('THEN the ingest path takes a lock, runs the lister, converts its manifest and always releases the lock', () => {
+    expect(d.States[STATE.acceptIngest].Next).toBe(STATE.acquireLock);
     expect(d.States[STATE.acquireLock]).toMatchObject({ Resource: 'arn:aws:states:::dynamodb:putItem', Parameters: { ConditionExpression: 'attribute_not_exists(#lock)' }, Next: STATE.runLister });
     expect(d.States[STATE.runLister].Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.ingestError', Next: STATE.locateManifest }]);
     expect(d.States[STATE.locateManifest].Next).toBe(STATE.convertManifest);
@@ -111,6 +141,7 @@ describe('buildDefinition', () => {
     [{ batchSize: 0 }, /batchSize must be an integer from 1 to 512, got 0/],
     [{ batchSize: 300, maxBatchBytes: 3000 }, /batchSize must be an integer from 1 to 250, got 300/],
     [{ maxBatchBytes: 9000 }, /maxBatchBytes must be an integer from 256 to 7168/],
+    [{ maxBatchBytes: 7168, converter: { ...task('c'.repeat(700)) } }, /maxBatchBytes 7168 \+ \d+ characters of the converter's other overrides exceed ECS's 8192-character override limit/],
     [{ toleratedFailurePercentage: 101 }, /toleratedFailurePercentage must be 0-100/],
     [{ keysMaxConcurrency: 0 }, /keysMaxConcurrency/],
     [{ taskAttempts: 4, taskRetryDelays: [5, 5] }, /taskRetryDelays needs 3 integer delays/],
@@ -127,6 +158,354 @@ describe('buildDefinition', () => {
     [{ lister: { ...task('l'), timeoutSeconds: 10 } }, /lister\.timeoutSeconds must be an integer from 60/],
   ])('GIVEN %j WHEN built THEN it throws naming the setting', (override, message) => {
     expect(() => buildDefinition({ ...base, ...(override as Partial<PipelineDefinitionProps>) })).toThrow(message);
+  });
+});
+
+// aws-local-stepfunctions: the definition executed by a real ASL interpreter. Every Task state gets a
+// handler that records the call and aborts the run, so a run shows whether anything would have
+// reached AWS.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { StateMachine } = require('aws-local-stepfunctions') as typeof import('aws-local-stepfunctions');
+
+interface LocalRun {
+  readonly error?: string;
+  readonly cause?: string;
+  /** Task states that were called (none means no task and no AWS call). */
+  readonly calls: string[];
+  /** Events of the interpreter's log (state entered/exited, map iterations...). */
+  readonly events: number;
+}
+
+/** Top-level states reachable from StartAt (Next, Default, Choices, Catch). */
+function reachable(def: any): Set<string> {
+  const seen = new Set<string>();
+  const visit = (name: string) => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    const s = def.States[name];
+    for (const next of [s.Next, s.Default, ...(s.Choices ?? []).map((c: any) => c.Next), ...(s.Catch ?? []).map((c: any) => c.Next)]) if (next) visit(next);
+  };
+  visit(def.StartAt);
+  return seen;
+}
+
+/** Runs `definition` on `input`; `stopAt` (a top-level state) becomes the end: reaching it succeeds with {reached: true}. */
+async function runLocally(definition: any, input: unknown, stopAt?: string): Promise<LocalRun & { reached: boolean }> {
+  const def = structuredClone(definition);
+  if (stopAt) {
+    def.States[stopAt] = { Type: 'Pass', Parameters: { reached: true }, End: true };
+    const live = reachable(def);
+    for (const name of Object.keys(def.States)) if (!live.has(name)) delete def.States[name];
+  }
+  let reached = false;
+  const calls: string[] = [];
+  // The first call to anything that would reach AWS aborts the run (its error paths need AWS too).
+  let abort = () => undefined as void;
+  const handlers: Record<string, () => Promise<unknown>> = Object.fromEntries(
+    Object.keys(taskStates(def)).map((name) => [name, () => {
+      calls.push(name);
+      abort();
+      return new Promise(() => undefined);
+    }]),
+  );
+  const run = new StateMachine(def, { validationOptions: { checkArn: false } }).run(input as never, {
+    overrides: { taskResourceLocalHandlers: handlers as never },
+    context: { Execution: { Id: 'arn:aws:states:eu-west-1:123456789012:execution:m:run-1', Name: 'run-1', StartTime: '2026-01-01T00:00:00Z' } } as never,
+  });
+  abort = () => run.abort();
+  let events = 0;
+  const counting = (async () => {
+    for await (const _ of run.eventLogs) events++;
+  })();
+  try {
+    reached = ((await run.result) as { reached?: boolean } | null)?.reached === true;
+    await counting;
+    return { calls, events, reached };
+  } catch (e) {
+    await counting.catch(() => undefined);
+    const inner = ((e as Error & { cause?: Error }).cause ?? e) as Error;
+    return { error: inner.name, cause: inner.message, calls, events, reached };
+  }
+}
+
+const keysOf = (n: number, make = (i: number) => `incoming/2024/${String(i).padStart(5, '0')}.xml`) => Array.from({ length: n }, (_, i) => make(i));
+
+describe('contract 1: the largest input the machine carries (defect 3), run locally', () => {
+  const d = buildDefinition(base) as any;
+
+  test(`GIVEN one key more than MAX_KEYS_PER_EXECUTION (${MAX_KEYS_PER_EXECUTION}) WHEN executed THEN it fails with TooManyKeys before any check or task`, async () => {
+    const run = await runLocally(d, keysOf(MAX_KEYS_PER_EXECUTION + 1));
+    expect(run).toMatchObject({ error: TOO_MANY_KEYS, calls: [] });
+    expect(run.cause).toBe(`${MAX_KEYS_PER_EXECUTION + 1} keys given: one execution takes at most ${MAX_KEYS_PER_EXECUTION} (Step Functions limits an execution to ${SFN_HISTORY_EVENT_LIMIT} history events); split the list, or write it to S3 as a JSON array and start the manifest input; nothing was converted`);
+  });
+
+  test('GIVEN valid keys THEN they are checked, one inline Map iteration of EVENTS_PER_CHECKED_KEY events each, and reach the conversion map with no task before it', async () => {
+    const ten = await runLocally(d, keysOf(10), STATE.convertKeys);
+    const twenty = await runLocally(d, keysOf(20), STATE.convertKeys);
+    for (const run of [ten, twenty]) expect([run.error, run.calls, run.reached]).toEqual([undefined, [], true]);
+    expect((twenty.events - ten.events) / 10).toBe(EVENTS_PER_CHECKED_KEY);
+  });
+
+  test(`GIVEN the largest accepted input (${MAX_KEYS_PER_EXECUTION} keys) with the last one outside the input prefixes THEN every key is checked within the history limit, KeyOutsideInputPrefixes names it, no task ran`, async () => {
+    const run = await runLocally(d, [...keysOf(MAX_KEYS_PER_EXECUTION - 1), 'lab/last.xml'], STATE.convertKeys);
+    expect(run).toMatchObject({ error: KEY_OUTSIDE_INPUT, cause: 'key "lab/last.xml" is outside the input prefixes (incoming/); nothing was converted', calls: [], reached: false });
+    // What the history keeps for the rest (the map run's own events, failure paths): a generous margin.
+    expect(run.events).toBeGreaterThanOrEqual(EVENTS_PER_CHECKED_KEY * (MAX_KEYS_PER_EXECUTION - 40));
+    expect(SFN_HISTORY_EVENT_LIMIT - run.events).toBeGreaterThanOrEqual(900);
+    // At 4,000 keys of 63 bytes the input is over StartExecution's 256 KiB already: longer keys, fewer of them.
+    expect(Buffer.byteLength(JSON.stringify(keysOf(MAX_KEYS_PER_EXECUTION, (i) => `incoming/${String(i).padStart(54, '0')}`)))).toBeGreaterThan(256 * 1024);
+  });
+});
+
+describe('every state\'s output stays small (defect 3)', () => {
+  const d = buildDefinition(base) as any;
+  const maps = (states: Record<string, any>): [string, any][] => Object.entries(states).flatMap(([n, s]) => (s.Type === 'Map' ? [[n, s], ...maps(s.ItemProcessor.States)] : []));
+
+  test('GIVEN every Map THEN it either discards its iterations\' outputs or writes them to S3 (ResultWriter), never into the state', () => {
+    const all = maps(d.States);
+    expect(all.map(([n]) => n).sort()).toEqual([STATE.checkKeys, STATE.convertKeys, STATE.convertManifest, STATE.convertPrefix].sort());
+    for (const [name, map] of all) {
+      if (map.ResultPath === null) continue;
+      expect({ name, writer: map.ResultWriter }).toEqual({ name, writer: { Resource: 'arn:aws:states:::s3:putObject', Parameters: { Bucket: 'data-bucket', Prefix: 'results/map' } } });
+      expect({ name, mode: map.ItemProcessor.ProcessorConfig.Mode }).toEqual({ name, mode: 'DISTRIBUTED' });
+    }
+  });
+
+  test('THEN each conversion keeps only where its results are: {results: {MapRunArn, ResultWriterDetails}}', () => {
+    expect(d.States[STATE.convertKeys]).toMatchObject({ ItemsPath: '$', ResultSelector: { 'results.$': '$' }, Next: STATE.keysDone });
+    expect(d.States[STATE.convertKeys].ResultPath).toBeUndefined();
+    expect(d.States[STATE.convertManifest].ResultPath).toBe('$.results');
+    expect(d.States[STATE.convertPrefix].ResultPath).toBe('$.results');
+  });
+});
+
+describe('no container override can exceed ECS\'s 8,192 characters (defect 6)', () => {
+  const d = buildDefinition(base) as any;
+  const bucket = 'b'.repeat(63);
+  const execution = 'e'.repeat(80);
+
+  /** ItemBatcher as documented: items in order, a new batch when one more item would pass either bound. */
+  function batches(items: unknown[], batcher: { MaxItemsPerBatch: number; MaxInputBytesPerBatch: number }): unknown[][] {
+    const out: unknown[][] = [];
+    let current: unknown[] = [];
+    for (const item of items) {
+      const next = [...current, item];
+      if (current.length > 0 && (next.length > batcher.MaxItemsPerBatch || Buffer.byteLength(JSON.stringify({ Items: next })) > batcher.MaxInputBytesPerBatch)) {
+        out.push(current);
+        current = [item];
+      } else current = next;
+    }
+    if (current.length > 0) out.push(current);
+    return out;
+  }
+
+  /** The overrides RunTask gets for one batch: the state's environment with S3PATHS = JsonToString(keys). */
+  const overridesOf = (keys: string[]) =>
+    containerOverridesChars('converter', [
+      { Name: 'BUCKET', Value: bucket },
+      { Name: 'S3PATHS', Value: JSON.stringify(keys) },
+      { Name: 'OUTPUT_BUCKET', Value: bucket },
+      { Name: 'OUTPUT_PREFIX', Value: 'json/' },
+      { Name: 'RESULT_KEY', Value: `results/${execution}/${'u'.repeat(36)}.json` },
+    ]);
+
+  // Keys of at most 1,024 UTF-8 bytes (S3's limit) with no character JSON escapes.
+  const longest = (i: number) => `incoming/${String(i).padStart(4, '0')}${'k'.repeat(1024 - 13)}`;
+  const nonAscii = (i: number) => `incoming/${String(i).padStart(4, '0')}${'é'.repeat((1024 - 13) / 2)}`;
+  const short = (i: number) => `incoming/${i}`;
+  const mixed = (i: number) => (i % 3 === 0 ? longest(i) : short(i));
+
+  test.each([
+    ['1,024-byte keys', longest],
+    ['1,024-byte keys of two-byte characters', nonAscii],
+    ['the shortest keys', short],
+    ['long and short keys mixed', mixed],
+  ])('GIVEN %s WHEN batched by each converting map THEN every batch\'s overrides fit', (_name, make) => {
+    for (const state of [STATE.convertKeys, STATE.convertManifest, STATE.convertPrefix]) {
+      const map = d.States[state];
+      expect({ state, bytes: map.ItemBatcher?.MaxInputBytesPerBatch }).toEqual({ state, bytes: 6144 });
+      const items = Array.from({ length: 600 }, (_, i) => ({ Key: make(i), execution }));
+      for (const batch of batches(items, map.ItemBatcher)) {
+        const chars = overridesOf((batch as { Key: string }[]).map((i) => i.Key));
+        expect({ state, chars: Math.min(chars, ECS_OVERRIDES_LIMIT_CHARS + 1) }).toEqual({ state, chars: Math.min(chars, ECS_OVERRIDES_LIMIT_CHARS) });
+      }
+    }
+  });
+
+  test('THEN the fixed part of the overrides plus the largest batch is within the limit, and a larger byte cap is refused', () => {
+    const fixed = converterOverridesFixedChars('converter', 'json/', 'results/');
+    expect(fixed).toBe(overridesOf([]) - 2);
+    expect(fixed + 7168).toBeLessThanOrEqual(ECS_OVERRIDES_LIMIT_CHARS);
+  });
+
+  test.each([
+    ['a double quote', 'incoming/say "hi".xml', '"incoming/say \\"hi\\".xml"'],
+    ['a backslash', 'incoming/a\\b.xml', '"incoming/a\\\\b.xml"'],
+    ['a control character', 'incoming/a\u0001b.xml', '"incoming/a\\u0001b.xml"'],
+  ])('GIVEN a contract-1 key with %s (JSON escapes count twice in the override) WHEN executed THEN KeyNeedsEscapes names it before any task', async (_what, key) => {
+    const run = await runLocally(d, ['incoming/fine.xml', key]);
+    expect(run).toMatchObject({ error: KEY_NEEDS_ESCAPES, calls: [] });
+    expect(run.cause).toMatch(/^key .* holds a double quote, a backslash or a control character: JSON escapes count twice against ECS's 8192-character override limit, so its batch could not be started; nothing was converted$/);
+  });
+});
+
+describe('only documented semantics (defect 7)', () => {
+  const d = buildDefinition(base) as any;
+
+  test('GIVEN every ItemBatcher THEN it has no BatchInput (documented only as fixed JSON); the execution name reaches the batch through ItemSelector', () => {
+    for (const state of [STATE.convertKeys, STATE.convertManifest, STATE.convertPrefix]) {
+      const map = d.States[state];
+      expect({ state, batcher: map.ItemBatcher }).toEqual({ state, batcher: { MaxItemsPerBatch: state === STATE.convertKeys ? 10 : 50, MaxInputBytesPerBatch: 6144 } });
+      expect(map.ItemSelector['execution.$']).toBe('$$.Execution.Name');
+    }
+  });
+});
+
+describe('every selected path is present or guarded (defect 4)', () => {
+  const d = buildDefinition(base) as any;
+
+  test('GIVEN the definition WHEN every path selection is walked THEN each is guaranteed present at its state or guarded', () => {
+    expect(unguardedPaths(d)).toEqual([]);
+    const odd = buildDefinition({ ...base, inputPrefixes: ['incoming/', 'lab/'], taskAttempts: 1, taskRetryDelays: [] });
+    expect(unguardedPaths(odd)).toEqual([]);
+  });
+
+  test('GIVEN the lock read as it was (the holder selected from GetItem\'s result) THEN the walk reports it: the check can fail', () => {
+    const broken = structuredClone(d);
+    broken.States[STATE.readLock].ResultSelector = { 'holder.$': '$.Item.holder.S' };
+    expect(unguardedPaths(broken)).toContain('Read ingest lock ResultSelector .holder.$: $.Item.holder.S is not guaranteed present');
+  });
+
+  test('GIVEN the ingest lock released between the failed put and the read (GetItem returns no Item) THEN the run skips the ingest', () => {
+    expect(d.States[STATE.readLock]).toMatchObject({ ResultPath: '$.lockRead', Next: STATE.lockStillHeld });
+    expect(d.States[STATE.readLock].ResultSelector).toBeUndefined();
+    expect(d.States[STATE.lockStillHeld]).toEqual({
+      Type: 'Choice',
+      Choices: [{ And: [{ Variable: '$.lockRead.Item.holder.S', IsPresent: true }, { Variable: '$.lockRead.Item.holder.S', IsString: true }], Next: STATE.noteLockHolder }],
+      Default: STATE.ingestSkipped,
+    });
+  });
+
+  test('GIVEN every Fail state THEN its cause is bounded under 32,768 characters: fixed text plus bounded values, never a whole state or a caught cause', () => {
+    // The longest each value a cause may quote can be: error names (256, as SendTaskFailure's error),
+    // bucket names (63), keys (1,024 UTF-8 bytes, at most 6 characters each once JSON-escaped).
+    const bounds: [RegExp, number][] = [
+      [/^\$\.(error|ingestError)\.Error$/, 256],
+      [/^\$\.(manifest\.bucket|results\.ResultWriterDetails\.Bucket)$/, 63],
+      [/^\$\.(manifest\.key|results\.ResultWriterDetails\.Key)$/, 1024],
+      [/^States\.ArrayLength\(\$\)$/, 10],
+      [/^States\.JsonToString\(\$(\.prefix)?\)$/, 2 + 6 * 1024],
+    ];
+    const fails: [string, any, Record<string, any>][] = [];
+    const walk = (states: Record<string, any>) => {
+      for (const [name, s] of Object.entries(states)) {
+        if (s.Type === 'Fail') fails.push([name, s, states]);
+        if (s.ItemProcessor) walk(s.ItemProcessor.States);
+      }
+    };
+    walk(d.States);
+    expect(fails.length).toBeGreaterThanOrEqual(7);
+    for (const [name, fail, states] of fails) {
+      if (fail.Cause !== undefined) {
+        expect(fail.Cause.length).toBeLessThanOrEqual(SFN_CAUSE_LIMIT_CHARS);
+        continue;
+      }
+      expect({ name, causePath: fail.CausePath }).toEqual({ name, causePath: '$.cause' });
+      const producers = Object.entries(states).filter(([, s]) => s.Next === name);
+      expect(producers.length).toBeGreaterThan(0);
+      for (const [producer, p] of producers) {
+        if (p.Result) {
+          expect(p.Result.cause.length).toBeLessThanOrEqual(SFN_CAUSE_LIMIT_CHARS);
+          continue;
+        }
+        const expression: string = p.Parameters['cause.$'];
+        const m = /^States\.Format\('((?:[^'\\]|\\.)*)'((?:, .+)*)\)$/.exec(expression);
+        expect({ producer, format: !!m }).toEqual({ producer, format: true });
+        const literal = m![1].replace(/\\(.)/g, '$1').replace(/\{\}/g, '');
+        // The arguments, split at top-level commas.
+        const args: string[] = [];
+        let depth = 0;
+        let current = '';
+        for (const c of m![2].slice(2)) {
+          if (c === ',' && depth === 0) {
+            args.push(current.trim());
+            current = '';
+            continue;
+          }
+          if (c === '(') depth++;
+          if (c === ')') depth--;
+          current += c;
+        }
+        args.push(current.trim());
+        const bound = args.reduce((sum, a) => {
+          const b = bounds.find(([re]) => re.test(a));
+          expect({ producer, argument: a, bounded: !!b }).toEqual({ producer, argument: a, bounded: true });
+          return sum + (b ? b[1] : Infinity);
+        }, literal.length);
+        expect({ producer, bound: bound <= SFN_CAUSE_LIMIT_CHARS }).toEqual({ producer, bound: true });
+      }
+    }
+  });
+});
+
+describe('IAM: each integration brings its permissions (defect 1)', () => {
+  const d = buildDefinition(base) as any;
+  const targets: IntegrationTargets = {
+    clusterArn: 'arn:aws:ecs:eu-west-1:123456789012:cluster/c',
+    clusterTasksArn: 'arn:aws:ecs:eu-west-1:123456789012:task/c/*',
+    taskDefinitionFamilyArns: ['arn:aws:ecs:eu-west-1:123456789012:task-definition/converter'],
+    passRoleArns: ['arn:aws:iam::123456789012:role/task'],
+    ecsSyncRuleArn: 'arn:aws:events:eu-west-1:123456789012:rule/StepFunctionsGetEventsForECSTaskRule',
+    bucketArn: 'arn:aws:s3:::data-bucket',
+    manifestPrefix: 'manifests/',
+    resultPrefix: 'results/',
+    inputPrefixes: ['incoming/'],
+    lockTableArn: 'arn:aws:dynamodb:eu-west-1:123456789012:table/locks',
+    stateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:m',
+    executionArns: ['arn:aws:states:eu-west-1:123456789012:execution:m:*'],
+  };
+
+  test('GIVEN runTask.sync with PropagateTags THEN RunTask comes with ecs:TagResource on the cluster\'s tasks, only as part of RunTask', () => {
+    const runTasks = Object.values(taskStates(d)).filter((s) => s.Resource === 'arn:aws:states:::ecs:runTask.sync');
+    expect(runTasks.every((s) => (s.Parameters as any).PropagateTags === 'TASK_DEFINITION')).toBe(true);
+    const bySid = Object.fromEntries(integrationStatements(d, targets).map((st) => [st.sid, st]));
+    expect(bySid.TagTasksOnRunTask).toEqual({
+      sid: 'TagTasksOnRunTask',
+      effect: 'Allow',
+      actions: ['ecs:TagResource'],
+      resources: ['arn:aws:ecs:eu-west-1:123456789012:task/c/*'],
+      condition: [{ test: 'StringEquals', variable: 'ecs:CreateAction', values: ['RunTask'] }],
+    });
+  });
+
+  test('GIVEN the definition THEN the statements are exactly those of the integrations it uses, merged by Sid', () => {
+    const statements = integrationStatements(d, targets);
+    expect(statements.map((st) => st.sid)).toEqual([
+      'RunOnlyPipelineTasks',
+      'TagTasksOnRunTask',
+      'WatchAndStopTasks',
+      'PassOnlyPipelineTaskRoles',
+      'SyncTaskCompletionRule',
+      'ReadManifestsAndBatchResults',
+      'ListInputPrefixes',
+      'WriteMapResults',
+      'IngestLock',
+      'DistributedMapChildren',
+      'OwnExecutions',
+    ]);
+    const bySid = Object.fromEntries(statements.map((st) => [st.sid, st]));
+    expect(bySid.ReadManifestsAndBatchResults.resources).toEqual(['arn:aws:s3:::data-bucket/manifests/*', 'arn:aws:s3:::data-bucket/results/*']);
+    expect(bySid.IngestLock.actions).toEqual(['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem']);
+    expect(bySid.OwnExecutions.actions).toEqual(['states:DescribeExecution', 'states:StopExecution']);
+  });
+
+  test('GIVEN a definition without the lock THEN no DynamoDB grant; GIVEN an integration with no known permissions THEN it throws naming the state', () => {
+    const noLock = structuredClone(d);
+    for (const name of [STATE.acquireLock, STATE.readLock, STATE.takeOverLock, STATE.releaseLock, STATE.releaseLockOnFailure]) noLock.States[name] = { Type: 'Succeed' };
+    expect(integrationStatements(noLock, targets).map((st) => st.sid)).not.toContain('IngestLock');
+    const unknown = structuredClone(d);
+    unknown.States[STATE.readLock].Resource = 'arn:aws:states:::dynamodb:updateItem';
+    expect(() => integrationStatements(unknown, targets)).toThrow('state "Read ingest lock" uses task:arn:aws:states:::dynamodb:updateItem, whose IAM permissions are not known');
   });
 });
 

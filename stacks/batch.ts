@@ -8,6 +8,7 @@ import { DataAwsPartition } from '@cdktf/provider-aws/lib/data-aws-partition';
 import { DynamodbTable } from '@cdktf/provider-aws/lib/dynamodb-table';
 import { EcsTaskDefinition } from '@cdktf/provider-aws/lib/ecs-task-definition';
 import { IamRole } from '@cdktf/provider-aws/lib/iam-role';
+import { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy';
 import { SfnStateMachine } from '@cdktf/provider-aws/lib/sfn-state-machine';
 import { TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
@@ -24,7 +25,7 @@ import {
   serviceRole,
   STATE_MACHINE_SUFFIX,
 } from './ingest';
-import { buildDefinition, PipelineDefinitionProps } from './state-machine';
+import { buildDefinition, integrationStatements, PipelineDefinitionProps } from './state-machine';
 
 /** The lister's task as the state machine launches it (from the ingest stack). */
 export interface ListerRefs {
@@ -160,99 +161,6 @@ export class BatchStack extends PipelineStack {
     const clusterArn = props.cluster.cluster.arn;
     const familyArns = [this.taskDefinition.arnWithoutRevision, props.lister.taskDefinition.arnWithoutRevision];
 
-    this.stateMachineRole = serviceRole(this, 'state-machine-role', this.name('state-machine'), 'states.amazonaws.com', [
-      {
-        sid: 'RunOnlyPipelineTasks',
-        effect: 'Allow',
-        actions: ['ecs:RunTask'],
-        resources: familyArns.flatMap((a) => [a, `${a}:*`]),
-        condition: [{ test: 'ArnEquals', variable: 'ecs:cluster', values: [clusterArn] }],
-      },
-      {
-        sid: 'WatchAndStopTasks',
-        effect: 'Allow',
-        actions: ['ecs:StopTask', 'ecs:DescribeTasks'],
-        resources: [arn('ecs', `task/${props.cluster.cluster.name}/*`)],
-        condition: [{ test: 'ArnEquals', variable: 'ecs:cluster', values: [clusterArn] }],
-      },
-      {
-        sid: 'PassOnlyPipelineTaskRoles',
-        effect: 'Allow',
-        actions: ['iam:PassRole'],
-        resources: [this.taskRole.arn, this.executionRole.arn, props.lister.taskRole.arn, props.lister.executionRole.arn],
-        condition: [{ test: 'StringEquals', variable: 'iam:PassedToService', values: ['ecs-tasks.amazonaws.com'] }],
-      },
-      {
-        // runTask.sync learns that a task stopped through this managed rule.
-        sid: 'SyncTaskCompletionRule',
-        effect: 'Allow',
-        actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
-        resources: [arn('events', 'rule/StepFunctionsGetEventsForECSTaskRule')],
-      },
-      {
-        sid: 'ReadManifestsAndBatchResults',
-        effect: 'Allow',
-        actions: ['s3:GetObject'],
-        resources: [layout.manifestPrefix, layout.resultPrefix].map((p) => `${bucket.arn}/${p}*`),
-      },
-      {
-        // ItemReader for {"prefix": ...} lists keys (it never reads the objects); the definition accepts
-        // only prefixes inside the input prefixes, and so does this condition.
-        sid: 'ListInputPrefixes',
-        effect: 'Allow',
-        actions: ['s3:ListBucket'],
-        resources: [bucket.arn],
-        condition: [{ test: 'StringLike', variable: 's3:prefix', values: inputPrefixes.map((p) => `${p}*`) }],
-      },
-      {
-        sid: 'WriteMapResults',
-        effect: 'Allow',
-        actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
-        resources: [`${bucket.arn}/${layout.resultPrefix}*`],
-      },
-      {
-        sid: 'IngestLock',
-        effect: 'Allow',
-        actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'],
-        resources: [this.lockTable.arn],
-      },
-      {
-        // Distributed Map child executions; describing the lock holder.
-        sid: 'DistributedMapChildren',
-        effect: 'Allow',
-        actions: ['states:StartExecution'],
-        resources: [stateMachineArn],
-      },
-      {
-        sid: 'OwnExecutions',
-        effect: 'Allow',
-        actions: ['states:DescribeExecution', 'states:StopExecution'],
-        resources: [arn('states', `execution:${stateMachineName}:*`), arn('states', `execution:${stateMachineName}/*`)],
-      },
-      {
-        // Log delivery and X-Ray APIs have no resource-level permissions.
-        sid: 'LogDelivery',
-        effect: 'Allow',
-        actions: [
-          'logs:CreateLogDelivery',
-          'logs:GetLogDelivery',
-          'logs:UpdateLogDelivery',
-          'logs:DeleteLogDelivery',
-          'logs:ListLogDeliveries',
-          'logs:PutResourcePolicy',
-          'logs:DescribeResourcePolicies',
-          'logs:DescribeLogGroups',
-        ],
-        resources: ['*'],
-      },
-      {
-        sid: 'XRay',
-        effect: 'Allow',
-        actions: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets'],
-        resources: ['*'],
-      },
-    ], sourceAccount);
-
     const subnetIds = props.network.privateSubnets.map((s) => s.id);
     const securityGroupIds = [props.network.taskSecurityGroup.id];
     this.definition = buildDefinition({
@@ -290,6 +198,51 @@ export class BatchStack extends PipelineStack {
       taskRetryDelays: settings.taskRetryDelays,
     });
 
+    // Each integration the definition uses brings its own statements (state-machine.ts INTEGRATIONS);
+    // logging and tracing are the machine's, not a state's.
+    const integrationPolicy = integrationStatements(this.definition, {
+      clusterArn,
+      clusterTasksArn: arn('ecs', `task/${props.cluster.cluster.name}/*`),
+      taskDefinitionFamilyArns: familyArns,
+      passRoleArns: [this.taskRole.arn, this.executionRole.arn, props.lister.taskRole.arn, props.lister.executionRole.arn],
+      ecsSyncRuleArn: arn('events', 'rule/StepFunctionsGetEventsForECSTaskRule'),
+      bucketArn: bucket.arn,
+      manifestPrefix: layout.manifestPrefix,
+      resultPrefix: layout.resultPrefix,
+      inputPrefixes,
+      lockTableArn: this.lockTable.arn,
+      stateMachineArn,
+      executionArns: [arn('states', `execution:${stateMachineName}:*`), arn('states', `execution:${stateMachineName}/*`)],
+    });
+    this.stateMachineRole = serviceRole(this, 'state-machine-role', this.name('state-machine'), 'states.amazonaws.com', [
+      ...integrationPolicy,
+      {
+        // Log delivery and X-Ray APIs have no resource-level permissions.
+        sid: 'LogDelivery',
+        effect: 'Allow',
+        actions: [
+          'logs:CreateLogDelivery',
+          'logs:GetLogDelivery',
+          'logs:UpdateLogDelivery',
+          'logs:DeleteLogDelivery',
+          'logs:ListLogDeliveries',
+          'logs:PutResourcePolicy',
+          'logs:DescribeResourcePolicies',
+          'logs:DescribeLogGroups',
+        ],
+        resources: ['*'],
+      },
+      {
+        sid: 'XRay',
+        effect: 'Allow',
+        actions: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets'],
+        resources: ['*'],
+      },
+    ], sourceAccount);
+    // serviceRole's inline policy: the machine is created only once its role may act (otherwise
+    // creation, or the first executions, can fail on permissions that are still being attached).
+    const rolePolicy = this.node.findChild('state-machine-role-policy') as IamRolePolicy;
+
     this.stateMachine = new SfnStateMachine(this, 'state-machine', {
       name: stateMachineName,
       type: 'STANDARD',
@@ -297,6 +250,7 @@ export class BatchStack extends PipelineStack {
       definition: JSON.stringify(this.definition),
       loggingConfiguration: { level: 'ALL', includeExecutionData: true, logDestination: `${this.logGroup.arn}:*` },
       tracingConfiguration: { enabled: true },
+      dependsOn: [rolePolicy],
     });
 
     new TerraformOutput(this, 'state_machine_arn', { value: this.stateMachine.arn });

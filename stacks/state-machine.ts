@@ -10,6 +10,12 @@
 // Every path runs one Fargate task per batch of keys (never per file). Keys and prefixes named in the
 // input must lie under one of the input prefixes (the converter's role reads nothing else): others
 // fail the execution before any task runs.
+//
+// Every converting path is a Distributed Map whose per-batch outputs go to S3 (ResultWriter), so no
+// state carries per-key results: an execution's output is at most a few hundred bytes plus the
+// caller's own input, whatever the number of keys (Step Functions limits a state's input and output to
+// 256 KiB: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html).
+import type { DataAwsIamPolicyDocumentStatement } from '@cdktf/provider-aws/lib/data-aws-iam-policy-document';
 
 /** How one ECS task of the pipeline is launched. */
 export interface TaskLaunch {
@@ -83,17 +89,25 @@ export interface PipelineDefinitionProps {
 /** Names of the states the local runner and the tests refer to. */
 export const STATE = {
   route: 'Route input',
+  acceptIngest: 'Accept ingest input',
+  acceptManifest: 'Accept manifest input',
+  acceptPrefix: 'Accept prefix input',
   invalidInput: 'Invalid input',
+  keysWithinLimit: 'Keys within limit?',
+  describeTooManyKeys: 'Describe too many keys',
+  tooManyKeys: 'Too many keys',
   checkKeys: 'Check keys',
   keyAllowed: 'Key inside input prefixes?',
   keyAccepted: 'Key accepted',
   describeRejectedKey: 'Describe rejected key',
   keyRejected: 'Key outside input prefixes',
+  describeUnsafeKey: 'Describe key needing escapes',
+  keyUnsafe: 'Key needs escapes',
   prefixAllowed: 'Prefix inside input prefixes?',
   describeRejectedPrefix: 'Describe rejected prefix',
   prefixRejected: 'Prefix outside input prefixes',
-  partitionKeys: 'Partition keys',
   convertKeys: 'Convert key batches',
+  keysFailed: 'Note key conversion failure',
   keysDone: 'Keys converted',
   convertPrefix: 'Convert prefix',
   prefixDone: 'Prefix converted',
@@ -101,6 +115,8 @@ export const STATE = {
   manifestDone: 'Manifest converted',
   acquireLock: 'Acquire ingest lock',
   readLock: 'Read ingest lock',
+  lockStillHeld: 'Lock still held?',
+  noteLockHolder: 'Note lock holder',
   describeHolder: 'Describe lock holder',
   holderRunning: 'Lock holder running?',
   takeOverLock: 'Take over stale lock',
@@ -111,6 +127,10 @@ export const STATE = {
   releaseLock: 'Release ingest lock',
   releaseLockOnFailure: 'Release ingest lock after failure',
   ingestFailed: 'Describe ingest failure',
+  describeListerAndConversionFailure: 'Describe lister and conversion failure',
+  describeListerFailure: 'Describe lister failure',
+  describeIngestConversionFailure: 'Describe ingest conversion failure',
+  describeUnknownIngestFailure: 'Describe unknown ingest failure',
   ingestFailedEnd: 'Ingest failed',
   ingestDone: 'Ingest done',
   convertFailed: 'Describe conversion failure',
@@ -129,6 +149,9 @@ export function processorStateNames(variant: ProcessorVariant) {
     backoff: `Back off${tag}`,
     wait: `Wait before rerun${tag}`,
     read: `Read batch result${tag}`,
+    checkResult: `Check batch result${tag}`,
+    report: `Read batch result${tag} output`,
+    malformed: `Batch result malformed${tag}`,
     noSummary: `No batch result${tag}`,
     failed: `Batch failed${tag}`,
     failedRead: `Batch result unreadable${tag}`,
@@ -147,6 +170,43 @@ export const ECS_TRANSIENT_ERRORS = [
 /** Errors of executions whose input names keys or a prefix outside the input prefixes. */
 export const KEY_OUTSIDE_INPUT = 'KeyOutsideInputPrefixes';
 export const PREFIX_OUTSIDE_INPUT = 'PrefixOutsideInputPrefixes';
+/** Contract 1 with more keys than one execution can check (MAX_KEYS_PER_EXECUTION). */
+export const TOO_MANY_KEYS = 'TooManyKeys';
+/** Contract 1 key holding a double quote or a backslash (see KEY_NEEDS_ESCAPES_CAUSE). */
+export const KEY_NEEDS_ESCAPES = 'KeyNeedsEscapes';
+/** A batch summary that lacks `converted` or `failed` (batchError.Error of that batch). */
+export const BATCH_RESULT_MALFORMED = 'BatchResultMalformed';
+
+/**
+ * Step Functions quotas (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html):
+ * a state's or an execution's input and output, 256 KiB (beyond it `States.DataLimitExceeded`, which
+ * no Catch handles); a Standard execution's history, 25,000 events (beyond it the execution fails).
+ * The Fail state's error and cause: at most 32,768 characters
+ * (https://docs.aws.amazon.com/step-functions/latest/dg/state-fail.html).
+ */
+export const SFN_PAYLOAD_LIMIT_BYTES = 256 * 1024;
+export const SFN_HISTORY_EVENT_LIMIT = 25_000;
+export const SFN_CAUSE_LIMIT_CHARS = 32_768;
+/**
+ * ECS RunTask: "A total of 8192 characters are allowed for overrides. This limit includes the JSON
+ * formatting characters of the override structure."
+ * (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RunTask.html#ECS-RunTask-request-overrides)
+ */
+export const ECS_OVERRIDES_LIMIT_CHARS = 8192;
+/**
+ * History events one contract-1 key costs in `Check keys` (an inline Map iteration: MapIterationStarted,
+ * ChoiceStateEntered/Exited, PassStateEntered/Exited, MapIterationSucceeded). Everything else of that
+ * path happens in Distributed Map child executions, each with its own history.
+ */
+export const EVENTS_PER_CHECKED_KEY = 6;
+/** Events kept for the rest of a contract-1 execution (routing, the map run, failure paths): generous. */
+const RESERVED_HISTORY_EVENTS = 1000;
+/**
+ * The most keys a contract-1 input may hold (4,000): more could not be checked within the history
+ * limit. The input itself must also be at most 256 KiB (StartExecution refuses more), so at 4,000 keys
+ * they average at most 62 bytes; longer keys mean fewer of them.
+ */
+export const MAX_KEYS_PER_EXECUTION = Math.floor((SFN_HISTORY_EVENT_LIMIT - RESERVED_HISTORY_EVENTS) / EVENTS_PER_CHECKED_KEY);
 
 /** The converter's exit code for malformed input: deterministic, so never re-run. */
 export const CONVERTER_MALFORMED_EXIT = 65;
@@ -159,6 +219,47 @@ const MIN_BATCH_ITEM_BYTES = '{"Key":"x"},'.length;
 /** The most keys a batch can ever hold under a byte cap: a larger MaxItemsPerBatch could never be reached. */
 export function maxBatchSize(maxBatchBytes = DEFAULT_MAX_BATCH_BYTES): number {
   return Math.floor(maxBatchBytes / MIN_BATCH_ITEM_BYTES);
+}
+
+/** Folder under the result prefix where every map's ResultWriter files go (one folder per map run). */
+export const MAP_RESULTS_FOLDER = 'map';
+
+/** The converter's container-override environment: the batch's keys and its summary key come from the state. */
+export function converterEnvironment(bucket: string, outputPrefix: string): { Name: string; Value?: string; 'Value.$'?: string }[] {
+  return [
+    { Name: 'BUCKET', Value: bucket },
+    { Name: 'S3PATHS', 'Value.$': 'States.JsonToString($.keys)' },
+    { Name: 'OUTPUT_BUCKET', Value: bucket },
+    { Name: 'OUTPUT_PREFIX', Value: outputPrefix },
+    { Name: 'RESULT_KEY', 'Value.$': '$.resultKey' },
+  ];
+}
+
+/** Characters ECS counts for a RunTask `overrides` structure (its JSON, as the API request carries it). */
+export function containerOverridesChars(containerName: string, environment: { Name: string; Value: string }[]): number {
+  return JSON.stringify({ containerOverrides: [{ name: containerName, environment: environment.map((e) => ({ name: e.Name, value: e.Value })) }] }).length;
+}
+
+/** Longest names AWS allows: S3 bucket 63, execution name 80 (the RESULT_KEY holds one), UUID 36. */
+const MAX_BUCKET_CHARS = 63;
+const MAX_EXECUTION_NAME_CHARS = 80;
+
+/**
+ * Characters of the converter's overrides with the longest bucket, execution name and an empty S3PATHS:
+ * what a batch's key list may add to stay within ECS_OVERRIDES_LIMIT_CHARS is the rest. A batch of
+ * MaxInputBytesPerBatch bytes holds items `{"Key":"k","execution":"e"}`; its S3PATHS, `["k",...]`
+ * escaped once more inside the override JSON, is shorter than the batch as long as no key needs a JSON
+ * escape (quote, backslash, control character: each would then count twice). Contract 1 refuses such
+ * keys (KEY_NEEDS_ESCAPES); non-ASCII characters are fewer characters than bytes.
+ */
+export function converterOverridesFixedChars(containerName: string, outputPrefix: string, resultPrefix: string): number {
+  const bucket = 'b'.repeat(MAX_BUCKET_CHARS);
+  const resultKey = `${resultPrefix}${'e'.repeat(MAX_EXECUTION_NAME_CHARS)}/${'u'.repeat(36)}.json`;
+  const values: Record<string, string> = { S3PATHS: '', RESULT_KEY: resultKey };
+  return containerOverridesChars(
+    containerName,
+    converterEnvironment(bucket, outputPrefix).map((e) => ({ Name: e.Name, Value: e.Value ?? values[e.Name] })),
+  );
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -227,6 +328,10 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
     if (t.securityGroupIds.length === 0) throw new Error(`state machine: ${name}.securityGroupIds must not be empty`);
     positiveInt(`${name}.timeoutSeconds`, t.timeoutSeconds ?? 3600, 60, 86400 * 7);
   }
+  const overrideFixed = converterOverridesFixedChars(props.converter.containerName, outputPrefix, resultPrefix);
+  if (overrideFixed + maxBatchBytes > ECS_OVERRIDES_LIMIT_CHARS) {
+    throw new Error(`state machine: maxBatchBytes ${maxBatchBytes} + ${overrideFixed} characters of the converter's other overrides exceed ECS's ${ECS_OVERRIDES_LIMIT_CHARS}-character override limit`);
+  }
   const bucket = props.bucket;
 
   const runTaskParameters = (t: TaskLaunch, environment: Json[]): Record<string, Json> => ({
@@ -241,17 +346,21 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
   });
   const ecsRetrier = { ErrorEquals: [...ECS_TRANSIENT_ERRORS], ...ecsRetry };
 
-  // One converter task per batch; input {keys, execution}; output {resultKey, converted, failed} (+ batchError, failedKeys).
-  const processor = (variant: ProcessorVariant, keysPath: string, executionPath: string): Record<string, Json> => {
+  // One converter task per batch, in a Distributed Map child execution. Its input is the batch
+  // ({"Items": [{"Key", "execution"}, ...]}, never empty); its output {resultKey, converted, failed}
+  // (+ batchError, failedKeys) goes to the map's ResultWriter files in S3, never into the parent's state.
+  const processor = (variant: ProcessorVariant): Record<string, Json> => {
     const n = processorStateNames(variant);
     const exitPatterns = [`*"ExitCode":${CONVERTER_MALFORMED_EXIT},*`, `*"ExitCode":${CONVERTER_MALFORMED_EXIT}}*`];
     const states: Record<string, State> = {
       [n.prepare]: {
         Type: 'Pass',
         Parameters: {
-          'keys.$': keysPath,
-          'execution.$': executionPath,
-          'resultKey.$': `States.Format('${resultPrefix}{}/{}.json', ${executionPath}, States.UUID())`,
+          'keys.$': '$.Items[*].Key',
+          // Every item carries the parent execution's name (ItemSelector), so a batch's summary is filed
+          // under the execution that converted it.
+          'execution.$': '$.Items[0].execution',
+          'resultKey.$': `States.Format('${resultPrefix}{}/{}.json', $.Items[0].execution, States.UUID())`,
           attempt: 0,
         },
         Next: n.run,
@@ -259,13 +368,7 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
       [n.run]: {
         Type: 'Task',
         Resource: 'arn:aws:states:::ecs:runTask.sync',
-        Parameters: runTaskParameters(props.converter, [
-          { Name: 'BUCKET', Value: bucket },
-          { Name: 'S3PATHS', 'Value.$': 'States.JsonToString($.keys)' },
-          { Name: 'OUTPUT_BUCKET', Value: bucket },
-          { Name: 'OUTPUT_PREFIX', Value: outputPrefix },
-          { Name: 'RESULT_KEY', 'Value.$': '$.resultKey' },
-        ]),
+        Parameters: runTaskParameters(props.converter, converterEnvironment(bucket, outputPrefix)),
         TimeoutSeconds: props.converter.timeoutSeconds ?? 3600,
         ResultPath: null,
         Retry: [ecsRetrier],
@@ -278,11 +381,20 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
       },
       // The cause of a failed .sync task is the stopped task's JSON. Exit 65 = malformed input: the
       // summary lists which keys and why, so read it. Anything else (Spot reclaim, image pull, OOM,
-      // I/O error) may pass on a fresh task: run it again, a bounded number of times.
+      // I/O error) may pass on a fresh task: run it again, a bounded number of times. An error output
+      // always has `Error` but need not have `Cause`: test its presence first (a comparison on a
+      // missing path is an uncatchable States.Runtime).
       [n.classify]: {
         Type: 'Choice',
         Choices: [
-          { Or: exitPatterns.map((p) => ({ Variable: '$.taskError.Cause', StringMatches: p })), Next: n.read },
+          {
+            And: [
+              { Variable: '$.taskError.Cause', IsPresent: true },
+              { Variable: '$.taskError.Cause', IsString: true },
+              { Or: exitPatterns.map((p) => ({ Variable: '$.taskError.Cause', StringMatches: p })) },
+            ],
+            Next: n.read,
+          },
           { Variable: '$.attempt', NumericLessThan: taskAttempts - 1, Next: n.backoff },
         ],
         // Out of attempts: a converter that ran may still have written its per-key summary (e.g. an
@@ -312,14 +424,40 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
         TimeoutSeconds: 60,
         Retry: [{ ErrorEquals: ['S3.S3Exception', 'S3.SdkClientException', 'States.Timeout'], IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 3, JitterStrategy: 'FULL' }],
         Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.readError', Next: n.noSummary }],
-        Next: `${n.read} output`,
+        Next: n.checkResult,
       },
-      [`${n.read} output`]: {
+      // Whatever object sits at the result key is JSON, not necessarily the converter's summary: select
+      // its lists only once they are known to be there.
+      [n.checkResult]: {
+        Type: 'Choice',
+        Choices: [
+          {
+            And: [
+              { Variable: '$.result.summary.converted', IsPresent: true },
+              { Variable: '$.result.summary.failed', IsPresent: true },
+            ],
+            Next: n.report,
+          },
+        ],
+        Default: n.malformed,
+      },
+      [n.report]: {
         Type: 'Pass',
         Parameters: {
           'resultKey.$': '$.resultKey',
           'converted.$': '$.result.summary.converted',
           'failed.$': '$.result.summary.failed',
+        },
+        End: true,
+      },
+      [n.malformed]: {
+        Type: 'Pass',
+        Parameters: {
+          'resultKey.$': '$.resultKey',
+          converted: [],
+          failed: [],
+          batchError: { Error: BATCH_RESULT_MALFORMED, Cause: 'the object at resultKey has no "converted" or no "failed" list' },
+          'failedKeys.$': '$.keys',
         },
         End: true,
       },
@@ -352,17 +490,23 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
         End: true,
       },
     };
-    return { StartAt: n.prepare, States: states };
+    return { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' }, StartAt: n.prepare, States: states };
   };
 
-  const distributed = (variant: 'prefix' | 'manifest'): Record<string, Json> => ({
-    ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' },
-    ...processor(variant, '$.Items[*].Key', '$.BatchInput.execution'),
-  });
-  const batcher = {
-    MaxItemsPerBatch: batchSize,
-    MaxInputBytesPerBatch: maxBatchBytes,
-    BatchInput: { 'execution.$': '$$.Execution.Name' },
+  // ItemBatcher bounds each batch by count and by bytes: the byte bound keeps its S3PATHS override
+  // within ECS's limit whatever the key lengths (maxOverrideChars). The execution name reaches the
+  // children through ItemSelector, which is documented to take values from the Context object
+  // (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemselector.html), not
+  // through ItemBatcher.BatchInput, which is documented only as fixed JSON
+  // (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itembatcher.html).
+  const batcher = (maxItems: number) => ({ MaxItemsPerBatch: maxItems, MaxInputBytesPerBatch: maxBatchBytes });
+  const itemSelector = (keyPath: string) => ({ 'Key.$': keyPath, 'execution.$': '$$.Execution.Name' });
+  // Every map writes its children's outputs to S3: results/map/<map run id>/manifest.json and
+  // SUCCEEDED_n.json / FAILED_n.json (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html).
+  // The map's own result is then {MapRunArn, ResultWriterDetails: {Bucket, Key}} whatever the key count.
+  const resultWriter = {
+    Resource: 'arn:aws:states:::s3:putObject',
+    Parameters: { Bucket: bucket, Prefix: `${resultPrefix}${MAP_RESULTS_FOLDER}` },
   };
 
   const lockKey = { lock: { S: 'ingest' } };
@@ -400,21 +544,36 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
     const rules: Json[] = inputPrefixes.map((p) => ({ Variable: variable, StringMatches: `${p.replace(/[\\*]/g, '\\$&')}*` }));
     return { And: [{ Variable: variable, IsString: true }, rules.length === 1 ? rules[0] : { Or: rules }] };
   };
-  const prefixList = inputPrefixes.join(', ').replace(/[\\'{}]/g, '\\$&');
+  // Characters JSON must escape (RFC 8259 section 7): a double quote, a backslash, U+0000 to U+001F.
+  const needsEscapes = (variable: string): Json => ({
+    Or: ['"', '\\\\', ...Array.from({ length: 0x20 }, (_, c) => String.fromCharCode(c))].map((ch) => ({ Variable: variable, StringMatches: `*${ch}*` })),
+  });
+  // States.Format literals treat ' { } \ as special.
+  const formatLiteral = (text: string) => text.replace(/[\\'{}]/g, '\\$&');
+  const prefixList = formatLiteral(inputPrefixes.join(', '));
   const manifestKeyOfExecution = `States.Format('${manifestPrefix}{}.json', $$.Execution.Name)`;
 
   const states: Record<string, State> = {
     [STATE.route]: {
       Type: 'Choice',
       Choices: [
-        { Variable: '$.ingest', IsPresent: true, Next: STATE.acquireLock },
+        { Variable: '$.ingest', IsPresent: true, Next: STATE.acceptIngest },
         // A type test on a missing path is a runtime error: test presence first (And short-circuits).
-        { And: [...isString('$.manifest.bucket'), ...isString('$.manifest.key')], Next: STATE.convertManifest },
-        { And: isString('$.prefix'), Next: STATE.prefixAllowed },
-        { And: isString('$[0]'), Next: STATE.checkKeys },
+        { And: [...isString('$.manifest.bucket'), ...isString('$.manifest.key')], Next: STATE.acceptManifest },
+        { And: isString('$.prefix'), Next: STATE.acceptPrefix },
+        { And: isString('$[0]'), Next: STATE.keysWithinLimit },
       ],
       Default: STATE.invalidInput,
     },
+    // Object inputs keep only the fields the machine reads: every other top-level field of the state
+    // is then the machine's own (a caller's "error" or "results" could otherwise be mistaken for one).
+    [STATE.acceptIngest]: { Type: 'Pass', Parameters: { 'ingest.$': '$.ingest' }, Next: STATE.acquireLock },
+    [STATE.acceptManifest]: {
+      Type: 'Pass',
+      Parameters: { manifest: { 'bucket.$': '$.manifest.bucket', 'key.$': '$.manifest.key' } },
+      Next: STATE.convertManifest,
+    },
+    [STATE.acceptPrefix]: { Type: 'Pass', Parameters: { 'prefix.$': '$.prefix' }, Next: STATE.prefixAllowed },
     [STATE.invalidInput]: {
       Type: 'Fail',
       Error: 'InvalidInput',
@@ -426,6 +585,21 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
     // read nothing else, so anything outside is refused up front, naming it, before a task starts.
     // (Manifest items are not checked here, one state transition per key; the role denies their read
     // and the converter reports each such key failed.)
+    // Contract 1 is checked key by key in an inline Map (EVENTS_PER_CHECKED_KEY history events each):
+    // more keys than the history can hold are refused at once, before any check or task.
+    [STATE.keysWithinLimit]: {
+      Type: 'Choice',
+      Choices: [{ Variable: `$[${MAX_KEYS_PER_EXECUTION}]`, IsPresent: true, Next: STATE.describeTooManyKeys }],
+      Default: STATE.checkKeys,
+    },
+    [STATE.describeTooManyKeys]: {
+      Type: 'Pass',
+      Parameters: {
+        'cause.$': `States.Format('{} keys given: one execution takes at most ${MAX_KEYS_PER_EXECUTION} (Step Functions limits an execution to ${SFN_HISTORY_EVENT_LIMIT} history events); split the list, or write it to S3 as a JSON array and start the manifest input; nothing was converted', States.ArrayLength($))`,
+      },
+      Next: STATE.tooManyKeys,
+    },
+    [STATE.tooManyKeys]: { Type: 'Fail', Error: TOO_MANY_KEYS, CausePath: '$.cause' },
     [STATE.checkKeys]: {
       Type: 'Map',
       ItemsPath: '$',
@@ -433,7 +607,14 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
         ProcessorConfig: { Mode: 'INLINE' },
         StartAt: STATE.keyAllowed,
         States: {
-          [STATE.keyAllowed]: { Type: 'Choice', Choices: [{ ...(matchesInput('$') as Record<string, Json>), Next: STATE.keyAccepted }], Default: STATE.describeRejectedKey },
+          [STATE.keyAllowed]: {
+            Type: 'Choice',
+            Choices: [
+              { And: [matchesInput('$'), { Not: needsEscapes('$') }], Next: STATE.keyAccepted },
+              { ...(matchesInput('$') as Record<string, Json>), Next: STATE.describeUnsafeKey },
+            ],
+            Default: STATE.describeRejectedKey,
+          },
           [STATE.keyAccepted]: { Type: 'Pass', Result: true, End: true },
           [STATE.describeRejectedKey]: {
             Type: 'Pass',
@@ -441,10 +622,16 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
             Next: STATE.keyRejected,
           },
           [STATE.keyRejected]: { Type: 'Fail', Error: KEY_OUTSIDE_INPUT, CausePath: '$.cause' },
+          [STATE.describeUnsafeKey]: {
+            Type: 'Pass',
+            Parameters: { 'cause.$': `States.Format('key {} holds a double quote, a backslash or a control character: JSON escapes count twice against ECS\\'s ${ECS_OVERRIDES_LIMIT_CHARS}-character override limit, so its batch could not be started; nothing was converted', States.JsonToString($))` },
+            Next: STATE.keyUnsafe,
+          },
+          [STATE.keyUnsafe]: { Type: 'Fail', Error: KEY_NEEDS_ESCAPES, CausePath: '$.cause' },
         },
       },
       ResultPath: null,
-      Next: STATE.partitionKeys,
+      Next: STATE.convertKeys,
     },
     [STATE.prefixAllowed]: {
       Type: 'Choice',
@@ -458,41 +645,39 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
     },
     [STATE.prefixRejected]: { Type: 'Fail', Error: PREFIX_OUTSIDE_INPUT, CausePath: '$.cause' },
 
-    // Contract 1: a JSON array of keys, converted in batches by an inline Map (the lab's, bounded).
-    [STATE.partitionKeys]: {
-      Type: 'Pass',
-      Parameters: { 'batches.$': `States.ArrayPartition($, ${keysBatchSize})` },
-      Next: STATE.convertKeys,
-    },
+    // Contract 1: a JSON array of keys (the lab's), batched like contract 2, 5 tasks at a time as the
+    // lab's Map. The array input cannot take a field, so the map's result replaces it: {results}.
     [STATE.convertKeys]: {
       Type: 'Map',
-      ItemsPath: '$.batches',
+      ItemsPath: '$',
+      ItemSelector: itemSelector('$$.Map.Item.Value'),
+      ItemBatcher: batcher(keysBatchSize),
       MaxConcurrency: keysMaxConcurrency,
-      ItemSelector: { 'keys.$': '$$.Map.Item.Value', 'execution.$': '$$.Execution.Name' },
-      ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' }, ...processor('keys', '$.keys', '$.execution') },
-      ResultSelector: { 'batches.$': '$' },
+      ToleratedFailurePercentage: tolerated,
+      ItemProcessor: processor('keys'),
+      ResultWriter: resultWriter,
+      ResultSelector: { 'results.$': '$' },
+      Label: 'ConvertKeys',
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$', Next: STATE.keysFailed }],
       Next: STATE.keysDone,
     },
+    [STATE.keysFailed]: { Type: 'Pass', Parameters: { 'error.$': '$' }, Next: STATE.convertFailed },
     [STATE.keysDone]: { Type: 'Succeed' },
 
-    // Contract 2a: every object under a prefix. Results go to S3 (ResultWriter): a prefix can hold
-    // millions of keys, far beyond the 256 KiB an execution's output may carry.
+    // Contract 2a: every object under a prefix (a prefix can hold millions of keys).
     [STATE.convertPrefix]: {
       Type: 'Map',
       ItemReader: {
         Resource: 'arn:aws:states:::s3:listObjectsV2',
         Parameters: { Bucket: bucket, 'Prefix.$': '$.prefix' },
       },
-      ItemSelector: { 'Key.$': '$$.Map.Item.Value.Key' },
-      ItemBatcher: batcher,
+      ItemSelector: itemSelector('$$.Map.Item.Value.Key'),
+      ItemBatcher: batcher(batchSize),
       MaxConcurrency: maxConcurrency,
       ToleratedFailurePercentage: tolerated,
-      ItemProcessor: distributed('prefix'),
-      ResultWriter: {
-        Resource: 'arn:aws:states:::s3:putObject',
-        // Step Functions adds a folder per map run under this prefix.
-        Parameters: { Bucket: bucket, Prefix: `${resultPrefix}map` },
-      },
+      ItemProcessor: processor('prefix'),
+      ResultWriter: resultWriter,
+      ResultPath: '$.results',
       Label: 'ConvertPrefix',
       Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE.convertFailed }],
       Next: STATE.prefixDone,
@@ -507,13 +692,14 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
         ReaderConfig: { InputType: 'JSON' },
         Parameters: { 'Bucket.$': '$.manifest.bucket', 'Key.$': '$.manifest.key' },
       },
-      ItemSelector: { 'Key.$': '$$.Map.Item.Value' },
-      ItemBatcher: batcher,
+      ItemSelector: itemSelector('$$.Map.Item.Value'),
+      ItemBatcher: batcher(batchSize),
       MaxConcurrency: maxConcurrency,
       ToleratedFailurePercentage: tolerated,
-      ItemProcessor: distributed('manifest'),
+      ItemProcessor: processor('manifest'),
+      ResultWriter: resultWriter,
       Label: 'ConvertManifest',
-      ResultPath: '$.batches',
+      ResultPath: '$.results',
       Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE.afterIngestConvert }],
       Next: STATE.afterIngestConvert,
     },
@@ -523,14 +709,16 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
         { And: [{ Variable: '$.ingest', IsPresent: true }, { Variable: '$.error', IsPresent: true }], Next: STATE.releaseLockOnFailure },
         { And: [{ Variable: '$.ingest', IsPresent: true }, { Variable: '$.ingestError', IsPresent: true }], Next: STATE.releaseLockOnFailure },
         { Variable: '$.ingest', IsPresent: true, Next: STATE.releaseLock },
-        { Variable: '$.error', IsPresent: true, Next: STATE.convertFailed },
+        { And: isString('$.error.Error'), Next: STATE.convertFailed },
       ],
       Default: STATE.manifestDone,
     },
     [STATE.manifestDone]: { Type: 'Succeed' },
+    // The Fail cause names the error only: the caught error's own cause can be 32,768 characters, and
+    // it stays in the execution history (the map's event) anyway.
     [STATE.convertFailed]: {
       Type: 'Pass',
-      Parameters: { 'cause.$': 'States.JsonToString($.error)' },
+      Parameters: { 'cause.$': `States.Format('the conversion failed with {}; the map run and the caught error are in the execution history, per-batch results under ${formatLiteral(resultPrefix + MAP_RESULTS_FOLDER)}/', $.error.Error)` },
       Next: STATE.convertFailedEnd,
     },
     [STATE.convertFailedEnd]: { Type: 'Fail', Error: 'ConversionFailed', CausePath: '$.cause' },
@@ -556,11 +744,23 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
       Type: 'Task',
       Resource: 'arn:aws:states:::dynamodb:getItem',
       Parameters: { TableName: props.lockTableName, Key: lockKey, ConsistentRead: true },
-      ResultSelector: { 'holder.$': '$.Item.holder.S' },
-      ResultPath: '$.lock',
+      // GetItem of a released lock returns no Item: selecting $.Item.holder.S here would be an
+      // uncatchable States.Runtime, so the item is kept as returned and tested first.
+      ResultPath: '$.lockRead',
       Retry: [dynamoRetry],
-      // Released between our put and this read: the next scheduled run will get it.
       Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.lockError', Next: STATE.ingestSkipped }],
+      Next: STATE.lockStillHeld,
+    },
+    // Released between our put and this read: the next scheduled run will get it.
+    [STATE.lockStillHeld]: {
+      Type: 'Choice',
+      Choices: [{ And: isString('$.lockRead.Item.holder.S'), Next: STATE.noteLockHolder }],
+      Default: STATE.ingestSkipped,
+    },
+    [STATE.noteLockHolder]: {
+      Type: 'Pass',
+      Parameters: { 'holder.$': '$.lockRead.Item.holder.S' },
+      ResultPath: '$.lock',
       Next: STATE.describeHolder,
     },
     [STATE.describeHolder]: {
@@ -622,10 +822,35 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
     [STATE.releaseLock]: releaseLockThen(STATE.ingestDone),
     [STATE.ingestDone]: { Type: 'Succeed' },
     [STATE.releaseLockOnFailure]: releaseLockThen(STATE.ingestFailed),
-    // The cause carries the whole state (lister error, manifest, converted batches) so nothing is lost.
+    // A bounded summary (error names, the manifest, where the results are): the caught errors
+    // themselves (a stopped task's JSON, up to 32,768 characters each) stay in the execution history.
     [STATE.ingestFailed]: {
+      Type: 'Choice',
+      Choices: [
+        { And: [...isString('$.ingestError.Error'), ...isString('$.error.Error')], Next: STATE.describeListerAndConversionFailure },
+        { And: [...isString('$.ingestError.Error'), ...isString('$.results.ResultWriterDetails.Bucket'), ...isString('$.results.ResultWriterDetails.Key')], Next: STATE.describeListerFailure },
+        { And: isString('$.error.Error'), Next: STATE.describeIngestConversionFailure },
+      ],
+      Default: STATE.describeUnknownIngestFailure,
+    },
+    [STATE.describeListerAndConversionFailure]: {
       Type: 'Pass',
-      Parameters: { 'cause.$': 'States.JsonToString($)' },
+      Parameters: { 'cause.$': "States.Format('the SFTP lister failed with {}, then converting what it ingested (manifest s3://{}/{}) failed with {}; the lock was released; the caught errors are in the execution history', $.ingestError.Error, $.manifest.bucket, $.manifest.key, $.error.Error)" },
+      Next: STATE.ingestFailedEnd,
+    },
+    [STATE.describeListerFailure]: {
+      Type: 'Pass',
+      Parameters: { 'cause.$': "States.Format('the SFTP lister failed with {}; what it ingested before (manifest s3://{}/{}) was converted, results in s3://{}/{}; the lock was released; the caught error is in the execution history', $.ingestError.Error, $.manifest.bucket, $.manifest.key, $.results.ResultWriterDetails.Bucket, $.results.ResultWriterDetails.Key)" },
+      Next: STATE.ingestFailedEnd,
+    },
+    [STATE.describeIngestConversionFailure]: {
+      Type: 'Pass',
+      Parameters: { 'cause.$': "States.Format('converting the ingested files (manifest s3://{}/{}) failed with {}; the lock was released; the caught error is in the execution history', $.manifest.bucket, $.manifest.key, $.error.Error)" },
+      Next: STATE.ingestFailedEnd,
+    },
+    [STATE.describeUnknownIngestFailure]: {
+      Type: 'Pass',
+      Result: { cause: 'the ingest failed; the lock was released; the caught error is in the execution history' },
       Next: STATE.ingestFailedEnd,
     },
     [STATE.ingestFailedEnd]: { Type: 'Fail', Error: 'IngestFailed', CausePath: '$.cause' },
@@ -637,6 +862,155 @@ export function buildDefinition(props: PipelineDefinitionProps): Record<string, 
     StartAt: STATE.route,
     States: states,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// IAM: each integration the definition uses brings the statements it needs (as aws-cdk's task
+// constructs do in `_createPolicyStatements`); the batch stack merges them into the role's policy.
+// ---------------------------------------------------------------------------------------------
+
+/** One statement of the state machine role's policy (the provider's policy-document statement). */
+export type PolicyStatement = DataAwsIamPolicyDocumentStatement & { readonly sid: string; readonly actions: string[]; readonly resources: string[] };
+
+/** What the integrations act on (ARNs; Terraform references in the stack). */
+export interface IntegrationTargets {
+  readonly clusterArn: string;
+  /** This cluster's tasks: `arn:<partition>:ecs:<region>:<account>:task/<cluster name>/*`. */
+  readonly clusterTasksArn: string;
+  /** Task definition families the machine runs (ARNs without revision). */
+  readonly taskDefinitionFamilyArns: string[];
+  /** Task and execution roles of those task definitions (RunTask passes them to ECS). */
+  readonly passRoleArns: string[];
+  /** The managed rule through which `.sync` learns that a task stopped. */
+  readonly ecsSyncRuleArn: string;
+  readonly bucketArn: string;
+  readonly manifestPrefix: string;
+  readonly resultPrefix: string;
+  readonly inputPrefixes: string[];
+  readonly lockTableArn: string;
+  /** The machine itself (Distributed Map children are executions of it). */
+  readonly stateMachineArn: string;
+  /** Its executions and its map runs' child executions. */
+  readonly executionArns: string[];
+}
+
+/** How an integration is used: a Task's Resource, a Distributed Map's reader or writer, or its children. */
+export type IntegrationUse = `task:${string}` | `itemReader:${string}` | `resultWriter:${string}` | 'distributedMap';
+
+/** Every integration the machine may use, in the order its statements appear in the policy. */
+const INTEGRATIONS: [IntegrationUse, (t: IntegrationTargets) => PolicyStatement[]][] = [
+  [
+    'task:arn:aws:states:::ecs:runTask.sync',
+    (t) => [
+      {
+        sid: 'RunOnlyPipelineTasks',
+        effect: 'Allow',
+        actions: ['ecs:RunTask'],
+        resources: t.taskDefinitionFamilyArns.flatMap((a) => [a, `${a}:*`]),
+        condition: [{ test: 'ArnEquals', variable: 'ecs:cluster', values: [t.clusterArn] }],
+      },
+      {
+        // PropagateTags TASK_DEFINITION (and the provider's default tags on the task definitions) make
+        // RunTask create a tagged task: ECS then also authorizes ecs:TagResource, with ecs:CreateAction
+        // = RunTask (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/supported-iam-actions-tagging.html).
+        // Without it RunTask fails with AccessDeniedException, which is not retried.
+        sid: 'TagTasksOnRunTask',
+        effect: 'Allow',
+        actions: ['ecs:TagResource'],
+        resources: [t.clusterTasksArn],
+        condition: [{ test: 'StringEquals', variable: 'ecs:CreateAction', values: ['RunTask'] }],
+      },
+      {
+        sid: 'WatchAndStopTasks',
+        effect: 'Allow',
+        actions: ['ecs:StopTask', 'ecs:DescribeTasks'],
+        resources: [t.clusterTasksArn],
+        condition: [{ test: 'ArnEquals', variable: 'ecs:cluster', values: [t.clusterArn] }],
+      },
+      {
+        sid: 'PassOnlyPipelineTaskRoles',
+        effect: 'Allow',
+        actions: ['iam:PassRole'],
+        resources: t.passRoleArns,
+        condition: [{ test: 'StringEquals', variable: 'iam:PassedToService', values: ['ecs-tasks.amazonaws.com'] }],
+      },
+      // runTask.sync learns that a task stopped through this managed rule.
+      { sid: 'SyncTaskCompletionRule', effect: 'Allow', actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'], resources: [t.ecsSyncRuleArn] },
+    ],
+  ],
+  ['itemReader:arn:aws:states:::s3:getObject', (t) => [{ sid: 'ReadManifestsAndBatchResults', effect: 'Allow', actions: ['s3:GetObject'], resources: [`${t.bucketArn}/${t.manifestPrefix}*`] }]],
+  ['task:arn:aws:states:::aws-sdk:s3:getObject', (t) => [{ sid: 'ReadManifestsAndBatchResults', effect: 'Allow', actions: ['s3:GetObject'], resources: [`${t.bucketArn}/${t.resultPrefix}*`] }]],
+  [
+    // ItemReader for {"prefix": ...} lists keys (it never reads the objects); the definition accepts
+    // only prefixes inside the input prefixes, and so does this condition.
+    'itemReader:arn:aws:states:::s3:listObjectsV2',
+    (t) => [{ sid: 'ListInputPrefixes', effect: 'Allow', actions: ['s3:ListBucket'], resources: [t.bucketArn], condition: [{ test: 'StringLike', variable: 's3:prefix', values: t.inputPrefixes.map((p) => `${p}*`) }] }],
+  ],
+  [
+    'resultWriter:arn:aws:states:::s3:putObject',
+    (t) => [{ sid: 'WriteMapResults', effect: 'Allow', actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], resources: [`${t.bucketArn}/${t.resultPrefix}*`] }],
+  ],
+  ['task:arn:aws:states:::dynamodb:putItem', (t) => [{ sid: 'IngestLock', effect: 'Allow', actions: ['dynamodb:PutItem'], resources: [t.lockTableArn] }]],
+  ['task:arn:aws:states:::dynamodb:getItem', (t) => [{ sid: 'IngestLock', effect: 'Allow', actions: ['dynamodb:GetItem'], resources: [t.lockTableArn] }]],
+  ['task:arn:aws:states:::dynamodb:deleteItem', (t) => [{ sid: 'IngestLock', effect: 'Allow', actions: ['dynamodb:DeleteItem'], resources: [t.lockTableArn] }]],
+  [
+    // A Distributed Map starts its children as executions of this machine, and describes and stops them.
+    'distributedMap',
+    (t) => [
+      { sid: 'DistributedMapChildren', effect: 'Allow', actions: ['states:StartExecution'], resources: [t.stateMachineArn] },
+      { sid: 'OwnExecutions', effect: 'Allow', actions: ['states:DescribeExecution', 'states:StopExecution'], resources: t.executionArns },
+    ],
+  ],
+  // Describing the ingest lock's holder (one of this machine's executions).
+  ['task:arn:aws:states:::aws-sdk:sfn:describeExecution', (t) => [{ sid: 'OwnExecutions', effect: 'Allow', actions: ['states:DescribeExecution'], resources: t.executionArns }]],
+];
+
+/** The integrations a definition uses, and the first state using each (nested states included). */
+export function integrationsUsed(definition: Record<string, unknown>): Map<IntegrationUse, string> {
+  const used = new Map<IntegrationUse, string>();
+  const note = (use: IntegrationUse, state: string) => {
+    if (!used.has(use)) used.set(use, state);
+  };
+  const walk = (states: Record<string, Record<string, any>>) => {
+    for (const [name, state] of Object.entries(states)) {
+      if (state.Type === 'Task') note(`task:${state.Resource}`, name);
+      if (state.ItemReader) note(`itemReader:${state.ItemReader.Resource}`, name);
+      if (state.ResultWriter) note(`resultWriter:${state.ResultWriter.Resource}`, name);
+      const processor = state.ItemProcessor ?? state.Iterator;
+      if (processor?.ProcessorConfig?.Mode === 'DISTRIBUTED') note('distributedMap', name);
+      if (processor) walk(processor.States);
+      for (const branch of state.Branches ?? []) walk(branch.States);
+    }
+  };
+  walk(definition.States as Record<string, Record<string, any>>);
+  return used;
+}
+
+/**
+ * The role statements a definition needs: those of each integration it uses, merged by Sid (actions
+ * and resources united, in order). Throws for an integration with no known permissions, so a state
+ * cannot be added without its grant.
+ */
+export function integrationStatements(definition: Record<string, unknown>, targets: IntegrationTargets): PolicyStatement[] {
+  const used = integrationsUsed(definition);
+  const known = new Set(INTEGRATIONS.map(([use]) => use));
+  for (const [use, state] of used) {
+    if (!known.has(use)) throw new Error(`state machine: state "${state}" uses ${use}, whose IAM permissions are not known (add it to INTEGRATIONS)`);
+  }
+  const merged = new Map<string, PolicyStatement>();
+  for (const [use, statements] of INTEGRATIONS) {
+    if (!used.has(use)) continue;
+    for (const st of statements(targets)) {
+      const prev = merged.get(st.sid);
+      if (!prev) {
+        merged.set(st.sid, { ...st, actions: [...st.actions], resources: [...st.resources] });
+        continue;
+      }
+      if (JSON.stringify(prev.condition ?? null) !== JSON.stringify(st.condition ?? null)) throw new Error(`state machine: statements ${st.sid} differ in their condition`);
+      merged.set(st.sid, { ...prev, actions: [...new Set([...prev.actions, ...st.actions])], resources: [...new Set([...prev.resources, ...st.resources])] });
+    }
+  }
+  return [...merged.values()];
 }
 
 /** Every Task state of a definition, nested ones included: name -> state. */

@@ -51,6 +51,8 @@ function matrix(m: SecurityModel): Case[] {
   const xml = m.bucket('xml-bucket').arn;
   const sftpBucket = m.bucket('sftp-bucket').arn;
   const cluster = m.attrs('cluster', 'aws_ecs_cluster', 'cluster').arn;
+  // A task RunTask creates in this cluster: arn:aws:ecs:<region>:<account>:task/<cluster name>/<id>.
+  const clusterTask = `${cluster.replace(':cluster/', ':task/')}/0123456789abcdef0123456789abcdef`;
   const inCluster = { 'ecs:cluster': cluster };
   const converterTd = m.attrs('batch', 'aws_ecs_task_definition', 'task').arn_without_revision;
   const listerTd = m.attrs('ingest', 'aws_ecs_task_definition', 'task').arn_without_revision;
@@ -126,6 +128,12 @@ function matrix(m: SecurityModel): Case[] {
     c('batch/state-machine-role', 'ecs:RunTask', `${listerTd}:3`, 'allow', 'runs the lister', inCluster),
     c('batch/state-machine-role', 'ecs:RunTask', `${otherTd}:1`, 'deny', 'no other task definition', inCluster),
     c('batch/state-machine-role', 'ecs:RunTask', `${converterTd}:7`, 'deny', 'no other cluster', { 'ecs:cluster': cluster.replace(/[^/]+$/, 'other') }),
+    // PropagateTags + tagged task definitions: RunTask creates a tagged task, which ECS also authorizes
+    // as ecs:TagResource with ecs:CreateAction = RunTask (tag-on-create).
+    c('batch/state-machine-role', 'ecs:TagResource', clusterTask, 'allow', 'tags the tasks RunTask creates (tag-on-create)', { 'ecs:CreateAction': 'RunTask' }),
+    c('batch/state-machine-role', 'ecs:TagResource', clusterTask, 'deny', 'tags no existing task (TagResource on its own)'),
+    c('batch/state-machine-role', 'ecs:TagResource', clusterTask, 'deny', 'tags on no other create action', { 'ecs:CreateAction': 'CreateService' }),
+    c('batch/state-machine-role', 'ecs:TagResource', clusterTask.replace(/task\/[^/]+\//, 'task/other-cluster/'), 'deny', "tags no other cluster's tasks", { 'ecs:CreateAction': 'RunTask' }),
     c('batch/state-machine-role', 'iam:PassRole', roleArn('batch/task-role'), 'allow', "passes the converter's task role to ECS", PASSED_TO_ECS),
     c('batch/state-machine-role', 'iam:PassRole', roleArn('batch/execution-role'), 'allow', "passes the converter's execution role", PASSED_TO_ECS),
     c('batch/state-machine-role', 'iam:PassRole', roleArn('ingest/task-role'), 'allow', "passes the lister's task role", PASSED_TO_ECS),

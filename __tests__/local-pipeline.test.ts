@@ -59,7 +59,7 @@ describe('the schedule: {"ingest": ...} ingests new SFTP files and converts them
   });
 
   test('THEN the execution output lists every converted key and the malformed one with its reason, and no output exists for it', async () => {
-    const result = outcomes(first.output!);
+    const result = await outcomes(session.world, first.output);
     expect(result.filter((o) => o.status === 'converted').map((o) => o.key)).toEqual(
       ['attributes', 'customer', 'plane', 'repeated_noncontiguous', 'unicode_text'].map((n) => `incoming/${n}.xml`),
     );
@@ -67,6 +67,23 @@ describe('the schedule: {"ingest": ...} ingests new SFTP files and converts them
       { key: 'incoming/mismatched_tag.xml', status: 'failed', error: expect.stringMatching(/mismatched_tag\.xml:1:\d+: /) },
     ]);
     expect(await session.world.s3.keys(session.world.bucket, 'json/')).not.toContain('json/incoming/mismatched_tag.xml.json');
+  });
+
+  test('THEN every AWS call of both runs was authorized against the synthesized policies of the calling role', () => {
+    const allowed = new Set(session.world.iam.log.filter((d) => d.decision === 'Allowed').map((d) => `${d.role} ${d.action}`));
+    const expected = [
+      // the state machine: lock, lister and converter tasks (RunTask, tag-on-create, PassRole), manifest (ItemReader),
+      // map children, results (ResultWriter), the overlapping run's look at the lock holder
+      ...['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem', 'states:DescribeExecution', 'ecs:RunTask', 'ecs:TagResource', 'iam:PassRole', 's3:GetObject', 'states:StartExecution', 's3:PutObject'].map((a) => `batch/state-machine-role ${a}`),
+      // ECS starting the tasks with their execution roles
+      ...['ecr:GetAuthorizationToken', 'ecr:BatchGetImage', 'logs:PutLogEvents', 'secretsmanager:GetSecretValue'].map((a) => `ingest/execution-role ${a}`),
+      'batch/execution-role ecr:BatchGetImage',
+      // the images' own S3 requests, signed with their task role's key
+      'ingest/task-role s3:PutObject',
+      'batch/task-role s3:GetObject',
+      'batch/task-role s3:PutObject',
+    ];
+    expect(expected.filter((c) => !allowed.has(c))).toEqual([]);
   });
 
   test('THEN a file still being written (too young) is left on SFTP for a later run', async () => {
@@ -95,14 +112,14 @@ describe('the schedule: {"ingest": ...} ingests new SFTP files and converts them
     expect([...(session.world.tables.values().next().value?.values() ?? [])]).toEqual([]);
     const next = await session.pipeline.execute({ ingest: { source: 'schedule' } }, 'next-run');
     expect(next.status).toBe('SUCCEEDED');
-    expect(outcomes(next.output!)).toEqual([]);
+    expect((await outcomes(session.world, next.output))).toEqual([]);
     expect(tasksOf(next.arn, 'sftp-lister')).toHaveLength(1);
     expect(tasksOf(next.arn, 'converter')).toHaveLength(0);
     expect(JSON.parse((await session.world.s3.get(session.world.bucket, 'manifests/next-run.json')).toString())).toEqual([]);
   });
 
   test('GIVEN a lock left by an execution that is no longer running WHEN the schedule runs THEN it takes the lock over', async () => {
-    const stale = 'arn:aws:states:us-east-1:000000000000:execution:local-pipeline:crashed';
+    const stale = `${session.synthesized.stateMachine.arn.replace(':stateMachine:', ':execution:')}:crashed`;
     session.world.executions.set(stale, 'FAILED');
     const table = [...session.world.tables.keys()][0];
     session.world.tables.get(table)!.set(JSON.stringify([['lock', 'ingest']]), { lock: { S: 'ingest' }, holder: { S: stale } });
@@ -126,7 +143,7 @@ describe('contract 1 (the lab\'s): a JSON array of keys', () => {
     expect(run.status).toBe('SUCCEEDED');
     const tasks = tasksOf(run.arn, 'converter');
     expect(tasks.map((t) => JSON.parse(t.overrides.S3PATHS).length).sort()).toEqual([10, 4]);
-    expect(outcomes(run.output!).map((o) => [o.key, o.status])).toEqual(copies.map((k) => [k, 'converted']));
+    expect((await outcomes(session.world, run.output)).map((o) => [o.key, o.status])).toEqual(copies.map((k) => [k, 'converted']));
     for (const key of copies) expect((await session.world.s3.get(session.world.bucket, `json/${key}.json`)).toString()).toBe(expectedOf('customer.xml'));
   });
 
@@ -144,7 +161,7 @@ describe('contract 1 (the lab\'s): a JSON array of keys', () => {
     expect(tasks.map((t) => [t.injected ? 'injected' : 'ran', t.exitCode])).toEqual([['injected', null], ['ran', 0]]);
     // the rerun is the same batch: same keys, same result key
     expect(tasks[1].overrides).toEqual(tasks[0].overrides);
-    expect(outcomes(run.output!).filter((o) => o.status === 'converted')).toHaveLength(3);
+    expect((await outcomes(session.world, run.output)).filter((o) => o.status === 'converted')).toHaveLength(3);
   });
 
   test('GIVEN a task that fails on every attempt WHEN executed THEN the batch is reported failed with the reason, the execution still succeeds', async () => {
@@ -153,14 +170,14 @@ describe('contract 1 (the lab\'s): a JSON array of keys', () => {
     session.world.beforeTask = undefined;
     expect(run.status).toBe('SUCCEEDED');
     expect(tasksOf(run.arn, 'converter')).toHaveLength(3); // taskAttempts default
-    expect(outcomes(run.output!)).toEqual(copies.slice(0, 2).map((key) => ({ key, status: 'failed', error: expect.stringMatching(/^States\.TaskFailed: .*CannotPullContainerError/) })));
+    expect((await outcomes(session.world, run.output))).toEqual(copies.slice(0, 2).map((key) => ({ key, status: 'failed', error: expect.stringMatching(/^States\.TaskFailed: .*CannotPullContainerError/) })));
   });
 
   test('GIVEN a key that does not exist WHEN executed THEN the batch is re-run (I/O error, not malformed), then its summary reports each key', async () => {
     const run = await session.pipeline.execute([copies[0], 'incoming/lab/does-not-exist.xml'], 'missing-key');
     expect(run.status).toBe('SUCCEEDED');
     expect(tasksOf(run.arn, 'converter').map((t) => t.exitCode)).toEqual([74, 74, 74]);
-    expect(outcomes(run.output!)).toEqual([
+    expect((await outcomes(session.world, run.output))).toEqual([
       { key: copies[0], status: 'converted', output: `json/${copies[0]}.json` },
       { key: 'incoming/lab/does-not-exist.xml', status: 'failed', error: expect.stringMatching(/does-not-exist\.xml/) },
     ]);
@@ -198,7 +215,7 @@ describe('contract 2: a prefix or a manifest, through the Distributed Map\'s ite
     const tasks = tasksOf(run.arn, 'converter');
     expect(tasks.map((t) => JSON.parse(t.overrides.S3PATHS).length).sort((a, b) => a - b)).toEqual([10, 50]);
     expect(tasks.every((t) => t.state === processorStateNames('prefix').run)).toBe(true);
-    expect(outcomes(run.output!).map((o) => o.key)).toEqual(keys);
+    expect((await outcomes(session.world, run.output)).map((o) => o.key)).toEqual(keys);
     expect((await session.world.s3.get(session.world.bucket, 'json/incoming/bulk/f-059.xml.json')).toString()).toBe(expectedOf('plane.xml'));
   });
 
@@ -213,7 +230,7 @@ describe('contract 2: a prefix or a manifest, through the Distributed Map\'s ite
   test('GIVEN a manifest object WHEN executed THEN exactly its keys are converted', async () => {
     const run = await session.pipeline.execute({ manifest: { bucket: session.world.bucket, key: 'manifests/some-keys.json' } }, 'by-manifest');
     expect(run.status).toBe('SUCCEEDED');
-    expect(outcomes(run.output!).map((o) => [o.key, o.status])).toEqual(keys.slice(0, 7).map((k) => [k, 'converted']));
+    expect((await outcomes(session.world, run.output)).map((o) => [o.key, o.status])).toEqual(keys.slice(0, 7).map((k) => [k, 'converted']));
     expect(tasksOf(run.arn, 'converter').map((t) => t.state)).toEqual([processorStateNames('manifest').run]);
   });
 

@@ -68,6 +68,8 @@ export class ImagesStack extends PipelineStack {
       // What must rebuild and re-push the image when it changes.
       const triggers = { source_hash: hash, platform };
       const build = new DataResource(this, `build-${spec.dir}`, { triggersReplace: triggers });
+      // Passed explicitly (the Dockerfile's own default) so the synthesized build shows what it builds on.
+      const baseImage = pinnedBaseImage(path.join(context, 'Dockerfile'));
       const tag = `src-${hash.slice(0, 16)}-${arch}-${build.id}`;
       const repositoryUrl = props.cluster.repositories[name].repositoryUrl;
       const image = new Image(this, `image-${spec.dir}`, {
@@ -77,6 +79,7 @@ export class ImagesStack extends PipelineStack {
           context,
           dockerfile: 'Dockerfile',
           platform,
+          buildArgs: { BASE_IMAGE: baseImage },
           label: { 'org.opencontainers.image.revision': hash },
         },
         triggers,
@@ -92,6 +95,29 @@ export class ImagesStack extends PipelineStack {
     }
     this.imageRefs = imageRefs;
   }
+}
+
+/**
+ * The default of the Dockerfile's `ARG BASE_IMAGE`, which must be pinned by digest (a multi-platform
+ * index digest serves every platform); every `FROM` must build on it or on an earlier stage. A floating
+ * base tag would make each rebuild of the same source a different image.
+ */
+export function pinnedBaseImage(dockerfile: string): string {
+  const text = fs.readFileSync(dockerfile, 'utf8');
+  const base = /^\s*ARG\s+BASE_IMAGE=(\S+)\s*$/m.exec(text)?.[1];
+  if (!base) throw new Error(`images stack: ${dockerfile} has no "ARG BASE_IMAGE=<image>@sha256:<digest>" default`);
+  if (!/^[^@\s]+@sha256:[0-9a-f]{64}$/.test(base)) {
+    throw new Error(`images stack: ${dockerfile}: BASE_IMAGE "${base}" is not pinned by digest (<image>@sha256:<64 hex digits>); a floating tag makes every rebuild a different image`);
+  }
+  const stages = new Set<string>();
+  for (const m of text.matchAll(/^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?/gim)) {
+    const from = m[1];
+    if (!/^\$\{?BASE_IMAGE\}?$/.test(from) && !stages.has(from.toLowerCase()) && !/@sha256:[0-9a-f]{64}$/.test(from)) {
+      throw new Error(`images stack: ${dockerfile}: "FROM ${from}" is neither \${BASE_IMAGE}, an earlier stage nor pinned by digest`);
+    }
+    if (m[2]) stages.add(m[2].toLowerCase());
+  }
+  return base;
 }
 
 /**

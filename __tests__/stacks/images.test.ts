@@ -2,8 +2,9 @@
 // exports references with digests; no registry credential ever enters Terraform.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { contextHash } from '../../stacks/images';
-import { makeImagesDir, synthesize } from './synth';
+import { contextHash, pinnedBaseImage } from '../../stacks/images';
+import { repoRoot } from '../../stacks/paths';
+import { makeImagesDir, synthesize, TEST_BASE_IMAGE } from './synth';
 
 describe('images', () => {
   const imagesDir = makeImagesDir();
@@ -108,6 +109,37 @@ describe('content-derived tag', () => {
     const lister = (d: string) => synthesize({}, d).stacks.images.json.output?.image_sftp_lister.value;
     expect(second).not.toBe(first);
     expect(lister(imagesDir)).toBe(lister(imagesDir));
+  });
+
+  test('GIVEN the Dockerfile pins BASE_IMAGE by digest WHEN synthesized THEN the build passes exactly that image', () => {
+    const images = synthesize({}, makeImagesDir()).stacks.images;
+    for (const dir of ['sftp-lister', 'converter']) {
+      expect(images.resources('docker_image')[`image-${dir}`].build.build_args).toEqual({ BASE_IMAGE: TEST_BASE_IMAGE });
+    }
+  });
+
+  test("GIVEN the repository's own Dockerfiles WHEN read THEN their base image is pinned by digest", () => {
+    for (const dir of ['sftp-lister', 'converter']) {
+      expect(pinnedBaseImage(path.join(repoRoot(), 'images', dir, 'Dockerfile'))).toMatch(/^node:[\w.-]+@sha256:[0-9a-f]{64}$/);
+    }
+  });
+
+  test.each([
+    ['a floating base tag', 'ARG BASE_IMAGE=node:20-bookworm-slim\nFROM ${BASE_IMAGE}\n', /BASE_IMAGE "node:20-bookworm-slim" is not pinned by digest/],
+    ['no BASE_IMAGE default', 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n', /has no "ARG BASE_IMAGE=<image>@sha256:<digest>" default/],
+    ['a second, unpinned FROM', `ARG BASE_IMAGE=${TEST_BASE_IMAGE}\nFROM \${BASE_IMAGE} AS build\nFROM debian:bookworm\nCOPY --from=build /a /a\n`, /"FROM debian:bookworm" is neither \$\{BASE_IMAGE\}, an earlier stage nor pinned by digest/],
+  ])('GIVEN a Dockerfile with %s WHEN synthesizing THEN it fails naming the Dockerfile', (_name, dockerfile, message) => {
+    const imagesDir = makeImagesDir();
+    const file = path.join(imagesDir, 'converter', 'Dockerfile');
+    fs.writeFileSync(file, dockerfile);
+    expect(() => synthesize({}, imagesDir)).toThrow(message);
+    expect(() => synthesize({}, imagesDir)).toThrow(`images stack: ${file}`);
+  });
+
+  test('GIVEN stages built on earlier stages WHEN synthesizing THEN they are accepted', () => {
+    const imagesDir = makeImagesDir();
+    fs.writeFileSync(path.join(imagesDir, 'converter', 'Dockerfile'), `ARG BASE_IMAGE=${TEST_BASE_IMAGE}\nFROM \${BASE_IMAGE} AS build\nFROM build AS test\nFROM $BASE_IMAGE\n`);
+    expect(() => synthesize({}, imagesDir)).not.toThrow();
   });
 
   test('GIVEN a build context without a Dockerfile WHEN synthesizing THEN it fails naming the folder', () => {

@@ -38,11 +38,14 @@ export interface Synthesized {
   readonly stacks: Record<'network' | 'sftp' | 'cluster' | 'images', SynthStack>;
 }
 
+/** A base image pinned by digest, as the images stack requires. */
+export const TEST_BASE_IMAGE = `node:20-bookworm-slim@sha256:${'ab'.repeat(32)}`;
+
 /** Build contexts standing in for images/ (their content, not their code, is what these tests need). */
 export function makeImagesDir(root = tmp('h1-images-')): string {
   for (const dir of ['sftp-lister', 'converter']) {
     fs.mkdirSync(path.join(root, dir, 'src'), { recursive: true });
-    fs.writeFileSync(path.join(root, dir, 'Dockerfile'), `ARG BASE_IMAGE=node:20-bookworm-slim\nFROM \${BASE_IMAGE}\nCOPY src /app\n`);
+    fs.writeFileSync(path.join(root, dir, 'Dockerfile'), `ARG BASE_IMAGE=${TEST_BASE_IMAGE}\nFROM \${BASE_IMAGE}\nCOPY src /app\n`);
     fs.writeFileSync(path.join(root, dir, 'src', 'index.js'), `console.log(${JSON.stringify(dir)});\n`);
   }
   return root;

@@ -305,7 +305,7 @@ export function buildStackTest(app: SynthesizedApp, stack: string, schema: Compu
     };
     config.provider = { ...config.provider, aws: [...(config.provider?.aws ?? []), policyProvider] };
   }
-  const asserts = iamAsserts(config);
+  const asserts = [...iamAsserts(config), ...exportAsserts(app, resolver, stack)];
   const test: Json = {
     mock_provider: { aws: { override_during: 'plan', ...(Object.keys(mockResource).length ? { mock_resource: mockResource } : {}) } },
     ...(overrideResource.length ? { override_resource: overrideResource } : {}),
@@ -313,6 +313,43 @@ export function buildStackTest(app: SynthesizedApp, stack: string, schema: Compu
     run: { apply: { command: 'apply', ...(asserts.length ? { assert: asserts } : {}) } },
   };
   return { config, test };
+}
+
+/** JSON with object keys sorted, as Terraform's jsonencode writes it. */
+function sortedJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(sortedJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${sortedJson((v as Json)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/**
+ * The outputs other stacks read, as this stack computes them under the mock, equal what those stacks are
+ * given in their remote state: the values fed across stacks are what the producer really exports.
+ */
+function exportAsserts(app: SynthesizedApp, resolver: Resolver, stack: string): Json[] {
+  const read = new Set(
+    remoteReferences(app)
+      .filter((r) => r.producer === stack)
+      .map((r) => r.output),
+  );
+  const outputs = producerOutputs(app, resolver, stack, read);
+  return [...read]
+    .filter((name) => name in outputs)
+    .sort()
+    .map((name) => {
+      const given = sortedJson(outputs[name]).replace(/\$\{/g, '$$${').replace(/%\{/g, '%%{');
+      // Mock values only (no secret is ever in these runs): shown also for outputs marked sensitive.
+      const actual = app.stacks[stack].output?.[name]?.sensitive ? `nonsensitive(jsonencode(output.${name}))` : `jsonencode(output.${name})`;
+      return {
+        condition: `\${jsonencode(output.${name}) == ${JSON.stringify(given)}}`,
+        error_message: `output ${name} is \${${actual}} after apply, but the stacks reading it are given ${given}`,
+      };
+    });
 }
 
 // IAM refuses a policy whose Resource is neither "*" nor an ARN (MalformedPolicyDocument):

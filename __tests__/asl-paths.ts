@@ -165,6 +165,12 @@ class Analyzer {
       const where = `${prefix}${name}`;
       const self = new Analyzer(checking);
       if (state.InputPath !== undefined || state.OutputPath !== undefined) self.problems.push(`${where}: InputPath/OutputPath not modelled`);
+      // Any other *Path field (TimeoutSecondsPath, MaxConcurrencyPath, ToleratedFailurePercentagePath,
+      // ItemBatcher's MaxItemsPerBatchPath...) selects from the input too.
+      const handled = new Set(['InputPath', 'OutputPath', 'ResultPath', 'ItemsPath', 'SecondsPath', 'TimestampPath', 'CausePath', 'ErrorPath']);
+      for (const [field, value] of [...Object.entries(state), ...Object.entries(state.ItemBatcher ?? {})]) {
+        if (field.endsWith('Path') && !handled.has(field) && typeof value === 'string') self.need(`${where} ${field}`, facts, value, scope);
+      }
       const catches = (state.Catch ?? []) as Obj[];
       for (const c of catches) flow(c.Next, Analyzer.resultPath(facts, new Set(['$.Error']), c.ResultPath));
       switch (state.Type) {

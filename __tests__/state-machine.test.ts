@@ -374,6 +374,13 @@ describe('every selected path is present or guarded (defect 4)', () => {
     const broken = structuredClone(d);
     broken.States[STATE.readLock].ResultSelector = { 'holder.$': '$.Item.holder.S' };
     expect(unguardedPaths(broken)).toContain('Read ingest lock ResultSelector .holder.$: $.Item.holder.S is not guaranteed present');
+    // so is any other selection from a path that may be missing
+    const timeout = structuredClone(d);
+    timeout.States[STATE.runLister].TimeoutSecondsPath = '$.ingest.timeout';
+    expect(unguardedPaths(timeout)).toContain(`${STATE.runLister} TimeoutSecondsPath: $.ingest.timeout is not guaranteed present`);
+    const cause = structuredClone(d);
+    cause.States[STATE.convertFailed].Parameters['cause.$'] = 'States.Format(\'{}\', $.error.Cause)';
+    expect(unguardedPaths(cause)).toContain(`${STATE.convertFailed} .cause.$: $.error.Cause is not guaranteed present`);
   });
 
   test('GIVEN the ingest lock released between the failed put and the read (GetItem returns no Item) THEN the run skips the ingest', () => {

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { S3Server, startS3 } from './support/s3rver';
 import type { SftpServer } from './support/sshd';
-import { age, ListerResult, ListerServers, listerEnv, runLister, startListerServers, writeRandomFile } from './support/lister-harness';
+import { age, LISTER_MAIN, ListerResult, ListerServers, listerEnv, runLister, startListerServers, writeRandomFile } from './support/lister-harness';
 
 const BUCKET = 'ingest';
 const MiB = 1024 * 1024;
@@ -261,4 +261,24 @@ test('GIVEN S3 goes down during multipart uploads WHEN the run fails THEN each f
   } finally {
     await down.dispose();
   }
+});
+
+// Issue 11, defect 10: the README's memory bound, measured from outside, with every worker busy.
+test('GIVEN 4 files of 100 MiB and the defaults WHEN ingested in parallel THEN peak RSS stays under the README bound CONCURRENCY x ((UPLOAD_QUEUE_SIZE + 1) x PART_SIZE_MB + READ_WINDOW x READ_CHUNK_BYTES) + 80 MiB', async () => {
+  const shas: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const p = path.join(sftp.root, 'rss-bound', `f${i}.bin`);
+    shas.push(writeRandomFile(p, 100 * MiB));
+    age(p, 3600);
+  }
+  const timed = ['/usr/bin/time', '-f', 'maxrss_kib=%M', process.execPath, LISTER_MAIN];
+  const r = await runLister(env('rss-bound'), { command: timed });
+  fs.rmSync(path.join(sftp.root, 'rss-bound'), { recursive: true });
+  expect(r.code).toBe(0);
+  expect(r.summary).toMatchObject({ ingested: 4, failed: 0 });
+  for (let i = 0; i < 4; i++) expect(await objectSha(`rss-bound/f${i}.bin`)).toBe(shas[i]);
+  const bound = 4 * ((4 + 1) * 8 + (16 * 131072) / MiB) + 80;
+  const peak = Number(/maxrss_kib=(\d+)/.exec(r.stderr)![1]) / 1024;
+  console.log(`peak RSS ${peak.toFixed(1)} MiB, bound ${bound} MiB`);
+  expect(peak).toBeLessThan(bound);
 });

@@ -3,7 +3,6 @@
  * (multipart, verified byte count), apply the completion strategy, write the index and manifest.
  */
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import picomatch from 'picomatch';
@@ -27,6 +26,7 @@ import {
   unlink,
   writeFile,
 } from './sftp';
+import { BufferPool, uploadStream } from './upload';
 import { IndexEntry, META_MTIME, META_PATH, META_SIZE, headVersion, indexed, isNotFound, isPreconditionFailed, readIndex, writeIndex } from './state';
 
 export interface Summary {
@@ -186,9 +186,8 @@ function retriable(e: unknown): boolean {
 }
 
 /**
- * The message of an S3 failure with its cause: lib-storage and the SDK report a failed multipart
- * upload as "The operation was aborted" or a bare "UnknownError"; the cause (connection refused,
- * status code) is what an operator needs.
+ * The message of an S3 failure with its cause: the SDK reports some failures as a bare "UnknownError"
+ * or an AbortError; the cause (connection refused, status code) is what an operator needs.
  */
 function describe(e: unknown): string {
   const parts: string[] = [];
@@ -228,14 +227,14 @@ export function startRun(cfg: Config, log: Logger = makeLogger(cfg.logLevel)): R
     for (const t of active) {
       t.stream.destroy(new Error(`aborted: ${reason}`));
       // A request S3 is sitting on (stalled) would otherwise hold the run until the forced exit.
-      t.upload?.abort().catch(() => undefined);
+      t.abort.abort(new Error(`aborted: ${reason}`));
     }
   };
   return { done: run(cfg, log, summary, () => abortReason, active), summary, abort };
 }
 
 /** An upload in flight: its source stream and, once created, the upload (both stop on abort). */
-type Transfer = { stream: ParallelReadStream; upload?: Upload };
+type Transfer = { stream: ParallelReadStream; abort: AbortController };
 
 /** A post-connect configuration problem (exit 2). */
 class RemoteConfigError extends Error {}
@@ -252,6 +251,8 @@ async function run(cfg: Config, log: Logger, summary: Summary, aborted: () => st
   const t0 = performance.now();
   const s3 = s3ClientFor(cfg);
   const session = new Session(cfg, log);
+  // Every part buffer of the run: CONCURRENCY x (UPLOAD_QUEUE_SIZE + 1) at most (README, memory).
+  const buffers = new BufferPool(cfg.partSizeBytes, cfg.concurrency * (cfg.uploadQueueSize + 1));
   /** Keys to announce in this run's manifest. */
   const manifest: string[] = [];
   /** Index entries to record once the manifest naming them is written. */
@@ -356,52 +357,36 @@ async function run(cfg: Config, log: Logger, summary: Summary, aborted: () => st
       const conn = await session.get();
       const stream = new ParallelReadStream(conn, job.file, { window: cfg.readWindow, chunk: cfg.readChunkBytes });
       stream.on('notice', (msg: string) => log('warn', msg));
-      const inFlight: Transfer = { stream };
+      const inFlight: Transfer = { stream, abort: new AbortController() };
       active.add(inFlight);
       if (aborted()) stream.destroy(new Error(`aborted: ${aborted()}`));
       // Only create a new key, or replace exactly the version we saw: overlapping runs cannot both write.
       const conditional = !cfg.conditionalWrites ? {} : replaces ? { IfMatch: replaces } : { IfNoneMatch: '*' };
-      const upload = new Upload({
-        client: s3,
-        partSize: cfg.partSizeBytes,
-        queueSize: cfg.uploadQueueSize,
-        leavePartsOnError: false,
-        params: {
-          Bucket: cfg.destBucket,
-          Key: job.key,
-          Body: stream,
-          ContentLength: job.file.size,
-          Metadata: {
-            [META_SIZE]: String(job.file.size),
-            [META_MTIME]: String(job.file.mtime),
-            [META_PATH]: encodeURIComponent(job.file.path),
-          },
-          ...conditional,
-        },
-      });
-      inFlight.upload = upload;
-      if (cfg.logLevel === 'debug') {
-        upload.on('httpUploadProgress', (p) => log('debug', 'progress', { key: job.key, loaded: p.loaded, total: p.total, part: p.part }));
-      }
       try {
-        const res = await upload.done();
+        const etag = await uploadStream(
+          s3,
+          buffers,
+          {
+            Bucket: cfg.destBucket,
+            Key: job.key,
+            Metadata: {
+              [META_SIZE]: String(job.file.size),
+              [META_MTIME]: String(job.file.mtime),
+              [META_PATH]: encodeURIComponent(job.file.path),
+            },
+            ...conditional,
+          },
+          stream,
+          job.file.size,
+          {
+            queueSize: cfg.uploadQueueSize,
+            signal: inFlight.abort.signal,
+            onProgress: cfg.logLevel === 'debug' ? (loaded, part) => log('debug', 'progress', { key: job.key, loaded, total: job.file.size, part }) : undefined,
+          },
+        );
         // The stream only ends after checking size and mtime, but never trust a short body.
         if (stream.bytesRead !== job.file.size) throw new Error(`${job.file.path}: uploaded ${stream.bytesRead} B, listed ${job.file.size} B`);
-        return { size: job.file.size, mtime: job.file.mtime, etag: res.ETag ?? '', sha256: stream.hash.digest('hex') };
-      } catch (e) {
-        // The stream's own error (read failure, change, our abort, lost connection) is the cause, and
-        // lib-storage then reports the failed AbortMultipartUpload instead. But when the upload failed
-        // first (S3 down), lib-storage destroys the stream with an AbortError: then the upload's error
-        // is the cause.
-        const own = stream.errored && (stream.errored as Error).name !== 'AbortError';
-        if (own && stream.errored !== e) {
-          log('warn', 'upload failed after the source stream failed (no object was created; S3 lifecycle AbortIncompleteMultipartUpload cleans parts)', {
-            key: job.key,
-            error: describe(e),
-          });
-          throw stream.errored;
-        }
-        throw e;
+        return { size: job.file.size, mtime: job.file.mtime, etag, sha256: stream.hash.digest('hex') };
       } finally {
         active.delete(inFlight);
         stream.destroy();

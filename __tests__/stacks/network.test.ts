@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from '../../stacks/paths';
+import { INTERFACE_ENDPOINT_SERVICES, taskAddressCapacity } from '../../stacks/config';
 import { maskTerraformRefs } from '../../stacks/state-machine';
 import { policy, readStack, synthesize } from './synth';
 
@@ -85,6 +86,27 @@ describe('network, default configuration (no NAT)', () => {
     }
     const endpoints = Object.values(net.resources('aws_vpc_endpoint')).map((e) => String(e.service_name).replace('com.amazonaws.us-east-1.', ''));
     expect(endpoints.sort()).toEqual([...called].sort());
+  });
+
+  test("THEN the configuration's address arithmetic counts every network interface the stacks put in a private subnet", () => {
+    // Whatever names a private subnet takes an address in it, except route table associations; the
+    // state machine's tasks are what the arithmetic leaves room for.
+    const placed: string[] = [];
+    for (const stack of ['network', 'sftp', 'cluster', 'images', 'ingest', 'batch']) {
+      for (const [type, byName] of Object.entries(readStack(outdir, stack).json.resource ?? {})) {
+        if (type === 'aws_route_table_association' || type === 'aws_sfn_state_machine') continue;
+        for (const [name, block] of Object.entries(byName as Record<string, unknown>)) {
+          if (/aws_subnet\.?private-\d/.test(JSON.stringify(block))) placed.push(`${stack}/${type}.${name}`);
+        }
+      }
+    }
+    expect(placed.sort()).toEqual([
+      ...INTERFACE_ENDPOINT_SERVICES.map((s) => `network/aws_vpc_endpoint.endpoint-${s.replace('.', '-')}`),
+      'sftp/aws_transfer_server.server',
+    ].sort());
+    const capacity = taskAddressCapacity('10.20.0.0/16', 'transfer');
+    expect(net.resources('aws_subnet')['private-0'].cidr_block).toBe(`10.20.0.0/${capacity.subnetPrefix}`);
+    expect(capacity.perSubnet).toBe(2 ** (32 - capacity.subnetPrefix) - 5 - placed.length);
   });
 
   test('THEN the endpoint security group admits only HTTPS from the VPC', () => {

@@ -1,12 +1,18 @@
 /**
  * `npm run campaign`: the randomized SFTP ingest fault campaign (issue 11) against a non-root OpenSSH
- * sshd and the S3 stand-in on 127.0.0.1. CAMPAIGN_SEED (default: random, printed) and CAMPAIGN_ROUNDS
- * (default 40) choose the run; CAMPAIGN_LISTER_MAIN runs another build of the lister (e.g. an older
- * commit's dist/main.js, to see what the campaign finds there). Exits 1 when an invariant is violated (each printed with its round).
+ * sshd (or ProFTPD mod_sftp: CAMPAIGN_SERVER=proftpd) and the S3 stand-in on 127.0.0.1.
+ * CAMPAIGN_SEED (default: random, printed) and CAMPAIGN_ROUNDS (default 40) choose the run;
+ * CAMPAIGN_LISTER_MAIN runs another build of the lister (e.g. an older commit's dist/main.js, to see
+ * what the campaign finds there). Exits 1 when an invariant is violated (each printed with its round).
  */
 import * as crypto from 'node:crypto';
 import { formatReport, runCampaign } from '../__tests__/support/sftp-campaign';
-import { startListerServers } from '../__tests__/support/lister-harness';
+import { startS3 } from '../__tests__/support/s3rver';
+import { startSshd } from '../__tests__/support/sshd';
+import { startProftpd } from '../__tests__/support/sftp-proftpd';
+
+// Servers with in-place writes and a session folder at a real path (the object store has neither).
+const SERVERS = { openssh: startSshd, proftpd: startProftpd };
 
 function intFromEnv(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -21,16 +27,25 @@ function intFromEnv(name: string, fallback: number): number {
 async function main(): Promise<number> {
   const seed = intFromEnv('CAMPAIGN_SEED', crypto.randomInt(2 ** 31));
   const rounds = intFromEnv('CAMPAIGN_ROUNDS', 40);
-  console.log(`campaign seed=${seed} rounds=${rounds}`);
+  const server = process.env.CAMPAIGN_SERVER || 'openssh';
+  if (!(server in SERVERS)) {
+    console.error(`CAMPAIGN_SERVER must be one of ${Object.keys(SERVERS).join(', ')}, got ${JSON.stringify(server)}`);
+    return 2;
+  }
+  console.log(`campaign seed=${seed} rounds=${rounds} server=${server}`);
   const bucket = 'campaign';
-  const servers = await startListerServers(bucket);
+  const sftp = await SERVERS[server as keyof typeof SERVERS]();
+  const s3 = await startS3([bucket]).catch(async (e) => {
+    await sftp.stop();
+    throw e;
+  });
   try {
-    const campaign = await runCampaign({ seed, rounds, sftp: servers.sftp, s3: servers.s3, bucket, log: (l) => console.log(l), listerMain: process.env.CAMPAIGN_LISTER_MAIN || undefined });
+    const campaign = await runCampaign({ seed, rounds, sftp, s3, bucket, log: (l) => console.log(l), listerMain: process.env.CAMPAIGN_LISTER_MAIN || undefined });
     campaign.close();
     console.log(formatReport(campaign.report));
     return campaign.report.violations.length ? 1 : 0;
   } finally {
-    await servers.stop();
+    await Promise.all([sftp.stop(), s3.dispose()]);
   }
 }
 

@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import prand from 'pure-rand';
-import type { S3Server } from './s3rver';
+import type { Fault, FaultRule, S3Server } from './s3rver';
 import type { SftpServer } from './sshd';
 import { ListerResult, listerEnv, runLister } from './lister-harness';
 
@@ -80,16 +80,6 @@ export interface CampaignReport {
   seconds: number;
 }
 
-/** The S3 stand-in's fault hooks (__tests__/support/s3-standin.ts), when the server has them. */
-interface FaultHooks {
-  addFault(rule: Record<string, unknown>): { readonly fired: number; release(): void; remove(): void };
-  clearFaults(): void;
-}
-function faultHooks(s3: S3Server): FaultHooks | undefined {
-  const candidates = [s3, (s3 as unknown as { standin?: unknown }).standin];
-  return candidates.find((c): c is FaultHooks => !!c && typeof (c as FaultHooks).addFault === 'function');
-}
-
 const DIR = 'camp';
 const PREFIX = `${DIR}/`;
 const DONE = 'done';
@@ -111,6 +101,7 @@ class Files {
   /** path -> sha256 of the last version written, for paths that should still be on SFTP. */
   readonly current = new Map<string, string>();
   lastWrite = 0;
+  lastPath?: string;
   written = 0;
   private next = 0;
   constructor(
@@ -126,6 +117,7 @@ class Files {
     if (!this.versions.has(rel)) this.versions.set(rel, new Set());
     this.versions.get(rel)!.add(h);
     this.current.set(rel, h);
+    this.lastPath = rel;
     this.lastWrite = Date.now();
     this.written++;
   }
@@ -133,7 +125,7 @@ class Files {
     const r = this.rng.int(0, 99);
     // Mostly small; some span several SFTP reads; a few span two multipart parts (PART_SIZE_MB=5).
     if (r < 70) return this.rng.int(0, 64 * KiB);
-    if (r < 92) return this.rng.int(64 * KiB, MiB);
+    if (r < 95) return this.rng.int(64 * KiB, MiB);
     return this.rng.int(5 * MiB + 1, 7 * MiB);
   }
   /** Writes next to the target and renames it in: the file appears whole (as a careful partner uploads). */
@@ -151,9 +143,14 @@ class Files {
     this.replaceWith(rel, crypto.randomBytes(this.size()));
     return rel;
   }
-  /** A path the campaign wrote that should still be on SFTP (undefined when there is none). */
-  existing(): string | undefined {
+  /**
+   * A path the campaign wrote that should still be on SFTP (undefined when there is none); with
+   * `recent`, most often the one written last: a rewrite in the same second as the version a run is
+   * reading is what whole-second mtimes cannot tell apart.
+   */
+  existing(recent = false): string | undefined {
     const paths = [...this.current.keys()].filter((rel) => fs.existsSync(this.local(rel)));
+    if (recent && this.lastPath && paths.includes(this.lastPath) && this.rng.chance(0.6)) return this.lastPath;
     return paths.length ? this.rng.pick(paths) : undefined;
   }
   /** A new version through rename (new inode), sometimes the same size. */
@@ -180,8 +177,8 @@ class Files {
     }
   }
   /** One random change: add a file, or rewrite an existing one (by rename or in place). */
-  mutate(): string {
-    const rel = this.rng.chance(0.4) ? undefined : this.existing();
+  mutate(duringRun = false): string {
+    const rel = this.rng.chance(duringRun ? 0.2 : 0.4) ? undefined : this.existing(duringRun);
     if (rel === undefined) {
       this.add();
       return 'add';
@@ -223,7 +220,6 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
   const say = o.log ?? (() => undefined);
   const client: S3Client = o.s3.client();
   const files = new Files(o.sftp.root, rng);
-  const hooks = faultHooks(o.s3);
   const report: CampaignReport = {
     seed: o.seed,
     rounds: o.rounds,
@@ -249,6 +245,7 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
   const bump = (figures: Record<string, number>, kind: string, n = 1) => (figures[kind] = (figures[kind] ?? 0) + n);
   const count = (kind: string) => bump(report.faults, kind);
   const observed = new Map<string, ObjectState>();
+  const shaCache = new Map<string, { stamp: string; sha: string; size: number }>();
   const doneLocal = path.join(o.sftp.root, DIR, DONE);
 
   fs.mkdirSync(path.join(o.sftp.root, DIR), { recursive: true });
@@ -293,10 +290,10 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
     const pending = plan.faults.map((f) => ({ ...f, done: false }));
     const act = (kind: RunFault, child: ChildProcess) => {
       if (child.exitCode !== null || child.signalCode !== null) return;
-      if (kind === 'sigkill') child.kill('SIGKILL');
-      else if (kind === 'sigterm') child.kill('SIGTERM');
-      else if (kind === 'session-drop') o.sftp.killSessions();
-      else bump(report.writes, `during run: ${files.mutate()}`);
+      if (kind === 'sigkill' || kind === 'sigterm') {
+        if (!child.kill(kind === 'sigkill' ? 'SIGKILL' : 'SIGTERM')) return;
+      } else if (kind === 'session-drop') o.sftp.killSessions();
+      else bump(report.writes, `during run: ${files.mutate(true)}`);
       fired.push(kind);
       if (kind !== 'write-during-run') count(kind);
     };
@@ -343,43 +340,58 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
         ['session-drop', 0.2],
         ['write-during-run', 0.35],
       ] as [RunFault, number][]) {
-        if (rng.chance(p)) faults.push({ kind, afterLines: rng.int(1, 14), extraMs: rng.int(0, 300) });
+        // Anchored on the run's early log lines, then a delay: lands anywhere from listing to the end.
+        if (rng.chance(p)) faults.push({ kind, afterLines: rng.int(1, 4), extraMs: rng.int(0, 1500) });
       }
       const cfg = drawConfig(round, i);
       plans.push({ env: baseEnv(cfg), delayMs: i === 0 ? 0 : rng.int(0, 600), faults, label: `round ${round} run ${i + 1} (${cfg.COMPLETION}${cfg.COMPLETION_MOVE_DIR ? ` to ${cfg.COMPLETION_MOVE_DIR}` : ''})` });
     }
     if (overlapping) count('overlapping-runs');
 
-    // S3 faults for the whole round, matched on the landing keys or the manifests.
-    const s3Faults: { kind: string; fault: ReturnType<FaultHooks['addFault']> }[] = [];
-    if (hooks) {
-      const dataOps = ['PutObject', 'UploadPart', 'CompleteMultipartUpload'];
-      const draw: [string, number, () => Record<string, unknown>][] = [
-        ['s3-5xx', 0.25, () => ({ operation: dataOps, key: /^camp\//, nth: rng.int(1, 6), action: { kind: 'error', status: rng.pick([500, 503]) } })],
-        ['s3-stall', 0.15, () => ({ operation: [...dataOps, 'HeadObject', 'GetObject'], nth: rng.int(1, 8), action: { kind: 'stall', ms: rng.int(300, 3000) } })],
-        ['s3-reset', 0.1, () => ({ operation: dataOps, key: /^camp\//, nth: rng.int(1, 6), action: { kind: 'reset' } })],
-        ['manifest-put-failed', 0.2, () => ({ operation: 'PutObject', key: /manifests\//, action: { kind: 'error', status: 500 } })],
-        ['manifest-response-lost', 0.1, () => ({ operation: 'PutObject', key: /manifests\//, when: 'after', times: 1, action: { kind: 'error', status: 500 } })],
-        ['index-put-failed', 0.1, () => ({ operation: 'PutObject', key: /^\.sftp-lister\/state\//, action: { kind: 'error', status: 503 } })],
-      ];
-      for (const [kind, p, rule] of draw) if (rng.chance(p)) s3Faults.push({ kind, fault: hooks.addFault(rule()) });
-    }
+    // S3 faults for the whole round (the stand-in's fault rules), on the landing keys, the index or the manifests.
+    const s3Faults: { kind: string; fault: Fault }[] = [];
+    const dataOps: FaultRule['operation'] = ['PutObject', 'UploadPart', 'CompleteMultipartUpload'];
+    const s3Draw: [string, number, () => FaultRule][] = [
+      ['s3-5xx', 0.25, () => ({ operation: dataOps, key: /^camp\//, nth: rng.int(1, 6), action: { kind: 'error', status: rng.pick([500, 503] as const) } })],
+      ['s3-stall', 0.15, () => ({ operation: [...dataOps, 'HeadObject', 'GetObject'], nth: rng.int(1, 8), action: { kind: 'stall', ms: rng.int(300, 3000) } })],
+      ['s3-reset', 0.1, () => ({ operation: dataOps, key: /^camp\//, nth: rng.int(1, 6), action: { kind: 'reset' } })],
+      ['s3-response-lost', 0.1, () => ({ operation: dataOps, key: /^camp\//, nth: rng.int(1, 4), when: 'after', action: { kind: 'error', status: 500 } })],
+      ['manifest-put-failed', 0.2, () => ({ operation: 'PutObject', key: /manifests\//, action: { kind: 'error', status: 500 } })],
+      ['manifest-response-lost', 0.1, () => ({ operation: 'PutObject', key: /manifests\//, when: 'after', times: 1, action: { kind: 'error', status: 500 } })],
+      ['index-put-failed', 0.1, () => ({ operation: 'PutObject', key: /^\.sftp-lister\/state\//, action: { kind: 'error', status: 503 } })],
+    ];
+    for (const [kind, p, rule] of s3Draw) if (rng.chance(p)) s3Faults.push({ kind, fault: o.s3.fault(rule()) });
+    // S3 down for a while (every connection reset, then refused), as in a restart.
+    const s3Restart = rng.chance(0.08) ? { afterMs: rng.int(200, 2500), downMs: rng.int(200, 2000) } : undefined;
 
-    const planned = plans.flatMap((p) => p.faults.map((f) => f.kind)).concat(s3Faults.map((f) => f.kind as never));
+    const planned = [...plans.flatMap((p) => p.faults.map((f) => f.kind)), ...s3Faults.map((f) => f.kind), ...(s3Restart ? ['s3-restart'] : [])];
     say(`round ${round}: ${plans.map((p) => p.label.replace(/^round \d+ /, '')).join(' + ')}${planned.length ? `; faults ${planned.join(', ')}` : ''}`);
+    const roundStart = Date.now();
+    const restarting = s3Restart
+      ? sleep(s3Restart.afterMs).then(async () => {
+          await o.s3.stop(true);
+          count('s3-restart');
+          await sleep(s3Restart.downMs);
+          await o.s3.restart();
+        })
+      : Promise.resolve();
     const outcomes = await Promise.all(plans.map(runOne));
+    await restarting;
+    const runSeconds = outcomes.map((x) => x.result.summary?.seconds ?? '-').join('/');
     for (const f of s3Faults) {
       if (f.fault.fired > 0) bump(report.faults, f.kind, f.fault.fired);
       f.fault.remove();
     }
-    hooks?.clearFaults();
+    o.s3.clearFaults();
 
-    const clean = s3Faults.every((f) => f.fault.fired === 0) && outcomes.every((x) => x.fired.length === 0);
+    const clean = !s3Restart && s3Faults.every((f) => f.fault.fired === 0) && outcomes.every((x) => x.fired.length === 0);
     for (const [i, x] of outcomes.entries()) {
       const code = x.result.code;
       if (clean && code !== 0) violate('clean-run-failed', `${plans[i].label} had no fault but exited ${code ?? x.result.signal}: ${x.result.summary?.error ?? x.result.stderr.split('\n').filter((l) => /"level":"error"/.test(l)).slice(0, 3).join(' | ')}`);
     }
+    const checkStart = Date.now();
     await checkRound();
+    say(`  round ${round}: exits ${outcomes.map((x) => x.result.signal ?? x.result.code).join('/')}, runs ${((checkStart - roundStart) / 1000).toFixed(1)} s (lister says ${runSeconds}), check ${((Date.now() - checkStart) / 1000).toFixed(1)} s`);
   }
 
   // Settle: clean runs (leave) until one has nothing left to do, with every file older than the
@@ -413,12 +425,12 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
     close: () => client.destroy(),
   };
 
-  async function listObjects(prefix: string): Promise<{ key: string; lastModified: number }[]> {
-    const out: { key: string; lastModified: number }[] = [];
+  async function listObjects(prefix: string): Promise<{ key: string; etag: string; lastModified: number }[]> {
+    const out: { key: string; etag: string; lastModified: number }[] = [];
     let token: string | undefined;
     do {
       const page = await client.send(new ListObjectsV2Command({ Bucket: o.bucket, Prefix: prefix, ContinuationToken: token }));
-      for (const c of page.Contents ?? []) out.push({ key: c.Key!, lastModified: c.LastModified!.getTime() });
+      for (const c of page.Contents ?? []) out.push({ key: c.Key!, etag: c.ETag ?? '', lastModified: c.LastModified!.getTime() });
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return out;
@@ -432,12 +444,19 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
   async function checkRound(): Promise<void> {
     const objects = new Map<string, string>();
     for (const obj of await listObjects(PREFIX)) {
-      const b = await body(obj.key);
-      const h = sha(b);
+      // Read an object again only when it changed (ETag and LastModified) since the last check.
+      const stamp = `${obj.etag} ${obj.lastModified}`;
+      let cached = shaCache.get(obj.key);
+      if (cached?.stamp !== stamp) {
+        const b = await body(obj.key);
+        cached = { stamp, sha: sha(b), size: b.length };
+        shaCache.set(obj.key, cached);
+      }
+      const h = cached.sha;
       objects.set(obj.key, h);
       const rel = obj.key.slice(PREFIX.length);
       if (rel === DONE || rel.startsWith(`${DONE}/`)) violate('reingested-completion-folder', `${obj.key} was ingested from the completion folder`);
-      else if (!files.versions.get(rel)?.has(h)) violate('corrupt-object', `${obj.key} (${b.length} bytes) holds bytes no version of ${rel} had`);
+      else if (!files.versions.get(rel)?.has(h)) violate('corrupt-object', `${obj.key} holds bytes no version of ${rel} had (${cached.size} bytes)`);
       const prev = observed.get(`${obj.key} ${h}`);
       if (!prev) observed.set(`${obj.key} ${h}`, { key: obj.key, sha: h, lastModified: obj.lastModified });
     }
@@ -458,7 +477,15 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
 
   /** After settling: every file on SFTP is in S3; every object state seen was announced after it landed. */
   async function checkFinal(): Promise<void> {
-    for (const [rel, h] of files.current) {
+    // What is on SFTP now (not what the campaign thinks it wrote): each file's bytes must be in S3.
+    const folder = path.join(o.sftp.root, DIR);
+    const onSftp = fs
+      .readdirSync(folder, { recursive: true, withFileTypes: true })
+      .filter((d) => d.isFile() && !d.name.startsWith('.'))
+      .map((d) => path.relative(folder, path.join(d.parentPath, d.name)).split(path.sep).join('/'))
+      .filter((rel) => !rel.startsWith(`${DONE}/`));
+    for (const rel of onSftp) {
+      const h = sha(fs.readFileSync(path.join(folder, rel)));
       const key = PREFIX + rel;
       let got: string | undefined;
       try {

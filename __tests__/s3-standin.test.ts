@@ -63,7 +63,7 @@ function slowPut(key: string, body: Buffer, extra: Partial<ConstructorParameters
 
 /** A client that does not retry, so the caller sees the injected fault itself. */
 const noRetry = () =>
-  new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS, requestChecksumCalculation: 'WHEN_REQUIRED', maxAttempts: 1 });
+  new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS, maxAttempts: 1 });
 
 async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
@@ -209,6 +209,68 @@ describe('multipart uploads', () => {
   });
 });
 
+describe('checksums and aws-chunked bodies (the SDK default, as the images run on AWS)', () => {
+  /** A client with the SDK's default checksum behaviour (WHEN_SUPPORTED), spelled out whatever client() does. */
+  const defaults = () => new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS, requestChecksumCalculation: 'WHEN_SUPPORTED', responseChecksumValidation: 'WHEN_SUPPORTED' });
+
+  test('a stream body goes aws-chunked with a CRC32 trailer: decoded, verified, stored, and returned for validation', async () => {
+    const c = defaults();
+    try {
+      const body = Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 251));
+      const stream = new PassThrough();
+      stream.end(body);
+      s3.clearRequests();
+      const res = await c.send(new PutObjectCommand({ Bucket: B, Key: 'ck/stream', Body: stream, ContentLength: body.length }));
+      expect(res.ChecksumCRC32).toBeDefined();
+      const got = await c.send(new GetObjectCommand({ Bucket: B, Key: 'ck/stream', ChecksumMode: 'ENABLED' }));
+      expect(got.ChecksumCRC32).toBe(res.ChecksumCRC32);
+      expect(got.ContentEncoding).toBeUndefined();
+      expect(Buffer.from(await got.Body!.transformToByteArray()).equals(body)).toBe(true);
+    } finally {
+      c.destroy();
+    }
+  });
+
+  test('a checksum that does not match the body is 400 BadDigest and nothing is stored', async () => {
+    const c = defaults();
+    try {
+      const wrong = c.send(new PutObjectCommand({ Bucket: B, Key: 'ck/bad', Body: 'payload', ChecksumSHA256: Buffer.alloc(32).toString('base64') }));
+      expect(await failure(wrong)).toMatchObject({ name: 'BadDigest', status: 400 });
+      const wrongCrc = c.send(new PutObjectCommand({ Bucket: B, Key: 'ck/bad', Body: 'payload', ChecksumCRC32C: 'AAAAAA==' }));
+      expect(await failure(wrongCrc)).toMatchObject({ name: 'BadDigest', status: 400 });
+      expect(await s3.keys(B, 'ck/bad')).toEqual([]);
+      // The same algorithms with the right values pass (CRC32C is computed by the stand-in itself).
+      await c.send(new PutObjectCommand({ Bucket: B, Key: 'ck/good', Body: 'payload', ChecksumAlgorithm: 'CRC32C' }));
+      await c.send(new PutObjectCommand({ Bucket: B, Key: 'ck/good', Body: 'payload', ChecksumAlgorithm: 'SHA256' }));
+    } finally {
+      c.destroy();
+    }
+  });
+
+  test('multipart parts with CRC32 checksums upload and complete', async () => {
+    const c = defaults();
+    try {
+      const { UploadId } = await c.send(new CreateMultipartUploadCommand({ Bucket: B, Key: 'ck/mpu', ChecksumAlgorithm: 'CRC32' }));
+      const stream = new PassThrough();
+      stream.end(Buffer.alloc(5 * MiB, 7));
+      const p1 = await c.send(new UploadPartCommand({ Bucket: B, Key: 'ck/mpu', UploadId, PartNumber: 1, Body: stream, ContentLength: 5 * MiB, ChecksumAlgorithm: 'CRC32' }));
+      const p2 = await c.send(new UploadPartCommand({ Bucket: B, Key: 'ck/mpu', UploadId, PartNumber: 2, Body: 'end', ChecksumAlgorithm: 'CRC32' }));
+      expect(p1.ChecksumCRC32).toBeDefined();
+      await c.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: B,
+          Key: 'ck/mpu',
+          UploadId,
+          MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag, ChecksumCRC32: p1.ChecksumCRC32 }, { PartNumber: 2, ETag: p2.ETag, ChecksumCRC32: p2.ChecksumCRC32 }] },
+        }),
+      );
+      expect((await c.send(new HeadObjectCommand({ Bucket: B, Key: 'ck/mpu' }))).ContentLength).toBe(5 * MiB + 3);
+    } finally {
+      c.destroy();
+    }
+  });
+});
+
 describe('listing', () => {
   test('ListObjectsV2 pages in UTF-8 byte order with prefix, delimiter and start-after', async () => {
     const keys = ['ls/a/1', 'ls/a/2', 'ls/b', 'ls/c/3', 'ls/\u{1F600}', 'ls/\uFFFD', 'ls/z'];
@@ -310,7 +372,7 @@ describe('authorization', () => {
 
   test('an unknown access key or a wrong secret is refused before any authorizer runs', async () => {
     const client = (accessKeyId: string, secretAccessKey: string) =>
-      new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey }, requestChecksumCalculation: 'WHEN_REQUIRED' });
+      new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } });
     s3.clientFor('known').destroy();
     const stranger = client('stranger', 'x');
     const forger = client('known', 'not-the-secret');

@@ -15,10 +15,12 @@
  * - SigV4 signatures are verified for the registered access keys; the access key id is the principal;
  *   an optional authorizer is asked for every call (IAM action, resource, condition keys, s3-actions.ts),
  *   and GET/HEAD of a missing key answers 403 when the caller may not s3:ListBucket.
+ * - bodies: aws-chunked (the SDK's default for streams) is decoded; Content-MD5, x-amz-content-sha256
+ *   and x-amz-checksum-crc32/crc32c/sha1/sha256 (header or trailer) are verified before storing.
  * Not emulated: versioning, SSE/KMS, ACLs, object lock, tagging, CopyObject, presigned URLs, virtual-hosted
- * addressing, ListObjects v1, DeleteObjects, aws-chunked bodies (clients must use
- * requestChecksumCalculation WHEN_REQUIRED, as `env` says), checksums other than Content-MD5/SHA-256
- * (x-amz-checksum-* headers are accepted and ignored). Those requests get 501 NotImplemented.
+ * addressing, ListObjects v1, DeleteObjects, ListParts, CRC64NVME checksums, chunk signatures of signed
+ * aws-chunked bodies (parsed, not verified), S3's own default checksums on objects stored without one.
+ * Those requests get 501 NotImplemented (or are accepted as described).
  * State lives in this process (objects' bytes in `directory`): `stop`/`restart` keep it.
  */
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
@@ -30,6 +32,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { authRequests, bucketArn, classify, S3AuthRequest, S3Call, S3Operation, S3RequestError } from './s3-actions';
+import { AwsChunkedDecoder, Checksum, ChecksumName, declaredChecksum } from './s3-chunked';
 
 // Service limits: https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html
 const MAX_PUT_BYTES = 5 * 1024 ** 3;
@@ -47,8 +50,14 @@ interface DataFile {
   readonly path: string;
   readonly size: number;
 }
+interface StoredChecksum {
+  readonly name: ChecksumName;
+  readonly value: string;
+}
 interface StoredObject {
   readonly files: DataFile[];
+  /** Full-object checksum the writer sent (single PUT only), returned with x-amz-checksum-mode: ENABLED. */
+  readonly checksum?: StoredChecksum;
   readonly size: number;
   /** Quoted, as S3 returns it. */
   readonly etag: string;
@@ -369,6 +378,8 @@ export class S3Standin {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     this.inFlight++;
     responses.set(req, res);
+    // Kept: Node detaches req.socket once the request is destroyed.
+    sockets.set(req, req.socket);
     let record: RequestRecord | undefined;
     res.on('close', () => {
       this.inFlight--;
@@ -416,9 +427,9 @@ export class S3Standin {
       }
       this.send(req, res, rec, reply);
     } catch (e) {
-      if ((e as Error).message === 'server stopped' || req.socket.destroyed) {
+      if ((e as Error).message === 'server stopped' || socketOf(req).destroyed) {
         rec.status ??= 0;
-        req.socket.destroy();
+        socketOf(req).destroy();
         return;
       }
       this.send(req, res, rec, this.errorReply(call, e, requestId));
@@ -448,7 +459,7 @@ export class S3Standin {
 
   private reset(req: http.IncomingMessage, record: RequestRecord): void {
     record.status = 0;
-    req.socket.resetAndDestroy();
+    socketOf(req).resetAndDestroy();
   }
 
   private faultReply(call: S3Call, action: { status?: number; code?: string }, requestId: string): Reply {
@@ -472,7 +483,7 @@ export class S3Standin {
   }
 
   private send(req: http.IncomingMessage, res: http.ServerResponse, record: RequestRecord, reply: Reply): void {
-    if (res.headersSent || req.socket.destroyed) return;
+    if (res.headersSent || socketOf(req).destroyed) return;
     const isHead = req.method === 'HEAD';
     const body = isHead ? undefined : reply.body;
     record.status = reply.status;
@@ -487,7 +498,7 @@ export class S3Standin {
       res.setHeader('content-length', body.length);
       res.end(body);
     } else {
-      pipeline(body, res).catch(() => req.socket.destroy());
+      pipeline(body, res).catch(() => socketOf(req).destroy());
     }
   }
 
@@ -586,15 +597,22 @@ export class S3Standin {
 
   // ---- objects ----
 
-  /** Streams a request body to a new file; rejects (and removes the file) unless it arrived whole and intact. */
-  private async receive(req: http.IncomingMessage, limit: number): Promise<DataFile & { md5: Buffer }> {
-    if (String(req.headers['content-encoding'] ?? '').includes('aws-chunked') || String(req.headers['x-amz-content-sha256'] ?? '').startsWith('STREAMING-')) {
-      throw new S3RequestError(501, 'NotImplemented', 'aws-chunked bodies are not implemented by the S3 stand-in: use requestChecksumCalculation WHEN_REQUIRED.');
-    }
-    const lengthHeader = req.headers['content-length'];
-    if (lengthHeader === undefined) throw new S3RequestError(411, 'MissingContentLength', 'You must provide the Content-Length HTTP header.');
+  /**
+   * Streams a request body to a new file; rejects (and removes the file) unless it arrived whole and
+   * intact: Content-Length (or x-amz-decoded-content-length of an aws-chunked body), Content-MD5,
+   * x-amz-content-sha256 and any x-amz-checksum-* (header or trailer) are checked.
+   */
+  private async receive(req: http.IncomingMessage, limit: number): Promise<DataFile & { md5: Buffer; checksum?: StoredChecksum }> {
+    const chunked = String(req.headers['content-encoding'] ?? '').includes('aws-chunked') || String(req.headers['x-amz-content-sha256'] ?? '').startsWith('STREAMING-');
+    const lengthHeader = chunked ? req.headers['x-amz-decoded-content-length'] : req.headers['content-length'];
+    // An aws-chunked body may travel with Transfer-Encoding: chunked (no Content-Length), as the SDK sends it.
+    if (lengthHeader === undefined || (req.headers['content-length'] === undefined && !(chunked && /chunked/i.test(String(req.headers['transfer-encoding'] ?? '')))))
+      throw new S3RequestError(411, 'MissingContentLength', `You must provide the ${chunked ? 'x-amz-decoded-content-length and ' : ''}Content-Length HTTP header.`);
     const expected = Number(lengthHeader);
+    if (!Number.isSafeInteger(expected) || expected < 0) throw new S3RequestError(400, 'InvalidArgument', `Bad content length ${String(lengthHeader)}`);
     if (expected > limit) throw new S3RequestError(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
+    const declared = declaredChecksum(req.headers);
+    const checksum = declared && new Checksum(declared.name);
     const file = path.join(this.dataDir, randomUUID());
     const md5 = createHash('md5');
     const claimedSha = String(req.headers['x-amz-content-sha256'] ?? '');
@@ -605,20 +623,47 @@ export class S3Standin {
         size += chunk.length;
         md5.update(chunk);
         sha?.update(chunk);
+        checksum?.update(chunk);
         cb(null, chunk);
       },
     });
+    // The client went away (e.g. while a fault stalled this request) before sending the whole body.
+    if (!req.complete && (req.destroyed || socketOf(req).destroyed)) throw new Error('the request body was interrupted');
+    const decoder = chunked ? new AwsChunkedDecoder() : undefined;
+    const first = decoder ?? count;
+    // Not pipeline(req, ...): that destroys the request (and its socket) on a bad body, and S3 answers one with 400.
+    const interrupted = () => {
+      if (!req.complete) first.destroy(new Error('the request body was interrupted'));
+    };
+    req.once('close', interrupted);
+    req.once('error', interrupted);
+    req.pipe(first);
     try {
-      await pipeline(req, count, fs.createWriteStream(file));
+      await (decoder ? pipeline(decoder, count, fs.createWriteStream(file)) : pipeline(count, fs.createWriteStream(file)));
       if (size !== expected) throw new S3RequestError(400, 'IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header.');
       const digest = md5.digest();
       const contentMd5 = req.headers['content-md5'];
       if (contentMd5 !== undefined && Buffer.from(String(contentMd5), 'base64').compare(digest) !== 0) throw new S3RequestError(400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.');
       if (sha && sha.digest('hex') !== claimedSha) throw new S3RequestError(400, 'XAmzContentSHA256Mismatch', "The provided 'x-amz-content-sha256' header does not match what was computed.");
-      return { path: file, size, md5: digest };
+      let stored: StoredChecksum | undefined;
+      if (declared && checksum) {
+        const value = declared.value ?? decoder?.trailers[`x-amz-checksum-${declared.name}`];
+        if (value === undefined) throw new S3RequestError(400, 'InvalidRequest', `The x-amz-checksum-${declared.name} trailer announced by x-amz-trailer is missing.`);
+        const actual = checksum.digest();
+        if (value !== actual) throw new S3RequestError(400, 'BadDigest', `The ${declared.name.toUpperCase()} you specified did not match the calculated checksum.`);
+        stored = { name: declared.name, value };
+      }
+      return { path: file, size, md5: digest, checksum: stored };
     } catch (e) {
       fs.rmSync(file, { force: true });
+      req.unpipe(first);
+      // The rest of a refused body is read and dropped; the connection is not reused.
+      responses.get(req)?.setHeader('connection', 'close');
+      req.resume();
       throw e;
+    } finally {
+      req.off('close', interrupted);
+      req.off('error', interrupted);
     }
   }
 
@@ -632,6 +677,10 @@ export class S3Standin {
       if (k.startsWith('x-amz-meta-')) {
         out[k] = value;
         metaBytes += Buffer.byteLength(k.slice('x-amz-meta-'.length)) + Buffer.byteLength(value);
+      } else if (k === 'content-encoding') {
+        // aws-chunked is how the body travelled, not how the object is stored.
+        const kept = value.split(',').map((t) => t.trim()).filter((t) => t && t !== 'aws-chunked');
+        if (kept.length) out[k] = kept.join(',');
       } else if (SYSTEM_HEADERS.includes(k)) out[k] = value;
     }
     if (metaBytes > MAX_USER_METADATA_BYTES) throw new S3RequestError(400, 'MetadataTooLarge', 'Your metadata headers exceed the maximum allowed metadata size.');
@@ -678,12 +727,12 @@ export class S3Standin {
     const file = await this.receive(req, MAX_PUT_BYTES);
     const etag = `"${file.md5.toString('hex')}"`;
     try {
-      this.commit(b, call.key!, { files: [{ path: file.path, size: file.size }], size: file.size, etag, lastModified: new Date(), headers }, cond, since);
+      this.commit(b, call.key!, { files: [{ path: file.path, size: file.size }], size: file.size, etag, checksum: file.checksum, lastModified: new Date(), headers }, cond, since);
     } catch (e) {
       discard([file]);
       throw e;
     }
-    return { status: 200, headers: { etag } };
+    return { status: 200, headers: { etag, ...(file.checksum ? { [`x-amz-checksum-${file.checksum.name}`]: file.checksum.value } : {}) } };
   }
 
   private async getObject(b: Bucket, call: S3Call, principal: string): Promise<Reply> {
@@ -727,6 +776,10 @@ export class S3Standin {
       common['content-range'] = `bytes ${start}-${end}/${obj.size}`;
     }
     common['content-length'] = Math.max(end - start + 1, 0);
+    if (obj.checksum && status === 200 && String(h['x-amz-checksum-mode'] ?? '').toUpperCase() === 'ENABLED') {
+      common[`x-amz-checksum-${obj.checksum.name}`] = obj.checksum.value;
+      common['x-amz-checksum-type'] = 'FULL_OBJECT';
+    }
     if (call.operation === 'HeadObject') return { status, headers: common };
     // Open now, in this tick: a later overwrite unlinks the files, but open descriptors keep this version.
     const handles = obj.files.map((f) => ({ fd: fs.openSync(f.path, 'r'), size: f.size }));
@@ -846,7 +899,7 @@ export class S3Standin {
     const old = upload.parts.get(n);
     upload.parts.set(n, { path: file.path, size: file.size, etag });
     if (old) discard([old]);
-    return { status: 200, headers: { etag } };
+    return { status: 200, headers: { etag, ...(file.checksum ? { [`x-amz-checksum-${file.checksum.name}`]: file.checksum.value } : {}) } };
   }
 
   /** https://docs.aws.amazon.com/AmazonS3/latest/API/API_CompleteMultipartUpload.html */
@@ -918,6 +971,8 @@ export class S3Standin {
 
 /** Sends `100 Continue` if the client waits for it: authorization and faults have passed by now. */
 const responses = new WeakMap<http.IncomingMessage, http.ServerResponse>();
+const sockets = new WeakMap<http.IncomingMessage, Socket>();
+const socketOf = (req: http.IncomingMessage) => sockets.get(req)!;
 function continueBody(req: http.IncomingMessage): void {
   const res = responses.get(req);
   if (/100-continue/i.test(String(req.headers.expect ?? '')) && res && !res.headersSent) res.writeContinue();

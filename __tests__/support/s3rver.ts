@@ -6,9 +6,9 @@
  * and writes an object in place, so an interrupted PUT leaves a truncated object under the old ETag.
  * See s3-standin.ts for what is strict and what is not emulated.
  *
- * Quirks for callers:
- * - SDK clients must use `requestChecksumCalculation: 'WHEN_REQUIRED'` (`env` sets it): with the
- *   default, stream bodies are sent aws-chunked, which the stand-in refuses with 501 NotImplemented.
+ * For callers:
+ * - `env` and `client()` keep the SDK's default checksum behaviour (CRC32, aws-chunked stream
+ *   bodies), which is what the images do on AWS; the stand-in decodes and verifies it.
  * - Requests must be SigV4-signed with a registered key: S3RVER_CREDENTIALS, or one per process
  *   from `envFor`/`clientFor` (the access key id is the principal the authorizer sees).
  */
@@ -87,8 +87,6 @@ export async function startS3(buckets: string[] = ['test-bucket'], options: S3Op
     AWS_ACCESS_KEY_ID: accessKeyId,
     AWS_SECRET_ACCESS_KEY: secretAccessKey,
     AWS_REGION: 'us-east-1',
-    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
   });
   const clientWith = (credentials: { accessKeyId: string; secretAccessKey: string }) =>
     new S3Client({
@@ -96,8 +94,6 @@ export async function startS3(buckets: string[] = ['test-bucket'], options: S3Op
       region: 'us-east-1',
       forcePathStyle: true,
       credentials,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
     });
   const register = (principal: string) => {
     server.addCredentials(principal, secretFor(principal));

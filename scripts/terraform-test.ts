@@ -5,7 +5,9 @@
 //   - mocks the aws provider (`mock_provider "aws"`, override_during = plan: mocked values are known
 //     while planning, so the provider's own validators - ARNs, JSON policies, names - run on them),
 //   - gives every resource realistic computed attributes (ARNs, ids, names from the security model's
-//     Resolver: the same values the IAM matrix uses) and every other computed `arn` an ARN that parses,
+//     Resolver: the same values the IAM matrix uses) and a fixed value to every other computed
+//     attribute (an ARN that parses for `arn`/`*_arn`): random mock values would differ between plan
+//     and apply,
 //   - renders aws_iam_policy_document with the REAL provider (an aliased, credential-less provider:
 //     that data source never calls AWS), so cross-stack values flow into the policy JSON Terraform
 //     would send to IAM,
@@ -14,7 +16,8 @@
 //     does not exist fails the run ("Unsupported attribute"),
 //   - asserts, after apply, what IAM checks and the provider does not: every policy Resource is `*` or
 //     an ARN (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html),
-//     and the role policy size quotas.
+//     and the role policy size quotas; and, in each producer, that the outputs other stacks read are
+//     the values those stacks were given.
 // Stacks with the docker provider (images) are skipped: that provider is not in the offline mirror.
 // Mocked providers: https://developer.hashicorp.com/terraform/language/tests/mocking
 import * as fs from 'node:fs';
@@ -44,7 +47,7 @@ export interface StackTestResult {
 export interface TerraformTestOptions {
   /** Stacks to test (default: every stack with the aws provider and without docker). */
   readonly stacks?: string[];
-  /** Parallel runs (each holds two ~700 MB provider processes). @default 2 */
+  /** Parallel runs (each holds two provider processes, ~550 MB resident each). @default 2 */
   readonly concurrency?: number;
   readonly terraform?: string;
   /** Changes the remote-state outputs a consumer stack is given (used to prove bad values fail). */
@@ -324,7 +327,8 @@ function sortedJson(v: unknown): string {
       .map((k) => `${JSON.stringify(k)}:${sortedJson((v as Json)[k])}`)
       .join(',')}}`;
   }
-  return JSON.stringify(v);
+  // jsonencode escapes these (https://developer.hashicorp.com/terraform/language/functions/jsonencode).
+  return JSON.stringify(v).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /**

@@ -331,7 +331,8 @@ export function loadConfig(options: LoadConfigOptions = {}): PipelineConfig {
   let stateBackend: StateBackendConfig = { kind: 'local' };
   const stateBucket = str('stateBucket');
   if (stateBucket) {
-    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(stateBucket)) fail('stateBucket', `"${stateBucket}" is not an S3 bucket name`);
+    const bucketProblem = NAME_RULES.s3Bucket.check(stateBucket);
+    if (bucketProblem) fail('stateBucket', `"${stateBucket}" is not an S3 bucket name: ${bucketProblem} (${NAME_RULES.s3Bucket.doc})`);
     const stateRegion = str('stateRegion', region)!;
     if (!/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/.test(stateRegion)) fail('stateRegion', `"${stateRegion}" is not an AWS region name`);
     const keyPrefix = str('stateKeyPrefix', `${namePrefix}/${stage}`)!.replace(/^\/+|\/+$/g, '');
@@ -501,24 +502,30 @@ const length = (name: string, min: number, max: number) =>
 const chars = (name: string, re: RegExp, allowed: string) => (re.test(name) ? undefined : `may hold only ${allowed}`);
 const first = (...problems: (string | undefined)[]) => problems.find((p) => p !== undefined);
 
+function s3BucketProblem(name: string): string | undefined {
+  const reserved = ['xn--', 'sthree-', 'amzn-s3-demo-'].find((p) => name.startsWith(p));
+  const suffix = ['-s3alias', '--ol-s3', '.mrap', '--x-s3', '--table-s3'].find((x) => name.endsWith(x));
+  return first(
+    length(name, 3, 63),
+    chars(name, /^[a-z0-9.-]+$/, 'lower-case letters, digits, periods and hyphens'),
+    /^[a-z0-9].*[a-z0-9]$/.test(name) ? undefined : 'must begin and end with a letter or digit',
+    name.includes('..') ? 'must not hold two adjacent periods' : undefined,
+    /^\d+\.\d+\.\d+\.\d+$/.test(name) ? 'must not be formatted as an IP address' : undefined,
+    reserved ? `must not start with "${reserved}" (reserved by S3)` : undefined,
+    suffix ? `must not end with "${suffix}" (reserved by S3)` : undefined,
+  );
+}
+
 export const NAME_RULES = {
+  s3Bucket: {
+    what: 'S3 bucket',
+    doc: 'https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html',
+    check: s3BucketProblem,
+  },
   s3BucketPrefix: {
     what: 'S3 bucket',
     doc: 'https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html',
-    check: (prefix: string) => {
-      const name = prefix + TERRAFORM_UNIQUE_SUFFIX;
-      const reserved = ['xn--', 'sthree-', 'amzn-s3-demo-'].find((p) => name.startsWith(p));
-      const suffix = ['-s3alias', '--ol-s3', '.mrap', '--x-s3', '--table-s3'].find((x) => name.endsWith(x));
-      return first(
-        length(name, 3, 63),
-        chars(name, /^[a-z0-9.-]+$/, 'lower-case letters, digits, periods and hyphens'),
-        /^[a-z0-9].*[a-z0-9]$/.test(name) ? undefined : 'must begin and end with a letter or digit',
-        name.includes('..') ? 'must not hold two adjacent periods' : undefined,
-        /^\d+\.\d+\.\d+\.\d+$/.test(name) ? 'must not be formatted as an IP address' : undefined,
-        reserved ? `must not start with "${reserved}" (reserved by S3)` : undefined,
-        suffix ? `must not end with "${suffix}" (reserved by S3)` : undefined,
-      );
-    },
+    check: (prefix: string) => s3BucketProblem(prefix + TERRAFORM_UNIQUE_SUFFIX),
   },
   ecrRepository: {
     what: 'ECR repository',

@@ -155,6 +155,7 @@ describe('invalid configuration fails with a message naming the setting', () => 
     ['architecture', { PIPELINE_CPU_ARCHITECTURE: 'sparc' }, /cpuArchitecture.*expected X86_64 or ARM64/],
     ['log retention', { PIPELINE_LOG_RETENTION_DAYS: '10' }, /logRetentionDays.*10 is not a CloudWatch Logs retention value/],
     ['state bucket name', { PIPELINE_STATE_BUCKET: 'Bad_Bucket' }, /stateBucket.*not an S3 bucket name/],
+    ['state bucket name S3 reserves', { PIPELINE_STATE_BUCKET: 'tf-state--x-s3' }, /stateBucket.*"tf-state--x-s3" is not an S3 bucket name: must not end with "--x-s3"/],
     ['state key prefix without bucket', { PIPELINE_STATE_KEY_PREFIX: 'x' }, /stateKeyPrefix.*only applies with stateBucket/],
     ['batch size zero', { PIPELINE_BATCH_SIZE: '0' }, /batchSize \(env PIPELINE_BATCH_SIZE, context "batchSize"\): must be 1-512 .*8 KiB.*got 0/],
     ['batch size beyond what 6 KiB of keys can hold', { PIPELINE_BATCH_SIZE: '513' }, /batchSize.*must be 1-512.*got 513/],

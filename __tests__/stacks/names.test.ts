@@ -39,6 +39,16 @@ describe('derived names', () => {
 
 describe('naming rules, as AWS documents them', () => {
   const cases: [NameRuleId, string, RegExp | undefined][] = [
+    ['s3Bucket', 'acme-terraform-state', undefined],
+    ['s3Bucket', 'ab', /3-63 characters/],
+    ['s3Bucket', 'logs-s3alias', /must not end with "-s3alias"/],
+    ['s3Bucket', 'logs--ol-s3', /must not end with "--ol-s3"/],
+    ['s3Bucket', 'logs.mrap', /must not end with ".mrap"/],
+    ['s3Bucket', 'logs--x-s3', /must not end with "--x-s3"/],
+    ['s3Bucket', 'logs--table-s3', /must not end with "--table-s3"/],
+    ['s3Bucket', 'sthree-configurator', /must not start with "sthree-"/],
+    ['s3Bucket', '192.168.5.4', /formatted as an IP address/],
+    ['s3Bucket', 'logs-', /begin and end with a letter or digit/],
     ['s3BucketPrefix', 'xmlpipe-dev-xml-', undefined],
     ['s3BucketPrefix', 'xn--ab-dev-xml-', /must not start with "xn--"/],
     ['s3BucketPrefix', 'a'.repeat(38), /3-63 characters/],

@@ -271,6 +271,18 @@ describe('checksums and aws-chunked bodies (the SDK default, as the images run o
   });
 });
 
+describe('service limits', () => {
+  // https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html and .../UsingMetadata.html
+  test('keys over 1,024 UTF-8 bytes and user metadata over 2 KB are refused; an unknown bucket is NoSuchBucket', async () => {
+    expect(await failure(put('k'.repeat(1025), 'x'))).toMatchObject({ name: 'KeyTooLongError', status: 400 });
+    await put('\u00e9'.repeat(512), 'x'); // 1,024 bytes: the limit itself is fine
+    expect(await failure(put('meta/big', 'x', { Metadata: { path: 'p'.repeat(2045) } }))).toMatchObject({ name: 'MetadataTooLarge', status: 400 });
+    await put('meta/ok', 'x', { Metadata: { path: 'p'.repeat(2044) } });
+    expect((await client.send(new HeadObjectCommand({ Bucket: B, Key: 'meta/ok' }))).Metadata).toEqual({ path: 'p'.repeat(2044) });
+    expect(await failure(client.send(new PutObjectCommand({ Bucket: 'no-such-bucket', Key: 'k', Body: 'x' })))).toMatchObject({ name: 'NoSuchBucket', status: 404 });
+  });
+});
+
 describe('listing', () => {
   test('ListObjectsV2 pages in UTF-8 byte order with prefix, delimiter and start-after', async () => {
     const keys = ['ls/a/1', 'ls/a/2', 'ls/b', 'ls/c/3', 'ls/\u{1F600}', 'ls/\uFFFD', 'ls/z'];
@@ -428,8 +440,12 @@ describe('fault injection and the request log', () => {
     once.destroy();
   });
 
-  test('a stall holds a request until released; a reset drops the connection; a GET can be cut mid-body', async () => {
+  test('a stall holds a request until released (or for N ms); a reset drops the connection; a GET can be cut mid-body', async () => {
     await put('faults/get', Buffer.alloc(MiB, 'g'));
+    s3.fault({ operation: 'HeadObject', key: 'faults/get', times: 1, action: { kind: 'stall', ms: 400 } });
+    const t0 = Date.now();
+    await client.send(new HeadObjectCommand({ Bucket: B, Key: 'faults/get' }));
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
     const stall = s3.fault({ operation: 'GetObject', key: 'faults/get', action: { kind: 'stall' } });
     let done = false;
     const pending = text('faults/get').then((t) => ((done = true), t));

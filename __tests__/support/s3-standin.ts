@@ -551,7 +551,8 @@ export class S3Standin {
    * and https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html ("Permissions").
    */
   private async missing(call: S3Call, principal: string): Promise<never> {
-    const list: S3AuthRequest = { action: 's3:ListBucket', resource: bucketArn(call.bucket!), context: { 'aws:SecureTransport': 'true', 's3:prefix': call.key ?? '' } };
+    // The implicit check carries no s3:prefix: a ListBucket grant limited to a prefix does not reveal keys.
+    const list: S3AuthRequest = { action: 's3:ListBucket', resource: bucketArn(call.bucket!), context: { 'aws:SecureTransport': 'true' } };
     if (!(await this.allowed(principal, call, list, 'implicit'))) throw new S3RequestError(403, 'AccessDenied', 'Access Denied');
     throw new S3RequestError(404, 'NoSuchKey', DEFAULT_MESSAGES.NoSuchKey);
   }

@@ -23,7 +23,10 @@ export type { Authorizer, AuthorizeRequest, Fault, FaultAction, FaultRule, InPro
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
 export interface S3Options {
-  /** Asked for every call once set (default: every signed call is allowed). */
+  /**
+   * Asked for every call once set (default: every signed call is allowed). The helpers put/get/keys
+   * and client() sign as S3RVER_CREDENTIALS.accessKeyId: that principal is the test itself.
+   */
   readonly authorize?: Authorizer;
 }
 

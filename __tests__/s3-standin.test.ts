@@ -172,6 +172,10 @@ describe('multipart uploads', () => {
     const tail = await client.send(new GetObjectCommand({ Bucket: B, Key: key, Range: `bytes=${5 * MiB - 2}-${5 * MiB + 2}` }));
     expect(tail.ContentRange).toBe(`bytes ${5 * MiB - 2}-${5 * MiB + 2}/${5 * MiB + 7}`);
     expect(Buffer.from(await tail.Body!.transformToByteArray())).toEqual(Buffer.from([1, 1, ...Buffer.from('the')]));
+    const second = await client.send(new GetObjectCommand({ Bucket: B, Key: key, PartNumber: 2 }));
+    expect(second.PartsCount).toBe(2);
+    expect(await second.Body!.transformToString()).toBe('the end');
+    expect(await failure(client.send(new GetObjectCommand({ Bucket: B, Key: key, PartNumber: 3 })))).toMatchObject({ status: 416 });
 
     const small = await client.send(new CreateMultipartUploadCommand({ Bucket: B, Key: 'mpu/small' }));
     const s1 = await client.send(new UploadPartCommand({ Bucket: B, Key: 'mpu/small', UploadId: small.UploadId, PartNumber: 1, Body: 'tiny' }));

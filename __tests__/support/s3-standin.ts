@@ -764,8 +764,25 @@ export class S3Standin {
     let start = 0;
     let end = obj.size - 1;
     let status = 200;
+    // Buckets here are unversioned: only the null version exists.
+    const versionId = call.query.get('versionId');
+    if (versionId !== null && versionId !== 'null') throw new S3RequestError(400, 'InvalidArgument', 'Invalid version id specified');
     const range = /^bytes=(\d*)-(\d*)$/.exec(String(h.range ?? ''));
-    if (range && (range[1] || range[2])) {
+    const partNumber = call.query.get('partNumber');
+    if (partNumber !== null) {
+      // One part of a multipart object (a single PUT is part 1): https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
+      const n = Number(partNumber);
+      const multipart = /-\d+"$/.test(obj.etag);
+      if (range) throw new S3RequestError(400, 'InvalidRequest', 'Cannot specify both Range header and partNumber query parameter');
+      if (!Number.isInteger(n) || n < 1 || n > (multipart ? obj.files.length : 1)) throw new S3RequestError(416, 'InvalidPartNumber', 'The requested partnumber is not satisfiable');
+      start = obj.files.slice(0, n - 1).reduce((sum, f) => sum + f.size, 0);
+      end = multipart ? start + obj.files[n - 1].size - 1 : obj.size - 1;
+      if (multipart) {
+        status = 206;
+        common['content-range'] = `bytes ${start}-${end}/${obj.size}`;
+        common['x-amz-mp-parts-count'] = obj.files.length;
+      }
+    } else if (range && (range[1] || range[2])) {
       if (range[1]) {
         start = Number(range[1]);
         if (range[2]) end = Math.min(Number(range[2]), obj.size - 1);

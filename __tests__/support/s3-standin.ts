@@ -42,7 +42,8 @@ const MAX_PARTS = 10_000;
 const MAX_KEY_BYTES = 1024;
 // https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html (user metadata up to 2 KB)
 const MAX_USER_METADATA_BYTES = 2048;
-// Signed requests older or newer than 15 minutes are refused (RequestTimeTooSkewed).
+// Signed requests older or newer than 15 minutes are refused (RequestTimeTooSkewed):
+// https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-authenticating-requests.html
 const MAX_SKEW_MS = 15 * 60 * 1000;
 const SYSTEM_HEADERS = ['content-type', 'cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'];
 
@@ -242,7 +243,10 @@ const xmlUnescape = (s: string) =>
 const xml = (body: string) => Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>\n${body}`);
 const NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"';
 const unquote = (etag: string) => etag.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
-/** S3 lists keys in UTF-8 binary order, not JavaScript's UTF-16 order. */
+/**
+ * S3 lists keys in UTF-8 binary order, not JavaScript's UTF-16 order:
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/ListingKeysUsingAPIs.html
+ */
 const utf8Order = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 const DEFAULT_MESSAGES: Record<string, string> = {
@@ -962,6 +966,10 @@ export class S3Standin {
     return { status: 200, headers: { 'content-type': 'application/xml' }, body };
   }
 
+  /**
+   * https://docs.aws.amazon.com/AmazonS3/latest/API/API_AbortMultipartUpload.html: a part still in
+   * flight "might or might not succeed"; here it always fails (NoSuchUpload) and leaves nothing.
+   */
   private abortUpload(b: Bucket, call: S3Call): Reply {
     const upload = this.upload(b, call);
     b.uploads.delete(upload.id);

@@ -463,8 +463,14 @@ describe('fault injection and the request log', () => {
     try {
       s3.fault({ operation: 'PutObject', key: 'faults/reset', times: 1, action: { kind: 'reset' } });
       const reset = await failure(put('faults/reset', 'x', {}, once));
-      expect(reset.message).toMatch(/ECONNRESET|socket hang up|aborted/i);
+      expect(reset.message).toMatch(/ECONNRESET|socket hang up|aborted|EPIPE/i);
       expect(await s3.keys(B, 'faults/reset')).toEqual([]);
+
+      // A drop mid-upload: the connection goes after 100 KiB of the body, and nothing is stored.
+      s3.fault({ operation: 'PutObject', key: 'faults/midway', times: 1, action: { kind: 'reset', afterBytes: 100 * 1024 } });
+      await expect(put('faults/midway', Buffer.alloc(MiB, 'm'), {}, once)).rejects.toThrow();
+      expect(s3.requests().filter((r) => r.key === 'faults/midway').map((r) => [r.fault, r.status])).toEqual([['reset before', 0]]);
+      expect(await s3.keys(B, 'faults/midway')).toEqual([]);
 
       s3.fault({ operation: 'GetObject', key: 'faults/get', when: 'after', times: 1, action: { kind: 'reset', afterBytes: 1000 } });
       const cut = once.send(new GetObjectCommand({ Bucket: B, Key: 'faults/get' })).then((r) => r.Body!.transformToByteArray());

@@ -130,7 +130,10 @@ export type FaultAction =
   | { readonly kind: 'stall'; readonly ms?: number }
   /** Answers with an S3 error (default 500 InternalError; 503 gives SlowDown). */
   | { readonly kind: 'error'; readonly status?: 500 | 503; readonly code?: string }
-  /** Resets the TCP connection (after `afterBytes` bytes of a GET body when given). */
+  /**
+   * Resets the TCP connection. With `afterBytes`: 'before' resets once that many bytes of a PUT or part
+   * body have arrived (a drop mid-upload: nothing is stored); 'after' cuts a GET body after that many bytes.
+   */
   | { readonly kind: 'reset'; readonly afterBytes?: number };
 
 export interface FaultRule {
@@ -409,6 +412,8 @@ export class S3Standin {
       if (before) {
         rec.fault = `${before.rule.action.kind} before`;
         if (before.rule.action.kind === 'stall') await before.stall(this.stopSignal.promise);
+        else if (before.rule.action.kind === 'reset' && before.rule.action.afterBytes !== undefined && (call.operation === 'PutObject' || call.operation === 'UploadPart'))
+          resetAfter.set(req, before.rule.action.afterBytes);
         else if (before.rule.action.kind === 'reset') return this.reset(req, rec);
         else return this.send(req, res, rec, this.faultReply(call, before.rule.action, requestId));
       }
@@ -623,8 +628,13 @@ export class S3Standin {
     const claimedSha = String(req.headers['x-amz-content-sha256'] ?? '');
     const sha = /^[0-9a-f]{64}$/.test(claimedSha) ? createHash('sha256') : undefined;
     let size = 0;
+    const cutAt = resetAfter.get(req);
     const count = new Transform({
       transform(chunk: Buffer, _enc, cb) {
+        if (cutAt !== undefined && size + chunk.length >= cutAt) {
+          socketOf(req).resetAndDestroy();
+          return cb(new Error('connection reset by an injected fault'));
+        }
         size += chunk.length;
         md5.update(chunk);
         sha?.update(chunk);
@@ -998,6 +1008,8 @@ export class S3Standin {
 /** Sends `100 Continue` if the client waits for it: authorization and faults have passed by now. */
 const responses = new WeakMap<http.IncomingMessage, http.ServerResponse>();
 const sockets = new WeakMap<http.IncomingMessage, Socket>();
+/** Requests whose connection an injected fault resets after this many body bytes. */
+const resetAfter = new WeakMap<http.IncomingMessage, number>();
 const socketOf = (req: http.IncomingMessage) => sockets.get(req)!;
 function continueBody(req: http.IncomingMessage): void {
   const res = responses.get(req);

@@ -209,6 +209,8 @@ interface PlannedRun {
 
 export interface Campaign {
   readonly report: CampaignReport;
+  /** Adds a file the way the campaign does (its versions are known to the checker); returns its path under the folder. */
+  addFile(): string;
   /** Checks every invariant again, now (e.g. after a test planted a fault); returns the new violations. */
   recheck(): Promise<Violation[]>;
   close(): void;
@@ -415,6 +417,7 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
   report.seconds = Math.round((Date.now() - started) / 100) / 10;
   return {
     report,
+    addFile: () => files.add(),
     async recheck() {
       const before = report.violations.length;
       round = o.rounds + 1;

@@ -347,7 +347,10 @@ export class S3Standin {
     let fire!: () => void;
     const promise = new Promise<void>((r) => (fire = r));
     this.stopSignal = { promise, fire };
-    const server = http.createServer({ keepAliveTimeout: 5000 });
+    // Idle keep-alive connections stay open well past the SDK's reuse of them (a socket closed just as
+    // the client reuses it fails a streaming upload, which the SDK cannot retry); no whole-request
+    // timeout, so long uploads and long injected stalls are not cut by Node's 5-minute default.
+    const server = http.createServer({ keepAliveTimeout: 60_000, requestTimeout: 0 });
     server.on('request', (req, res) => void this.handle(req, res));
     // With this listener Node does not answer `Expect: 100-continue` itself: a refused request is
     // answered before its body is sent, as S3 does.

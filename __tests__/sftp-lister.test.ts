@@ -458,7 +458,7 @@ describe('portability and messages (issue 11)', () => {
 
   test('GIVEN the client key as PKCS#8 (BEGIN PRIVATE KEY, OpenSSL 3 default) WHEN run THEN it connects', async () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { utils } = require(path.join(LISTER_DIR, 'node_modules', 'ssh2')) as typeof import('ssh2');
+    const { utils } = require(path.join(LISTER_DIR, 'node_modules', 'ssh2')) as { utils: { parseKey(key: string): { getPrivatePEM(): string } | Error } };
     const parsed = utils.parseKey(sftp.privateKey);
     if (parsed instanceof Error) throw parsed;
     const pkcs8 = parsed.getPrivatePEM();

@@ -16,6 +16,7 @@
  */
 import {
   AbortMultipartUploadCommand,
+  ChecksumAlgorithm,
   CompleteMultipartUploadCommand,
   CompletedPart,
   CreateMultipartUploadCommand,
@@ -79,6 +80,11 @@ export async function uploadStream(s3: S3Client, pool: BufferPool, target: Objec
   opts.signal.addEventListener('abort', onAbort, { once: true });
   if (opts.signal.aborted) local.abort(opts.signal.reason);
   const send = { abortSignal: local.signal };
+  // As lib-storage does: with the SDK's default integrity checks (WHEN_SUPPORTED) the upload declares
+  // CRC32, each part carries its checksum, and Complete lists them, as S3 requires of an upload
+  // created with a checksum algorithm:
+  // https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html
+  const checksum = (await s3.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED' ? { ChecksumAlgorithm: ChecksumAlgorithm.CRC32 } : {};
 
   const parts: CompletedPart[] = [];
   const inFlight = new Set<Promise<void>>();
@@ -102,9 +108,17 @@ export async function uploadStream(s3: S3Client, pool: BufferPool, target: Objec
   const settle = () => Promise.race(inFlight).catch(() => undefined).then(check);
   const sendPart = (buf: Buffer, partNumber: number, length: number) => {
     const p = s3
-      .send(new UploadPartCommand({ ...where, UploadId: uploadId, PartNumber: partNumber, Body: buf.subarray(0, length), ContentLength: length }), send)
+      .send(new UploadPartCommand({ ...where, ...checksum, UploadId: uploadId, PartNumber: partNumber, Body: buf.subarray(0, length), ContentLength: length }), send)
       .then((res) => {
-        parts.push({ PartNumber: partNumber, ETag: res.ETag });
+        parts.push({
+          PartNumber: partNumber,
+          ETag: res.ETag,
+          ...(res.ChecksumCRC32 && { ChecksumCRC32: res.ChecksumCRC32 }),
+          ...(res.ChecksumCRC32C && { ChecksumCRC32C: res.ChecksumCRC32C }),
+          ...(res.ChecksumCRC64NVME && { ChecksumCRC64NVME: res.ChecksumCRC64NVME }),
+          ...(res.ChecksumSHA1 && { ChecksumSHA1: res.ChecksumSHA1 }),
+          ...(res.ChecksumSHA256 && { ChecksumSHA256: res.ChecksumSHA256 }),
+        });
         loaded += length;
         opts.onProgress?.(loaded, partNumber);
       })
@@ -129,7 +143,7 @@ export async function uploadStream(s3: S3Client, pool: BufferPool, target: Objec
         fill += n;
         off += n;
         if (fill < buf!.length || (read === size && off === chunk.length)) continue; // not full, or the last part
-        uploadId ??= (await s3.send(new CreateMultipartUploadCommand({ ...where, Metadata }), send)).UploadId;
+        uploadId ??= (await s3.send(new CreateMultipartUploadCommand({ ...where, ...checksum, Metadata }), send)).UploadId;
         sendPart(buf!, partNumber++, fill);
         buf = undefined;
         while (held >= opts.queueSize) await settle();

@@ -389,7 +389,7 @@ export class S3Standin {
     this.inFlight++;
     responses.set(req, res);
     // Kept: Node detaches req.socket once the request is destroyed.
-    sockets.set(req, req.socket);
+    requestSockets.set(req, req.socket);
     let record: RequestRecord | undefined;
     res.on('close', () => {
       this.inFlight--;
@@ -1010,10 +1010,10 @@ export class S3Standin {
 
 /** Sends `100 Continue` if the client waits for it: authorization and faults have passed by now. */
 const responses = new WeakMap<http.IncomingMessage, http.ServerResponse>();
-const sockets = new WeakMap<http.IncomingMessage, Socket>();
+const requestSockets = new WeakMap<http.IncomingMessage, Socket>();
 /** Requests whose connection an injected fault resets after this many body bytes. */
 const resetAfter = new WeakMap<http.IncomingMessage, number>();
-const socketOf = (req: http.IncomingMessage) => sockets.get(req)!;
+const socketOf = (req: http.IncomingMessage) => requestSockets.get(req)!;
 function continueBody(req: http.IncomingMessage): void {
   const res = responses.get(req);
   if (/100-continue/i.test(String(req.headers.expect ?? '')) && res && !res.headersSent) res.writeContinue();

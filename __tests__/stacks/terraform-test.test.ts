@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { readSynthesized, SynthesizedApp } from '../../scripts/security-model';
 import { danglingRemoteReferences, remoteReferences, StackTestResult, testStacks } from '../../scripts/terraform-test';
 import { findTerraform } from '../../scripts/terraform';
-import { synthesize } from './synth';
+import { synthesize, TEST_PUBLIC_KEY } from './synth';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tftest-'));
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -44,6 +44,40 @@ test('GIVEN the synthesized app WHEN each AWS stack is tested with the mocked pr
   ).toEqual(expect.arrayContaining(['batch', 'cluster', 'ingest', 'network', 'sftp']));
   // Apply ran (not only plan) and the IAM Resource assertions were evaluated where there are policies.
   for (const r of results.filter((x) => x.status === 'passed')) expect(r.log).toMatch(/run "apply"\.\.\. pass/);
+}, 900_000);
+
+test('GIVEN the other settings that add resources (NAT, 3 AZs, ARM64, user key, allowed CIDRs, S3 state; external SFTP) WHEN tested with the mocked provider THEN every apply succeeds', async () => {
+  const widest = readSynthesized(
+    synthesize({
+      overrides: {
+        natEnabled: true,
+        azCount: 3,
+        cpuArchitecture: 'ARM64',
+        sftpPublicKeys: TEST_PUBLIC_KEY,
+        sftpAllowedCidrs: '192.168.10.0/24',
+        stateBucket: 'example-terraform-state',
+        logRetentionDays: 90,
+      },
+    }).outdir,
+  );
+  const external = readSynthesized(
+    synthesize({ overrides: { sftpSource: 'external', natEnabled: true, sftpHost: 'sftp.partner.example.com', sftpPort: 2222, sftpHostKeyFingerprints: `SHA256:${'x'.repeat(43)}` } }).outdir,
+  );
+  // What these settings add is really there (else this test would repeat the default one).
+  expect(Object.keys(widest.stacks.network.resource ?? {})).toEqual(expect.arrayContaining(['aws_nat_gateway', 'aws_eip', 'aws_internet_gateway']));
+  expect(Object.keys(widest.stacks.sftp.resource ?? {})).toContain('aws_transfer_ssh_key');
+  expect(Object.keys(external.stacks.sftp.resource ?? {})).not.toContain('aws_transfer_server');
+  // Only the stacks these settings change materially (the cluster stack only gets another retention,
+  // the external sftp stack only its secret), in two lanes of about equal length (the suite's budget is
+  // two terraform runs at a time).
+  const [first, second] = await Promise.all([
+    testStacks(widest, path.join(work, 'widest'), { stacks: ['network', 'sftp', 'batch'], concurrency: 1 }),
+    (async () => [
+      ...(await testStacks(widest, path.join(work, 'widest'), { stacks: ['ingest'], concurrency: 1 })),
+      ...(await testStacks(external, path.join(work, 'external'), { stacks: ['ingest'], concurrency: 1 })),
+    ])(),
+  ]);
+  expect(summary([...first, ...second])).toEqual(['network', 'sftp', 'batch', 'ingest', 'ingest'].map((stack) => ({ stack, status: 'passed', reason: undefined })));
 }, 900_000);
 
 test('GIVEN the app WHEN its cross-stack references are listed THEN each names an output its producer exports', () => {

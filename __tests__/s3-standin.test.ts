@@ -133,6 +133,29 @@ describe('conditional writes', () => {
     expect(Buffer.from(await got.Body!.transformToByteArray()).equals(old)).toBe(true);
   });
 
+  test('of 8 multipart uploads of one key completed at once with If-None-Match exactly one wins; the others get 409 and stay in progress', async () => {
+    const key = 'mpu/race';
+    const uploads = await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => {
+        const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: B, Key: key }));
+        const part = await client.send(new UploadPartCommand({ Bucket: B, Key: key, UploadId, PartNumber: 1, Body: `upload ${i}` }));
+        return { UploadId: UploadId!, ETag: part.ETag!, body: `upload ${i}` };
+      }),
+    );
+    const results = await Promise.allSettled(
+      uploads.map((u) =>
+        client.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: key, UploadId: u.UploadId, IfNoneMatch: '*', MultipartUpload: { Parts: [{ PartNumber: 1, ETag: u.ETag }] } })),
+      ),
+    );
+    const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+    expect(won).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect((r.reason as Error).name).toBe('ConditionalRequestConflict');
+    expect(await text(key)).toBe(uploads[won[0]].body);
+    const left = s3.uploads(B).filter((u) => u.key === key);
+    expect(left).toHaveLength(7);
+    for (const u of left) await client.send(new AbortMultipartUploadCommand({ Bucket: B, Key: key, UploadId: u.uploadId }));
+  });
+
   test('CompleteMultipartUpload honours If-None-Match: 412 leaves the upload in progress until it is aborted', async () => {
     await put('mpu/exists', 'already here');
     const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: B, Key: 'mpu/exists' }));

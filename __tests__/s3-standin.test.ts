@@ -265,6 +265,8 @@ describe('checksums and aws-chunked bodies (the SDK default, as the images run o
       expect(await failure(wrong)).toMatchObject({ name: 'BadDigest', status: 400 });
       const wrongCrc = c.send(new PutObjectCommand({ Bucket: B, Key: 'ck/bad', Body: 'payload', ChecksumCRC32C: 'AAAAAA==' }));
       expect(await failure(wrongCrc)).toMatchObject({ name: 'BadDigest', status: 400 });
+      const wrongMd5 = client.send(new PutObjectCommand({ Bucket: B, Key: 'ck/bad', Body: 'payload', ContentMD5: Buffer.alloc(16).toString('base64') }));
+      expect(await failure(wrongMd5)).toMatchObject({ name: 'BadDigest', status: 400 });
       expect(await s3.keys(B, 'ck/bad')).toEqual([]);
       // The same algorithms with the right values pass (CRC32C is computed by the stand-in itself).
       await c.send(new PutObjectCommand({ Bucket: B, Key: 'ck/good', Body: 'payload', ChecksumAlgorithm: 'CRC32C' }));

@@ -1,8 +1,9 @@
 /**
  * The randomized fault campaign of issue 11: the real lister (images/sftp-lister/dist) against the
  * strict test servers, round after round, with faults drawn from a seeded generator: SIGKILL and SIGTERM
- * of the lister mid-run, SFTP session drops, S3 5xx, stalls and failed manifest PUTs (when the S3
- * stand-in can inject them), overlapping runs, and files added and rewritten between and during runs.
+ * of the lister mid-run, SFTP session drops, S3 faults (5xx, stalls, resets, lost responses, failed
+ * manifest and index PUTs: the stand-in's fault rules) and restarts, overlapping runs with random
+ * leave/delete/move configurations, and files added and rewritten between and during runs.
  * After the rounds settle (clean runs until nothing is left to do) it checks the invariants:
  *
  * - every file version left on SFTP is in S3, byte-identical;

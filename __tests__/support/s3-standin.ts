@@ -147,7 +147,10 @@ export interface FaultRule {
   readonly nth?: number;
   /** At most this many requests are faulted (default: unlimited, or 1 with `nth`). */
   readonly times?: number;
-  /** 'before' (default): nothing happens in S3. 'after': the operation takes effect, its response is lost. */
+  /**
+   * 'before' (default): the fault hits as the request arrives (a stall then lets it go on). 'after':
+   * only a request that succeeded, once its operation took effect; its response is held or lost.
+   */
   readonly when?: 'before' | 'after';
   readonly action: FaultAction;
 }

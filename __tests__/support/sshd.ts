@@ -56,10 +56,23 @@ export function stopChild(child: ChildProcess, dir: string): Promise<void> {
 
 /** Kills the children of `pid` (per-connection server processes), if any. */
 export function killChildren(pid: number | undefined): void {
+  // The whole tree below the listener: OpenSSH's session runs in a grandchild (`[priv]` monitor ->
+  // `user@notty` -> internal-sftp) that outlives a killed monitor and keeps serving the connection.
+  const below = (p: string): string[] => {
+    let kids: string[] = [];
+    try {
+      kids = execFileSync('pgrep', ['-P', p], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    } catch {
+      // pgrep exits 1 when there are none.
+    }
+    return kids.flatMap((k) => [k, ...below(k)]);
+  };
+  const tree = pid === undefined ? [] : below(String(pid));
+  if (tree.length === 0) return;
   try {
-    execFileSync('pkill', ['-KILL', '-P', String(pid)]);
+    execFileSync('kill', ['-KILL', ...tree]);
   } catch {
-    // pkill exits 1 when there was no session to kill.
+    // some exited on their own meanwhile
   }
 }
 

@@ -17,6 +17,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { AuthorizeRequest, S3RVER_CREDENTIALS, S3Server, startS3 } from './support/s3rver';
+import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { authRequests, classify } from './support/s3-actions';
 
 const B = 'bucket';
@@ -426,6 +427,54 @@ describe('authorization', () => {
     }
   });
 
+  test('with the IAM simulator as authorizer, a policy that enforces conditional writes refuses an unconditional PUT', async () => {
+    // The bucket policy AWS gives for enforcing If-None-Match on uploads:
+    // https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html
+    const enforce = {
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Effect: 'Deny',
+          Principal: '*',
+          Action: 's3:PutObject',
+          Resource: `arn:aws:s3:::${B}/enforced/*`,
+          // The multipart steps that cannot carry the header are exempt.
+          Condition: { Null: { 's3:if-none-match': 'true' }, Bool: { 's3:ObjectCreationOperation': 'true' } },
+        },
+      ],
+    };
+    const identity = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: [`arn:aws:s3:::${B}`, `arn:aws:s3:::${B}/*`] }] };
+    s3.authorize(async (r) => {
+      const result = await runSimulation(
+        {
+          request: { principal: `arn:aws:iam::123456789012:role/${r.principal}`, action: r.action, resource: { resource: r.resource, accountId: '123456789012' }, contextVariables: r.context },
+          identityPolicies: [{ name: 'app', policy: identity }],
+          serviceControlPolicies: [],
+          resourceControlPolicies: [],
+          resourcePolicy: enforce,
+        },
+        {},
+      );
+      if (result.resultType === 'error') throw new Error(JSON.stringify(result.errors));
+      return result.overallResult === 'Allowed';
+    });
+    const c = s3.clientFor('app');
+    try {
+      expect(await failure(put('enforced/a', 'x', {}, c))).toMatchObject({ name: 'AccessDenied', status: 403 });
+      await put('enforced/a', 'x', { IfNoneMatch: '*' }, c);
+      expect(await text('enforced/a', c)).toBe('x');
+      const { UploadId } = await c.send(new CreateMultipartUploadCommand({ Bucket: B, Key: 'enforced/m' }));
+      const part = await c.send(new UploadPartCommand({ Bucket: B, Key: 'enforced/m', UploadId, PartNumber: 1, Body: 'm' }));
+      const complete = (extra: { IfNoneMatch?: string }) =>
+        c.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: 'enforced/m', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] }, ...extra }));
+      expect(await failure(complete({}))).toMatchObject({ name: 'AccessDenied', status: 403 });
+      await complete({ IfNoneMatch: '*' });
+      expect(await text('enforced/m', c)).toBe('m');
+    } finally {
+      c.destroy();
+    }
+  });
+
   test('the request -> IAM action mapping is exported for the policy simulator', () => {
     const map = (method: string, url: string, headers: Record<string, string> = {}) => authRequests(classify(method, url, headers));
     expect(map('GET', '/b/k%20x?x-id=GetObject')).toEqual([expect.objectContaining({ action: 's3:GetObject', resource: 'arn:aws:s3:::b/k x' })]);
@@ -439,7 +488,8 @@ describe('authorization', () => {
     expect(map('GET', '/b?list-type=2&prefix=in%2F')).toEqual([expect.objectContaining({ action: 's3:ListBucket', resource: 'arn:aws:s3:::b', context: expect.objectContaining({ 's3:prefix': 'in/' }) })]);
     expect(map('GET', '/b?uploads')[0].action).toBe('s3:ListBucketMultipartUploads');
     expect(map('PUT', '/b/k', { 'if-match': '"e"' }).map((r) => r.action)).toEqual(['s3:PutObject', 's3:GetObject']);
-    expect(map('PUT', '/b/k', { 'if-none-match': '*' })[0].context['s3:if-none-match']).toBe('*');
+    expect(map('PUT', '/b/k', { 'if-none-match': '*' })[0].context).toMatchObject({ 's3:if-none-match': '*', 's3:ObjectCreationOperation': 'true' });
+    expect(map('PUT', '/b/k?partNumber=1&uploadId=u')[0].context['s3:ObjectCreationOperation']).toBe('false');
   });
 });
 

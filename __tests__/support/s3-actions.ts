@@ -164,7 +164,13 @@ export function authRequests(call: S3Call): S3AuthRequest[] {
   const onObject = (action: string, context = commonContext(call)): S3AuthRequest => ({ action, resource: objectArn(bucket, key), context });
   // "To perform a conditional write with If-Match you must have s3:PutObject and s3:GetObject":
   // https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
-  const write = (): S3AuthRequest[] => [onObject('s3:PutObject', writeContext(call)), ...(header(call, 'if-match') !== undefined ? [onObject('s3:GetObject')] : [])];
+  // s3:ObjectCreationOperation tells the request that creates the object (true) from the multipart steps
+  // that cannot carry a condition (false): https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html
+  const creates = !['CreateMultipartUpload', 'UploadPart', 'UploadPartCopy'].includes(call.operation);
+  const write = (): S3AuthRequest[] => [
+    onObject('s3:PutObject', { ...writeContext(call), 's3:ObjectCreationOperation': String(creates) }),
+    ...(header(call, 'if-match') !== undefined ? [onObject('s3:GetObject')] : []),
+  ];
   switch (call.operation) {
     case 'ListBuckets':
       return [{ action: 's3:ListAllMyBuckets', resource: '*', context: commonContext(call) }];

@@ -1,13 +1,15 @@
 // SFTP ingest under load and faults: big files with bounded memory, sessions killed mid-transfer,
 // SIGTERM, a file changing while it is read, and a 10,000-file folder. REAL sshd and s3rver.
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { S3Server, startS3 } from './support/s3rver';
 import type { SftpServer } from './support/sshd';
-import { age, LISTER_MAIN, ListerResult, ListerServers, listerEnv, runLister, startListerServers, writeRandomFile } from './support/lister-harness';
+import { age, LISTER_DIR, LISTER_MAIN, ListerResult, ListerServers, listerEnv, runLister, startListerServers, writeRandomFile } from './support/lister-harness';
 
 const BUCKET = 'ingest';
 const MiB = 1024 * 1024;
@@ -281,4 +283,120 @@ test('GIVEN 4 files of 100 MiB and the defaults WHEN ingested in parallel THEN p
   const peak = Number(/maxrss_kib=(\d+)/.exec(r.stderr)![1]) / 1024;
   console.log(`peak RSS ${peak.toFixed(1)} MiB, bound ${bound} MiB`);
   expect(peak).toBeLessThan(bound);
+});
+
+/**
+ * An SFTP server without FSTAT (some embedded and gateway servers answer it OP_UNSUPPORTED): ssh2's
+ * own server, in this process, serving one folder read-only to one public key (signature verified).
+ * Every other request the lister makes (REALPATH, OPENDIR/READDIR, OPEN, READ, STAT, CLOSE) is real.
+ */
+// ssh2's server API, untyped here (its types live in the image's node_modules).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Any = any;
+async function startNoFstatServer(root: string, clientPublicKey: string): Promise<{ port: number; fingerprint: string; stop(): Promise<void> }> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const ssh2 = require(path.join(LISTER_DIR, 'node_modules', 'ssh2'));
+  const { STATUS_CODE, OPEN_MODE } = ssh2.utils.sftp;
+  const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
+  const allowed = ssh2.utils.parseKey(clientPublicKey);
+  const server = new ssh2.Server({ hostKeys: [hostKey.private] }, (client: Any) => {
+    client.on('authentication', (ctx: Any) => {
+      const ok =
+        ctx.method === 'publickey' &&
+        ctx.key.algo === allowed.type &&
+        Buffer.compare(ctx.key.data, allowed.getPublicSSH()) === 0 &&
+        (!ctx.signature || allowed.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true);
+      return ok ? ctx.accept() : ctx.reject(['publickey']);
+    });
+    client.on('error', () => undefined);
+    client.on('ready', () =>
+      client.on('session', (accept: Any) =>
+        accept().on('sftp', (acceptSftp: Any) => {
+          const sftp = acceptSftp();
+          const handles = new Map<string, { fd?: number; dir?: string[]; path?: string }>();
+          let next = 0;
+          const local = (p: string) => path.join(root, path.posix.resolve('/', p));
+          const attrs = (st: fs.Stats) => ({ mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, atime: Math.floor(st.atimeMs / 1000), mtime: Math.floor(st.mtimeMs / 1000) });
+          const handle = (h: { fd?: number; dir?: string[]; path?: string }) => {
+            const id = Buffer.alloc(4);
+            id.writeUInt32BE(next++);
+            handles.set(id.toString('hex'), h);
+            return id;
+          };
+          sftp.on('REALPATH', (id: number, p: string) => sftp.name(id, [{ filename: path.posix.resolve('/', p), longname: '', attrs: {} }]));
+          sftp.on('OPENDIR', (id: number, p: string) => {
+            try {
+              sftp.handle(id, handle({ dir: fs.readdirSync(local(p)), path: local(p) }));
+            } catch {
+              sftp.status(id, STATUS_CODE.NO_SUCH_FILE);
+            }
+          });
+          sftp.on('READDIR', (id: number, h: Buffer) => {
+            const d = handles.get(h.toString('hex'));
+            if (!d?.dir) return sftp.status(id, STATUS_CODE.FAILURE);
+            if (d.dir.length === 0) return sftp.status(id, STATUS_CODE.EOF);
+            const batch = d.dir.splice(0, 100);
+            sftp.name(id, batch.map((n) => ({ filename: n, longname: n, attrs: attrs(fs.lstatSync(path.join(d.path!, n))) })));
+          });
+          sftp.on('OPEN', (id: number, p: string, flags: number) => {
+            if (flags !== OPEN_MODE.READ) return sftp.status(id, STATUS_CODE.PERMISSION_DENIED);
+            try {
+              sftp.handle(id, handle({ fd: fs.openSync(local(p), 'r') }));
+            } catch {
+              sftp.status(id, STATUS_CODE.NO_SUCH_FILE);
+            }
+          });
+          sftp.on('READ', (id: number, h: Buffer, offset: number, length: number) => {
+            const f = handles.get(h.toString('hex'));
+            if (f?.fd === undefined) return sftp.status(id, STATUS_CODE.FAILURE);
+            const buf = Buffer.alloc(length);
+            const n = fs.readSync(f.fd, buf, 0, length, offset);
+            return n === 0 ? sftp.status(id, STATUS_CODE.EOF) : sftp.data(id, buf.subarray(0, n));
+          });
+          sftp.on('FSTAT', (id: number) => sftp.status(id, STATUS_CODE.OP_UNSUPPORTED, 'FSTAT not supported'));
+          sftp.on('STAT', (id: number, p: string) => {
+            try {
+              sftp.attrs(id, attrs(fs.statSync(local(p))));
+            } catch {
+              sftp.status(id, STATUS_CODE.NO_SUCH_FILE);
+            }
+          });
+          sftp.on('CLOSE', (id: number, h: Buffer) => {
+            const f = handles.get(h.toString('hex'));
+            handles.delete(h.toString('hex'));
+            if (f?.fd !== undefined) fs.closeSync(f.fd);
+            sftp.status(id, STATUS_CODE.OK);
+          });
+        }),
+      ),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const blob = ssh2.utils.parseKey(hostKey.public).getPublicSSH();
+  return {
+    port: server.address().port,
+    fingerprint: `SHA256:${crypto.createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+test('GIVEN a server that does not implement FSTAT WHEN run THEN the change check falls back to STAT (one warning naming it), files land, no retries', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'nofstat-'));
+  const shas: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    shas.push(writeRandomFile(path.join(root, `f${i}.bin`), 300_000 + i));
+    age(path.join(root, `f${i}.bin`), 3600);
+  }
+  const pub = execFileSync('ssh-keygen', ['-y', '-f', sftp.privateKeyFile], { encoding: 'utf8' });
+  const server = await startNoFstatServer(root, pub);
+  try {
+    const r = await runLister(env('.', { SFTP_PORT: String(server.port), SFTP_HOST_KEY_FINGERPRINTS: server.fingerprint, DEST_PREFIX: 'nofstat/' }));
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ ingested: 3, failed: 0, retries: 0 });
+    expect(r.stderr.match(/does not support FSTAT/g)).toHaveLength(1);
+    for (let i = 0; i < 3; i++) expect(await objectSha(`nofstat/f${i}.bin`)).toBe(shas[i]);
+  } finally {
+    await server.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
 });

@@ -358,7 +358,8 @@ function exportAsserts(app: SynthesizedApp, resolver: Resolver, stack: string): 
 
 // IAM refuses a policy whose Resource is neither "*" nor an ARN (MalformedPolicyDocument):
 // https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html
-const ARN_PATTERN = '^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:([0-9]{12}|aws)?:.+$';
+// Wildcards (* and ?) may stand in any segment of a policy's ARN.
+const ARN_PATTERN = '^arn:(aws[a-z-]*|[*]):[a-z0-9*?-]+:[a-z0-9*?-]*:([0-9*?]*|aws):.+$';
 
 /** Resource types whose `policy` argument is an IAM policy document (with Statement and Resource). */
 const IAM_POLICY_TYPES = [

@@ -2,15 +2,13 @@
 // non-root OpenSSH sshd and the strict S3 stand-in, with kills, session drops, S3 faults, overlapping
 // runs and files changing between and during runs. Zero invariant violations, and the checker itself
 // proven able to fail. CAMPAIGN_SEED / CAMPAIGN_ROUNDS change the run (default: random seed, 40 rounds).
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Campaign, formatReport, runCampaign } from './support/sftp-campaign';
+import { Campaign, campaignSettings, formatReport, runCampaign } from './support/sftp-campaign';
 import { ListerServers, startListerServers } from './support/lister-harness';
 
 const BUCKET = 'campaign';
-const SEED = process.env.CAMPAIGN_SEED ? Number(process.env.CAMPAIGN_SEED) : crypto.randomInt(2 ** 31);
-const ROUNDS = process.env.CAMPAIGN_ROUNDS ? Number(process.env.CAMPAIGN_ROUNDS) : 40;
+const { seed: SEED, rounds: ROUNDS } = campaignSettings();
 let servers: ListerServers | undefined;
 let campaign: Campaign | undefined;
 

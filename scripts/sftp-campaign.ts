@@ -5,8 +5,7 @@
  * CAMPAIGN_LISTER_MAIN runs another build of the lister (e.g. an older commit's dist/main.js, to see
  * what the campaign finds there). Exits 1 when an invariant is violated (each printed with its round).
  */
-import * as crypto from 'node:crypto';
-import { formatReport, runCampaign } from '../__tests__/support/sftp-campaign';
+import { campaignSettings, formatReport, runCampaign } from '../__tests__/support/sftp-campaign';
 import { startS3 } from '../__tests__/support/s3rver';
 import { startSshd } from '../__tests__/support/sshd';
 import { startProftpd } from '../__tests__/support/sftp-proftpd';
@@ -14,19 +13,15 @@ import { startProftpd } from '../__tests__/support/sftp-proftpd';
 // Servers with in-place writes and a session folder at a real path (the object store has neither).
 const SERVERS = { openssh: startSshd, proftpd: startProftpd };
 
-function intFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw)) {
-    console.error(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
-    process.exit(2);
-  }
-  return Number(raw);
-}
-
 async function main(): Promise<number> {
-  const seed = intFromEnv('CAMPAIGN_SEED', crypto.randomInt(2 ** 31));
-  const rounds = intFromEnv('CAMPAIGN_ROUNDS', 40);
+  let settings: { seed: number; rounds: number };
+  try {
+    settings = campaignSettings();
+  } catch (e) {
+    console.error((e as Error).message);
+    return 2;
+  }
+  const { seed, rounds } = settings;
   const server = process.env.CAMPAIGN_SERVER || 'openssh';
   if (!(server in SERVERS)) {
     console.error(`CAMPAIGN_SERVER must be one of ${Object.keys(SERVERS).join(', ')}, got ${JSON.stringify(server)}`);

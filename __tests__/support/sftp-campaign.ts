@@ -530,6 +530,20 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
   }
 }
 
+/**
+ * CAMPAIGN_SEED (default: a random seed) and CAMPAIGN_ROUNDS (default 40) from the environment;
+ * anything but a non-negative integer is refused with the variable's name.
+ */
+export function campaignSettings(env: NodeJS.ProcessEnv = process.env): { seed: number; rounds: number } {
+  const int = (name: string, fallback: () => number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback();
+    if (!/^\d+$/.test(raw)) throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+    return Number(raw);
+  };
+  return { seed: int('CAMPAIGN_SEED', () => crypto.randomInt(2 ** 31)), rounds: int('CAMPAIGN_ROUNDS', () => 40) };
+}
+
 /** Figures as printed at the end of a campaign. */
 export function formatReport(r: CampaignReport): string {
   const byKind: Record<string, number> = {};

@@ -3,7 +3,7 @@
 // Transfer Family on S3 (no rename). The same files land byte-identical in the S3 stand-in with every
 // completion mode; where the server cannot rename (object store), move is the lister's verified
 // copy-then-delete.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -91,6 +91,27 @@ describe.each(servers)('%s', (_name, start) => {
       });
     expect(sftpAs('root').status).not.toBe(0);
     expect(sftpAs(sftp.user).status).toBe(0);
+  });
+
+  test('GIVEN a live SFTP session WHEN killSessions THEN that connection drops and the server still accepts new ones', async () => {
+    const dir = path.dirname(sftp.privateKeyFile);
+    const args = ['-b', '-', '-P', String(sftp.port), '-i', sftp.privateKeyFile, '-o', `UserKnownHostsFile=${path.join(dir, 'kill_known')}`, '-o', 'StrictHostKeyChecking=no', `${sftp.user}@127.0.0.1`];
+    const client = spawn('sftp', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => client.on('exit', (code) => resolve(code)));
+    let out = '';
+    client.stdout.on('data', (d) => (out += d));
+    client.stdin.write('pwd\n');
+    for (let i = 0; i < 200 && !out.includes('Remote working directory'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(out).toContain('Remote working directory');
+    sftp.killSessions();
+    // The same client asks the server again (`pwd` is answered locally, `ls` is not): a dropped
+    // connection ends it with an error, a surviving one answers.
+    client.stdin.write('ls\n');
+    const code = await Promise.race([exited, new Promise<'alive'>((r) => setTimeout(() => r('alive'), 10_000))]);
+    client.kill('SIGKILL');
+    expect(code).not.toBe('alive');
+    expect(code).not.toBe(0);
+    expect(spawnSync('sftp', args, { input: 'pwd\n', encoding: 'utf8' }).status).toBe(0);
   });
 
   test.each(['rsa-sha2-512', 'ecdsa-sha2-nistp256', 'ssh-ed25519'])('GIVEN only the %s host key fingerprint WHEN the lister connects THEN it accepts the server', async (type) => {

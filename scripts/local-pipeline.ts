@@ -212,7 +212,7 @@ export async function demo(outdir: string, log: (line: string) => void = (l) => 
     const byRole = new Map<string, number>();
     for (const d of world.iam.log) byRole.set(d.role, (byRole.get(d.role) ?? 0) + 1);
     log(`\nIAM: ${world.iam.log.length} calls authorized against the synthesized policies (${[...byRole].map(([r, n]) => `${r} ${n}`).join(', ')}), ${denied.length} denied`);
-    for (const d of denied.slice(0, 10)) log(`  DENIED ${d.role}: ${d.action} on ${d.resource}`);
+    for (const d of denied.slice(0, 10)) log(`  DENIED ${d.role}: ${d.action} on ${d.resource}${d.note ? ` ${d.note}` : ''}`);
     log(`\n${ok ? 'OK' : 'FAILED'}: ${world.tasks.length} tasks run in all`);
     return ok;
   } finally {

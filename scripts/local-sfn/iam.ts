@@ -10,6 +10,8 @@ export interface AuthorizationRecord {
   readonly resource: string;
   readonly context: Record<string, string | string[]>;
   readonly decision: Decision;
+  /** What asked (e.g. the S3 request whose missing key needed s3:ListBucket to answer 404). */
+  readonly note?: string;
 }
 
 /** What AWS says when a role may not do something (the message ECS, S3 and others return). */
@@ -86,7 +88,7 @@ export class Iam {
    * patterns with the same action and context reuse the simulator's answer: thousands of object keys
    * cost one simulation per distinct case.
    */
-  async decide(role: RoleModel, action: string, resource: string, context: Record<string, string | string[]> = {}): Promise<Decision> {
+  async decide(role: RoleModel, action: string, resource: string, context: Record<string, string | string[]> = {}, note?: string): Promise<Decision> {
     const bucket = this.model.buckets.find((b) => resource === b.arn || resource.startsWith(`${b.arn}/`));
     const shape = this.patternsOf(role).map((re) => (re.test(resource) ? '1' : '0')).join('');
     const key = JSON.stringify([role.key, action, bucket?.arn ?? '', shape, Object.entries(context).sort()]);
@@ -95,7 +97,7 @@ export class Iam {
       decision = await simulate(this.model, role, { action, resource, context });
       this.decided.set(key, decision);
     }
-    this.log.push({ role: role.key, action, resource, context, decision });
+    this.log.push({ role: role.key, action, resource, context, decision, ...(note ? { note } : {}) });
     return decision;
   }
 

@@ -239,7 +239,9 @@ export async function openSession(outdir: string): Promise<Session> {
       authorize: async (request) => {
         if (request.principal === S3RVER_CREDENTIALS.accessKeyId) return true;
         const role = iam.roleOfKey(request.principal);
-        return !!role && (await iam.decide(role, request.action, request.resource, request.context)) === 'Allowed';
+        // `implicit`: S3 answers 404 for a missing key only to a caller who may s3:ListBucket, else 403.
+        const note = request.operation === 'implicit' ? `to learn that ${request.key ?? ''} is missing (403 AccessDenied instead of 404)` : undefined;
+        return !!role && (await iam.decide(role, request.action, request.resource, request.context, note)) === 'Allowed';
       },
     });
   } catch (e) {

@@ -28,6 +28,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await session?.close();
+  if (outdir) fs.rmSync(outdir, { recursive: true, force: true });
 });
 
 const tasksOf = (arn: string, container?: string) => session.world.tasks.filter((t) => t.execution === arn && (!container || t.container === container));

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { S3Server } from './support/s3rver';
+import type { AuthorizeRequest, S3Server } from './support/s3rver';
 import type { SftpServer } from './support/sshd';
 import { startObjectStoreSftp } from './support/sftp-objectstore';
 import { startProftpd } from './support/sftp-proftpd';
@@ -436,6 +436,49 @@ describe('nothing lost, duplicated or corrupted (issue 11)', () => {
     } finally {
       fs.chmodSync(locked, 0o755);
     }
+  });
+});
+
+describe('IAM as on AWS', () => {
+  // The ingest stack grants s3:ListBucket only under the landing and index prefixes (an s3:prefix
+  // condition). A GET/HEAD of a missing key carries no prefix, so S3 may answer 403, not 404
+  // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html, "Permissions").
+  const PRINCIPAL = 'lister-task-role';
+  const conditionalGrant = (dir: string) => (r: AuthorizeRequest) => {
+    if (r.principal !== PRINCIPAL) return true; // the test's own calls
+    if (r.action === 's3:ListBucket') {
+      const prefix = r.context['s3:prefix'];
+      return typeof prefix === 'string' && [`${dir}/`, '.sftp-lister/', 'manifests/'].some((p) => prefix.startsWith(p));
+    }
+    return ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'].includes(r.action);
+  };
+  afterEach(() => s3.authorize(undefined));
+
+  test('GIVEN ListBucket only with an s3:prefix condition WHEN the index and the new keys are missing THEN the run tells missing from denied by listing the key, and ingests', async () => {
+    seed('iam', { 'a.xml': '<a/>', 'b.xml': '<b/>' });
+    s3.authorize(conditionalGrant('iam'));
+    const r = await runLister({ ...env('iam', { MANIFEST_KEY: 'manifests/iam-1.json' }), ...s3.envFor(PRINCIPAL) });
+
+    expect(r.stderr).not.toContain('AccessDenied');
+    expect(r.code).toBe(0);
+    expect(r.summary).toMatchObject({ ingested: 2, failed: 0 });
+    expect(await s3.keys(BUCKET, 'iam/')).toEqual(['iam/a.xml', 'iam/b.xml']);
+    expect((await manifest('manifests/iam-1.json')).sort()).toEqual(['iam/a.xml', 'iam/b.xml']);
+    // Every missing-key read was answered 403 and resolved by a listing of exactly that key.
+    const mine = s3.requests().filter((q) => q.principal === PRINCIPAL);
+    const denied = mine.filter((q) => q.status === 403);
+    expect(denied.length).toBeGreaterThan(0);
+    for (const d of denied) expect(mine.some((q) => q.operation === 'ListObjectsV2' && q.id > d.id)).toBe(true);
+  });
+
+  test('GIVEN no ListBucket at all WHEN a key is missing THEN the run fails naming the permissions it needs', async () => {
+    seed('iam-none', { 'a.xml': '<a/>' });
+    s3.authorize((r) => r.principal !== PRINCIPAL || r.action !== 's3:ListBucket');
+    const r = await runLister({ ...env('iam-none'), ...s3.envFor(PRINCIPAL) });
+
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('s3:ListBucket with s3:prefix covering it');
+    expect(await s3.keys(BUCKET, 'iam-none/')).toEqual([]);
   });
 });
 

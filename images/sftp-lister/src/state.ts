@@ -12,6 +12,7 @@
 import {
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -42,6 +43,29 @@ export function isNotFound(e: unknown): boolean {
   return err?.name === 'NotFound' || err?.name === 'NoSuchKey' || err?.$metadata?.httpStatusCode === 404;
 }
 
+/**
+ * Whether a GET/HEAD that failed with 403 was about a missing key. S3 answers 404 for a missing key
+ * only when the caller may s3:ListBucket the bucket, and 403 otherwise
+ * (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html, "Permissions"). A grant of
+ * ListBucket limited by an s3:prefix condition (as the ingest stack gives) may not count for that
+ * check, since a GET carries no prefix. So on 403, list exactly that key, which such a grant allows:
+ * absent from the listing means missing; present means the read itself is denied (rethrown).
+ */
+async function missingBehind403(s3: S3Client, bucket: string, key: string, e: unknown): Promise<boolean> {
+  if ((e as S3ServiceException)?.$metadata?.httpStatusCode !== 403) return false;
+  let listed: string | undefined;
+  try {
+    const res = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key, MaxKeys: 1 }));
+    listed = res.Contents?.[0]?.Key;
+  } catch (listError) {
+    throw new Error(
+      `S3 refused to read s3://${bucket}/${key} (403) and to list it: the task role needs s3:GetObject on the key and s3:ListBucket with s3:prefix covering it`,
+      { cause: listError },
+    );
+  }
+  return listed !== key;
+}
+
 export function isPreconditionFailed(e: unknown): boolean {
   const err = e as S3ServiceException;
   const status = err?.$metadata?.httpStatusCode;
@@ -58,7 +82,7 @@ export async function readIndex(s3: S3Client, bucket: string, key: string): Prom
     if ((e as S3ServiceException)?.name === 'NoSuchBucket') {
       throw new Error(`S3 bucket '${bucket}' (DEST_BUCKET) does not exist`, { cause: e });
     }
-    if (isNotFound(e)) return { index: { version: 1, entries: {} } };
+    if (isNotFound(e) || (await missingBehind403(s3, bucket, key, e))) return { index: { version: 1, entries: {} } };
     // A corrupt index only costs HeadObjects: start afresh rather than fail the run.
     if (e instanceof SyntaxError || (e as Error).message === 'unknown index format') return { index: { version: 1, entries: {} } };
     throw e;
@@ -76,7 +100,7 @@ export async function headVersion(s3: S3Client, bucket: string, key: string): Pr
       etag: res.ETag ?? '',
     };
   } catch (e) {
-    if (isNotFound(e)) return undefined;
+    if (isNotFound(e) || (await missingBehind403(s3, bucket, key, e))) return undefined;
     throw e;
   }
 }

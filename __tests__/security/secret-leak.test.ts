@@ -12,7 +12,7 @@ import { planStacks, PlanResult } from '../../scripts/offline-plan';
 import { readSynthesized } from '../../scripts/security-model';
 import { buildInfrastructure } from '../../stacks/app';
 import { ConfigError, loadConfig, LoadConfigOptions } from '../../stacks/config';
-import { listerEnv, runLister } from '../support/lister-harness';
+import { age, listerEnv, runLister } from '../support/lister-harness';
 import { startS3 } from '../support/s3rver';
 import { startSshd } from '../support/sshd';
 import { makeImagesDir, TEST_PUBLIC_KEY } from '../stacks/synth';
@@ -168,6 +168,8 @@ describe('GIVEN the lister image run with its key against the real test sshd', (
     const s3 = await startS3(['leak-bucket']);
     try {
       fs.writeFileSync(path.join(sftp.root, 'a.xml'), '<a>1</a>');
+      // Older than the lister's 2 s floor on the minimum age (a file seconds old may still be written).
+      age(path.join(sftp.root, 'a.xml'), 3600);
       const ok = await runLister(listerEnv(sftp, s3, 'leak-bucket', { LOG_LEVEL: 'debug', MANIFEST_KEY: 'manifests/run-1.json' }));
       expect(ok.code).toBe(0);
       expect(ok.summary).toMatchObject({ ingested: 1, failed: 0 });

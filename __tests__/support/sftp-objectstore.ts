@@ -7,8 +7,8 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeHostKeys, waitForPort } from './sftp-account';
-import { serverDir, SftpServer, stopChild } from './sshd';
+import { makeHostKeys } from './sftp-account';
+import { listening, serverDir, SftpServer } from './sshd';
 
 const PYTHON = '/usr/bin/python3'; // Debian's, where python3-asyncssh is installed (not a pyenv shim)
 const SCRIPT = [path.join(__dirname, 'sftp-objectstore.py'), path.resolve(__dirname, '../../../__tests__/support/sftp-objectstore.py')].find((f) => fs.existsSync(f))!;
@@ -32,25 +32,19 @@ export async function startObjectStoreSftp(options: { root?: string } = {}): Pro
     env: { PATH: '/usr/bin:/bin', HOME: dir, PYTHONDONTWRITEBYTECODE: '1' },
   });
   fs.closeSync(out);
-  try {
-    await waitForPort(port, child, log, 'the object-store SFTP server');
-  } catch (e) {
-    await stopChild(child, dir);
-    throw e;
-  }
-  return {
+  return listening({
     kind: 'objectstore',
-    host: '127.0.0.1',
+    name: 'the object-store SFTP server',
+    child,
     port,
+    log,
+    dir,
     user: account.name,
     root,
-    privateKey: fs.readFileSync(clientKey, 'utf8'),
-    privateKeyFile: clientKey,
-    hostKeyFingerprint: hostKeys.find((k) => k.type === 'ssh-ed25519')!.fingerprint,
+    clientKey,
     hostKeys,
     renames: false,
     // Sessions live in the one server process: SIGUSR1 makes it abort them all.
     killSessions: () => void child.kill('SIGUSR1'),
-    stop: () => stopChild(child, dir),
-  };
+  });
 }

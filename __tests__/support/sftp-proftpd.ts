@@ -7,8 +7,8 @@
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeHostKeys, waitForPort } from './sftp-account';
-import { killChildren, serverDir, SftpServer, stopChild } from './sshd';
+import { makeHostKeys } from './sftp-account';
+import { killChildren, listening, serverDir, SftpServer } from './sshd';
 
 const PROFTPD = '/usr/sbin/proftpd';
 const MOD_SFTP = '/usr/lib/proftpd/mod_sftp.so';
@@ -65,25 +65,19 @@ export async function startProftpd(options: { root?: string } = {}): Promise<Sft
   const out = fs.openSync(log, 'a');
   const child = spawn(PROFTPD, ['--nodaemon', '-c', config], { stdio: ['ignore', out, out] });
   fs.closeSync(out);
-  try {
-    await waitForPort(port, child, log, 'proftpd');
-  } catch (e) {
-    await stopChild(child, dir);
-    throw e;
-  }
-  return {
+  return listening({
     kind: 'proftpd',
-    host: '127.0.0.1',
+    name: 'proftpd',
+    child,
     port,
+    log,
+    dir,
     user: account.name,
     root,
-    privateKey: fs.readFileSync(clientKey, 'utf8'),
-    privateKeyFile: clientKey,
-    hostKeyFingerprint: hostKeys.find((k) => k.type === 'ssh-ed25519')!.fingerprint,
+    clientKey,
     hostKeys,
     renames: true,
     // Each session is a child process of the master.
     killSessions: () => killChildren(child.pid),
-    stop: () => stopChild(child, dir),
-  };
+  });
 }

@@ -41,6 +41,47 @@ export interface SftpServer {
   stop(): Promise<void>;
 }
 
+/** What a started SFTP test server is, besides its process and the files it was started with. */
+export interface ListeningServer {
+  readonly kind: SftpKind;
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly log: string;
+  /** The server's temp folder, removed when it stops. */
+  readonly dir: string;
+  readonly user: string;
+  readonly root: string;
+  readonly clientKey: string;
+  readonly hostKeys: readonly HostKey[];
+  readonly renames: boolean;
+  readonly killSessions: () => void;
+}
+
+/** Waits until the server listens (stopping it and removing its folder if it never does), then describes it. */
+export async function listening(s: ListeningServer): Promise<SftpServer> {
+  try {
+    await waitForPort(s.port, s.child, s.log, s.name);
+  } catch (e) {
+    await stopChild(s.child, s.dir);
+    throw e;
+  }
+  return {
+    kind: s.kind,
+    host: '127.0.0.1',
+    port: s.port,
+    user: s.user,
+    root: s.root,
+    privateKey: fs.readFileSync(s.clientKey, 'utf8'),
+    privateKeyFile: s.clientKey,
+    hostKeyFingerprint: s.hostKeys.find((k) => k.type === 'ssh-ed25519')!.fingerprint,
+    hostKeys: s.hostKeys,
+    renames: s.renames,
+    killSessions: s.killSessions,
+    stop: () => stopChild(s.child, s.dir),
+  };
+}
+
 /** Stops a listener with SIGTERM, then removes its temp folder. */
 export function stopChild(child: ChildProcess, dir: string): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -123,25 +164,19 @@ export async function startSshd(options: { root?: string } = {}): Promise<SftpSe
   );
   const log = path.join(dir, 'sshd.log');
   const child = spawn(sshd, ['-D', '-f', config, '-E', log], { stdio: 'ignore' });
-  try {
-    await waitForPort(port, child, log, 'sshd');
-  } catch (e) {
-    await stopChild(child, dir);
-    throw e;
-  }
-  return {
+  return listening({
     kind: 'openssh',
-    host: '127.0.0.1',
+    name: 'sshd',
+    child,
     port,
+    log,
+    dir,
     user: account.name,
     root,
-    privateKey: fs.readFileSync(clientKey, 'utf8'),
-    privateKeyFile: clientKey,
-    hostKeyFingerprint: hostKeys.find((k) => k.type === 'ssh-ed25519')!.fingerprint,
+    clientKey,
     hostKeys,
     renames: true,
     // Per-connection processes are children of the listener.
     killSessions: () => killChildren(child.pid),
-    stop: () => stopChild(child, dir),
-  };
+  });
 }

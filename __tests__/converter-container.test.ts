@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildImage, disposeVolumes, FargateTask, imageConfig, runTask, synthesizedTask } from './support/container';
 import { CONVERTER_DIR, CORPUS_DIR, corpusCases } from './support/converter-records';
-import { S3Server, startS3 } from './support/s3rver';
+import { S3Server, startS3 } from './support/s3';
 
 const TAG = 'localhost/xml2json-converter:test';
 let s3: S3Server;

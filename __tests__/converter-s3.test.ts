@@ -1,4 +1,4 @@
-// GIVEN a real S3-compatible server (s3rver) WHEN the converter's container entrypoint
+// GIVEN the strict S3 stand-in WHEN the converter's container entrypoint
 // (images/converter/dist/main.js) runs against it THEN it keeps the lab contract (BUCKET + S3PATH ->
 // S3PATH.json), converts batches with a per-key summary and exit code, streams multipart uploads, and
 // never leaves a partial object (malformed input mid-stream, SIGTERM).
@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { convert } from '../images/converter/src/convert';
 import { ProcessRun, corpusCases, genRecords, runConverterMain } from './support/converter-records';
-import { S3Server, startS3 } from './support/s3rver';
+import { S3Server, startS3 } from './support/s3';
 
 type Run = ProcessRun;
 

@@ -1,4 +1,4 @@
-// GIVEN the project's S3 stand-in (support/s3rver.ts -> s3-standin.ts) WHEN the real AWS SDK v3 client
+// GIVEN the project's S3 stand-in (support/s3.ts -> s3-standin.ts) WHEN the real AWS SDK v3 client
 // calls it THEN it keeps the rules AWS documents: atomic conditional writes, real aborts, authorization
 // of every call, and the faults a test injects.
 import { PassThrough } from 'node:stream';
@@ -16,7 +16,7 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { AuthorizeRequest, S3RVER_CREDENTIALS, S3Server, startS3 } from './support/s3rver';
+import { AuthorizeRequest, S3RVER_CREDENTIALS, S3Server, startS3 } from './support/s3';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { authRequests, classify } from './support/s3-actions';
 

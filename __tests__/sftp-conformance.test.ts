@@ -7,7 +7,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { S3Server, startS3 } from './support/s3rver';
+import { S3Server, startS3 } from './support/s3';
 import { SftpServer, startSshd } from './support/sshd';
 import { startProftpd } from './support/sftp-proftpd';
 import { startObjectStoreSftp } from './support/sftp-objectstore';

@@ -1,11 +1,11 @@
 // The SFTP ingest IMAGE (images/sftp-lister/Dockerfile), built with buildah on the local base image
 // and run as Fargate runs the ingest stack's synthesized task definition: its non-root user, read-only
 // root filesystem, /tmp on a new task volume (root-owned 0755 unless the image declares a VOLUME
-// there); host network to the REAL test sshd and s3rver.
+// there); host network to the REAL test sshd and the S3 stand-in.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildImage, disposeVolumes, FargateTask, imageConfig, runTask, synthesizedTask } from './support/container';
-import type { S3Server } from './support/s3rver';
+import type { S3Server } from './support/s3';
 import type { SftpServer } from './support/sshd';
 import { age, ListerServers, listerEnv, startListerServers } from './support/lister-harness';
 

@@ -1,5 +1,5 @@
 // SFTP ingest under load and faults: big files with bounded memory, sessions killed mid-transfer,
-// SIGTERM, a file changing while it is read, and a 10,000-file folder. REAL sshd and s3rver.
+// SIGTERM, a file changing while it is read, and a 10,000-file folder. REAL sshd and the S3 stand-in.
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { S3Server, startS3 } from './support/s3rver';
+import { S3Server, startS3 } from './support/s3';
 import type { SftpServer } from './support/sshd';
 import { age, LISTER_DIR, LISTER_MAIN, ListerResult, ListerServers, listerEnv, runLister, startListerServers, writeRandomFile } from './support/lister-harness';
 

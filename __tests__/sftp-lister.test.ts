@@ -1,11 +1,11 @@
 // SFTP ingest (images/sftp-lister): the entrypoint run as a child process against a REAL OpenSSH sshd
-// and a REAL S3-compatible server (s3rver), both on 127.0.0.1.
+// and the strict S3 stand-in (support/s3-standin.ts), both on 127.0.0.1.
 import { DeleteObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { AuthorizeRequest, S3Server } from './support/s3rver';
+import type { AuthorizeRequest, S3Server } from './support/s3';
 import type { SftpServer } from './support/sshd';
 import { startObjectStoreSftp } from './support/sftp-objectstore';
 import { startProftpd } from './support/sftp-proftpd';

@@ -5,7 +5,7 @@
 import { DEFAULT_LAYOUT } from '../stacks/ingest';
 import { formatTable, labCases, SmokeCase, verifyOutputs } from '../scripts/smoke-verify';
 import { CORPUS_DIR, runConverterMain } from './support/converter-records';
-import { S3Server, startS3 } from './support/s3rver';
+import { S3Server, startS3 } from './support/s3';
 import * as path from 'node:path';
 
 const BUCKET = 'xml';

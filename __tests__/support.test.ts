@@ -2,10 +2,10 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startS3 } from './support/s3rver';
+import { startS3 } from './support/s3';
 import { startSshd } from './support/sshd';
 
-test('s3rver stores, lists (paged) and returns objects', async () => {
+test('the S3 stand-in stores, lists (paged) and returns objects', async () => {
   const s3 = await startS3(['b']);
   try {
     for (let i = 0; i < 1005; i++) await s3.put('b', `k/${String(i).padStart(4, '0')}`, `v${i}`);

@@ -1,6 +1,6 @@
 /**
  * `npm run bench:ingest`: SFTP ingest figures, side by side with the goals of the ingest issue, in one
- * run against the same real servers the tests use (OpenSSH sshd and s3rver on 127.0.0.1):
+ * run against the same real servers the tests use (OpenSSH sshd and the S3 stand-in on 127.0.0.1):
  *  1. SFTP read MB/s of a 512 MiB file: the image's parallel reader vs OpenSSH's `sftp -b` get of the
  *     same file (goal >= 0.5x), plus one-read-at-a-time (what ssh2-sftp-client's stream does) for reference;
  *  2. time to list 10,000 files and decide what is new (goal <= 0.5 s);
@@ -135,7 +135,7 @@ async function main(): Promise<void> {
     // 3. End to end: the 512 MiB file to S3 (multipart), peak RSS from outside the process.
     const e2e = await runEntrypoint({ ...baseEnv, SFTP_REMOTE_DIR: 'big', DEST_PREFIX: 'big/' });
     if (e2e.code !== 0 || e2e.summary.ingested !== 1) throw new Error(`end-to-end run failed: ${JSON.stringify(e2e.summary)}\n${e2e.stderr.slice(-2000)}`);
-    // Same file, S3 write cost without SFTP: s3rver's own ceiling on this machine, for context.
+    // Same file, S3 write cost without SFTP: the S3 stand-in's own ceiling on this machine, for context.
     // The image's own uploader (same part size, queue and buffer pool), fed from a local file.
     const { BufferPool, uploadStream } = require(path.join(lister, 'upload.js'));
     const { S3Client } = require(path.join(repo, 'images', 'sftp-lister', 'node_modules', '@aws-sdk', 'client-s3'));

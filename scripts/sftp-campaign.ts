@@ -6,7 +6,7 @@
  * what the campaign finds there). Exits 1 when an invariant is violated (each printed with its round).
  */
 import { campaignSettings, formatReport, runCampaign } from '../__tests__/support/sftp-campaign';
-import { startS3 } from '../__tests__/support/s3rver';
+import { startS3 } from '../__tests__/support/s3';
 import { startSshd } from '../__tests__/support/sshd';
 import { startProftpd } from '../__tests__/support/sftp-proftpd';
 

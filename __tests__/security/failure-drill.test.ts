@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MAIN as CONVERTER_MAIN, runConverterMain } from '../support/converter-records';
 import { age, ListerResult, listerEnv, runLister, sha256, writeRandomFile } from '../support/lister-harness';
-import { S3Server, startS3 } from '../support/s3rver';
+import { S3Server, startS3 } from '../support/s3';
 import { SftpServer, startSshd } from '../support/sshd';
 
 const BUCKET = 'data';

@@ -13,7 +13,7 @@ import { readSynthesized } from '../../scripts/security-model';
 import { buildInfrastructure } from '../../stacks/app';
 import { ConfigError, loadConfig, LoadConfigOptions } from '../../stacks/config';
 import { age, listerEnv, runLister } from '../support/lister-harness';
-import { startS3 } from '../support/s3rver';
+import { startS3 } from '../support/s3';
 import { startSshd } from '../support/sshd';
 import { makeImagesDir, TEST_PUBLIC_KEY } from '../stacks/synth';
 

@@ -1,12 +1,12 @@
 /**
  * Runs the SFTP ingest entrypoint (images/sftp-lister/dist/main.js) as a child process against the
- * real test sshd and s3rver, and parses its one-line JSON summary.
+ * real test sshd and S3 stand-in, and parses its one-line JSON summary.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { S3Server, startS3 } from './s3rver';
+import { S3Server, startS3 } from './s3';
 import { SftpServer, startSshd } from './sshd';
 import type { Summary } from '../../images/sftp-lister/src/ingest';
 
@@ -30,7 +30,7 @@ export interface ListerResult {
 }
 
 /** The environment a run needs for these servers; `overrides` win (undefined removes a variable). */
-/** The real servers the lister runs against: an sshd and an s3rver with one bucket, on 127.0.0.1. */
+/** The real servers the lister runs against: an sshd and the S3 stand-in with one bucket, on 127.0.0.1. */
 export interface ListerServers {
   sftp: SftpServer;
   s3: S3Server;

@@ -23,7 +23,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import prand from 'pure-rand';
-import type { Fault, FaultRule, S3Server } from './s3rver';
+import type { Fault, FaultRule, S3Server } from './s3';
 import type { SftpServer } from './sshd';
 import { ListerResult, listerEnv, runLister } from './lister-harness';
 

@@ -4,7 +4,7 @@
 // quota (./limits).
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import { S3RVER_CREDENTIALS, startS3, S3Server } from '../../__tests__/support/s3rver';
+import { S3RVER_CREDENTIALS, startS3, S3Server } from '../../__tests__/support/s3';
 import { SftpServer, startSshd } from '../../__tests__/support/sshd';
 import { taskStates } from '../../stacks/state-machine';
 import { runDistributedMap, type MapRuntime } from './distributed-map';

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import type { S3Server } from '../../__tests__/support/s3rver';
+import type { S3Server } from '../../__tests__/support/s3';
 import type { SftpServer } from '../../__tests__/support/sshd';
 import { AccessDenied, Iam } from './iam';
 import type { Json, JsonObject } from './json';

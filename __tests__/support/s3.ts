@@ -1,6 +1,6 @@
 /**
  * The S3 server the tests and `npm run local` use: the strict stand-in of s3-standin.ts, listening on
- * 127.0.0.1 in this process (the module keeps its old name, s3rver, for its callers).
+ * 127.0.0.1 in this process (this module; it replaced npm s3rver).
  *
  * Why not npm s3rver any more: it ignores If-None-Match/If-Match, cannot abort a multipart upload,
  * and writes an object in place, so an interrupted PUT leaves a truncated object under the old ETag.

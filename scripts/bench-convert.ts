@@ -13,11 +13,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { median } from './stats';
+import { CORPUS_DIR, REPO_ROOT } from './paths';
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = REPO_ROOT;
 const CONVERTER = path.join(ROOT, 'images', 'converter');
 const CLI = path.join(CONVERTER, 'dist', 'cli.js');
-const CORPUS = process.env.XML_CORPUS_DIR ?? path.join(ROOT, '__tests__', 'fixtures', 'xml-corpus');
+const CORPUS = CORPUS_DIR;
 const GEN = path.join(CORPUS, 'tools', 'gen_records.py');
 const PYTHON = '/usr/bin/python3'; // Debian's python3 with python3-xmltodict, as the lab ran it
 const GNU_TIME = '/usr/bin/time';

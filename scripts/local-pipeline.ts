@@ -20,6 +20,7 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { SftpServer } from '../__tests__/support/sshd';
 import type { Json, JsonObject } from './local-sfn/json';
 import { ENTRYPOINTS, ExecutionResult, openSession, REPO_ROOT } from './local-sfn/runner';
+import { CORPUS_DIR } from './paths';
 import type { LocalWorld } from './local-sfn/services';
 import { synthesize } from './local-sfn/synthesized';
 
@@ -28,7 +29,7 @@ export type { ExecutionResult, Session } from './local-sfn/runner';
 export type { LocalWorld, TaskRecord } from './local-sfn/services';
 export { readSynthesized, synthesize } from './local-sfn/synthesized';
 
-export const CORPUS_DIR = process.env.XML_CORPUS_DIR ?? path.join(REPO_ROOT, '__tests__', 'fixtures', 'xml-corpus');
+export { CORPUS_DIR };
 
 export interface SampleFile {
   readonly name: string;

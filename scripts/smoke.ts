@@ -19,10 +19,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DeleteObjectsCommand, ListObjectVersionsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DEFAULT_LAYOUT } from '../stacks/ingest';
+import { CORPUS_DIR, REPO_ROOT } from './paths';
 import { formatTable, labCases, SmokeCase, verifyOutputs } from './smoke-verify';
 
-const REPO = path.resolve(__dirname, '..', ...(path.basename(path.dirname(__dirname)) === 'dist' ? ['..'] : []));
-const LAB = path.join(REPO, '__tests__', 'fixtures', 'xml-corpus', 'lab');
+const REPO = REPO_ROOT;
+const LAB = path.join(CORPUS_DIR, 'lab');
 
 interface Options {
   stage: string;

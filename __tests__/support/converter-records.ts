@@ -6,9 +6,9 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { CORPUS_DIR, REPO_ROOT } from '../../scripts/paths';
 
-export const REPO_ROOT = path.resolve(__dirname, '..', '..');
-export const CORPUS_DIR = process.env.XML_CORPUS_DIR ?? path.join(REPO_ROOT, '__tests__', 'fixtures', 'xml-corpus');
+export { CORPUS_DIR, REPO_ROOT };
 export const CONVERTER_DIR = path.join(REPO_ROOT, 'images', 'converter');
 export const CLI = path.join(CONVERTER_DIR, 'dist', 'cli.js');
 export const MAIN = path.join(CONVERTER_DIR, 'dist', 'main.js');

@@ -13,6 +13,7 @@ import type { Json, JsonObject } from './json';
 import { checkErrorAndCause, checkExecutionName, checkPayload, installPayloadLimits } from './limits';
 import { dynamo, ecsRunTaskSync, LocalWorld, namedError, s3GetObject, sfnDescribeExecution, type EcsContext } from './services';
 import { readSynthesized, Synthesized } from './synthesized';
+import { REPO_ROOT } from '../paths';
 
 // aws-local-stepfunctions uses Promise.withResolvers (Node >= 22).
 const P = Promise as unknown as { withResolvers?: () => unknown };
@@ -31,7 +32,7 @@ if (typeof P.withResolvers !== 'function') {
 const { StateMachine } = require('aws-local-stepfunctions') as typeof import('aws-local-stepfunctions');
 installPayloadLimits(StateMachine);
 
-export const REPO_ROOT = path.resolve(__dirname, '..', '..', ...(path.basename(path.dirname(path.dirname(__dirname))) === 'dist' ? ['..'] : []));
+export { REPO_ROOT };
 export const ENTRYPOINTS: Record<string, string> = {
   converter: path.join(REPO_ROOT, 'images', 'converter', 'dist', 'main.js'),
   'sftp-lister': path.join(REPO_ROOT, 'images', 'sftp-lister', 'dist', 'main.js'),

@@ -3,7 +3,7 @@
 // root-owned and 0755 unless the image declares a VOLUME there, whose content, owner and mode it gets.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildImage, disposeVolumes, FargateTask, fargateTask, runTask } from './support/container';
+import { buildImage, disposeVolumes, FargateTask, fargateTask, runTask } from '../tools/servers/container';
 
 const TAG = 'localhost/pipeline-probe:test';
 

@@ -5,9 +5,9 @@
 // spilling values over the threshold to the task volume.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildImage, disposeVolumes, FargateTask, imageConfig, runTask, synthesizedTask } from './support/container';
-import { CONVERTER_DIR, CORPUS_DIR, corpusCases } from './support/converter-records';
-import { S3Server, startS3 } from './support/s3';
+import { buildImage, disposeVolumes, FargateTask, imageConfig, runTask, synthesizedTask } from '../tools/servers/container';
+import { CONVERTER_DIR, CORPUS_DIR, corpusCases } from '../tools/servers/converter-records';
+import { S3Server, startS3 } from '../tools/servers/s3';
 
 const TAG = 'localhost/xml2json-converter:test';
 let s3: S3Server;

@@ -3,7 +3,7 @@
 // FILE:LINE:COLUMN and no output at all (invalid/).
 import * as fs from 'node:fs';
 import { convert, ConvertOptions, XmlError } from '../images/converter/src/convert';
-import { corpusCases, genRecords } from './support/converter-records';
+import { corpusCases, genRecords } from '../tools/servers/converter-records';
 
 async function* chunks(buf: Buffer, size: number): AsyncGenerator<Buffer> {
   for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);

@@ -6,8 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { convert } from '../images/converter/src/convert';
-import { ProcessRun, corpusCases, genRecords, runConverterMain } from './support/converter-records';
-import { S3Server, startS3 } from './support/s3';
+import { ProcessRun, corpusCases, genRecords, runConverterMain } from '../tools/servers/converter-records';
+import { S3Server, startS3 } from '../tools/servers/s3';
 
 type Run = ProcessRun;
 

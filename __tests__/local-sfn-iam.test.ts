@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { batchResults, demo, openSession, outcomes, sampleFiles, Session, synthesize, uploadToSftp } from '../scripts/local-pipeline';
-import type { Json } from '../scripts/local-sfn/json';
+import type { Json } from '../tools/local-sfn/json';
 import { makeImagesDir } from './stacks/synth';
 
 jest.setTimeout(300_000);

@@ -5,8 +5,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { openSession, Session, synthesize } from '../scripts/local-pipeline';
-import type { Json, JsonObject } from '../scripts/local-sfn/json';
-import { MAX_CAUSE_CHARS, MAX_ECS_OVERRIDE_CHARS, MAX_PAYLOAD_BYTES } from '../scripts/local-sfn/limits';
+import type { Json, JsonObject } from '../tools/local-sfn/json';
+import { MAX_CAUSE_CHARS, MAX_ECS_OVERRIDE_CHARS, MAX_PAYLOAD_BYTES } from '../tools/local-sfn/limits';
 import { taskStates } from '../stacks/state-machine';
 import { makeImagesDir } from './stacks/synth';
 

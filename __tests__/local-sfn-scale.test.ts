@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { batchResults, openSession, outcomes, Session, synthesize } from '../scripts/local-pipeline';
-import { byteSize, MAX_PAYLOAD_BYTES } from '../scripts/local-sfn/limits';
+import { byteSize, MAX_PAYLOAD_BYTES } from '../tools/local-sfn/limits';
 import { maskTerraformRefs, MAX_KEYS_PER_EXECUTION, TOO_MANY_KEYS } from '../stacks/state-machine';
 import { makeImagesDir } from './stacks/synth';
 

@@ -16,9 +16,9 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { AuthorizeRequest, S3RVER_CREDENTIALS, S3Server, startS3 } from './support/s3';
+import { AuthorizeRequest, S3RVER_CREDENTIALS, S3Server, startS3 } from '../tools/servers/s3';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
-import { authRequests, classify } from './support/s3-actions';
+import { authRequests, classify } from '../tools/servers/s3-actions';
 
 const B = 'bucket';
 const MiB = 1024 * 1024;

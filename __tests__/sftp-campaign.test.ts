@@ -4,8 +4,8 @@
 // proven able to fail. CAMPAIGN_SEED / CAMPAIGN_ROUNDS change the run (default: random seed, 40 rounds).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Campaign, campaignSettings, formatReport, runCampaign } from './support/sftp-campaign';
-import { ListerServers, startListerServers } from './support/lister-harness';
+import { Campaign, campaignSettings, formatReport, runCampaign } from '../tools/servers/sftp-campaign';
+import { ListerServers, startListerServers } from '../tools/servers/lister-harness';
 
 const BUCKET = 'campaign';
 const { seed: SEED, rounds: ROUNDS } = campaignSettings();

@@ -7,12 +7,12 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { S3Server, startS3 } from './support/s3';
-import { SftpServer, startSshd } from './support/sshd';
-import { startProftpd } from './support/sftp-proftpd';
-import { startObjectStoreSftp } from './support/sftp-objectstore';
-import { SFTP_TEST_USER } from './support/sftp-account';
-import { age, listerEnv, runLister, writeRandomFile } from './support/lister-harness';
+import { S3Server, startS3 } from '../tools/servers/s3';
+import { SftpServer, startSshd } from '../tools/servers/sshd';
+import { startProftpd } from '../tools/servers/sftp-proftpd';
+import { startObjectStoreSftp } from '../tools/servers/sftp-objectstore';
+import { SFTP_TEST_USER } from '../tools/servers/sftp-account';
+import { age, listerEnv, runLister, writeRandomFile } from '../tools/servers/lister-harness';
 
 const BUCKET = 'conformance';
 const MiB = 1024 * 1024;

@@ -4,10 +4,10 @@
 // there); host network to the REAL test sshd and the S3 stand-in.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildImage, disposeVolumes, FargateTask, imageConfig, runTask, synthesizedTask } from './support/container';
-import type { S3Server } from './support/s3';
-import type { SftpServer } from './support/sshd';
-import { age, ListerServers, listerEnv, startListerServers } from './support/lister-harness';
+import { buildImage, disposeVolumes, FargateTask, imageConfig, runTask, synthesizedTask } from '../tools/servers/container';
+import type { S3Server } from '../tools/servers/s3';
+import type { SftpServer } from '../tools/servers/sshd';
+import { age, ListerServers, listerEnv, startListerServers } from '../tools/servers/lister-harness';
 
 const TAG = 'localhost/sftp-lister:test';
 const BUCKET = 'ingest';

@@ -7,9 +7,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { S3Server, startS3 } from './support/s3';
-import type { SftpServer } from './support/sshd';
-import { age, LISTER_DIR, LISTER_MAIN, ListerResult, ListerServers, listerEnv, runLister, startListerServers, writeRandomFile } from './support/lister-harness';
+import { S3Server, startS3 } from '../tools/servers/s3';
+import type { SftpServer } from '../tools/servers/sshd';
+import { age, LISTER_DIR, LISTER_MAIN, ListerResult, ListerServers, listerEnv, runLister, startListerServers, writeRandomFile } from '../tools/servers/lister-harness';
 
 const BUCKET = 'ingest';
 const MiB = 1024 * 1024;

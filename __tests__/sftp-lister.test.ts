@@ -5,11 +5,11 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { AuthorizeRequest, S3Server } from './support/s3';
-import type { SftpServer } from './support/sshd';
-import { startObjectStoreSftp } from './support/sftp-objectstore';
-import { startProftpd } from './support/sftp-proftpd';
-import { age, LISTER_DIR, ListerServers, listerEnv, runLister, sha256, startListerServers } from './support/lister-harness';
+import type { AuthorizeRequest, S3Server } from '../tools/servers/s3';
+import type { SftpServer } from '../tools/servers/sshd';
+import { startObjectStoreSftp } from '../tools/servers/sftp-objectstore';
+import { startProftpd } from '../tools/servers/sftp-proftpd';
+import { age, LISTER_DIR, ListerServers, listerEnv, runLister, sha256, startListerServers } from '../tools/servers/lister-harness';
 
 const BUCKET = 'ingest';
 let sftp: SftpServer;

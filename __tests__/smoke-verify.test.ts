@@ -4,8 +4,8 @@
 // prints one table row per file. (The deploy/destroy half needs an AWS account: `npm run smoke`.)
 import { DEFAULT_LAYOUT } from '../stacks/ingest';
 import { formatTable, labCases, SmokeCase, verifyOutputs } from '../scripts/smoke-verify';
-import { CORPUS_DIR, runConverterMain } from './support/converter-records';
-import { S3Server, startS3 } from './support/s3';
+import { CORPUS_DIR, runConverterMain } from '../tools/servers/converter-records';
+import { S3Server, startS3 } from '../tools/servers/s3';
 import * as path from 'node:path';
 
 const BUCKET = 'xml';

@@ -2,8 +2,8 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startS3 } from './support/s3';
-import { startSshd } from './support/sshd';
+import { startS3 } from '../tools/servers/s3';
+import { startSshd } from '../tools/servers/sshd';
 
 test('the S3 stand-in stores, lists (paged) and returns objects', async () => {
   const s3 = await startS3(['b']);

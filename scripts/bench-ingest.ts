@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
-import { listerEnv, startListerServers } from '../__tests__/support/lister-harness';
+import { listerEnv, startListerServers } from '../tools/servers/lister-harness';
 import { median } from './stats';
 
 const repo = path.resolve(__dirname, '..', '..');

@@ -1,6 +1,6 @@
 // `npm run local`: the whole pipeline on this machine, from the state machine definition that
 // `cdktf synth` wrote, against a real OpenSSH sshd and a real S3-compatible server on 127.0.0.1, as
-// strictly as AWS where AWS's rules can be known offline (scripts/local-sfn/):
+// strictly as AWS where AWS's rules can be known offline (tools/local-sfn/):
 //
 // - IAM on every call: each API call the state machine makes (RunTask with its tag-on-create and
 //   PassRole, the ECS start with the execution role, DynamoDB, S3 for getObject, ItemReader and
@@ -17,17 +17,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import type { SftpServer } from '../__tests__/support/sshd';
-import type { Json, JsonObject } from './local-sfn/json';
-import { ENTRYPOINTS, ExecutionResult, openSession, REPO_ROOT } from './local-sfn/runner';
+import type { SftpServer } from '../tools/servers/sshd';
+import type { Json, JsonObject } from '../tools/local-sfn/json';
+import { ENTRYPOINTS, ExecutionResult, openSession, REPO_ROOT } from '../tools/local-sfn/runner';
 import { CORPUS_DIR } from './paths';
-import type { LocalWorld } from './local-sfn/services';
-import { synthesize } from './local-sfn/synthesized';
+import type { LocalWorld } from '../tools/local-sfn/services';
+import { synthesize } from '../tools/local-sfn/synthesized';
 
-export { ENTRYPOINTS, LocalPipeline, localDefinition, openSession, REPO_ROOT } from './local-sfn/runner';
-export type { ExecutionResult, Session } from './local-sfn/runner';
-export type { LocalWorld, TaskRecord } from './local-sfn/services';
-export { readSynthesized, synthesize } from './local-sfn/synthesized';
+export { ENTRYPOINTS, LocalPipeline, localDefinition, openSession, REPO_ROOT } from '../tools/local-sfn/runner';
+export type { ExecutionResult, Session } from '../tools/local-sfn/runner';
+export type { LocalWorld, TaskRecord } from '../tools/local-sfn/services';
+export { readSynthesized, synthesize } from '../tools/local-sfn/synthesized';
 
 export { CORPUS_DIR };
 

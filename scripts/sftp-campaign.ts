@@ -5,10 +5,10 @@
  * CAMPAIGN_LISTER_MAIN runs another build of the lister (e.g. an older commit's dist/main.js, to see
  * what the campaign finds there). Exits 1 when an invariant is violated (each printed with its round).
  */
-import { campaignSettings, formatReport, runCampaign } from '../__tests__/support/sftp-campaign';
-import { startS3 } from '../__tests__/support/s3';
-import { startSshd } from '../__tests__/support/sshd';
-import { startProftpd } from '../__tests__/support/sftp-proftpd';
+import { campaignSettings, formatReport, runCampaign } from '../tools/servers/sftp-campaign';
+import { startS3 } from '../tools/servers/s3';
+import { startSshd } from '../tools/servers/sshd';
+import { startProftpd } from '../tools/servers/sftp-proftpd';
 
 // Servers with in-place writes and a session folder at a real path (the object store has neither).
 const SERVERS = { openssh: startSshd, proftpd: startProftpd };

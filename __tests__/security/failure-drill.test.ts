@@ -6,10 +6,10 @@ import type { ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MAIN as CONVERTER_MAIN, runConverterMain } from '../support/converter-records';
-import { age, ListerResult, listerEnv, runLister, sha256, writeRandomFile } from '../support/lister-harness';
-import { S3Server, startS3 } from '../support/s3';
-import { SftpServer, startSshd } from '../support/sshd';
+import { MAIN as CONVERTER_MAIN, runConverterMain } from '../../tools/servers/converter-records';
+import { age, ListerResult, listerEnv, runLister, sha256, writeRandomFile } from '../../tools/servers/lister-harness';
+import { S3Server, startS3 } from '../../tools/servers/s3';
+import { SftpServer, startSshd } from '../../tools/servers/sshd';
 
 const BUCKET = 'data';
 const MiB = 1024 * 1024;

@@ -12,9 +12,9 @@ import { planStacks, PlanResult } from '../../scripts/offline-plan';
 import { readSynthesized } from '../../scripts/security-model';
 import { buildInfrastructure } from '../../stacks/app';
 import { ConfigError, loadConfig, LoadConfigOptions } from '../../stacks/config';
-import { age, listerEnv, runLister } from '../support/lister-harness';
-import { startS3 } from '../support/s3';
-import { startSshd } from '../support/sshd';
+import { age, listerEnv, runLister } from '../../tools/servers/lister-harness';
+import { startS3 } from '../../tools/servers/s3';
+import { startSshd } from '../../tools/servers/sshd';
 import { makeImagesDir, TEST_PUBLIC_KEY } from '../stacks/synth';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'h5-leak-'));

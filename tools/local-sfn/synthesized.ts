@@ -5,7 +5,7 @@
 import { App } from 'cdktf';
 import { buildInfrastructure } from '../../stacks/app';
 import { loadConfig } from '../../stacks/config';
-import { buildSecurityModel, readSynthesized as readApp, SecurityModel } from '../security-model';
+import { buildSecurityModel, readSynthesized as readApp, SecurityModel } from '../../scripts/security-model';
 import type { JsonObject } from './json';
 
 export interface TaskDefinitionModel {

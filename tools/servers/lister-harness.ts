@@ -10,7 +10,7 @@ import { S3Server, startS3 } from './s3';
 import { SftpServer, startSshd } from './sshd';
 import type { Summary } from '../../images/sftp-lister/src/ingest';
 
-// From __tests__/support, or from dist/__tests__/support when compiled with the scripts (npm run campaign).
+// From tools/servers, or from dist/tools/servers when compiled with the scripts (npm run campaign).
 export const LISTER_DIR = [path.resolve(__dirname, '..', '..'), path.resolve(__dirname, '..', '..', '..')]
   .map((repo) => path.join(repo, 'images', 'sftp-lister'))
   .find((dir) => fs.existsSync(path.join(dir, 'package.json')))!;

@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { maskTerraformRefs } from '../../stacks/state-machine';
-import { readStack, synthesize } from '../stacks/synth';
+import { readStack, synthesize } from '../../__tests__/stacks/synth';
 
 const BASE_TAG = `localhost/pipeline-test-base:bookworm-node${process.versions.node}`;
 const LOCK = path.join(os.tmpdir(), 'pipeline-test-base.lock');

@@ -11,7 +11,7 @@ import { makeHostKeys } from './sftp-account';
 import { listening, serverDir, SftpServer } from './sshd';
 
 const PYTHON = '/usr/bin/python3'; // Debian's, where python3-asyncssh is installed (not a pyenv shim)
-const SCRIPT = [path.join(__dirname, 'sftp-objectstore.py'), path.resolve(__dirname, '../../../__tests__/support/sftp-objectstore.py')].find((f) => fs.existsSync(f))!;
+const SCRIPT = [path.join(__dirname, 'sftp-objectstore.py'), path.resolve(__dirname, '../../../tools/servers/sftp-objectstore.py')].find((f) => fs.existsSync(f))!;
 
 export async function startObjectStoreSftp(options: { root?: string } = {}): Promise<SftpServer> {
   if (!fs.existsSync(PYTHON)) throw new Error(`${PYTHON} not found: install Debian python3-asyncssh (scripts/test.sh does)`);

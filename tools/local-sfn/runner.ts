@@ -4,8 +4,8 @@
 // quota (./limits).
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import { S3RVER_CREDENTIALS, startS3, S3Server } from '../../__tests__/support/s3';
-import { SftpServer, startSshd } from '../../__tests__/support/sshd';
+import { S3RVER_CREDENTIALS, startS3, S3Server } from '../servers/s3';
+import { SftpServer, startSshd } from '../servers/sshd';
 import { taskStates } from '../../stacks/state-machine';
 import { runDistributedMap, type MapRuntime } from './distributed-map';
 import { Iam } from './iam';
@@ -13,7 +13,7 @@ import type { Json, JsonObject } from './json';
 import { checkErrorAndCause, checkExecutionName, checkPayload, installPayloadLimits } from './limits';
 import { dynamo, ecsRunTaskSync, LocalWorld, namedError, s3GetObject, sfnDescribeExecution, type EcsContext } from './services';
 import { readSynthesized, Synthesized } from './synthesized';
-import { REPO_ROOT } from '../paths';
+import { REPO_ROOT } from '../../scripts/paths';
 
 // aws-local-stepfunctions uses Promise.withResolvers (Node >= 22).
 const P = Promise as unknown as { withResolvers?: () => unknown };

@@ -2,7 +2,7 @@
 // evaluated by @cloud-copilot/iam-simulate against the synthesized policies of that role (and the
 // bucket policy of the data bucket), through scripts/security-model.ts `simulate`, as the IAM tests do.
 import * as crypto from 'node:crypto';
-import { asArray, Decision, FAKE_ACCOUNT, PolicyDocument, RoleModel, SecurityModel, simulate, statementsOf } from '../security-model';
+import { asArray, Decision, FAKE_ACCOUNT, PolicyDocument, RoleModel, SecurityModel, simulate, statementsOf } from '../../scripts/security-model';
 
 export interface AuthorizationRecord {
   readonly role: string;

@@ -9,7 +9,7 @@ import { loadConfig } from '../stacks/config';
 import { IngestStack } from '../stacks/ingest';
 import { maskTerraformRefs } from '../stacks/state-machine';
 import { readStack } from './batch-stack-reader';
-import { synthesize } from './stacks/synth';
+import { synthesize, TEST_PUBLIC_KEY } from './stacks/synth';
 
 const FINGERPRINT = 'SHA256:' + 'B'.repeat(42) + 'E';
 
@@ -26,6 +26,7 @@ describe('ingest stack', () => {
       PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: FINGERPRINT,
       PIPELINE_LISTER_CPU: '512',
       PIPELINE_LISTER_MEMORY: '1024',
+      PIPELINE_SFTP_KEY_INSTALLED: 'true',
     },
   });
   const ingest = readStack(synth.outdir, 'ingest');
@@ -67,8 +68,15 @@ describe('ingest stack', () => {
       SFTP_USER: 'ingest',
       SFTP_HOST_KEY_FINGERPRINTS: FINGERPRINT,
       MIN_AGE_SECONDS: '60',
-      MAX_FILES: '1000',
+      MAX_FILES: '10000',
+      BATCH_MAX_FILES: '200',
+      BATCH_MAX_BYTES: '268435456',
+      RETRIES: '3',
+      SFTP_REMOTE_DIR: '.',
+      METRICS_PIPELINE: 'xmlpipe-prod',
     });
+    expect(env.INCLUDE).toBeUndefined();
+    expect(env.EXCLUDE).toBeUndefined();
     expect(JSON.stringify(ingest.json)).not.toMatch(/PRIVATE KEY/);
   });
 
@@ -130,41 +138,61 @@ describe('ingest stack with the managed Transfer server (default)', () => {
   });
 });
 
-describe('ingest settings', () => {
-  // Structural stand-ins for the infrastructure stacks: the settings are checked before any is read.
-  const refs = () => {
+describe('ingest settings from the typed config', () => {
+  // Structural stand-ins for the infrastructure stacks: only the config varies.
+  const build = (env: Record<string, string>) => {
     const ref = { id: 'x', arn: 'arn:aws:s3:::x', name: 'x' };
-    return {
-      app: new App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'h4-ingest-')) }),
-      props: {
-        config: loadConfig({ env: {} }),
-        network: { privateSubnets: [ref], taskSecurityGroup: ref },
-        cluster: { cluster: ref, logGroups: { sftpLister: ref, converter: ref }, repositories: { sftpLister: ref, converter: ref }, xmlBucket: { bucket: ref } },
-        images: { imageRefs: { sftpLister: 'img', converter: 'img' } },
-        sftp: { host: 'h', port: 22, userName: 'u', hostKeyFingerprints: FINGERPRINT, privateKeySecret: ref },
-      },
-    };
-  };
-
-  test.each([
-    [{ maxFilesPerRun: 0 }, /maxFilesPerRun must be 1-10000/],
-    [{ maxFilesPerRun: 20000 }, /maxFilesPerRun must be 1-10000/],
-    [{ minAgeSeconds: -1 }, /minAgeSeconds must be >= 0/],
-    [{ scheduleRetryAttempts: 200 }, /scheduleRetryAttempts must be 0-185/],
-    [{ scheduleMaxEventAgeSeconds: 30 }, /scheduleMaxEventAgeSeconds must be 60-86400/],
-  ])('GIVEN %j WHEN the stack is built THEN it throws naming the setting', (settings, message) => {
-    const { app, props } = refs();
-    expect(() => new IngestStack(app, 'ingest', { ...props, settings })).toThrow(message);
-  });
-
-  test('GIVEN include globs and a smaller per-run cap WHEN built THEN the lister gets them', () => {
-    const { app, props } = refs();
-    const stack = new IngestStack(app, 'ingest', { ...props, settings: { include: ['*.xml', 'in/*.XML'], maxFilesPerRun: 200 } });
+    const app = new App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'h5-ingest-')) });
+    new IngestStack(app, 'ingest', {
+      config: loadConfig({ env }),
+      network: { privateSubnets: [ref], taskSecurityGroup: ref },
+      cluster: { cluster: ref, logGroups: { sftpLister: ref, converter: ref }, repositories: { sftpLister: ref, converter: ref }, xmlBucket: { bucket: ref } },
+      images: { imageRefs: { sftpLister: 'img', converter: 'img' } },
+      sftp: { host: 'h', port: 22, userName: 'u', hostKeyFingerprints: FINGERPRINT, privateKeySecret: ref },
+    });
     app.synth();
     const ingest = readStack(app.outdir, 'ingest');
+    fs.rmSync(app.outdir, { recursive: true, force: true });
     const [container] = JSON.parse(ingest.only('aws_ecs_task_definition').container_definitions);
-    const env = Object.fromEntries(container.environment.map((e: { name: string; value: string }) => [e.name, e.value]));
-    expect(env).toMatchObject({ INCLUDE: '*.xml,in/*.XML', MAX_FILES: '200', SFTP_HOST: 'h', SFTP_HOST_KEY_FINGERPRINTS: FINGERPRINT });
-    expect(stack.settings.maxFilesPerRun).toBe(200);
+    const listerEnv = Object.fromEntries(container.environment.map((e: { name: string; value: string }) => [e.name, e.value]));
+    return { listerEnv, schedule: ingest.only('aws_scheduler_schedule') };
+  };
+
+  test('GIVEN every lister setting in the environment WHEN built THEN the lister task gets each as its own variable', () => {
+    const { listerEnv, schedule } = build({
+      PIPELINE_STAGE: 'qa',
+      PIPELINE_SFTP_REMOTE_DIR: '/outbox/xml',
+      PIPELINE_SFTP_INCLUDE: '*.xml, in/*.XML',
+      PIPELINE_SFTP_EXCLUDE: '*.tmp',
+      PIPELINE_MIN_FILE_AGE_SECONDS: '120',
+      PIPELINE_FILES_PER_RUN: '25000',
+      PIPELINE_BATCH_MAX_FILES: '500',
+      PIPELINE_BATCH_MAX_BYTES: '1048576',
+      PIPELINE_LISTER_RETRIES: '0',
+      PIPELINE_SCHEDULE_RETRY_ATTEMPTS: '0',
+      PIPELINE_SCHEDULE_MAX_EVENT_AGE_SECONDS: '3600',
+    });
+    expect(listerEnv).toMatchObject({
+      SFTP_REMOTE_DIR: '/outbox/xml',
+      INCLUDE: '*.xml,in/*.XML',
+      EXCLUDE: '*.tmp',
+      MIN_AGE_SECONDS: '120',
+      MAX_FILES: '25000',
+      BATCH_MAX_FILES: '500',
+      BATCH_MAX_BYTES: '1048576',
+      RETRIES: '0',
+      METRICS_PIPELINE: 'xmlpipe-qa',
+      SFTP_HOST: 'h',
+    });
+    expect(schedule.target.retry_policy).toEqual({ maximum_retry_attempts: 0, maximum_event_age_in_seconds: 3600 });
+  });
+
+  // First deploy: a schedule that fires before the key is in the secret fails every run.
+  test.each([
+    ['nothing set (first deploy)', {}, 'DISABLED'],
+    ['a public key but the private key not yet installed', { PIPELINE_SFTP_PUBLIC_KEYS: TEST_PUBLIC_KEY }, 'DISABLED'],
+    ['a public key and the private key installed', { PIPELINE_SFTP_PUBLIC_KEYS: TEST_PUBLIC_KEY, PIPELINE_SFTP_KEY_INSTALLED: 'true' }, 'ENABLED'],
+  ])('GIVEN %s WHEN built THEN the schedule is %s', (_what, env: Record<string, string>, state) => {
+    expect(build(env).schedule.state).toBe(state);
   });
 });

@@ -92,7 +92,71 @@ export interface PipelineConfig {
    * Must include the lister's landing prefix (checked by the batch stack). @default ['incoming/']
    */
   readonly inputPrefixes: string[];
+
+  // ---- lister (images/sftp-lister env in the ingest stack's task definition) ----
+  /** SFTP folder the lister reads (SFTP_REMOTE_DIR). @default '.' (the user's home) */
+  readonly sftpRemoteDir: string;
+  /** Globs a path must match (INCLUDE). @default [] = every file */
+  readonly sftpInclude: string[];
+  /** Globs that exclude a path (EXCLUDE). @default [] */
+  readonly sftpExclude: string[];
+  /** Files younger than this are left for the next run (MIN_AGE_SECONDS). @default 60 */
+  readonly minFileAgeSeconds: number;
+  /** Files one run ingests at most (MAX_FILES). @default 10000 */
+  readonly filesPerRun: number;
+  /** Batch manifests: files per batch at most (BATCH_MAX_FILES, contract C3). @default 200 */
+  readonly batchMaxFiles: number;
+  /** Batch manifests: source bytes per batch at most (BATCH_MAX_BYTES, contract C3). @default 268435456 */
+  readonly batchMaxBytes: number;
+  /** Lister retries of one file after a transient error (RETRIES). @default 3 */
+  readonly listerRetries: number;
+
+  // ---- tasks as the state machine runs them ----
+  /** Converter capacity provider. @default 'FARGATE' */
+  readonly converterCapacity: CapacityProvider;
+  /** Stop the lister task after this long (s). @default 1800 */
+  readonly listerTimeoutSeconds: number;
+  /** Stop a converter task (and fail its batch) after this long (s). @default 3600 */
+  readonly converterTimeoutSeconds: number;
+  /** Attempts of a task (lister, converter batch) before its batch/run fails. @default 3 */
+  readonly taskAttempts: number;
+
+  // ---- schedule ----
+  /** Scheduler retries of a failed StartExecution. @default 3 */
+  readonly scheduleRetryAttempts: number;
+  /** Give up on an invocation older than this (s); then it goes to the DLQ. @default 300 */
+  readonly scheduleMaxEventAgeSeconds: number;
+  /** First deploy: the private key was put into the secret (the operator says so). @default false */
+  readonly sftpKeyInstalled: boolean;
+  /**
+   * Derived (not a setting): the schedule is ENABLED only once sftpKeyInstalled is true and, for the
+   * managed server, a public key is configured; until then it is created DISABLED.
+   */
+  readonly scheduleEnabled: boolean;
+
+  // ---- monitoring (H6) ----
+  /** E-mail addresses subscribed to the alarm topic. @default [] */
+  readonly alarmEmails: string[];
+  /** Alarm when this many lister runs in a row fail. @default 3 */
+  readonly alarmListerFailures: number;
+  /** Alarm when at least this many files fail conversion in a period. @default 1 */
+  readonly alarmConversionFailures: number;
+  /** Alarm when no file was ingested for this many minutes; 0 = no such alarm. @default 0 */
+  readonly alarmNoIngestMinutes: number;
+
+  // ---- teardown ----
+  /** Stage named like production (prod, production, prd, live...): protections default on. Derived. */
+  readonly productionStage: boolean;
+  /**
+   * `cdktf destroy` removes everything: buckets with objects (force_destroy), ECR repositories with
+   * images (force_delete). @default false for a production-like stage, true otherwise
+   */
+  readonly forceDestroy: boolean;
+  /** Secrets Manager recovery window on delete: 0 (at once) or 7-30 days. @default 30 production-like, 0 otherwise */
+  readonly secretRecoveryDays: number;
 }
+
+export type CapacityProvider = 'FARGATE' | 'FARGATE_SPOT';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -146,6 +210,27 @@ export const SETTINGS = {
   toleratedFailurePercentage: { key: 'toleratedFailurePercentage', env: 'PIPELINE_TOLERATED_FAILURE_PERCENTAGE', default: '5', description: 'Prefix/manifest runs: percentage (0-100) of batches that may fail before the run fails' },
   inputPrefixes: { key: 'inputPrefixes', env: 'PIPELINE_INPUT_PREFIXES', default: 'incoming/', description: 'Key prefixes of the data bucket the converter may read and runs may name, comma-separated (context: array), each ending in `/`; must include the landing prefix `incoming/`. Keys or a prefix outside them are rejected' },
   converterConcurrency: { key: 'converterConcurrency', env: 'PIPELINE_CONVERTER_CONCURRENCY', default: '4', description: 'Keys one converter task converts at once (its `CONCURRENCY`), 1-64' },
+  sftpRemoteDir: { key: 'sftpRemoteDir', env: 'PIPELINE_SFTP_REMOTE_DIR', default: '.', description: 'SFTP folder the lister reads (`.` = the user\'s home)' },
+  sftpInclude: { key: 'sftpInclude', env: 'PIPELINE_SFTP_INCLUDE', default: '(none: every file)', description: 'Globs a file path must match to be ingested, comma-separated (context: array)' },
+  sftpExclude: { key: 'sftpExclude', env: 'PIPELINE_SFTP_EXCLUDE', default: '(none)', description: 'Globs of file paths never ingested, comma-separated (context: array)' },
+  minFileAgeSeconds: { key: 'minFileAgeSeconds', env: 'PIPELINE_MIN_FILE_AGE_SECONDS', default: '60', description: 'Files modified less than this many seconds ago are left for a later run (still being written), 0-86400' },
+  filesPerRun: { key: 'filesPerRun', env: 'PIPELINE_FILES_PER_RUN', default: '10000', description: 'Files one scheduled run ingests at most (oldest first), 1-100000' },
+  batchMaxFiles: { key: 'batchMaxFiles', env: 'PIPELINE_BATCH_MAX_FILES', default: '200', description: 'Scheduled runs: files per converter task (batch manifest) at most, 1-10000' },
+  batchMaxBytes: { key: 'batchMaxBytes', env: 'PIPELINE_BATCH_MAX_BYTES', default: '268435456', description: 'Scheduled runs: source bytes per converter task at most (a larger file is a batch of its own), 1048576-68719476736' },
+  listerRetries: { key: 'listerRetries', env: 'PIPELINE_LISTER_RETRIES', default: '3', description: 'Lister retries of one file after a dropped connection or transient error, 0-20' },
+  converterCapacity: { key: 'converterCapacity', env: 'PIPELINE_CONVERTER_CAPACITY', default: 'FARGATE', description: '`FARGATE` or `FARGATE_SPOT` (cheaper; a reclaimed converter task is retried)' },
+  listerTimeoutSeconds: { key: 'listerTimeoutSeconds', env: 'PIPELINE_LISTER_TIMEOUT_SECONDS', default: '1800', description: 'Stop the lister task after this many seconds, 60-604800' },
+  converterTimeoutSeconds: { key: 'converterTimeoutSeconds', env: 'PIPELINE_CONVERTER_TIMEOUT_SECONDS', default: '3600', description: 'Stop a converter task (its batch fails) after this many seconds, 60-604800' },
+  taskAttempts: { key: 'taskAttempts', env: 'PIPELINE_TASK_ATTEMPTS', default: '3', description: 'Attempts of a failed task (lister, converter batch) before it counts as failed, 1-10' },
+  scheduleRetryAttempts: { key: 'scheduleRetryAttempts', env: 'PIPELINE_SCHEDULE_RETRY_ATTEMPTS', default: '3', description: 'EventBridge Scheduler retries of a failed StartExecution, 0-185' },
+  scheduleMaxEventAgeSeconds: { key: 'scheduleMaxEventAgeSeconds', env: 'PIPELINE_SCHEDULE_MAX_EVENT_AGE_SECONDS', default: '300', description: 'EventBridge Scheduler gives up on an invocation this old (then it goes to the dead-letter queue), 60-86400' },
+  sftpKeyInstalled: { key: 'sftpKeyInstalled', env: 'PIPELINE_SFTP_KEY_INSTALLED', default: 'false', description: 'Set to true once the SFTP private key is in its secret (Deploy step 5); until then, and for `transfer` until a public key is set, the schedule is created disabled' },
+  alarmEmails: { key: 'alarmEmails', env: 'PIPELINE_ALARM_EMAILS', default: '(none)', description: 'E-mail addresses subscribed to the alarm topic, comma-separated (context: array); each must confirm the subscription' },
+  alarmListerFailures: { key: 'alarmListerFailures', env: 'PIPELINE_ALARM_LISTER_FAILURES', default: '3', description: 'Alarm when this many lister runs in a row fail, 1-100' },
+  alarmConversionFailures: { key: 'alarmConversionFailures', env: 'PIPELINE_ALARM_CONVERSION_FAILURES', default: '1', description: 'Alarm when at least this many files fail conversion in a period, 1-100000' },
+  alarmNoIngestMinutes: { key: 'alarmNoIngestMinutes', env: 'PIPELINE_ALARM_NO_INGEST_MINUTES', default: '0', description: 'Alarm when no file was ingested for this many minutes, 0 (off) or 10-10080' },
+  forceDestroy: { key: 'forceDestroy', env: 'PIPELINE_FORCE_DESTROY', default: 'true (false for a production-like stage)', description: '`cdktf destroy` also deletes buckets holding objects and ECR repositories holding images. A stage named like production (`prod...`, `prd...`, `live...`) defaults to false' },
+  secretRecoveryDays: { key: 'secretRecoveryDays', env: 'PIPELINE_SECRET_RECOVERY_DAYS', default: '0 (30 for a production-like stage)', description: 'Days a deleted SFTP key secret stays recoverable: 0 (deleted at once, so a redeploy can reuse the name) or 7-30' },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -377,6 +462,59 @@ export function loadConfig(options: LoadConfigOptions = {}): PipelineConfig {
   }
   if (new Set(inputPrefixes).size !== inputPrefixes.length) fail('inputPrefixes', 'lists a prefix twice');
 
+  const intIn = (name: SettingName, dflt: number, min: number, max: number, why = ''): number => {
+    const v = int(name, dflt);
+    if (v < min || v > max) fail(name, `must be ${min}-${max}${why}, got ${v}`);
+    return v;
+  };
+  // Lister settings (reach the lister's env in the ingest stack).
+  const sftpRemoteDir = str('sftpRemoteDir', '.')!;
+  if (/[\0\r\n]/.test(sftpRemoteDir)) fail('sftpRemoteDir', 'must not hold NUL or line breaks');
+  const globs = (name: SettingName): string[] => {
+    const items = list(name, /,/);
+    for (const g of items) if (/[\0\r\n]/.test(g)) fail(name, `"${g}" must not hold NUL or line breaks`);
+    return items;
+  };
+  const sftpInclude = globs('sftpInclude');
+  const sftpExclude = globs('sftpExclude');
+  const minFileAgeSeconds = intIn('minFileAgeSeconds', 60, 0, 86400);
+  const filesPerRun = intIn('filesPerRun', 10000, 1, 100000);
+  const batchMaxFiles = intIn('batchMaxFiles', 200, 1, 10000);
+  const batchMaxBytes = intIn('batchMaxBytes', 268435456, 1048576, 68719476736);
+  const listerRetries = intIn('listerRetries', 3, 0, 20);
+
+  const capacity0 = str('converterCapacity', 'FARGATE')!.toUpperCase();
+  if (capacity0 !== 'FARGATE' && capacity0 !== 'FARGATE_SPOT') fail('converterCapacity', `expected FARGATE or FARGATE_SPOT, got "${capacity0}"`);
+  const listerTimeoutSeconds = intIn('listerTimeoutSeconds', 1800, 60, 604800);
+  const converterTimeoutSeconds = intIn('converterTimeoutSeconds', 3600, 60, 604800);
+  const taskAttempts = intIn('taskAttempts', 3, 1, 10);
+
+  const scheduleRetryAttempts = intIn('scheduleRetryAttempts', 3, 0, 185);
+  const scheduleMaxEventAgeSeconds = intIn('scheduleMaxEventAgeSeconds', 300, 60, 86400);
+  const sftpKeyInstalled = bool('sftpKeyInstalled', false);
+  if (sftpKeyInstalled && sftp.kind === 'transfer' && sftp.publicKeys.length === 0) {
+    fail('sftpKeyInstalled', 'is true but sftpPublicKeys is empty: the managed server\'s user cannot log in with the installed key until its public key is configured');
+  }
+  const scheduleEnabled = sftpKeyInstalled;
+
+  const alarmEmails = list('alarmEmails', /[,\s]+/);
+  for (const e of alarmEmails) {
+    if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(e)) fail('alarmEmails', `"${e}" is not an e-mail address`);
+  }
+  const alarmListerFailures = intIn('alarmListerFailures', 3, 1, 100);
+  const alarmConversionFailures = intIn('alarmConversionFailures', 1, 1, 100000);
+  const alarmNoIngestMinutes = int('alarmNoIngestMinutes', 0);
+  if (alarmNoIngestMinutes !== 0 && (alarmNoIngestMinutes < 10 || alarmNoIngestMinutes > 10080)) {
+    fail('alarmNoIngestMinutes', `must be 0 (off) or 10-10080, got ${alarmNoIngestMinutes}`);
+  }
+
+  const productionStage = isProductionStage(stage);
+  const forceDestroy = bool('forceDestroy', !productionStage);
+  const secretRecoveryDays = int('secretRecoveryDays', productionStage ? 30 : 0);
+  if (secretRecoveryDays !== 0 && (secretRecoveryDays < 7 || secretRecoveryDays > 30)) {
+    fail('secretRecoveryDays', `must be 0 or 7-30 (Secrets Manager's recovery window), got ${secretRecoveryDays}`);
+  }
+
   // Names and addresses AWS would refuse at apply time, after a partial deploy: refused here instead.
   for (const n of derivedNames(namePrefix, stage)) {
     const rule = NAME_RULES[n.rule];
@@ -414,7 +552,35 @@ export function loadConfig(options: LoadConfigOptions = {}): PipelineConfig {
     toleratedFailurePercentage,
     converterConcurrency,
     inputPrefixes,
+    sftpRemoteDir,
+    sftpInclude,
+    sftpExclude,
+    minFileAgeSeconds,
+    filesPerRun,
+    batchMaxFiles,
+    batchMaxBytes,
+    listerRetries,
+    converterCapacity: capacity0 as CapacityProvider,
+    listerTimeoutSeconds,
+    converterTimeoutSeconds,
+    taskAttempts,
+    scheduleRetryAttempts,
+    scheduleMaxEventAgeSeconds,
+    sftpKeyInstalled,
+    scheduleEnabled,
+    alarmEmails,
+    alarmListerFailures,
+    alarmConversionFailures,
+    alarmNoIngestMinutes,
+    productionStage,
+    forceDestroy,
+    secretRecoveryDays,
   };
+}
+
+/** A stage named like production keeps its data on destroy: prod, production, prd, prd2, live... */
+export function isProductionStage(stage: string): boolean {
+  return /^(prod|prd|live)/.test(stage);
 }
 
 /** Parses `a.b.c.d/n` into a 32-bit network number and prefix length; undefined if malformed. */

@@ -163,21 +163,6 @@ export function executionRole(scope: Construct, id: string, name: string, reposi
 
 // ---- the stack ----
 
-export interface IngestSettings {
-  /** SFTP folder the lister reads. @default '.' (the user's home) */
-  readonly remoteDir?: string;
-  /** Include globs (INCLUDE). @default [] = every file */
-  readonly include?: string[];
-  /** Files younger than this are left for the next run. @default 60 */
-  readonly minAgeSeconds?: number;
-  /** Files per run; bounds one execution's output and duration. @default 1000 */
-  readonly maxFilesPerRun?: number;
-  /** Scheduler retries of a failed StartExecution. @default 3 */
-  readonly scheduleRetryAttempts?: number;
-  /** Give up on an invocation older than this (s); then it goes to the DLQ. @default 300 */
-  readonly scheduleMaxEventAgeSeconds?: number;
-}
-
 export interface IngestStackProps extends PipelineStackProps {
   readonly network: NetworkRefs;
   readonly cluster: ClusterRefs;
@@ -185,7 +170,6 @@ export interface IngestStackProps extends PipelineStackProps {
   readonly sftp: SftpRefs;
   /** @default DEFAULT_LAYOUT */
   readonly layout?: DataLayout;
-  readonly settings?: IngestSettings;
 }
 
 export class IngestStack extends PipelineStack {
@@ -199,32 +183,11 @@ export class IngestStack extends PipelineStack {
   /** The state machine the schedule starts (created by the batch stack under this name). */
   readonly stateMachineArn: string;
   readonly layout: DataLayout;
-  readonly settings: Required<IngestSettings>;
 
   constructor(scope: Construct, id: string, props: IngestStackProps) {
     super(scope, id, props);
     const { config } = this;
     this.layout = props.layout ?? DEFAULT_LAYOUT;
-    this.settings = {
-      remoteDir: props.settings?.remoteDir ?? '.',
-      include: props.settings?.include ?? [],
-      minAgeSeconds: props.settings?.minAgeSeconds ?? 60,
-      maxFilesPerRun: props.settings?.maxFilesPerRun ?? 1000,
-      scheduleRetryAttempts: props.settings?.scheduleRetryAttempts ?? 3,
-      scheduleMaxEventAgeSeconds: props.settings?.scheduleMaxEventAgeSeconds ?? 300,
-    };
-    const s = this.settings;
-    if (!Number.isInteger(s.maxFilesPerRun) || s.maxFilesPerRun < 1 || s.maxFilesPerRun > 10000) {
-      throw new Error(`ingest: maxFilesPerRun must be 1-10000 (one execution's output lists every file), got ${s.maxFilesPerRun}`);
-    }
-    if (!Number.isInteger(s.minAgeSeconds) || s.minAgeSeconds < 0) throw new Error(`ingest: minAgeSeconds must be >= 0, got ${s.minAgeSeconds}`);
-    if (!Number.isInteger(s.scheduleRetryAttempts) || s.scheduleRetryAttempts < 0 || s.scheduleRetryAttempts > 185) {
-      throw new Error(`ingest: scheduleRetryAttempts must be 0-185, got ${s.scheduleRetryAttempts}`);
-    }
-    if (!Number.isInteger(s.scheduleMaxEventAgeSeconds) || s.scheduleMaxEventAgeSeconds < 60 || s.scheduleMaxEventAgeSeconds > 86400) {
-      throw new Error(`ingest: scheduleMaxEventAgeSeconds must be 60-86400, got ${s.scheduleMaxEventAgeSeconds}`);
-    }
-
     const account = new DataAwsCallerIdentity(this, 'account');
     const partition = new DataAwsPartition(this, 'partition');
     const bucket = props.cluster.xmlBucket.bucket;
@@ -257,18 +220,25 @@ export class IngestStack extends PipelineStack {
     ]);
     this.executionRole = executionRole(this, 'execution-role', this.name('lister-exec'), props.cluster.repositories.sftpLister.arn, props.cluster.logGroups.sftpLister.arn, [props.sftp.privateKeySecret.arn]);
 
+    // Env names: images/sftp-lister/src/config.ts (and its README); settings: stacks/config.
     const environment: Record<string, string> = {
       SFTP_HOST: props.sftp.host,
       SFTP_PORT: String(props.sftp.port),
       SFTP_USER: props.sftp.userName,
       SFTP_HOST_KEY_FINGERPRINTS: props.sftp.hostKeyFingerprints,
-      SFTP_REMOTE_DIR: s.remoteDir,
-      MIN_AGE_SECONDS: String(s.minAgeSeconds),
-      MAX_FILES: String(s.maxFilesPerRun),
+      SFTP_REMOTE_DIR: config.sftpRemoteDir,
+      MIN_AGE_SECONDS: String(config.minFileAgeSeconds),
+      MAX_FILES: String(config.filesPerRun),
+      BATCH_MAX_FILES: String(config.batchMaxFiles),
+      BATCH_MAX_BYTES: String(config.batchMaxBytes),
+      RETRIES: String(config.listerRetries),
       STATE_KEY: `${listerStatePrefix}state/index.json`,
       MANIFEST_PREFIX: `${listerStatePrefix}manifests/`,
+      // The EMF dimension value (contract C1).
+      METRICS_PIPELINE: `${config.namePrefix}-${config.stage}`,
     };
-    if (s.include.length > 0) environment.INCLUDE = s.include.join(',');
+    if (config.sftpInclude.length > 0) environment.INCLUDE = config.sftpInclude.join(',');
+    if (config.sftpExclude.length > 0) environment.EXCLUDE = config.sftpExclude.join(',');
     this.taskDefinition = fargateTaskDefinition(this, 'task', {
       family: this.name('sftp-lister'),
       containerName: this.containerName,
@@ -301,13 +271,14 @@ export class IngestStack extends PipelineStack {
       description: 'Ingest new SFTP files and convert them (starts the pipeline state machine)',
       scheduleExpression: config.scheduleExpression,
       scheduleExpressionTimezone: 'UTC',
-      state: 'ENABLED',
+      // First deploy: DISABLED until the private key is in the secret (config.scheduleEnabled).
+      state: config.scheduleEnabled ? 'ENABLED' : 'DISABLED',
       flexibleTimeWindow: { mode: 'OFF' },
       target: {
         arn: this.stateMachineArn,
         roleArn: this.scheduleRole.arn,
         input: JSON.stringify({ ingest: { source: 'schedule' } }),
-        retryPolicy: { maximumRetryAttempts: s.scheduleRetryAttempts, maximumEventAgeInSeconds: s.scheduleMaxEventAgeSeconds },
+        retryPolicy: { maximumRetryAttempts: config.scheduleRetryAttempts, maximumEventAgeInSeconds: config.scheduleMaxEventAgeSeconds },
         deadLetterConfig: { arn: this.deadLetterQueue.arn },
       },
     });

@@ -31,7 +31,49 @@ describe('defaults', () => {
       toleratedFailurePercentage: 5,
       converterConcurrency: 4,
       inputPrefixes: ['incoming/'],
+      sftpRemoteDir: '.',
+      sftpInclude: [],
+      sftpExclude: [],
+      minFileAgeSeconds: 60,
+      filesPerRun: 10000,
+      batchMaxFiles: 200,
+      batchMaxBytes: 268435456,
+      listerRetries: 3,
+      converterCapacity: 'FARGATE',
+      listerTimeoutSeconds: 1800,
+      converterTimeoutSeconds: 3600,
+      taskAttempts: 3,
+      scheduleRetryAttempts: 3,
+      scheduleMaxEventAgeSeconds: 300,
+      sftpKeyInstalled: false,
+      scheduleEnabled: false,
+      alarmEmails: [],
+      alarmListerFailures: 3,
+      alarmConversionFailures: 1,
+      alarmNoIngestMinutes: 0,
+      productionStage: false,
+      forceDestroy: true,
+      secretRecoveryDays: 0,
     });
+  });
+
+  test.each([
+    ['dev', false],
+    ['qa', false],
+    ['preprod', false],
+    ['prod', true],
+    ['production', true],
+    ['prd', true],
+    ['prod2', true],
+    ['live', true],
+  ])('GIVEN stage %s WHEN loading THEN it is production-like: %s, and teardown protections follow', (stage, production) => {
+    const config = loadConfig({ env: { PIPELINE_STAGE: stage } });
+    expect(config).toMatchObject({ productionStage: production, forceDestroy: !production, secretRecoveryDays: production ? 30 : 0 });
+  });
+
+  test('GIVEN a production stage WHEN teardown settings are set explicitly THEN they win', () => {
+    const config = loadConfig({ env: { PIPELINE_STAGE: 'prod', PIPELINE_FORCE_DESTROY: 'true', PIPELINE_SECRET_RECOVERY_DAYS: '7' } });
+    expect(config).toMatchObject({ productionStage: true, forceDestroy: true, secretRecoveryDays: 7 });
   });
 
   test('GIVEN the settings table WHEN reading it THEN every env variable is unique and PIPELINE_-prefixed', () => {
@@ -172,6 +214,25 @@ describe('invalid configuration fails with a message naming the setting', () => 
     ['input prefix of the whole bucket', { PIPELINE_INPUT_PREFIXES: '/' }, /inputPrefixes.*"\/" must be a key prefix.*not starting with "\/"/],
     ['input prefix inside another', { PIPELINE_INPUT_PREFIXES: 'incoming/,incoming/2024/' }, /inputPrefixes.*"incoming\/2024\/" is inside "incoming\/"/],
     ['input prefix listed twice', { PIPELINE_INPUT_PREFIXES: 'lab/,incoming/,lab/' }, /inputPrefixes.*lists a prefix twice/],
+    ['files per run zero', { PIPELINE_FILES_PER_RUN: '0' }, /filesPerRun \(env PIPELINE_FILES_PER_RUN, context "filesPerRun"\): must be 1-100000, got 0/],
+    ['files per run too high', { PIPELINE_FILES_PER_RUN: '100001' }, /filesPerRun.*must be 1-100000, got 100001/],
+    ['negative minimum age', { PIPELINE_MIN_FILE_AGE_SECONDS: '-1' }, /minFileAgeSeconds.*must be 0-86400, got -1/],
+    ['batch max files zero', { PIPELINE_BATCH_MAX_FILES: '0' }, /batchMaxFiles.*must be 1-10000, got 0/],
+    ['batch max bytes under 1 MiB', { PIPELINE_BATCH_MAX_BYTES: '1048575' }, /batchMaxBytes.*must be 1048576-68719476736, got 1048575/],
+    ['lister retries too high', { PIPELINE_LISTER_RETRIES: '21' }, /listerRetries.*must be 0-20, got 21/],
+    ['capacity provider', { PIPELINE_CONVERTER_CAPACITY: 'EC2' }, /converterCapacity.*expected FARGATE or FARGATE_SPOT, got "EC2"/],
+    ['lister timeout under a minute', { PIPELINE_LISTER_TIMEOUT_SECONDS: '59' }, /listerTimeoutSeconds.*must be 60-604800, got 59/],
+    ['converter timeout over a week', { PIPELINE_CONVERTER_TIMEOUT_SECONDS: '604801' }, /converterTimeoutSeconds.*must be 60-604800, got 604801/],
+    ['task attempts zero', { PIPELINE_TASK_ATTEMPTS: '0' }, /taskAttempts.*must be 1-10, got 0/],
+    ['schedule retries over the Scheduler limit', { PIPELINE_SCHEDULE_RETRY_ATTEMPTS: '186' }, /scheduleRetryAttempts.*must be 0-185, got 186/],
+    ['schedule event age under a minute', { PIPELINE_SCHEDULE_MAX_EVENT_AGE_SECONDS: '30' }, /scheduleMaxEventAgeSeconds.*must be 60-86400, got 30/],
+    ['key installed but no public key for the managed server', { PIPELINE_SFTP_KEY_INSTALLED: 'true' }, /sftpKeyInstalled.*sftpPublicKeys is empty/],
+    ['alarm e-mail without a domain', { PIPELINE_ALARM_EMAILS: 'ops@example.com,ops' }, /alarmEmails.*"ops" is not an e-mail address/],
+    ['lister failure threshold zero', { PIPELINE_ALARM_LISTER_FAILURES: '0' }, /alarmListerFailures.*must be 1-100, got 0/],
+    ['conversion failure threshold zero', { PIPELINE_ALARM_CONVERSION_FAILURES: '0' }, /alarmConversionFailures.*must be 1-100000, got 0/],
+    ['no-ingest alarm period too short', { PIPELINE_ALARM_NO_INGEST_MINUTES: '5' }, /alarmNoIngestMinutes.*must be 0 \(off\) or 10-10080, got 5/],
+    ['secret recovery window AWS refuses', { PIPELINE_SECRET_RECOVERY_DAYS: '3' }, /secretRecoveryDays.*must be 0 or 7-30.*got 3/],
+    ['force destroy not a boolean', { PIPELINE_FORCE_DESTROY: 'please' }, /forceDestroy.*expected true or false, got "please"/],
     ['allowed CIDR malformed', { PIPELINE_SFTP_ALLOWED_CIDRS: '192.168.0.0/33' }, /sftpAllowedCidrs.*not an IPv4 CIDR/],
     // Names AWS refuses at apply time (stacks/config.ts NAME_RULES cites each rule).
     ['prefix S3 reserves for IDNs', { PIPELINE_NAME_PREFIX: 'xn--ab' }, /namePrefix \(env PIPELINE_NAME_PREFIX, context "namePrefix"\): "xn--ab" \(with stage "dev"\) gives the S3 bucket name "xn--ab-dev-sftp-\d{26}".*must not start with "xn--"/],

@@ -3,7 +3,7 @@
 // root-owned and 0755 unless the image declares a VOLUME there, whose content, owner and mode it gets.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildImage, disposeVolumes, FargateTask, fargateTask, runTask } from '../tools/servers/container';
+import { BASE_NODE_VERSION, buildImage, disposeVolumes, FargateTask, fargateTask, runTask } from '../tools/servers/container';
 
 const TAG = 'localhost/pipeline-probe:test';
 
@@ -65,6 +65,18 @@ test('environment: the test overrides the task definition; writable root; a read
   expect(out.root).toBe('EACCES'); // /app belongs to root: writable root, but not by this user
   expect(out.data).toMatchObject({ entries: ['seed'], write: 'EROFS' });
   expect(out.env).toBe('from-test');
+});
+
+test('the base runs the Node release of the base the Dockerfiles pin (its major), not the Node running the tests', async () => {
+  const res = await runTask(TAG, fargateTask(taskDefinition), { entrypoint: ['node', '-p', 'process.version'] });
+  expect(res.stderr).toBe('');
+  expect(res.stdout).toBe(`v${BASE_NODE_VERSION}\n`);
+  const runMajor = BASE_NODE_VERSION.split('.')[0];
+  for (const image of ['converter', 'sftp-lister']) {
+    const dockerfile = fs.readFileSync(path.join(__dirname, '..', 'images', image, 'Dockerfile'), 'utf8');
+    const pinned = /^ARG BASE_IMAGE=node:(\d+)-bookworm-slim@sha256:[0-9a-f]{64}$/m.exec(dockerfile);
+    expect([image, pinned?.[1]]).toEqual([image, runMajor]);
+  }
 });
 
 test('never as root, and only what Fargate has: a defined bind volume', () => {

@@ -35,7 +35,7 @@ test('the image runs node /app/dist/main.js in /app as the non-root user the tas
 
 test('the Dockerfile pins its base by digest; the tests build on their offline stand-in instead', () => {
   const dockerfile = fs.readFileSync(path.join(CONVERTER_DIR, 'Dockerfile'), 'utf8');
-  expect(dockerfile).toMatch(/^ARG BASE_IMAGE=node:20-bookworm-slim@sha256:[0-9a-f]{64}$/m);
+  expect(dockerfile).toMatch(/^ARG BASE_IMAGE=node:24-bookworm-slim@sha256:[0-9a-f]{64}$/m);
 });
 
 test('every task volume mount point is a VOLUME of the image, owned by its user', async () => {

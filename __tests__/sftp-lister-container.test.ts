@@ -38,7 +38,7 @@ test('GIVEN the image WHEN inspected THEN it runs node dist/main.js from /app as
 
 test('GIVEN the Dockerfile THEN its base is pinned by digest (the tests build on their offline stand-in instead)', () => {
   const dockerfile = fs.readFileSync(path.resolve(__dirname, '../images/sftp-lister/Dockerfile'), 'utf8');
-  expect(dockerfile).toMatch(/^ARG BASE_IMAGE=node:20-bookworm-slim@sha256:[0-9a-f]{64}$/m);
+  expect(dockerfile).toMatch(/^ARG BASE_IMAGE=node:24-bookworm-slim@sha256:[0-9a-f]{64}$/m);
 });
 
 test('GIVEN the task definition WHEN the container starts THEN it can make temporary files on its /tmp volume (issue 10 defect 2)', async () => {

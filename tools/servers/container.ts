@@ -3,8 +3,11 @@
  *
  * There is no Docker engine here and base images cannot be pulled, so:
  * - `baseImage()` makes a base once (cached in buildah's store): Debian bookworm from Debian's packages
- *   (debootstrap --variant=minbase) plus this machine's node and npm and its CA bundle (npm reaches the
- *   registry through this machine's TLS trust). It stands in for `node:20-bookworm-slim`.
+ *   (debootstrap --variant=minbase), the Node release the Dockerfiles' pinned base ships (BASE_NODE_VERSION,
+ *   from the npm registry's `node-linux-<arch>` package, which carries Node's official binary) in
+ *   /usr/local/bin as in the official image, this machine's npm and its CA bundle (npm reaches the
+ *   registry through this machine's TLS trust). It stands in for `node:24-bookworm-slim`, so the
+ *   container tests run the major version that ships, whatever Node runs the tooling.
  * - `buildImage()` runs `buildah build --isolation chroot` with `--build-arg BASE_IMAGE=<that base>`.
  * - `runTask()` runs the image as Fargate runs a container of a task definition (`fargateTask()` reads
  *   one from synthesized Terraform): its user (never root), its read-only root (the image filesystem
@@ -20,7 +23,12 @@ import * as path from 'node:path';
 import { maskTerraformRefs } from '../../stacks/state-machine';
 import { readStack, synthesize } from '../../__tests__/stacks/synth';
 
-const BASE_TAG = `localhost/pipeline-test-base:bookworm-node${process.versions.node}`;
+/**
+ * The Node version of the base the Dockerfiles pin (node:24-bookworm-slim@sha256:2356...; its image
+ * config says NODE_VERSION=24.18.1, see images/converter/Dockerfile). Change it with that digest.
+ */
+export const BASE_NODE_VERSION = '24.18.1';
+const BASE_TAG = `localhost/pipeline-test-base:bookworm-node${BASE_NODE_VERSION}`;
 const LOCK = path.join(os.tmpdir(), 'pipeline-test-base.lock');
 
 function sh(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): string {
@@ -56,7 +64,7 @@ async function withLock<T>(fn: () => T): Promise<T> {
   }
 }
 
-/** The local stand-in for node:20-bookworm-slim; built once per machine (about 30 s). */
+/** The local stand-in for node:24-bookworm-slim; built once per machine (about a minute). */
 export async function baseImage(): Promise<string> {
   if (imageExists(BASE_TAG)) return BASE_TAG;
   return withLock(() => {
@@ -65,22 +73,27 @@ export async function baseImage(): Promise<string> {
     try {
       const rootfs = path.join(work, 'rootfs');
       sh('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian']);
-      const nodeBin = fs.realpathSync(process.execPath);
-      fs.copyFileSync(nodeBin, path.join(rootfs, 'usr/bin/node'));
-      fs.chmodSync(path.join(rootfs, 'usr/bin/node'), 0o755);
+      // npm verifies the tarball against the registry's integrity hash; the package holds bin/node only.
+      const pkg = `node-linux-${process.arch}@${BASE_NODE_VERSION}`;
+      const [packed] = JSON.parse(sh('npm', ['pack', pkg, '--json', '--loglevel=error'], { cwd: work })) as { filename: string }[];
+      sh('tar', ['-xzf', path.join(work, packed.filename), '-C', work, 'package/bin/node']);
+      fs.copyFileSync(path.join(work, 'package/bin/node'), path.join(rootfs, 'usr/local/bin/node'));
+      fs.chmodSync(path.join(rootfs, 'usr/local/bin/node'), 0o755);
+      // npm is tooling (it installs the images' locked dependencies), not the runtime that ships.
       const npmDir = path.resolve(path.dirname(fs.realpathSync(sh('sh', ['-c', 'command -v npm']).trim())), '..');
-      fs.mkdirSync(path.join(rootfs, 'usr/lib/node_modules'), { recursive: true });
-      sh('cp', ['-a', npmDir, path.join(rootfs, 'usr/lib/node_modules/npm')]);
-      fs.symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', path.join(rootfs, 'usr/bin/npm'));
-      fs.symlinkSync('../lib/node_modules/npm/bin/npx-cli.js', path.join(rootfs, 'usr/bin/npx'));
+      fs.mkdirSync(path.join(rootfs, 'usr/local/lib/node_modules'), { recursive: true });
+      sh('cp', ['-a', npmDir, path.join(rootfs, 'usr/local/lib/node_modules/npm')]);
+      fs.symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', path.join(rootfs, 'usr/local/bin/npm'));
+      fs.symlinkSync('../lib/node_modules/npm/bin/npx-cli.js', path.join(rootfs, 'usr/local/bin/npx'));
       fs.mkdirSync(path.join(rootfs, 'etc/ssl/certs'), { recursive: true });
       fs.copyFileSync('/etc/ssl/certs/ca-certificates.crt', path.join(rootfs, 'etc/ssl/certs/ca-certificates.crt'));
-      fs.writeFileSync(path.join(rootfs, 'etc/npmrc'), 'cafile=/etc/ssl/certs/ca-certificates.crt\nfund=false\naudit=false\nupdate-notifier=false\n');
+      fs.mkdirSync(path.join(rootfs, 'usr/local/etc'), { recursive: true });
+      fs.writeFileSync(path.join(rootfs, 'usr/local/etc/npmrc'), 'cafile=/etc/ssl/certs/ca-certificates.crt\nfund=false\naudit=false\nupdate-notifier=false\n');
       fs.rmSync(path.join(rootfs, 'var/cache/apt/archives'), { recursive: true, force: true });
       sh('tar', ['-C', rootfs, '-cf', path.join(work, 'rootfs.tar'), '.']);
       fs.writeFileSync(
         path.join(work, 'Containerfile'),
-        'FROM scratch\nADD rootfs.tar /\nENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt\nCMD ["/bin/bash"]\n',
+        'FROM scratch\nADD rootfs.tar /\nENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt\nCMD ["/bin/bash"]\n',
       );
       sh('buildah', ['build', '--isolation', 'chroot', '-q', '-f', path.join(work, 'Containerfile'), '-t', BASE_TAG, work]);
       return BASE_TAG;

@@ -1,5 +1,5 @@
 // `npm run bench:convert`: the streaming converter against the lab's converter and the raw parsers,
-// side by side, on record XML from the corpus' tools/gen_records.py at 10 MB, 100 MB and 1 GB.
+// side by side, on record XML from tools/bench/gen_records.py at 10 MB, 100 MB and 1 GB.
 // Usage: npm run bench:convert [-- --sizes 10,100,1000] [--runs 3]   (MB; default 10,100,1000)
 // Timings on a shared machine drift by tens of percent within a minute, so up to 100 MB the converter
 // and the parsers run --runs times in alternation (1 GB once) and the table shows medians; a ratio is
@@ -13,13 +13,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { median } from './stats';
-import { CORPUS_DIR, REPO_ROOT } from './paths';
+import { REPO_ROOT } from './paths';
 
 const ROOT = REPO_ROOT;
 const CONVERTER = path.join(ROOT, 'images', 'converter');
 const CLI = path.join(CONVERTER, 'dist', 'cli.js');
-const CORPUS = CORPUS_DIR;
-const GEN = path.join(CORPUS, 'tools', 'gen_records.py');
+const GEN = path.join(ROOT, 'tools', 'bench', 'gen_records.py');
 const PYTHON = '/usr/bin/python3'; // Debian's python3 with python3-xmltodict, as the lab ran it
 const GNU_TIME = '/usr/bin/time';
 const LAB_MAX_MB = 100; // the lab converter needs ~15x the input in RAM (14.6 GiB at 1 GB)

@@ -6,6 +6,7 @@ import { ClusterStack } from './cluster';
 import { PipelineConfig } from './config';
 import { ImagesStack } from './images';
 import { IngestStack } from './ingest';
+import { MonitoringStack } from './monitoring';
 import { NetworkStack } from './network';
 import { SftpStack } from './sftp';
 
@@ -21,6 +22,7 @@ export interface Infrastructure {
   readonly images: ImagesStack;
   readonly ingest: IngestStack;
   readonly batch: BatchStack;
+  readonly monitoring: MonitoringStack;
 }
 
 /** Deploy order: network -> sftp, cluster -> images (cdktf derives it from the cross-stack references). */
@@ -32,5 +34,6 @@ export function buildInfrastructure(app: App, config: PipelineConfig, options: I
   // ingest -> batch: the state machine runs the lister's task; the schedule names the machine by ARN.
   const ingest = new IngestStack(app, 'ingest', { config, network, cluster, images, sftp });
   const batch = new BatchStack(app, 'batch', { config, network, cluster, images, lister: ingest });
-  return { network, sftp, cluster, images, ingest, batch };
+  const monitoring = new MonitoringStack(app, 'monitoring', { config, stateMachine: batch.stateMachine, schedule: ingest.schedule, scheduleDeadLetterQueue: ingest.deadLetterQueue, cluster });
+  return { network, sftp, cluster, images, ingest, batch, monitoring };
 }

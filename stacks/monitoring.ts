@@ -1,0 +1,382 @@
+// monitoring: what tells the operator that the unattended pipeline stopped. Alarms on the state
+// machine, the schedule and its dead-letter queue, the images' own metrics (CloudWatch Embedded Metric
+// Format, namespace XmlPipeline, dimension Pipeline) and tasks killed for memory; an SNS topic
+// encrypted with KMS that mails them (alarm and OK); one dashboard. Every alarm's description links
+// to its section of docs/runbook.md (what it means, how to look, how to fix, how to replay), as the
+// construct-hub backend links its alarms to its runbook.
+import { CloudwatchDashboard } from '@cdktf/provider-aws/lib/cloudwatch-dashboard';
+import { CloudwatchEventRule } from '@cdktf/provider-aws/lib/cloudwatch-event-rule';
+import { CloudwatchEventTarget } from '@cdktf/provider-aws/lib/cloudwatch-event-target';
+import { CloudwatchMetricAlarm, CloudwatchMetricAlarmConfig, CloudwatchMetricAlarmMetricQuery } from '@cdktf/provider-aws/lib/cloudwatch-metric-alarm';
+import { DataAwsCallerIdentity } from '@cdktf/provider-aws/lib/data-aws-caller-identity';
+import { DataAwsIamPolicyDocument } from '@cdktf/provider-aws/lib/data-aws-iam-policy-document';
+import { DataAwsPartition } from '@cdktf/provider-aws/lib/data-aws-partition';
+import { KmsAlias } from '@cdktf/provider-aws/lib/kms-alias';
+import { KmsKey } from '@cdktf/provider-aws/lib/kms-key';
+import { SnsTopic } from '@cdktf/provider-aws/lib/sns-topic';
+import { SnsTopicPolicy } from '@cdktf/provider-aws/lib/sns-topic-policy';
+import { SnsTopicSubscription } from '@cdktf/provider-aws/lib/sns-topic-subscription';
+import { TerraformOutput } from 'cdktf';
+import { Construct } from 'constructs';
+import { PipelineStack, PipelineStackProps } from './base';
+import { PipelineConfig } from './config';
+
+/** The images' metrics (contract C1; each image's README lists names, units and when a line is written). */
+export const METRICS_NAMESPACE = 'XmlPipeline';
+/** The one dimension every image metric carries; its value is the container env METRICS_PIPELINE. */
+export const METRICS_DIMENSION = 'Pipeline';
+
+/** The value of the Pipeline dimension for this app: what the stacks put into METRICS_PIPELINE. */
+export function metricsPipeline(config: Pick<PipelineConfig, 'namePrefix' | 'stage'>): string {
+  return `${config.namePrefix}-${config.stage}`;
+}
+
+export interface MonitoringSettings {
+  /** Addresses that get alarm and OK notifications (each must confirm the subscription mail). @default [] */
+  readonly alarmEmails?: string[];
+  /** Alarm when this many lister runs in a row failed. @default 3 */
+  readonly listerFailedRunsInARow?: number;
+  /** Alarm when at least this many files fail conversion (malformed or other errors) in 5 minutes. @default 1 */
+  readonly conversionFailuresPerPeriod?: number;
+  /** Alarm when no file was ingested for this many hours (1-168). @default 0 = off (partners may send nothing for days) */
+  readonly noIngestHours?: number;
+  /** Where docs/runbook.md is published (e.g. its URL in the repository host); alarms link to its sections. @default 'docs/runbook.md' */
+  readonly runbookUrl?: string;
+}
+
+export interface MonitoringStackProps extends PipelineStackProps {
+  readonly stateMachine: { readonly arn: string };
+  readonly schedule: { readonly groupName: string };
+  readonly scheduleDeadLetterQueue: { readonly name: string };
+  readonly cluster: { readonly cluster: { readonly arn: string } };
+  readonly settings?: MonitoringSettings;
+}
+
+/** One alarm's runbook section: docs/runbook.md has a heading whose anchor is this id. */
+export type RunbookSection =
+  | 'executions-failed'
+  | 'executions-timed-out'
+  | 'executions-aborted'
+  | 'schedule-dead-letters'
+  | 'schedule-target-errors'
+  | 'lister-failing'
+  | 'files-failing-conversion'
+  | 'no-files-ingested'
+  | 'task-out-of-memory';
+
+/** Seconds between scheduled runs of a `rate(...)` expression; undefined for cron/at. */
+export function scheduleIntervalSeconds(expression: string): number | undefined {
+  const m = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(expression.trim());
+  if (!m) return undefined;
+  const unit = m[2].startsWith('minute') ? 60 : m[2].startsWith('hour') ? 3600 : 86400;
+  return Number(m[1]) * unit;
+}
+
+const EMAIL = /^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$/;
+
+export class MonitoringStack extends PipelineStack {
+  readonly topic: SnsTopic;
+  readonly key: KmsKey;
+  readonly alarms: Record<string, CloudwatchMetricAlarm> = {};
+  readonly outOfMemoryRule: CloudwatchEventRule;
+  readonly dashboard: CloudwatchDashboard;
+  readonly settings: Required<MonitoringSettings>;
+
+  constructor(scope: Construct, id: string, props: MonitoringStackProps) {
+    super(scope, id, props);
+    const { config } = this;
+    const s = (this.settings = {
+      alarmEmails: props.settings?.alarmEmails ?? [],
+      listerFailedRunsInARow: props.settings?.listerFailedRunsInARow ?? 3,
+      conversionFailuresPerPeriod: props.settings?.conversionFailuresPerPeriod ?? 1,
+      noIngestHours: props.settings?.noIngestHours ?? 0,
+      runbookUrl: props.settings?.runbookUrl ?? 'docs/runbook.md',
+    });
+    for (const e of s.alarmEmails) {
+      if (!EMAIL.test(e)) throw new Error(`monitoring: alarmEmails: "${e}" is not an e-mail address (one address per entry)`);
+    }
+    if (!Number.isInteger(s.listerFailedRunsInARow) || s.listerFailedRunsInARow < 1) {
+      throw new Error(`monitoring: listerFailedRunsInARow must be an integer >= 1, got ${s.listerFailedRunsInARow}`);
+    }
+    if (!(s.conversionFailuresPerPeriod >= 1)) throw new Error(`monitoring: conversionFailuresPerPeriod must be >= 1, got ${s.conversionFailuresPerPeriod}`);
+    if (!Number.isInteger(s.noIngestHours) || s.noIngestHours < 0 || s.noIngestHours > 168) {
+      throw new Error(`monitoring: noIngestHours must be 0 (off) to 168 (7 days, CloudWatch's longest evaluation range), got ${s.noIngestHours}`);
+    }
+
+    const account = new DataAwsCallerIdentity(this, 'account');
+    const partition = new DataAwsPartition(this, 'partition');
+    const pipeline = metricsPipeline(config);
+    const region = config.region;
+
+    // ---- notifications: a KMS-encrypted topic both CloudWatch alarms and EventBridge may publish to ----
+    // SNS encrypts with the key on behalf of the publisher, so each publishing service needs
+    // kms:GenerateDataKey* and kms:Decrypt on it:
+    // https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services
+    // https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sns-permissions
+    const keyPolicy = new DataAwsIamPolicyDocument(this, 'key-policy', {
+      statement: [
+        {
+          sid: 'AccountAdministers',
+          effect: 'Allow',
+          principals: [{ type: 'AWS', identifiers: [`arn:${partition.partition}:iam::${account.accountId}:root`] }],
+          actions: ['kms:*'],
+          resources: ['*'],
+        },
+        {
+          sid: 'AlarmsAndEventsPublishToTheTopic',
+          effect: 'Allow',
+          principals: [{ type: 'Service', identifiers: ['cloudwatch.amazonaws.com', 'events.amazonaws.com'] }],
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+          resources: ['*'],
+        },
+      ],
+    });
+    this.key = new KmsKey(this, 'key', {
+      description: `Encrypts the ${this.name('alarms')} notification topic`,
+      enableKeyRotation: true,
+      deletionWindowInDays: 7,
+      policy: keyPolicy.json,
+    });
+    new KmsAlias(this, 'key-alias', { name: `alias/${this.name('alarms')}`, targetKeyId: this.key.keyId });
+    this.topic = new SnsTopic(this, 'topic', { name: this.name('alarms'), kmsMasterKeyId: this.key.arn });
+
+    const alarmArnPrefix = `arn:${partition.partition}:cloudwatch:${region}:${account.accountId}:alarm:${this.name('')}`;
+    const oomRuleName = this.name('task-out-of-memory');
+    const oomRuleArn = `arn:${partition.partition}:events:${region}:${account.accountId}:rule/${oomRuleName}`;
+    // Replaces the default topic policy: the account keeps managing the topic; the two services may
+    // publish only from this app's alarms and rule (confused-deputy guard).
+    // https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Notify_Users_Alarm_Changes.html
+    const topicPolicy = new DataAwsIamPolicyDocument(this, 'topic-policy', {
+      statement: [
+        {
+          sid: 'AccountManages',
+          effect: 'Allow',
+          principals: [{ type: 'AWS', identifiers: [`arn:${partition.partition}:iam::${account.accountId}:root`] }],
+          actions: ['sns:GetTopicAttributes', 'sns:SetTopicAttributes', 'sns:Subscribe', 'sns:ListSubscriptionsByTopic', 'sns:Publish'],
+          resources: [this.topic.arn],
+        },
+        {
+          sid: 'AlarmsPublish',
+          effect: 'Allow',
+          principals: [{ type: 'Service', identifiers: ['cloudwatch.amazonaws.com'] }],
+          actions: ['sns:Publish'],
+          resources: [this.topic.arn],
+          condition: [
+            { test: 'ArnLike', variable: 'aws:SourceArn', values: [`${alarmArnPrefix}*`] },
+            { test: 'StringEquals', variable: 'aws:SourceAccount', values: [account.accountId] },
+          ],
+        },
+        {
+          sid: 'OutOfMemoryRulePublishes',
+          effect: 'Allow',
+          principals: [{ type: 'Service', identifiers: ['events.amazonaws.com'] }],
+          actions: ['sns:Publish'],
+          resources: [this.topic.arn],
+          condition: [{ test: 'ArnEquals', variable: 'aws:SourceArn', values: [oomRuleArn] }],
+        },
+      ],
+    });
+    new SnsTopicPolicy(this, 'topic-policy-attachment', { arn: this.topic.arn, policy: topicPolicy.json });
+    s.alarmEmails.forEach((email, i) => {
+      new SnsTopicSubscription(this, `email-${i}`, { topicArn: this.topic.arn, protocol: 'email', endpoint: email });
+    });
+
+    // ---- alarms ----
+    const runbook = (section: RunbookSection) => `${s.runbookUrl}#${section}`;
+    const alarm = (section: RunbookSection, what: string, cfg: Omit<CloudwatchMetricAlarmConfig, 'alarmName' | 'alarmDescription'>) => {
+      this.alarms[section] = new CloudwatchMetricAlarm(this, `alarm-${section}`, {
+        alarmName: this.name(section),
+        alarmDescription: `${what} Runbook: ${runbook(section)}`,
+        actionsEnabled: true,
+        alarmActions: [this.topic.arn],
+        okActions: [this.topic.arn],
+        ...cfg,
+      });
+    };
+    const atLeastOnce = { comparisonOperator: 'GreaterThanOrEqualToThreshold', threshold: 1, evaluationPeriods: 1, period: 300, statistic: 'Sum', treatMissingData: 'notBreaching' };
+    const pipelineMetric = (id: string, metricName: string, period: number) => ({
+      id,
+      metric: { namespace: METRICS_NAMESPACE, metricName, dimensions: { [METRICS_DIMENSION]: pipeline }, period, stat: 'Sum' },
+    });
+
+    // Step Functions publishes per-machine execution counts (dimension StateMachineArn):
+    // https://docs.aws.amazon.com/step-functions/latest/dg/procedure-cw-metrics.html#cloudwatch-step-functions-execution-metrics
+    const executions: [RunbookSection, string, string][] = [
+      ['executions-failed', 'ExecutionsFailed', 'A pipeline execution failed.'],
+      ['executions-timed-out', 'ExecutionsTimedOut', 'A pipeline execution timed out.'],
+      ['executions-aborted', 'ExecutionsAborted', 'A pipeline execution was aborted (stopped by hand or by a redeploy).'],
+    ];
+    for (const [section, metricName, what] of executions) {
+      alarm(section, what, { ...atLeastOnce, namespace: 'AWS/States', metricName, dimensions: { StateMachineArn: props.stateMachine.arn } });
+    }
+
+    // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html
+    alarm('schedule-dead-letters', 'The schedule could not start the pipeline (its invocation is in the dead-letter queue).', {
+      ...atLeastOnce,
+      namespace: 'AWS/SQS',
+      metricName: 'ApproximateNumberOfMessagesVisible',
+      dimensions: { QueueName: props.scheduleDeadLetterQueue.name },
+      statistic: 'Maximum',
+    });
+
+    // EventBridge Scheduler publishes TargetErrorCount per schedule group (dimension ScheduleGroup):
+    // https://docs.aws.amazon.com/scheduler/latest/UserGuide/monitoring-cloudwatch.html
+    alarm('schedule-target-errors', 'StartExecution from the schedule failed (retried; after the retries it lands in the dead-letter queue).', {
+      ...atLeastOnce,
+      namespace: 'AWS/Scheduler',
+      metricName: 'TargetErrorCount',
+      dimensions: { ScheduleGroup: props.schedule.groupName },
+    });
+
+    // N failed runs in a row: per period the share of runs that failed (ListerRunFailures may be
+    // omitted when 0, hence FILL); a period without a run has no datapoint and is skipped
+    // (treatMissingData "missing"), so N breaching datapoints are N failing periods with no success
+    // between them. The period covers at least one scheduled run.
+    const interval = scheduleIntervalSeconds(config.scheduleExpression) ?? 3600;
+    const listerPeriod = Math.max(300, Math.ceil(interval / 60) * 60);
+    checkEvaluationRange('listerFailedRunsInARow', listerPeriod, s.listerFailedRunsInARow);
+    alarm('lister-failing', `The last ${s.listerFailedRunsInARow} SFTP lister runs failed.`, {
+      comparisonOperator: 'GreaterThanOrEqualToThreshold',
+      threshold: 1,
+      evaluationPeriods: s.listerFailedRunsInARow,
+      datapointsToAlarm: s.listerFailedRunsInARow,
+      treatMissingData: 'missing',
+      metricQuery: [
+        pipelineMetric('runs', 'ListerRuns', listerPeriod),
+        pipelineMetric('failures', 'ListerRunFailures', listerPeriod),
+        { id: 'failedshare', expression: 'FILL(failures, 0) / runs', label: 'Share of lister runs that failed', returnData: true },
+      ] satisfies CloudwatchMetricAlarmMetricQuery[],
+    });
+
+    alarm('files-failing-conversion', `At least ${s.conversionFailuresPerPeriod} file(s) failed conversion in 5 minutes (malformed XML or other errors).`, {
+      comparisonOperator: 'GreaterThanOrEqualToThreshold',
+      threshold: s.conversionFailuresPerPeriod,
+      evaluationPeriods: 1,
+      treatMissingData: 'notBreaching',
+      metricQuery: [
+        pipelineMetric('malformed', 'FilesMalformed', 300),
+        pipelineMetric('failed', 'FilesConvertFailed', 300),
+        { id: 'conversionfailures', expression: 'FILL(malformed, 0) + FILL(failed, 0)', label: 'Files that failed conversion', returnData: true },
+      ] satisfies CloudwatchMetricAlarmMetricQuery[],
+    });
+
+    if (s.noIngestHours > 0) {
+      // Hourly periods; no datapoint at all (no file, or no lister line) counts as "nothing ingested".
+      checkEvaluationRange('noIngestHours', 3600, s.noIngestHours);
+      alarm('no-files-ingested', `No file was ingested for ${s.noIngestHours} hour(s).`, {
+        comparisonOperator: 'LessThanThreshold',
+        threshold: 1,
+        evaluationPeriods: s.noIngestHours,
+        period: 3600,
+        statistic: 'Sum',
+        treatMissingData: 'breaching',
+        namespace: METRICS_NAMESPACE,
+        metricName: 'FilesIngested',
+        dimensions: { [METRICS_DIMENSION]: pipeline },
+      });
+    }
+
+    // A container killed for memory stops with the container reason "OutOfMemoryError: ..." in the
+    // ECS Task State Change event:
+    // https://docs.aws.amazon.com/AmazonECS/latest/developerguide/out-of-memory.html
+    // https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_task_events.html
+    // A pattern field inside an array of objects matches if any element matches:
+    // https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns-arrays.html
+    this.outOfMemoryRule = new CloudwatchEventRule(this, 'out-of-memory-rule', {
+      name: oomRuleName,
+      description: 'A pipeline task (converter or lister) stopped because a container was killed for memory',
+      eventPattern: JSON.stringify({
+        source: ['aws.ecs'],
+        'detail-type': ['ECS Task State Change'],
+        detail: {
+          clusterArn: [props.cluster.cluster.arn],
+          lastStatus: ['STOPPED'],
+          containers: { reason: [{ prefix: 'OutOfMemoryError' }] },
+        },
+      }),
+    });
+    // The event itself names the task (and its batch, in the overrides) for the operator.
+    new CloudwatchEventTarget(this, 'out-of-memory-notification', {
+      rule: this.outOfMemoryRule.name,
+      targetId: 'notify',
+      arn: this.topic.arn,
+      inputTransformer: {
+        inputPaths: { task: '$.detail.taskArn', definition: '$.detail.taskDefinitionArn', group: '$.detail.group', stopped: '$.detail.stoppedAt' },
+        inputTemplate: JSON.stringify(`Task <task> (<definition>, group <group>) was stopped at <stopped>: a container was killed for memory (OutOfMemoryError). Runbook: ${runbook('task-out-of-memory')}`),
+      },
+    });
+    // Rules on the default bus publish MatchedEvents with the dimension RuleName:
+    // https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-monitoring.html
+    alarm('task-out-of-memory', 'A pipeline task was killed for memory (its files were not converted).', {
+      ...atLeastOnce,
+      namespace: 'AWS/Events',
+      metricName: 'MatchedEvents',
+      dimensions: { RuleName: this.outOfMemoryRule.name },
+    });
+
+    this.dashboard = new CloudwatchDashboard(this, 'dashboard', {
+      dashboardName: this.name('pipeline'),
+      dashboardBody: JSON.stringify(dashboardBody({ region, pipeline, stateMachineArn: props.stateMachine.arn, dlqName: props.scheduleDeadLetterQueue.name, alarmArns: Object.values(this.alarms).map((a) => a.arn) })),
+    });
+
+    new TerraformOutput(this, 'alarm_topic_arn', { value: this.topic.arn });
+    new TerraformOutput(this, 'dashboard_name', { value: this.dashboard.dashboardName });
+  }
+}
+
+/**
+ * CloudWatch limits an alarm's evaluation range (period x evaluation periods) to one day for periods
+ * under an hour and to seven days otherwise:
+ * https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html
+ */
+function checkEvaluationRange(setting: string, period: number, periods: number): void {
+  const limit = period < 3600 ? 86400 : 604800;
+  if (period * periods > limit) {
+    throw new Error(`monitoring: ${setting}=${periods} with ${period} s periods spans ${period * periods} s; CloudWatch allows at most ${limit} s`);
+  }
+}
+
+interface DashboardRefs {
+  readonly region: string;
+  readonly pipeline: string;
+  readonly stateMachineArn: string;
+  readonly dlqName: string;
+  readonly alarmArns: string[];
+}
+
+/** The dashboard body (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html). */
+function dashboardBody(r: DashboardRefs) {
+  const own = (metric: string, stat = 'Sum', label = metric) => [METRICS_NAMESPACE, metric, METRICS_DIMENSION, r.pipeline, { stat, label }];
+  const graph = (title: string, metrics: unknown[][], x: number, y: number, extra: Record<string, unknown> = {}) => ({
+    type: 'metric',
+    x,
+    y,
+    width: 12,
+    height: 6,
+    properties: { title, region: r.region, view: 'timeSeries', stacked: false, period: 300, metrics, ...extra },
+  });
+  const execution = (metric: string) => ['AWS/States', metric, 'StateMachineArn', r.stateMachineArn, { stat: 'Sum', label: metric }];
+  return {
+    widgets: [
+      { type: 'alarm', x: 0, y: 0, width: 24, height: 3, properties: { title: 'Alarms (runbook: docs/runbook.md)', alarms: r.alarmArns } },
+      graph('Files in and out', [own('FilesListed'), own('FilesIngested'), own('FilesTooYoung'), own('FilesPresent'), own('FilesConverted')], 0, 3),
+      graph('Bytes', [own('BytesIngested'), own('BytesConverted'), own('BytesWritten')], 12, 3),
+      graph('Throughput (MB/s)', [own('IngestThroughput', 'Average'), own('ConvertThroughput', 'Average')], 0, 9),
+      graph(
+        'Failures by reason',
+        [own('FilesIngestFailed'), own('FilesMalformed'), own('FilesConvertFailed'), own('ListerRunFailures'), own('ConverterTaskFailures'), own('IngestRetries'), own('ConvertRetries')],
+        12,
+        9,
+      ),
+      graph('Execution outcomes', ['ExecutionsSucceeded', 'ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsAborted'].map(execution), 0, 15),
+      graph(
+        'Task durations (s)',
+        [own('IngestRunSeconds', 'Average'), own('IngestRunSeconds', 'Maximum', 'IngestRunSeconds max'), own('ConverterTaskSeconds', 'Average'), own('ConverterTaskSeconds', 'Maximum', 'ConverterTaskSeconds max'), own('FileConvertSeconds', 'p90', 'FileConvertSeconds p90')],
+        12,
+        15,
+      ),
+      graph('Schedule dead-letter queue depth', [['AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', r.dlqName, { stat: 'Maximum', label: 'messages' }]], 0, 21),
+      graph('Tasks and runs', [own('ListerRuns'), own('ConverterTasks')], 12, 21),
+    ],
+  };
+}

@@ -7,7 +7,7 @@ import { App } from 'cdktf';
 import { validateStack } from '../scripts/terraform';
 import { BatchSettings, BatchStack } from '../stacks/batch';
 import { ConfigError, loadConfig } from '../stacks/config';
-import { DEFAULT_LAYOUT } from '../stacks/ingest';
+import { DEFAULT_LAYOUT } from '../stacks/constructs/refs';
 import { maskTerraformRefs, processorStateNames, STATE, taskStates } from '../stacks/state-machine';
 import { unguardedPaths } from './asl-paths';
 import { readStack } from './batch-stack-reader';

@@ -2,7 +2,7 @@
 // out as the deployed pipeline lays them out, WHEN the smoke run's verification half reads them back
 // THEN it reports each output identical, different (with the first differing byte) or missing, and
 // prints one table row per file. (The deploy/destroy half needs an AWS account: `npm run smoke`.)
-import { DEFAULT_LAYOUT } from '../stacks/ingest';
+import { DEFAULT_LAYOUT } from '../stacks/constructs/refs';
 import { formatTable, labCases, SmokeCase, verifyOutputs } from '../scripts/smoke-verify';
 import { CORPUS_DIR, runConverterMain } from '../tools/servers/converter-records';
 import { S3Server, startS3 } from '../tools/servers/s3';

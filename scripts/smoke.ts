@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DeleteObjectsCommand, ListObjectVersionsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { DEFAULT_LAYOUT } from '../stacks/ingest';
+import { DEFAULT_LAYOUT } from '../stacks/constructs/refs';
 import { CORPUS_DIR, REPO_ROOT } from './paths';
 import { formatTable, labCases, SmokeCase, verifyOutputs } from './smoke-verify';
 

@@ -3,8 +3,6 @@
 // and X-Ray tracing. Replaces the lab's hand-typed console state machine (a Map with MaxConcurrency 5
 // running the converter task per key).
 import { CloudwatchLogGroup } from '@cdktf/provider-aws/lib/cloudwatch-log-group';
-import { DataAwsCallerIdentity } from '@cdktf/provider-aws/lib/data-aws-caller-identity';
-import { DataAwsPartition } from '@cdktf/provider-aws/lib/data-aws-partition';
 import { DynamodbTable } from '@cdktf/provider-aws/lib/dynamodb-table';
 import { EcsTaskDefinition } from '@cdktf/provider-aws/lib/ecs-task-definition';
 import { IamRole } from '@cdktf/provider-aws/lib/iam-role';
@@ -14,17 +12,9 @@ import { TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import { PipelineStack, PipelineStackProps } from './base';
 import { settingError } from './config';
-import {
-  ClusterRefs,
-  DataLayout,
-  DEFAULT_LAYOUT,
-  executionRole,
-  fargateTaskDefinition,
-  ImageRefs,
-  NetworkRefs,
-  serviceRole,
-  STATE_MACHINE_SUFFIX,
-} from './ingest';
+import { executionRole, fargateTaskDefinition } from './constructs/fargate-task';
+import { AccountScope, serviceRole } from './constructs/iam';
+import { ClusterRefs, DataLayout, DEFAULT_LAYOUT, ImageRefs, NetworkRefs, STATE_MACHINE_SUFFIX } from './constructs/refs';
 import { buildDefinition, integrationStatements, PipelineDefinitionProps } from './state-machine';
 
 /** The lister's task as the state machine launches it (from the ingest stack). */
@@ -91,11 +81,10 @@ export class BatchStack extends PipelineStack {
     const concurrency = settings.converterConcurrency ?? config.converterConcurrency;
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new Error(`batch: converterConcurrency must be 1-64, got ${concurrency}`);
 
-    const account = new DataAwsCallerIdentity(this, 'account');
-    const partition = new DataAwsPartition(this, 'partition');
-    const arn = (service: string, resource: string) => `arn:${partition.partition}:${service}:${config.region}:${account.accountId}:${resource}`;
+    const aws = new AccountScope(this, config.region);
+    const arn = (service: string, resource: string) => aws.arn(service, resource);
     const bucket = props.cluster.xmlBucket.bucket;
-    const sourceAccount = [{ test: 'StringEquals', variable: 'aws:SourceAccount', values: [account.accountId] }];
+    const { sourceAccount } = aws;
 
     // The converter reads only the input prefixes (the state machine refuses keys and prefixes outside
     // them) and writes only JSON outputs and its batch summaries. It is given its keys in S3PATHS, so

@@ -4,164 +4,16 @@
 //
 // The schedule targets the state machine by its ARN built from its name, so this stack does not
 // depend on the batch stack (which depends on this one for the lister's task definition).
-import { DataAwsCallerIdentity } from '@cdktf/provider-aws/lib/data-aws-caller-identity';
-import { DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement } from '@cdktf/provider-aws/lib/data-aws-iam-policy-document';
-import { DataAwsPartition } from '@cdktf/provider-aws/lib/data-aws-partition';
 import { EcsTaskDefinition } from '@cdktf/provider-aws/lib/ecs-task-definition';
 import { IamRole } from '@cdktf/provider-aws/lib/iam-role';
-import { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy';
 import { SchedulerSchedule } from '@cdktf/provider-aws/lib/scheduler-schedule';
 import { SqsQueue } from '@cdktf/provider-aws/lib/sqs-queue';
 import { TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import { PipelineStack, PipelineStackProps } from './base';
-import { CpuArchitecture, TaskSize } from './config';
-
-// ---- what this stack and the batch stack need from the infrastructure stacks (structural, so the
-// ---- stacks from app.ts fit and tests can pass their own) ----
-
-export interface NetworkRefs {
-  readonly privateSubnets: { readonly id: string }[];
-  /** No ingress; egress to the endpoints, S3 and the SFTP port. */
-  readonly taskSecurityGroup: { readonly id: string };
-}
-
-export interface ClusterRefs {
-  readonly cluster: { readonly arn: string; readonly name: string };
-  readonly logGroups: Record<'sftpLister' | 'converter', { readonly name: string; readonly arn: string }>;
-  readonly repositories: Record<'sftpLister' | 'converter', { readonly arn: string }>;
-  /** The data bucket: ingested XML, JSON output, manifests, batch results. */
-  readonly xmlBucket: { readonly bucket: { readonly id: string; readonly arn: string } };
-}
-
-export interface ImageRefs {
-  /** `repo:tag@sha256:digest` per image. */
-  readonly imageRefs: Record<'sftpLister' | 'converter', string>;
-}
-
-export interface SftpRefs {
-  readonly host: string;
-  readonly port: number;
-  readonly userName: string;
-  /** Comma-separated `SHA256:...`. */
-  readonly hostKeyFingerprints: string;
-  readonly privateKeySecret: { readonly arn: string };
-}
-
-/** Key prefixes in the data bucket; shared by the task roles, the state machine and its role. */
-export interface DataLayout {
-  /** Where the lister lands files. @default 'incoming/' */
-  readonly ingestPrefix: string;
-  /** Output key = outputPrefix + source key + '.json'. @default 'json/' */
-  readonly outputPrefix: string;
-  /** One manifest (JSON array of new keys) per ingest execution. @default 'manifests/' */
-  readonly manifestPrefix: string;
-  /** Converter summaries per batch and Distributed Map results. @default 'results/' */
-  readonly resultPrefix: string;
-  /** The lister's own index of what it ingested (its STATE_KEY lives here). @default '.sftp-lister/' */
-  readonly listerStatePrefix: string;
-}
-
-export const DEFAULT_LAYOUT: DataLayout = {
-  ingestPrefix: 'incoming/',
-  outputPrefix: 'json/',
-  manifestPrefix: 'manifests/',
-  resultPrefix: 'results/',
-  listerStatePrefix: '.sftp-lister/',
-};
-
-/** The state machine's name suffix; both stacks derive its ARN from it. */
-export const STATE_MACHINE_SUFFIX = 'pipeline';
-
-// ---- shared construction helpers (used by the batch stack too) ----
-
-/** A role that only `service` may assume, with one inline policy. */
-export function serviceRole(scope: Construct, id: string, name: string, service: string, statements: DataAwsIamPolicyDocumentStatement[], conditions?: DataAwsIamPolicyDocumentStatement['condition']): IamRole {
-  const trust = new DataAwsIamPolicyDocument(scope, `${id}-trust`, {
-    statement: [{ effect: 'Allow', actions: ['sts:AssumeRole'], principals: [{ type: 'Service', identifiers: [service] }], condition: conditions }],
-  });
-  const role = new IamRole(scope, id, { name, assumeRolePolicy: trust.json, maxSessionDuration: 3600 });
-  if (statements.length > 0) {
-    const policy = new DataAwsIamPolicyDocument(scope, `${id}-policy-doc`, { statement: statements });
-    new IamRolePolicy(scope, `${id}-policy`, { role: role.id, name: 'least-privilege', policy: policy.json });
-  }
-  return role;
-}
-
-export interface FargateTaskProps {
-  readonly family: string;
-  readonly containerName: string;
-  readonly image: string;
-  readonly size: TaskSize;
-  readonly cpuArchitecture: CpuArchitecture;
-  readonly taskRoleArn: string;
-  readonly executionRoleArn: string;
-  readonly logGroupName: string;
-  readonly region: string;
-  /** Static environment (per-run values come from the state machine's container overrides). */
-  readonly environment: Record<string, string>;
-  /** Environment variables injected by ECS from Secrets Manager: name -> secret ARN. @default {} */
-  readonly secrets?: Record<string, string>;
-}
-
-/** Non-root uid:gid the containers run as: the images' own USER (both Dockerfiles use 10001). */
-export const CONTAINER_USER = '10001:10001';
-
-/**
- * A Fargate task definition held to one standard: awsvpc, non-root, read-only root filesystem with
- * an ephemeral volume on /tmp for temporary files, awslogs, no privileges.
- */
-export function fargateTaskDefinition(scope: Construct, id: string, p: FargateTaskProps): EcsTaskDefinition {
-  const container = {
-    name: p.containerName,
-    image: p.image,
-    essential: true,
-    user: CONTAINER_USER,
-    readonlyRootFilesystem: true,
-    privileged: false,
-    mountPoints: [{ sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false }],
-    environment: Object.entries({ TMPDIR: '/tmp', NODE_ENV: 'production', ...p.environment })
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([name, value]) => ({ name, value })),
-    secrets: Object.entries(p.secrets ?? {}).map(([name, valueFrom]) => ({ name, valueFrom })),
-    // Fargate sends SIGTERM, then SIGKILL after this: time for the images to abort uploads cleanly.
-    stopTimeout: 30,
-    linuxParameters: { initProcessEnabled: true },
-    logConfiguration: {
-      logDriver: 'awslogs',
-      options: { 'awslogs-group': p.logGroupName, 'awslogs-region': p.region, 'awslogs-stream-prefix': p.containerName },
-    },
-  };
-  return new EcsTaskDefinition(scope, id, {
-    family: p.family,
-    requiresCompatibilities: ['FARGATE'],
-    networkMode: 'awsvpc',
-    cpu: String(p.size.cpu),
-    memory: String(p.size.memoryMiB),
-    runtimePlatform: { operatingSystemFamily: 'LINUX', cpuArchitecture: p.cpuArchitecture },
-    taskRoleArn: p.taskRoleArn,
-    executionRoleArn: p.executionRoleArn,
-    // A bind volume with no host path is task-local ephemeral storage on Fargate.
-    volume: [{ name: 'tmp' }],
-    containerDefinitions: JSON.stringify([container]),
-  });
-}
-
-/** The execution role ECS uses to pull the image, write logs and (optionally) read secrets. */
-export function executionRole(scope: Construct, id: string, name: string, repositoryArn: string, logGroupArn: string, secretArns: string[] = []): IamRole {
-  const statements: DataAwsIamPolicyDocumentStatement[] = [
-    // GetAuthorizationToken has no resource-level permissions.
-    { sid: 'EcrLogin', effect: 'Allow', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] },
-    { sid: 'PullOwnImage', effect: 'Allow', actions: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'], resources: [repositoryArn] },
-    { sid: 'WriteLogs', effect: 'Allow', actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [`${logGroupArn}:*`] },
-  ];
-  if (secretArns.length > 0) {
-    statements.push({ sid: 'InjectSecrets', effect: 'Allow', actions: ['secretsmanager:GetSecretValue'], resources: secretArns });
-  }
-  return serviceRole(scope, id, name, 'ecs-tasks.amazonaws.com', statements);
-}
-
-// ---- the stack ----
+import { executionRole, fargateTaskDefinition } from './constructs/fargate-task';
+import { AccountScope, serviceRole } from './constructs/iam';
+import { ClusterRefs, DataLayout, DEFAULT_LAYOUT, ImageRefs, NetworkRefs, SftpRefs, STATE_MACHINE_SUFFIX } from './constructs/refs';
 
 export interface IngestStackProps extends PipelineStackProps {
   readonly network: NetworkRefs;
@@ -188,8 +40,7 @@ export class IngestStack extends PipelineStack {
     super(scope, id, props);
     const { config } = this;
     this.layout = props.layout ?? DEFAULT_LAYOUT;
-    const account = new DataAwsCallerIdentity(this, 'account');
-    const partition = new DataAwsPartition(this, 'partition');
+    const aws = new AccountScope(this, config.region);
     const bucket = props.cluster.xmlBucket.bucket;
     const { ingestPrefix, manifestPrefix, listerStatePrefix } = this.layout;
 
@@ -214,10 +65,8 @@ export class IngestStack extends PipelineStack {
         resources: [bucket.arn],
         condition: [{ test: 'StringLike', variable: 's3:prefix', values: [`${ingestPrefix}*`, `${listerStatePrefix}*`] }],
       },
-    ], [
       // Confused-deputy guard: only ECS tasks of this account may assume it.
-      { test: 'StringEquals', variable: 'aws:SourceAccount', values: [account.accountId] },
-    ]);
+    ], aws.sourceAccount);
     this.executionRole = executionRole(this, 'execution-role', this.name('lister-exec'), props.cluster.repositories.sftpLister.arn, props.cluster.logGroups.sftpLister.arn, [props.sftp.privateKeySecret.arn]);
 
     // Env names: images/sftp-lister/src/config.ts (and its README); settings: stacks/config.
@@ -256,7 +105,7 @@ export class IngestStack extends PipelineStack {
 
     // The schedule -> state machine.
     const stateMachineName = this.name(STATE_MACHINE_SUFFIX);
-    this.stateMachineArn = `arn:${partition.partition}:states:${config.region}:${account.accountId}:stateMachine:${stateMachineName}`;
+    this.stateMachineArn = aws.arn('states', `stateMachine:${stateMachineName}`);
     this.deadLetterQueue = new SqsQueue(this, 'schedule-dlq', {
       name: this.name('schedule-dlq'),
       messageRetentionSeconds: 14 * 24 * 3600,
@@ -265,7 +114,7 @@ export class IngestStack extends PipelineStack {
     this.scheduleRole = serviceRole(this, 'schedule-role', this.name('schedule'), 'scheduler.amazonaws.com', [
       { sid: 'StartOnlyThePipeline', effect: 'Allow', actions: ['states:StartExecution'], resources: [this.stateMachineArn] },
       { sid: 'DeadLetters', effect: 'Allow', actions: ['sqs:SendMessage'], resources: [this.deadLetterQueue.arn] },
-    ], [{ test: 'StringEquals', variable: 'aws:SourceAccount', values: [account.accountId] }]);
+    ], aws.sourceAccount);
     this.schedule = new SchedulerSchedule(this, 'schedule', {
       name: this.name('ingest'),
       description: 'Ingest new SFTP files and convert them (starts the pipeline state machine)',

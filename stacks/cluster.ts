@@ -67,7 +67,9 @@ export class ClusterStack extends PipelineStack {
         imageTagMutability: 'IMMUTABLE',
         imageScanningConfiguration: { scanOnPush: true },
         encryptionConfiguration: [{ encryptionType: 'AES256' }],
-        forceDelete: false,
+        // Destroy deletes the pushed images too (API_DeleteRepository "force":
+        // https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DeleteRepository.html).
+        forceDelete: this.config.forceDestroy,
       });
       new EcrLifecyclePolicy(this, `repo-${image.dir}-lifecycle`, {
         repository: repo.name,
@@ -91,7 +93,7 @@ export class ClusterStack extends PipelineStack {
     this.repositories = repositories;
     this.logGroups = logGroups;
 
-    this.xmlBucket = new SecureBucket(this, 'xml-bucket', { bucketPrefix: `${this.name('xml')}-` });
+    this.xmlBucket = new SecureBucket(this, 'xml-bucket', { bucketPrefix: `${this.name('xml')}-`, forceDestroy: this.config.forceDestroy });
 
     new TerraformOutput(this, 'cluster_name', { value: this.cluster.name });
     new TerraformOutput(this, 'cluster_arn', { value: this.cluster.arn });

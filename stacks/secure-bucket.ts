@@ -17,6 +17,13 @@ export interface SecureBucketProps {
   readonly noncurrentVersionDays?: number;
   /** Days before incomplete multipart uploads are aborted. @default 1 */
   readonly abortIncompleteUploadDays?: number;
+  /**
+   * Destroy deletes every object version first. S3 deletes only an empty bucket (all versions and delete
+   * markers gone: https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteBucket.html); Terraform's
+   * force_destroy empties it (https://registry.terraform.io/providers/hashicorp/aws/latest/docs/resources/s3_bucket#force_destroy).
+   * From config.forceDestroy: off for a production-like stage.
+   */
+  readonly forceDestroy: boolean;
 }
 
 export class SecureBucket extends Construct {
@@ -31,7 +38,7 @@ export class SecureBucket extends Construct {
     const noncurrentDays = props.noncurrentVersionDays ?? 30;
     const abortDays = props.abortIncompleteUploadDays ?? 1;
 
-    this.bucket = new S3Bucket(this, 'bucket', { bucketPrefix: props.bucketPrefix, forceDestroy: false });
+    this.bucket = new S3Bucket(this, 'bucket', { bucketPrefix: props.bucketPrefix, forceDestroy: props.forceDestroy });
     const bucket = this.bucket.id;
 
     new S3BucketPublicAccessBlock(this, 'public-access-block', {

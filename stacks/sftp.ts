@@ -48,15 +48,16 @@ export class SftpStack extends PipelineStack {
     const { sftp, region, logRetentionDays } = this.config;
     const { network } = props;
 
-    // Deleting a secret only schedules its deletion: its name stays taken for the recovery window
-    // (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html). A unique
-    // suffix from Terraform lets destroy + deploy work at once in every stage, while every stage (prod
-    // included) keeps 7 days to restore a secret destroyed by mistake. Tasks and operators use its ARN
-    // (output sftp_private_key_secret_arn), never its name.
+    // Deleting a secret with a recovery window (7-30 days) only schedules its deletion, and its name stays
+    // taken meanwhile; 0 deletes it at once (ForceDeleteWithoutRecovery,
+    // https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html). A unique
+    // suffix from Terraform lets destroy + deploy work at once either way; config.secretRecoveryDays is 0
+    // for a test stage (destroy leaves nothing) and 30 for a production-like one (time to restore a secret
+    // destroyed by mistake). Tasks and operators use its ARN (output sftp_private_key_secret_arn).
     this.privateKeySecret = new SecretsmanagerSecret(this, 'private-key', {
       namePrefix: `${this.config.namePrefix}/${this.config.stage}/sftp-private-key-`,
       description: `Private key of SFTP user ${sftp.userName} (OpenSSH format). Put the value in with: aws secretsmanager put-secret-value (see README)`,
-      recoveryWindowInDays: 7,
+      recoveryWindowInDays: this.config.secretRecoveryDays,
     });
     this.userName = sftp.userName;
 
@@ -68,7 +69,7 @@ export class SftpStack extends PipelineStack {
       const account = new DataAwsCallerIdentity(this, 'account');
       const partition = new DataAwsPartition(this, 'partition');
 
-      this.bucket = new SecureBucket(this, 'sftp-bucket', { bucketPrefix: `${this.name('sftp')}-` });
+      this.bucket = new SecureBucket(this, 'sftp-bucket', { bucketPrefix: `${this.name('sftp')}-`, forceDestroy: this.config.forceDestroy });
       const bucketName = this.bucket.bucket.id;
       const bucketArn = this.bucket.bucket.arn;
       this.homePrefix = `${sftp.userName}/`;

@@ -88,7 +88,7 @@ describe('sftp with the managed Transfer Family server', () => {
   });
 
   test('THEN the bucket blocks all public access, is encrypted, versioned, owner-enforced and TLS-only', () => {
-    expect(sftp.only('aws_s3_bucket')).toMatchObject({ bucket_prefix: 'xmlpipe-dev-sftp-', force_destroy: false });
+    expect(sftp.only('aws_s3_bucket')).toMatchObject({ bucket_prefix: 'xmlpipe-dev-sftp-', force_destroy: true });
     expect(sftp.only('aws_s3_bucket_public_access_block')).toMatchObject({
       block_public_acls: true,
       block_public_policy: true,
@@ -122,11 +122,10 @@ describe('sftp with the managed Transfer Family server', () => {
     expect(text).not.toMatch(/secret_string|secret_binary|PRIVATE KEY/);
   });
 
-  test('THEN the secret keeps a 7-day recovery window, under a unique name so a redeploy after destroy is not blocked', () => {
-    // Deleting a secret only schedules it for deletion; a secret of the same name cannot be created until
-    // the window ends. A Terraform-generated suffix lets destroy + deploy work at once, in every stage.
+  test('THEN the dev secret is deleted at once on destroy, under a unique name so a redeploy after destroy is not blocked', () => {
+    // Teardown defaults by stage are in teardown.test.ts; the unique suffix matters for a stage with a window.
     const secret = sftp.only('aws_secretsmanager_secret');
-    expect(secret.recovery_window_in_days).toBe(7);
+    expect(secret.recovery_window_in_days).toBe(0);
     expect(secret.name).toBeUndefined();
     expect(secret.name_prefix).toBe('xmlpipe/dev/sftp-private-key-');
   });

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { App } from 'cdktf';
+import { readSynthesized, Resolver } from '../scripts/security-model';
 import { validateStack } from '../scripts/terraform';
 import { loadConfig } from '../stacks/config';
 import { IngestStack } from '../stacks/ingest';
@@ -55,7 +56,9 @@ describe('ingest stack', () => {
       mountPoints: [{ sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false }],
       logConfiguration: { logDriver: 'awslogs', options: { 'awslogs-region': 'us-east-1', 'awslogs-stream-prefix': 'sftp-lister' } },
     });
-    expect(container.logConfiguration.options['awslogs-group']).toMatch(/cluster|log/);
+    // Resolved through the cross-stack reference: the cluster stack's log group of this container.
+    const resolver = new Resolver(readSynthesized(synth.outdir));
+    expect(resolver.text('ingest', container.logConfiguration.options['awslogs-group'])).toBe('/ecs/xmlpipe-prod-sftp-lister');
     expect(env.TMPDIR).toBe('/tmp');
   });
 

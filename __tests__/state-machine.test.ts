@@ -6,8 +6,10 @@ import {
   CONVERTER_MALFORMED_EXIT,
   ECS_OVERRIDES_LIMIT_CHARS,
   EVENTS_PER_CHECKED_KEY,
-  integrationStatements,
-  IntegrationTargets,
+  flow,
+  Granted,
+  POLICY_ORDER,
+  states,
   KEY_NEEDS_ESCAPES,
   KEY_OUTSIDE_INPUT,
   maskTerraformRefs,
@@ -29,11 +31,21 @@ const aslValidator = require('asl-validator') as (d: unknown) => { isValid: bool
 const task = (family: string) => ({
   taskDefinitionArn: `arn:aws:ecs:eu-west-1:123456789012:task-definition/${family}`,
   containerName: family,
+  taskRoleArn: `arn:aws:iam::123456789012:role/${family}-task`,
+  executionRoleArn: `arn:aws:iam::123456789012:role/${family}-exec`,
   subnetIds: ['subnet-a', 'subnet-b'],
   securityGroupIds: ['sg-1'],
 });
 const base: PipelineDefinitionProps = {
   clusterArn: 'arn:aws:ecs:eu-west-1:123456789012:cluster/c',
+  targets: {
+    clusterTasksArn: 'arn:aws:ecs:eu-west-1:123456789012:task/c/*',
+    ecsSyncRuleArn: 'arn:aws:events:eu-west-1:123456789012:rule/StepFunctionsGetEventsForECSTaskRule',
+    bucketArn: 'arn:aws:s3:::data-bucket',
+    lockTableArn: 'arn:aws:dynamodb:eu-west-1:123456789012:table/locks',
+    stateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:m',
+    executionArns: ['arn:aws:states:eu-west-1:123456789012:execution:m:*'],
+  },
   bucket: 'data-bucket',
   converter: task('converter'),
   lister: task('sftp-lister'),
@@ -46,7 +58,7 @@ function allStateNames(states: Record<string, any>): string[] {
 }
 
 describe('buildDefinition', () => {
-  const d = buildDefinition(base) as any;
+  const d = buildDefinition(base).definition as any;
 
   test('GIVEN defaults WHEN built THEN the definition is valid ASL with unique state names', () => {
     const result = aslValidator(structuredClone(d)); // the validator annotates what it is given
@@ -76,7 +88,7 @@ describe('buildDefinition', () => {
     expect(keyStates[STATE.keyAllowed].Choices[0].And[0].And).toEqual([{ Variable: '$', IsString: true }, { Variable: '$', StringMatches: 'incoming/*' }]);
     expect(keyStates[STATE.keyRejected]).toEqual({ Type: 'Fail', Error: KEY_OUTSIDE_INPUT, CausePath: '$.cause' });
     expect(d.States[STATE.prefixRejected]).toEqual({ Type: 'Fail', Error: PREFIX_OUTSIDE_INPUT, CausePath: '$.cause' });
-    const odd = buildDefinition({ ...base, inputPrefixes: ['incoming/', "it's{a}*star/"] }) as any;
+    const odd = buildDefinition({ ...base, inputPrefixes: ['incoming/', "it's{a}*star/"] }).definition as any;
     expect(odd.States[STATE.prefixAllowed].Choices[0].And[1].Or[1]).toEqual({ Variable: '$.prefix', StringMatches: "it's{a}\\*star/*" });
     expect(odd.States[STATE.describeRejectedPrefix].Parameters['cause.$']).toContain("(incoming/, it\\'s\\{a\\}*star/)");
     expect(aslValidator(structuredClone(odd)).isValid).toBe(true);
@@ -131,10 +143,18 @@ describe('buildDefinition', () => {
     }
   });
 
-  test('THEN no task state relies on the default 60 s task timeout', () => {
-    for (const [name, s] of Object.entries(taskStates(d))) {
-      if (String(s.Resource).includes('ecs:runTask')) expect([name, s.TimeoutSeconds]).toEqual([name, 3600]);
-    }
+  // ASL sets no Task timeout by default: a hung task would hold the execution (and the lock) until the
+  // execution's own limit (https://docs.aws.amazon.com/step-functions/latest/dg/sfn-stuck-execution.html).
+  test('THEN every ECS task state has an explicit TimeoutSeconds: its task setting, else 3600', () => {
+    const timed = buildDefinition({ ...base, converter: { ...base.converter, timeoutSeconds: 900 }, lister: { ...base.lister, timeoutSeconds: 600 } }).definition as any;
+    const timeouts = (def: any) =>
+      Object.entries(taskStates(def))
+        .filter(([, s]) => String(s.Resource).includes('ecs:runTask'))
+        .map(([name, s]) => [name, String((s.Parameters as any).TaskDefinition).split('/').pop(), s.TimeoutSeconds]);
+    const set = timeouts(timed);
+    expect(set.map(([, family]) => family).sort()).toEqual(expect.arrayContaining(['converter', 'sftp-lister']));
+    for (const [name, family, seconds] of set) expect([name, seconds]).toEqual([name, family === 'converter' ? 900 : 600]);
+    for (const [name, , seconds] of timeouts(d)) expect([name, seconds]).toEqual([name, 3600]);
   });
 
   test.each([
@@ -231,7 +251,7 @@ async function runLocally(definition: any, input: unknown, stopAt?: string): Pro
 const keysOf = (n: number, make = (i: number) => `incoming/2024/${String(i).padStart(5, '0')}.xml`) => Array.from({ length: n }, (_, i) => make(i));
 
 describe('contract 1: the largest input the machine carries (defect 3), run locally', () => {
-  const d = buildDefinition(base) as any;
+  const d = buildDefinition(base).definition as any;
 
   test(`GIVEN one key more than MAX_KEYS_PER_EXECUTION (${MAX_KEYS_PER_EXECUTION}) WHEN executed THEN it fails with TooManyKeys before any check or task`, async () => {
     const run = await runLocally(d, keysOf(MAX_KEYS_PER_EXECUTION + 1));
@@ -258,7 +278,7 @@ describe('contract 1: the largest input the machine carries (defect 3), run loca
 });
 
 describe('every state\'s output stays small (defect 3)', () => {
-  const d = buildDefinition(base) as any;
+  const d = buildDefinition(base).definition as any;
   const maps = (states: Record<string, any>): [string, any][] => Object.entries(states).flatMap(([n, s]) => (s.Type === 'Map' ? [[n, s], ...maps(s.ItemProcessor.States)] : []));
 
   test('GIVEN every Map THEN it either discards its iterations\' outputs or writes them to S3 (ResultWriter), never into the state', () => {
@@ -280,7 +300,7 @@ describe('every state\'s output stays small (defect 3)', () => {
 });
 
 describe('no container override can exceed ECS\'s 8,192 characters (defect 6)', () => {
-  const d = buildDefinition(base) as any;
+  const d = buildDefinition(base).definition as any;
   const bucket = 'b'.repeat(63);
   const execution = 'e'.repeat(80);
 
@@ -350,7 +370,7 @@ describe('no container override can exceed ECS\'s 8,192 characters (defect 6)', 
 });
 
 describe('only documented semantics (defect 7)', () => {
-  const d = buildDefinition(base) as any;
+  const d = buildDefinition(base).definition as any;
 
   test('GIVEN every ItemBatcher THEN it has no BatchInput (documented only as fixed JSON); the execution name reaches the batch through ItemSelector', () => {
     for (const state of [STATE.convertKeys, STATE.convertManifest, STATE.convertPrefix]) {
@@ -362,11 +382,11 @@ describe('only documented semantics (defect 7)', () => {
 });
 
 describe('every selected path is present or guarded (defect 4)', () => {
-  const d = buildDefinition(base) as any;
+  const d = buildDefinition(base).definition as any;
 
   test('GIVEN the definition WHEN every path selection is walked THEN each is guaranteed present at its state or guarded', () => {
     expect(unguardedPaths(d)).toEqual([]);
-    const odd = buildDefinition({ ...base, inputPrefixes: ['incoming/', 'lab/'], taskAttempts: 1, taskRetryDelays: [] });
+    const odd = buildDefinition({ ...base, inputPrefixes: ['incoming/', 'lab/'], taskAttempts: 1, taskRetryDelays: [] }).definition;
     expect(unguardedPaths(odd)).toEqual([]);
   });
 
@@ -456,7 +476,7 @@ describe('every selected path is present or guarded (defect 4)', () => {
 });
 
 describe('IAM: each integration brings its permissions (defect 1)', () => {
-  const d = buildDefinition(base) as any;
+  const d = buildDefinition(base).definition as any;
   const targets: IntegrationTargets = {
     clusterArn: 'arn:aws:ecs:eu-west-1:123456789012:cluster/c',
     clusterTasksArn: 'arn:aws:ecs:eu-west-1:123456789012:task/c/*',

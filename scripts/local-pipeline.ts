@@ -159,7 +159,8 @@ export async function demo(outdir: string, log: (line: string) => void = (l) => 
     if (process.env.LOCAL_DEBUG) for (const t of world.tasks) log([t.container, t.exitCode, t.stdout.slice(-800), t.stderr.slice(-800)].join(' '));
     const lock = (second?.output as JsonObject | undefined)?.lock as JsonObject | undefined;
     log(`scheduled run 2 (overlapping): ${second ? `${second.status}, ${lock ? `skipped: lock held by ${String(lock.holder)}` : 'NOT skipped'}` : 'NOT started (the first run\'s lister task never started)'}`);
-    ok &&= !!lock;
+    // Both runs succeed: a malformed file fails alone (in the output), never the execution; the overlap skips.
+    ok &&= first.status === 'SUCCEEDED' && second?.status === 'SUCCEEDED' && !!lock;
 
     const results = await outcomes(world, first.output);
     log('\nper-file outcome (scheduled run 1):');

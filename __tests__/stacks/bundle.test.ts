@@ -21,10 +21,15 @@ function readTree(dir: string): Record<string, string> {
   return out;
 }
 
-test('GIVEN cdktf.json WHEN read THEN cdktf runs the bundle that bundleApp writes', () => {
+test('GIVEN cdktf.json WHEN read THEN cdktf builds, runs the compiled bundle-app script and then the bundle it writes', () => {
   const app: string = JSON.parse(fs.readFileSync(path.join(repo, 'cdktf.json'), 'utf8')).app;
-  expect(app).toBe('npm run --silent build && node dist/scripts/bundle-app.js && node dist/main.bundle.js');
-  expect(DEFAULT_BUNDLE).toBe(path.join(repo, 'dist', 'main.bundle.js'));
+  const [build, bundle, run, ...rest] = app.split(' && ');
+  expect([build, rest]).toEqual(['npm run --silent build', []]);
+  const script = (step: string) => path.resolve(repo, /^node (\S+)$/.exec(step)?.[1] ?? `(not "node <file>": ${step})`);
+  // tsc (tsconfig.json: rootDir ".", outDir "dist") compiles scripts/bundle-app.ts to dist/scripts/bundle-app.js.
+  const compiled = path.join(repo, 'dist', path.relative(repo, require.resolve('../../scripts/bundle-app')).replace(/\.ts$/, '.js'));
+  expect(script(bundle)).toBe(compiled);
+  expect(script(run)).toBe(DEFAULT_BUNDLE);
 });
 
 test('GIVEN the bundled app WHEN it synthesizes THEN every file equals what the unbundled app writes', () => {

@@ -58,7 +58,7 @@ function monitoringWith(settings: MonitoringSettings, env: Record<string, string
   return readStack(outdir, 'monitoring');
 }
 
-const alarmsBySection = (stack: SynthStack) =>
+const alarmsBySection = (stack: SynthStack): Record<string, any> =>
   Object.fromEntries(Object.values(stack.resources('aws_cloudwatch_metric_alarm')).map((a: any) => [a.alarm_name.replace(/^xmlpipe-dev-/, ''), a]));
 
 describe('GIVEN the app with default settings WHEN synthesized', () => {
@@ -148,12 +148,12 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
     expect(topic.kms_master_key_id).toBe('${aws_kms_key.key.arn}');
     const key = stack.only('aws_kms_key');
     expect(key).toMatchObject({ enable_key_rotation: true, deletion_window_in_days: 7 });
-    const keyDoc = stack.json.data.aws_iam_policy_document['key-policy'];
+    const keyDoc = stack.json.data!.aws_iam_policy_document['key-policy'];
     const services = keyDoc.statement.find((s: any) => s.sid === 'AlarmsAndEventsPublishToTheTopic');
     expect(services.principals[0].identifiers.sort()).toEqual(['cloudwatch.amazonaws.com', 'events.amazonaws.com']);
     expect(services.actions.sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey*']);
 
-    const topicDoc = stack.json.data.aws_iam_policy_document['topic-policy'];
+    const topicDoc = stack.json.data!.aws_iam_policy_document['topic-policy'];
     const bySid = Object.fromEntries(topicDoc.statement.map((s: any) => [s.sid, s]));
     expect(bySid.AlarmsPublish.condition).toContainEqual({ test: 'ArnLike', variable: 'aws:SourceArn', values: [expect.stringMatching(/:cloudwatch:us-east-1:.*:alarm:xmlpipe-dev-\*$/)] });
     expect(bySid.OutOfMemoryRulePublishes.condition).toEqual([{ test: 'ArnEquals', variable: 'aws:SourceArn', values: [expect.stringMatching(/:events:us-east-1:.*:rule\/xmlpipe-dev-task-out-of-memory$/)] }]);

@@ -140,7 +140,7 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
     const target = stack.only('aws_cloudwatch_event_target');
     expect(target.arn).toBe(topicRef);
     expect(JSON.parse(target.input_transformer.input_template)).toContain('docs/runbook.md#task-out-of-memory');
-    expect(alarms['task-out-of-memory']).toMatchObject({ namespace: 'AWS/Events', metric_name: 'MatchedEvents', dimensions: { RuleName: '${aws_cloudwatch_event_rule.out-of-memory-rule.name}' } });
+    expect(alarms['task-out-of-memory']).toMatchObject({ namespace: 'AWS/Events', metric_name: 'TriggeredRules', dimensions: { RuleName: '${aws_cloudwatch_event_rule.out-of-memory-rule.name}' } });
   });
 
   test('THEN the topic is encrypted with a rotating key that alarms and EventBridge may use, and only this app\'s alarms and rule may publish', () => {

@@ -305,12 +305,13 @@ export class MonitoringStack extends PipelineStack {
         inputTemplate: JSON.stringify(`Task <task> (<definition>, group <group>) was stopped at <stopped>: a container was killed for memory (OutOfMemoryError). Runbook: ${runbook('task-out-of-memory')}`),
       },
     });
-    // Rules on the default bus publish MatchedEvents with the dimension RuleName:
+    // Per rule, EventBridge counts the events it matched as TriggeredRules, dimension RuleName (the
+    // default bus); MatchedEvents has no RuleName dimension:
     // https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-monitoring.html
     alarm('task-out-of-memory', 'A pipeline task was killed for memory (its files were not converted).', {
       ...atLeastOnce,
       namespace: 'AWS/Events',
-      metricName: 'MatchedEvents',
+      metricName: 'TriggeredRules',
       dimensions: { RuleName: this.outOfMemoryRule.name },
     });
 

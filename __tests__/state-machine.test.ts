@@ -23,6 +23,7 @@ import {
   taskStates,
   TOO_MANY_KEYS,
 } from '../stacks/state-machine';
+import { dynamoItem } from '../stacks/state-machine/integrations';
 import { unguardedPaths } from './asl-paths';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -475,27 +476,14 @@ describe('every selected path is present or guarded (defect 4)', () => {
   });
 });
 
-describe('IAM: each integration brings its permissions (defect 1)', () => {
-  const d = buildDefinition(base).definition as any;
-  const targets: IntegrationTargets = {
-    clusterArn: 'arn:aws:ecs:eu-west-1:123456789012:cluster/c',
-    clusterTasksArn: 'arn:aws:ecs:eu-west-1:123456789012:task/c/*',
-    taskDefinitionFamilyArns: ['arn:aws:ecs:eu-west-1:123456789012:task-definition/converter'],
-    passRoleArns: ['arn:aws:iam::123456789012:role/task'],
-    ecsSyncRuleArn: 'arn:aws:events:eu-west-1:123456789012:rule/StepFunctionsGetEventsForECSTaskRule',
-    bucketArn: 'arn:aws:s3:::data-bucket',
-    manifestPrefix: 'manifests/',
-    resultPrefix: 'results/',
-    inputPrefixes: ['incoming/'],
-    lockTableArn: 'arn:aws:dynamodb:eu-west-1:123456789012:table/locks',
-    stateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:m',
-    executionArns: ['arn:aws:states:eu-west-1:123456789012:execution:m:*'],
-  };
+describe('IAM: each state brings its permissions (defect 1, issue 13.1)', () => {
+  const { definition, statements } = buildDefinition(base);
+  const d = definition as any;
+  const bySid = Object.fromEntries(statements.map((st) => [st.sid, st]));
 
   test('GIVEN runTask.sync with PropagateTags THEN RunTask comes with ecs:TagResource on the cluster\'s tasks, only as part of RunTask', () => {
     const runTasks = Object.values(taskStates(d)).filter((s) => s.Resource === 'arn:aws:states:::ecs:runTask.sync');
     expect(runTasks.every((s) => (s.Parameters as any).PropagateTags === 'TASK_DEFINITION')).toBe(true);
-    const bySid = Object.fromEntries(integrationStatements(d, targets).map((st) => [st.sid, st]));
     expect(bySid.TagTasksOnRunTask).toEqual({
       sid: 'TagTasksOnRunTask',
       effect: 'Allow',
@@ -505,8 +493,7 @@ describe('IAM: each integration brings its permissions (defect 1)', () => {
     });
   });
 
-  test('GIVEN the definition THEN the statements are exactly those of the integrations it uses, merged by Sid', () => {
-    const statements = integrationStatements(d, targets);
+  test('GIVEN the definition THEN the statements are exactly those its states brought, merged by Sid, in policy order', () => {
     expect(statements.map((st) => st.sid)).toEqual([
       'RunOnlyPipelineTasks',
       'TagTasksOnRunTask',
@@ -520,19 +507,57 @@ describe('IAM: each integration brings its permissions (defect 1)', () => {
       'DistributedMapChildren',
       'OwnExecutions',
     ]);
-    const bySid = Object.fromEntries(statements.map((st) => [st.sid, st]));
+    // Both tasks' families and both tasks' roles: each runTask.sync state names its own.
+    expect(bySid.RunOnlyPipelineTasks.resources).toEqual([
+      'arn:aws:ecs:eu-west-1:123456789012:task-definition/converter',
+      'arn:aws:ecs:eu-west-1:123456789012:task-definition/converter:*',
+      'arn:aws:ecs:eu-west-1:123456789012:task-definition/sftp-lister',
+      'arn:aws:ecs:eu-west-1:123456789012:task-definition/sftp-lister:*',
+    ]);
+    expect(bySid.PassOnlyPipelineTaskRoles.resources).toEqual(['converter-task', 'converter-exec', 'sftp-lister-task', 'sftp-lister-exec'].map((r) => `arn:aws:iam::123456789012:role/${r}`));
     expect(bySid.ReadManifestsAndBatchResults.resources).toEqual(['arn:aws:s3:::data-bucket/manifests/*', 'arn:aws:s3:::data-bucket/results/*']);
     expect(bySid.IngestLock.actions).toEqual(['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem']);
     expect(bySid.OwnExecutions.actions).toEqual(['states:DescribeExecution', 'states:StopExecution']);
   });
 
-  test('GIVEN a definition without the lock THEN no DynamoDB grant; GIVEN an integration with no known permissions THEN it throws naming the state', () => {
-    const noLock = structuredClone(d);
-    for (const name of [STATE.acquireLock, STATE.readLock, STATE.takeOverLock, STATE.releaseLock, STATE.releaseLockOnFailure]) noLock.States[name] = { Type: 'Succeed' };
-    expect(integrationStatements(noLock, targets).map((st) => st.sid)).not.toContain('IngestLock');
-    const unknown = structuredClone(d);
-    unknown.States[STATE.readLock].Resource = 'arn:aws:states:::dynamodb:updateItem';
-    expect(() => integrationStatements(unknown, targets)).toThrow('state "Read ingest lock" uses task:arn:aws:states:::dynamodb:updateItem, whose IAM permissions are not known');
+  test('GIVEN every AWS call in the definition THEN its integration is one the policy orders (no call without a statement)', () => {
+    const resources = new Set(Object.values(taskStates(d)).map((s) => `task:${String(s.Resource)}`));
+    for (const r of resources) expect({ r, ordered: POLICY_ORDER.includes(r as never) }).toEqual({ r, ordered: true });
+  });
+
+  test('GIVEN a flow of one DynamoDB GetItem task THEN its only grant is GetItem on that table', () => {
+    const f = flow('Read', { Read: { Type: 'Task', Resource: dynamoItem('getItem', 'arn:t'), Parameters: {}, End: true } });
+    expect(f.json).toEqual({ StartAt: 'Read', States: { Read: { Type: 'Task', Resource: 'arn:aws:states:::dynamodb:getItem', Parameters: {}, End: true } } });
+    expect(f.grants.map((g) => g.statement)).toEqual([{ sid: 'IngestLock', effect: 'Allow', actions: ['dynamodb:GetItem'], resources: ['arn:t'] }]);
+  });
+
+  test('GIVEN an integration with no statements THEN it cannot be made; GIVEN a Task whose Resource is a bare ARN THEN it does not compile', () => {
+    expect(() => new Granted('task:arn:aws:states:::aws-sdk:s3:deleteObject', 'arn:aws:states:::aws-sdk:s3:deleteObject', [])).toThrow(
+      'state machine: task:arn:aws:states:::aws-sdk:s3:deleteObject brings no IAM statements (every AWS call needs a permission)',
+    );
+    // @ts-expect-error a Task's Resource must be a Granted (an integration with its statements), not a string
+    const bare = states({ Call: { Type: 'Task', Resource: 'arn:aws:states:::aws-sdk:s3:deleteObject', End: true } });
+    expect(bare.Call.Type).toBe('Task');
+  });
+});
+
+describe('typed states: a target must be a declared state (issue 13.1)', () => {
+  test('GIVEN Next naming an undeclared state THEN it does not compile, and a cast past the types throws at synth naming it', () => {
+    // @ts-expect-error "Nowhere" is not a state of this flow
+    const typo = () => flow('A', { A: { Type: 'Pass', Next: 'Nowhere' }, B: { Type: 'Succeed' } });
+    expect(typo).toThrow('state machine: state "A" names "Nowhere", which is not a declared state of its flow');
+    const choice = () => flow('A', { A: { Type: 'Choice', Choices: [{ Variable: '$.x', IsPresent: true, Next: 'B' }], Default: 'C' as never }, B: { Type: 'Succeed' } });
+    expect(choice).toThrow('state machine: state "A" names "C", which is not a declared state of its flow');
+  });
+
+  test('GIVEN a StartAt or a state no path reaches THEN it throws naming them', () => {
+    expect(() => flow('Z' as never, { A: { Type: 'Succeed' } })).toThrow('state machine: StartAt "Z" is not a declared state');
+    expect(() => flow('A', { A: { Type: 'Succeed' }, B: { Type: 'Succeed' } })).toThrow('state machine: states "B" cannot be reached from "A"');
+  });
+
+  test('GIVEN a nested flow with renamed states THEN every target is renamed with it', () => {
+    const f = flow('a', { a: { Type: 'Choice', Choices: [{ Variable: '$.x', IsPresent: true, Next: 'b' }], Default: 'b' }, b: { Type: 'Succeed' } }, (n) => `${n} (x)`);
+    expect(f.json).toEqual({ StartAt: 'a (x)', States: { 'a (x)': { Type: 'Choice', Choices: [{ Variable: '$.x', IsPresent: true, Next: 'b (x)' }], Default: 'b (x)' }, 'b (x)': { Type: 'Succeed' } } });
   });
 });
 

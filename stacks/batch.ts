@@ -15,7 +15,7 @@ import { settingError } from './config';
 import { executionRole, fargateTaskDefinition } from './constructs/fargate-task';
 import { AccountScope, serviceRole } from './constructs/iam';
 import { ClusterRefs, DataLayout, DEFAULT_LAYOUT, ImageRefs, NetworkRefs, STATE_MACHINE_SUFFIX } from './constructs/refs';
-import { buildDefinition, integrationStatements, PipelineDefinitionProps } from './state-machine';
+import { buildDefinition, PipelineDefinitionProps } from './state-machine';
 
 /** The lister's task as the state machine launches it (from the ingest stack). */
 export interface ListerRefs {
@@ -148,12 +148,21 @@ export class BatchStack extends PipelineStack {
     // Built from the name, not the resource: the role's policy must exist before the machine.
     const stateMachineArn = arn('states', `stateMachine:${stateMachineName}`);
     const clusterArn = props.cluster.cluster.arn;
-    const familyArns = [this.taskDefinition.arnWithoutRevision, props.lister.taskDefinition.arnWithoutRevision];
 
     const subnetIds = props.network.privateSubnets.map((s) => s.id);
     const securityGroupIds = [props.network.taskSecurityGroup.id];
-    this.definition = buildDefinition({
+    // Each state brings the IAM statements its integration needs (stacks/state-machine/); logging and
+    // tracing are the machine's, not a state's.
+    const built = buildDefinition({
       clusterArn,
+      targets: {
+        clusterTasksArn: arn('ecs', `task/${props.cluster.cluster.name}/*`),
+        ecsSyncRuleArn: arn('events', 'rule/StepFunctionsGetEventsForECSTaskRule'),
+        bucketArn: bucket.arn,
+        lockTableArn: this.lockTable.arn,
+        stateMachineArn,
+        executionArns: [arn('states', `execution:${stateMachineName}:*`), arn('states', `execution:${stateMachineName}/*`)],
+      },
       bucket: bucket.id,
       lockTableName: this.lockTable.name,
       ingestPrefix: layout.ingestPrefix,
@@ -164,6 +173,8 @@ export class BatchStack extends PipelineStack {
       converter: {
         taskDefinitionArn: this.taskDefinition.arnWithoutRevision,
         containerName: this.containerName,
+        taskRoleArn: this.taskRole.arn,
+        executionRoleArn: this.executionRole.arn,
         subnetIds,
         securityGroupIds,
         capacityProvider: settings.converterOnSpot ? 'FARGATE_SPOT' : 'FARGATE',
@@ -172,6 +183,8 @@ export class BatchStack extends PipelineStack {
       lister: {
         taskDefinitionArn: props.lister.taskDefinition.arnWithoutRevision,
         containerName: props.lister.containerName,
+        taskRoleArn: props.lister.taskRole.arn,
+        executionRoleArn: props.lister.executionRole.arn,
         subnetIds,
         securityGroupIds,
         timeoutSeconds: settings.listerTimeoutSeconds ?? 1800,
@@ -187,24 +200,9 @@ export class BatchStack extends PipelineStack {
       taskRetryDelays: settings.taskRetryDelays,
     });
 
-    // Each integration the definition uses brings its own statements (state-machine.ts INTEGRATIONS);
-    // logging and tracing are the machine's, not a state's.
-    const integrationPolicy = integrationStatements(this.definition, {
-      clusterArn,
-      clusterTasksArn: arn('ecs', `task/${props.cluster.cluster.name}/*`),
-      taskDefinitionFamilyArns: familyArns,
-      passRoleArns: [this.taskRole.arn, this.executionRole.arn, props.lister.taskRole.arn, props.lister.executionRole.arn],
-      ecsSyncRuleArn: arn('events', 'rule/StepFunctionsGetEventsForECSTaskRule'),
-      bucketArn: bucket.arn,
-      manifestPrefix: layout.manifestPrefix,
-      resultPrefix: layout.resultPrefix,
-      inputPrefixes,
-      lockTableArn: this.lockTable.arn,
-      stateMachineArn,
-      executionArns: [arn('states', `execution:${stateMachineName}:*`), arn('states', `execution:${stateMachineName}/*`)],
-    });
+    this.definition = built.definition;
     this.stateMachineRole = serviceRole(this, 'state-machine-role', this.name('state-machine'), 'states.amazonaws.com', [
-      ...integrationPolicy,
+      ...built.statements,
       {
         // Log delivery and X-Ray APIs have no resource-level permissions.
         sid: 'LogDelivery',

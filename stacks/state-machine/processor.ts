@@ -1,0 +1,283 @@
+// The batch processor (one converter task per batch, in a Distributed Map child execution) and the
+// three converting maps: contract 1's key array, a prefix, a manifest (the schedule's too).
+import { flow, formatLiteral, isString, states, type Processor } from './asl';
+import { BATCH_RESULT_MALFORMED, CONVERTER_MALFORMED_EXIT, ECS_TRANSIENT_ERRORS, MAP_RESULTS_FOLDER, STATE } from './constants';
+import { converterEnvironment } from './converter';
+import { distributedProcessor, jsonArrayReader, listObjectsReader, s3GetObject, s3ResultWriter } from './integrations';
+import { ecsCluster, ecsRetrier, runTaskSync } from './run-task';
+import type { Settings } from './settings';
+
+/** The three item processors share one shape; state names carry the variant (names are global in ASL). */
+export type ProcessorVariant = 'keys' | 'prefix' | 'manifest';
+
+export function processorStateNames(variant: ProcessorVariant) {
+  const tag = { keys: '', prefix: ' (prefix)', manifest: ' (manifest)' }[variant];
+  return {
+    prepare: `Prepare batch${tag}`,
+    run: `Run converter${tag}`,
+    classify: `Classify task failure${tag}`,
+    backoff: `Back off${tag}`,
+    wait: `Wait before rerun${tag}`,
+    read: `Read batch result${tag}`,
+    checkResult: `Check batch result${tag}`,
+    report: `Read batch result${tag} output`,
+    malformed: `Batch result malformed${tag}`,
+    noSummary: `No batch result${tag}`,
+    failed: `Batch failed${tag}`,
+    failedRead: `Batch result unreadable${tag}`,
+  };
+}
+
+/** The processor's states by role (typed names; each variant renames them with processorStateNames). */
+const P = {
+  prepare: 'prepare',
+  run: 'run',
+  classify: 'classify',
+  backoff: 'backoff',
+  wait: 'wait',
+  read: 'read',
+  checkResult: 'checkResult',
+  report: 'report',
+  malformed: 'malformed',
+  noSummary: 'noSummary',
+  failed: 'failed',
+  failedRead: 'failedRead',
+} as const;
+
+// One converter task per batch, in a Distributed Map child execution. Its input is the batch
+// ({"Items": [{"Key", "execution"}, ...]}, never empty); its output {resultKey, converted, failed}
+// (+ batchError, failedKeys) goes to the map's ResultWriter files in S3, never into the parent's state.
+function batchProcessor(s: Settings, variant: ProcessorVariant): Processor {
+  const { bucket, resultPrefix, taskAttempts, delays } = s;
+  const t = s.props.targets;
+  const names = processorStateNames(variant);
+  const exitPatterns = [`*"ExitCode":${CONVERTER_MALFORMED_EXIT},*`, `*"ExitCode":${CONVERTER_MALFORMED_EXIT}}*`];
+  const body = states({
+    [P.prepare]: {
+      Type: 'Pass',
+      Parameters: {
+        'keys.$': '$.Items[*].Key',
+        // Every item carries the parent execution's name (ItemSelector), so a batch's summary is filed
+        // under the execution that converted it.
+        'execution.$': '$.Items[0].execution',
+        'resultKey.$': `States.Format('${resultPrefix}{}/{}.json', $.Items[0].execution, States.UUID())`,
+        attempt: 0,
+      },
+      Next: P.run,
+    },
+    [P.run]: {
+      Type: 'Task',
+      ...runTaskSync(ecsCluster(s), s.props.converter, converterEnvironment(bucket, s.outputPrefix)),
+      TimeoutSeconds: s.props.converter.timeoutSeconds ?? 3600,
+      ResultPath: null,
+      Retry: [ecsRetrier(s.ecsRetry)],
+      Catch: [
+        { ErrorEquals: [...ECS_TRANSIENT_ERRORS], ResultPath: '$.taskError', Next: P.failed },
+        { ErrorEquals: ['States.TaskFailed'], ResultPath: '$.taskError', Next: P.classify },
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.taskError', Next: P.failed },
+      ],
+      Next: P.read,
+    },
+    // The cause of a failed .sync task is the stopped task's JSON. Exit 65 = malformed input: the
+    // summary lists which keys and why, so read it. Anything else (Spot reclaim, image pull, OOM,
+    // I/O error) may pass on a fresh task: run it again, a bounded number of times. An error output
+    // always has `Error` but need not have `Cause`: test its presence first (a comparison on a
+    // missing path is an uncatchable States.Runtime).
+    [P.classify]: {
+      Type: 'Choice',
+      Choices: [
+        {
+          And: [
+            { Variable: '$.taskError.Cause', IsPresent: true },
+            { Variable: '$.taskError.Cause', IsString: true },
+            { Or: exitPatterns.map((p) => ({ Variable: '$.taskError.Cause', StringMatches: p })) },
+          ],
+          Next: P.read,
+        },
+        { Variable: '$.attempt', NumericLessThan: taskAttempts - 1, Next: P.backoff },
+      ],
+      // Out of attempts: a converter that ran may still have written its per-key summary (e.g. an
+      // I/O error on one key): report that; with no summary the whole batch is reported failed.
+      Default: P.read,
+    },
+    [P.backoff]: {
+      Type: 'Pass',
+      Parameters: {
+        'keys.$': '$.keys',
+        'execution.$': '$.execution',
+        'resultKey.$': '$.resultKey',
+        'attempt.$': 'States.MathAdd($.attempt, 1)',
+        // Full jitter: uniform in [1, delay) so reruns of many batches do not stampede.
+        'waitSeconds.$': `States.MathRandom(1, States.ArrayGetItem(States.Array(${delays.join(', ')}), $.attempt))`,
+        'lastError.$': '$.taskError.Error',
+      },
+      Next: P.wait,
+    },
+    [P.wait]: { Type: 'Wait', SecondsPath: '$.waitSeconds', Next: P.run },
+    [P.read]: {
+      Type: 'Task',
+      Resource: s3GetObject(t.bucketArn, resultPrefix),
+      Parameters: { Bucket: bucket, 'Key.$': '$.resultKey' },
+      ResultSelector: { 'summary.$': 'States.StringToJson($.Body)' },
+      ResultPath: '$.result',
+      TimeoutSeconds: 60,
+      Retry: [{ ErrorEquals: ['S3.S3Exception', 'S3.SdkClientException', 'States.Timeout'], IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 3, JitterStrategy: 'FULL' }],
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.readError', Next: P.noSummary }],
+      Next: P.checkResult,
+    },
+    // Whatever object sits at the result key is JSON, not necessarily the converter's summary: select
+    // its lists only once they are known to be there.
+    [P.checkResult]: {
+      Type: 'Choice',
+      Choices: [
+        {
+          And: [
+            { Variable: '$.result.summary.converted', IsPresent: true },
+            { Variable: '$.result.summary.failed', IsPresent: true },
+          ],
+          Next: P.report,
+        },
+      ],
+      Default: P.malformed,
+    },
+    [P.report]: {
+      Type: 'Pass',
+      Parameters: {
+        'resultKey.$': '$.resultKey',
+        'converted.$': '$.result.summary.converted',
+        'failed.$': '$.result.summary.failed',
+      },
+      End: true,
+    },
+    [P.malformed]: {
+      Type: 'Pass',
+      Parameters: {
+        'resultKey.$': '$.resultKey',
+        converted: [],
+        failed: [],
+        batchError: { Error: BATCH_RESULT_MALFORMED, Cause: 'the object at resultKey has no "converted" or no "failed" list' },
+        'failedKeys.$': '$.keys',
+      },
+      End: true,
+    },
+    [P.noSummary]: {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.taskError', IsPresent: true, Next: P.failed }],
+      Default: P.failedRead,
+    },
+    [P.failedRead]: {
+      Type: 'Pass',
+      Parameters: {
+        'resultKey.$': '$.resultKey',
+        converted: [],
+        failed: [],
+        'batchError.$': '$.readError',
+        'failedKeys.$': '$.keys',
+      },
+      End: true,
+    },
+    // No summary to read: every key of the batch is reported failed with the task's error.
+    [P.failed]: {
+      Type: 'Pass',
+      Parameters: {
+        'resultKey.$': '$.resultKey',
+        converted: [],
+        failed: [],
+        'batchError.$': '$.taskError',
+        'failedKeys.$': '$.keys',
+      },
+      End: true,
+    },
+  });
+  return distributedProcessor(flow(P.prepare, body, (n) => names[n]), t.stateMachineArn, t.executionArns);
+}
+
+/** The converting maps and how their outcome is reported. */
+export function conversionStates(s: Settings) {
+  const { bucket, resultPrefix, maxBatchBytes, tolerated } = s;
+  const t = s.props.targets;
+  // ItemBatcher bounds each batch by count and by bytes: the byte bound keeps its S3PATHS override
+  // within ECS's limit whatever the key lengths (maxOverrideChars). The execution name reaches the
+  // children through ItemSelector, which is documented to take values from the Context object
+  // (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemselector.html), not
+  // through ItemBatcher.BatchInput, which is documented only as fixed JSON
+  // (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itembatcher.html).
+  const batcher = (maxItems: number) => ({ MaxItemsPerBatch: maxItems, MaxInputBytesPerBatch: maxBatchBytes });
+  const itemSelector = (keyPath: string) => ({ 'Key.$': keyPath, 'execution.$': '$$.Execution.Name' });
+  // Every map writes its children's outputs to S3: results/map/<map run id>/manifest.json and
+  // SUCCEEDED_n.json / FAILED_n.json (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html).
+  // The map's own result is then {MapRunArn, ResultWriterDetails: {Bucket, Key}} whatever the key count.
+  const resultWriter = () => s3ResultWriter(t.bucketArn, resultPrefix, { Bucket: bucket, Prefix: `${resultPrefix}${MAP_RESULTS_FOLDER}` });
+  return states({
+    // Contract 1: a JSON array of keys (the lab's), batched like contract 2, 5 tasks at a time as the
+    // lab's Map. The array input cannot take a field, so the map's result replaces it: {results}.
+    [STATE.convertKeys]: {
+      Type: 'Map',
+      ItemsPath: '$',
+      ItemSelector: itemSelector('$$.Map.Item.Value'),
+      ItemBatcher: batcher(s.keysBatchSize),
+      MaxConcurrency: s.keysMaxConcurrency,
+      ToleratedFailurePercentage: tolerated,
+      ItemProcessor: batchProcessor(s, 'keys'),
+      ResultWriter: resultWriter(),
+      ResultSelector: { 'results.$': '$' },
+      Label: 'ConvertKeys',
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$', Next: STATE.keysFailed }],
+      Next: STATE.keysDone,
+    },
+    [STATE.keysFailed]: { Type: 'Pass', Parameters: { 'error.$': '$' }, Next: STATE.convertFailed },
+    [STATE.keysDone]: { Type: 'Succeed' },
+
+    // Contract 2a: every object under a prefix (a prefix can hold millions of keys).
+    [STATE.convertPrefix]: {
+      Type: 'Map',
+      ItemReader: listObjectsReader(t.bucketArn, s.inputPrefixes, { Bucket: bucket, 'Prefix.$': '$.prefix' }),
+      ItemSelector: itemSelector('$$.Map.Item.Value.Key'),
+      ItemBatcher: batcher(s.batchSize),
+      MaxConcurrency: s.maxConcurrency,
+      ToleratedFailurePercentage: tolerated,
+      ItemProcessor: batchProcessor(s, 'prefix'),
+      ResultWriter: resultWriter(),
+      ResultPath: '$.results',
+      Label: 'ConvertPrefix',
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE.convertFailed }],
+      Next: STATE.prefixDone,
+    },
+    [STATE.prefixDone]: { Type: 'Succeed' },
+
+    // Contract 2b and the schedule: the keys listed in a manifest (a JSON array of keys).
+    [STATE.convertManifest]: {
+      Type: 'Map',
+      ItemReader: jsonArrayReader(t.bucketArn, s.manifestPrefix, { 'Bucket.$': '$.manifest.bucket', 'Key.$': '$.manifest.key' }),
+      ItemSelector: itemSelector('$$.Map.Item.Value'),
+      ItemBatcher: batcher(s.batchSize),
+      MaxConcurrency: s.maxConcurrency,
+      ToleratedFailurePercentage: tolerated,
+      ItemProcessor: batchProcessor(s, 'manifest'),
+      ResultWriter: resultWriter(),
+      Label: 'ConvertManifest',
+      ResultPath: '$.results',
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE.afterIngestConvert }],
+      Next: STATE.afterIngestConvert,
+    },
+    [STATE.afterIngestConvert]: {
+      Type: 'Choice',
+      Choices: [
+        { And: [{ Variable: '$.ingest', IsPresent: true }, { Variable: '$.error', IsPresent: true }], Next: STATE.releaseLockOnFailure },
+        { And: [{ Variable: '$.ingest', IsPresent: true }, { Variable: '$.ingestError', IsPresent: true }], Next: STATE.releaseLockOnFailure },
+        { Variable: '$.ingest', IsPresent: true, Next: STATE.releaseLock },
+        { And: isString('$.error.Error'), Next: STATE.convertFailed },
+      ],
+      Default: STATE.manifestDone,
+    },
+    [STATE.manifestDone]: { Type: 'Succeed' },
+    // The Fail cause names the error only: the caught error's own cause can be 32,768 characters, and
+    // it stays in the execution history (the map's event) anyway.
+    [STATE.convertFailed]: {
+      Type: 'Pass',
+      Parameters: { 'cause.$': `States.Format('the conversion failed with {}; the map run and the caught error are in the execution history, per-batch results under ${formatLiteral(resultPrefix + MAP_RESULTS_FOLDER)}/', $.error.Error)` },
+      Next: STATE.convertFailedEnd,
+    },
+    [STATE.convertFailedEnd]: { Type: 'Fail', Error: 'ConversionFailed', CausePath: '$.cause' },
+  });
+}

@@ -19,21 +19,27 @@ export function parseFormat(raw: string | undefined): Format {
   return f;
 }
 
-export type Limits = Pick<ConvertOptions, 'maxDepth' | 'maxInputBytes' | 'maxEntityExpansion' | 'spillThreshold'>;
+export type Limits = Pick<
+  ConvertOptions,
+  'maxDepth' | 'maxInputBytes' | 'maxValueChars' | 'entityAmplification' | 'entityAmplificationThreshold' | 'maxChildNames' | 'spillThreshold'
+>;
 
-/**
- * Limits from the environment:
- * - `MAX_DEPTH` deepest element nesting (default 10000);
- * - `MAX_INPUT_BYTES` largest input in bytes, 0 = unlimited (default 0);
- * - `MAX_ENTITY_EXPANSION` characters one attribute may grow to through DTD entities (default 1048576);
- * - `SPILL_THRESHOLD` characters of one buffered value held in memory before spilling to TMPDIR
- *   (default 4194304).
- */
+function factor(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  if (!/^\d+(\.\d+)?$/.test(raw) || Number(raw) < 1) throw new ConfigError(`${name} must be a number >= 1 (got "${raw}")`);
+  return Number(raw);
+}
+
+/** Limits from the environment; README.md "Limits" lists each with its default and error. */
 export function limitsFromEnv(env: NodeJS.ProcessEnv): Limits {
   return {
     maxDepth: int(env, 'MAX_DEPTH', 10000, 1),
     maxInputBytes: int(env, 'MAX_INPUT_BYTES', 0),
-    maxEntityExpansion: int(env, 'MAX_ENTITY_EXPANSION', 1 << 20),
+    maxValueChars: int(env, 'MAX_VALUE_CHARS', 1 << 23, 1),
+    entityAmplification: factor(env, 'ENTITY_AMPLIFICATION_MAX', 100),
+    entityAmplificationThreshold: int(env, 'ENTITY_AMPLIFICATION_THRESHOLD', 1 << 23),
+    maxChildNames: int(env, 'MAX_CHILD_NAMES', 100_000, 1),
     spillThreshold: int(env, 'SPILL_THRESHOLD', 1 << 22, 1),
   };
 }

@@ -6,8 +6,8 @@
 import { SaxesParser, SaxesTagPlain } from 'saxes';
 import { XmlDecoder, DecodeError } from './decode';
 import { Dtd, MARKER_RE, MARK_START } from './dtd';
-import { Rope, SpillFile, StrPiece, indent, newlinePad, reindent } from './rope';
-import { fresh, isAllPySpace, jsonAscii, jsonUtf8, pyStrip } from './text';
+import { CACHED_LEVELS, Rope, SpillFile, StrPiece, indent, newlinePad, reindent } from './rope';
+import { fresh, isAllPySpace, isPySpace, jsonAscii, jsonUtf8, pyStrip, pyStripEnd } from './text';
 
 export type Format = 'lab' | 'compact' | 'jsonl';
 export const FORMATS: readonly Format[] = ['lab', 'compact', 'jsonl'];
@@ -23,8 +23,22 @@ export interface ConvertOptions {
   readonly maxDepth?: number;
   /** Largest input accepted, in bytes; 0 = unlimited. @default 0 */
   readonly maxInputBytes?: number;
-  /** Characters one attribute value may grow to through internal entity expansion. @default 1048576 */
-  readonly maxEntityExpansion?: number;
+  /**
+   * Characters of one value held whole in memory: an attribute value (also after entity expansion), a
+   * start tag's attributes together, a name, the DOCTYPE. Text and CDATA are not limited (they stream
+   * to the spill file). @default 8388608
+   */
+  readonly maxValueChars?: number;
+  /**
+   * Entity amplification, per document, as expat bounds it: once the document read so far plus all
+   * entity replacement text expanded so far pass `entityAmplificationThreshold` characters, their sum
+   * may be at most this many times the document read so far. @default 100
+   */
+  readonly entityAmplification?: number;
+  /** Characters (document + expansions) before the amplification factor applies. @default 8388608 */
+  readonly entityAmplificationThreshold?: number;
+  /** Distinct child element names held for the open elements together. @default 100000 */
+  readonly maxChildNames?: number;
   /** Characters of one buffered value kept in memory before it spills to disk. @default 4194304 */
   readonly spillThreshold?: number;
   /** Directory for spill files. @default os.tmpdir() (honours TMPDIR) */
@@ -87,6 +101,14 @@ interface Frame {
   capture: boolean;
   /** Parser write (input chunk) during which the element opened. */
   born: number;
+  /** Its slots hold values that may reference the input chunk it opened in (not copied). */
+  pins: boolean;
+  /** The head once moved to the spill file (see spillAll). */
+  headRope: Rope | null;
+  /** Text moved to the spill file, JSON-escaped without quotes; `text` holds what came after it. */
+  textRope: Rope | null;
+  /** Spilled whitespace after `textRope`: kept only if more non-space text follows (str.strip()). */
+  textWs: Rope | null;
   /** The parent's slot for this name when an earlier sibling had it (looked up once, at the open tag). */
   slot: Slot | undefined;
 }
@@ -160,7 +182,21 @@ interface SaxesInternals {
   entity: string;
   fail(message: string): void;
 }
-const S_ENTITY = 14; // saxes 6.0.0's state number for "inside &...;" (the version is pinned)
+// saxes 6.0.0's state numbers (the version is pinned).
+const S_TEXT = 13;
+const S_ENTITY = 14; // inside &...;
+const S_COMMENT = 17;
+const S_CDATA = 20;
+const S_PI_BODY = 25;
+/** The parts of saxes' state that afterWrite reads. */
+interface SaxesState {
+  state: number;
+  entityReturnState: number;
+  text: string;
+  name: string;
+  tags: unknown[];
+  attribList: Array<{ name: string; value: string }>;
+}
 /** Characters that end an entity name (`;`) or cannot be in one (whitespace as \s matches it). */
 const NOT_IN_REFERENCE = new Uint8Array(0x10000);
 for (const c of '<>&"\'=/;') NOT_IN_REFERENCE[c.charCodeAt(0)] = 1;
@@ -195,7 +231,7 @@ function checkEntityReferences(parser: SaxesParser<{}>): void {
 /** Separators at an indentation level (lab), built once: a fresh concatenation per use costs. */
 function padCache(before: string, after: string): (level: number) => string {
   const cached: string[] = [];
-  return (level) => (cached[level] ??= fresh(before + newlinePad(level) + after));
+  return (level) => cached[level] ?? (level < CACHED_LEVELS ? (cached[level] = fresh(before + newlinePad(level) + after)) : before + newlinePad(level) + after);
 }
 const OPEN = padCache('{', '');
 const MEMBER = padCache(',', '');
@@ -217,7 +253,10 @@ class MemberKey {
   /** `{` (first member) or `,`, the line break and indentation for `level` (lab), then the key. */
   at(level: number, first: boolean): string {
     const cache = first ? this.first : this.next;
-    return (cache[level] ??= fresh((first ? (this.lab ? OPEN(level) : '{') : this.lab ? MEMBER(level) : ',') + this.json));
+    const s = cache[level];
+    if (s !== undefined) return s;
+    const built = (first ? (this.lab ? OPEN(level) : '{') : this.lab ? MEMBER(level) : ',') + this.json;
+    return level < CACHED_LEVELS ? (cache[level] = fresh(built)) : built;
   }
 }
 
@@ -253,7 +292,18 @@ class Converter {
   private readonly textKey: MemberKey;
   private readonly maxDepth: number;
   private readonly maxInputBytes: number;
-  private readonly maxEntityExpansion: number;
+  private readonly maxValueChars: number;
+  private readonly ampFactor: number;
+  private readonly ampThreshold: number;
+  /** Characters of entity replacement text expanded so far (expat's "indirect" bytes). */
+  private expanded = 0;
+  private readonly maxChildNames: number;
+  /** Distinct child names held by the open elements' slots. */
+  private childNames = 0;
+  /** saxes' attribute list of the tag being read, and how much of it was counted (afterWrite). */
+  private attrSeen: unknown[] | null = null;
+  private attrCounted = 0;
+  private attrChars = 0;
   private readonly spillThreshold: number;
   /** Characters in all slots' memory together before every slot spills. */
   private readonly bufferBudget: number;
@@ -290,7 +340,10 @@ class Converter {
     this.textKey = new MemberKey('"#text"' + this.colon, this.lab);
     this.maxDepth = options.maxDepth ?? 10000;
     this.maxInputBytes = options.maxInputBytes ?? 0;
-    this.maxEntityExpansion = options.maxEntityExpansion ?? 1 << 20;
+    this.maxValueChars = options.maxValueChars ?? 1 << 23;
+    this.ampFactor = options.entityAmplification ?? 100;
+    this.ampThreshold = options.entityAmplificationThreshold ?? 1 << 23;
+    this.maxChildNames = options.maxChildNames ?? 100_000;
     this.spillThreshold = options.spillThreshold ?? 1 << 22;
     this.bufferBudget = 4 * this.spillThreshold;
     if (this.format === 'jsonl') {
@@ -334,18 +387,12 @@ class Converter {
           this.fail(`input larger than the limit of ${this.maxInputBytes} bytes (MAX_INPUT_BYTES)`);
         }
         const text = decode(() => decoder.write(chunk));
-        if (text) {
-          this.writes++;
-          this.parser.write(text);
-        }
+        if (text) this.write(text);
         if (this.queue.length) await this.drainQueue();
         await this.out.maybeFlush();
       }
       const tail = decode(() => decoder.end());
-      if (tail) {
-        this.writes++;
-        this.parser.write(tail);
-      }
+      if (tail) this.write(tail);
       this.parser.close();
       this.options.signal?.throwIfAborted();
       await this.drainQueue();
@@ -361,6 +408,57 @@ class Converter {
       };
     } finally {
       this.spill.close();
+    }
+  }
+
+  private write(text: string): void {
+    if (this.writes === 0 && text.charCodeAt(0) === 0xfeff) {
+      // The decoder consumed the byte order mark; another one is a character before the root (expat:
+      // "not well-formed (invalid token)"), which saxes would skip silently.
+      this.fail('not well-formed (invalid token): a second byte order mark');
+    }
+    this.writes++;
+    this.parser.write(text);
+    this.afterWrite();
+  }
+
+  /**
+   * After each input chunk: saxes keeps every value it reads (text, CDATA, comments, attribute values,
+   * names, the DOCTYPE) in one string until the value ends, so one huge value would exceed V8's string
+   * limit ("Invalid string length") or memory. Text and CDATA so far are taken over here (they stream
+   * to the spill file), comment and processing-instruction bodies are dropped (xmltodict ignores them),
+   * and anything else is an input limit (MAX_VALUE_CHARS) with the position where it was passed.
+   */
+  private afterWrite(): void {
+    const p = this.parser as unknown as SaxesState;
+    const state = p.state;
+    if (state === S_TEXT || (state === S_ENTITY && p.entityReturnState === S_TEXT)) {
+      if (p.text.length !== 0) {
+        const t = p.text;
+        p.text = '';
+        // Outside the root it is whitespace (saxes checks that as it reads) that xmltodict ignores.
+        if (p.tags.length !== 0) this.onText(t);
+      }
+    } else if (state === S_CDATA) {
+      if (p.text.length !== 0) {
+        const t = p.text;
+        p.text = '';
+        this.onCdata(t);
+      }
+    } else if (state === S_COMMENT || state === S_PI_BODY) {
+      p.text = '';
+    } else if (p.text.length > this.maxValueChars) {
+      this.fail(`value longer than the limit of ${this.maxValueChars} characters (MAX_VALUE_CHARS)`);
+    }
+    if (p.name.length > this.maxValueChars) this.fail(`name longer than the limit of ${this.maxValueChars} characters (MAX_VALUE_CHARS)`);
+    const list = p.attribList;
+    if (list !== this.attrSeen) {
+      this.attrSeen = list;
+      this.attrCounted = this.attrChars = 0;
+    }
+    for (; this.attrCounted < list.length; this.attrCounted++) this.attrChars += list[this.attrCounted].name.length + list[this.attrCounted].value.length;
+    if (this.attrChars > this.maxValueChars) {
+      this.fail(`start tag's attributes longer than the limit of ${this.maxValueChars} characters (MAX_VALUE_CHARS)`);
     }
   }
 
@@ -400,6 +498,19 @@ class Converter {
     }
     return k;
   }
+
+  /** Counts entity replacement text against the document's amplification limit (expat's algorithm). */
+  private readonly account = (chars: number): void => {
+    this.expanded += chars;
+    const direct = Math.max(1, this.parser.position);
+    const total = direct + this.expanded;
+    if (total >= this.ampThreshold && total / direct > this.ampFactor) {
+      throw new Error(
+        `entity amplification limit breached: ${this.expanded} characters of entity expansion for ${direct} characters of document ` +
+          `(more than ${this.ampFactor} times, ENTITY_AMPLIFICATION_MAX; applies from ${this.ampThreshold} characters, ENTITY_AMPLIFICATION_THRESHOLD)`,
+      );
+    }
+  };
 
   private fail(reason: string): never {
     throw new XmlError(this.options.source, this.parser.line, this.parser.column, reason);
@@ -443,14 +554,31 @@ class Converter {
         for (const k in attrs) head = this.attribute(head, level, k, attrs[k]);
       }
     }
-    this.stack.push({ name: tag.name, level, head, slots: null, text: '', capture, born: this.writes, slot });
+    if (head.length > this.maxValueChars) {
+      this.fail(`start tag's attributes longer than the limit of ${this.maxValueChars} characters after entity expansion (MAX_VALUE_CHARS)`);
+    }
+    this.buffered += head.length;
+    this.stack.push({
+      name: tag.name,
+      level,
+      head,
+      slots: null,
+      text: '',
+      capture,
+      born: this.writes,
+      slot,
+      pins: false,
+      headRope: null,
+      textRope: null,
+      textWs: null,
+    });
   }
 
   /** Appends one attribute member to an element's rendered head. */
   private attribute(head: string, level: number, k: string, v: string): string {
     if (this.markers && v.includes(MARK_START)) {
       try {
-        v = this.dtd!.expandAttribute(v, this.maxEntityExpansion);
+        v = this.dtd!.expandAttribute(v, this.maxValueChars, this.account);
       } catch (e) {
         this.fail((e as Error).message);
       }
@@ -462,16 +590,61 @@ class Converter {
     const f = this.stack[this.stack.length - 1];
     if (f === undefined || !f.capture) return;
     if (this.markers) t = t.replace(MARKER_RE, ''); // xmltodict 0.13 drops entity references in content
-    // Leading whitespace is stripped in the end anyway: dropping it early keeps big containers small.
-    if (f.text === '' && isAllPySpace(t)) return;
-    f.text += t;
+    this.addText(f, t);
   }
 
   private onCdata(t: string): void {
     const f = this.stack[this.stack.length - 1];
     if (f === undefined || !f.capture) return;
-    if (f.text === '' && isAllPySpace(t)) return;
-    f.text += t;
+    this.addText(f, t);
+  }
+
+  private addText(f: Frame, t: string): void {
+    // Leading whitespace is stripped in the end anyway: dropping it early keeps big containers small.
+    if (f.text === '' && f.textRope === null && isAllPySpace(t)) return;
+    // An element open since an earlier chunk keeps text long: copy it so it pins no further chunk.
+    f.text += f.born === this.writes ? t : fresh(t);
+    this.buffered += t.length;
+    if (f.text.length > this.spillThreshold) this.spillText(f, false);
+    if (this.buffered > this.peakBuffered) this.peakBuffered = this.buffered;
+    if (this.buffered > this.bufferBudget) this.spillAll();
+  }
+
+  /** A JSON string's content (no quotes) in the output format's escaping. */
+  private escape(s: string): string {
+    const q = this.str(s);
+    return q.slice(1, q.length - 1);
+  }
+
+  /**
+   * Moves an element's text to the spill file, escaped, so a text node of any size converts in bounded
+   * memory. str.strip() is kept: leading whitespace is dropped, trailing whitespace is held back (in
+   * memory, or on disk as `textWs`) until non-space text follows it. A high surrogate at the end waits
+   * for its pair, so the escaping does not depend on where chunks end.
+   */
+  private spillText(f: Frame, force: boolean): void {
+    const t = f.text;
+    let end = t.length;
+    while (end > 0 && isPySpace(t.charCodeAt(end - 1))) end--;
+    const wsTail = end < t.length;
+    if (!wsTail && end > 0 && (t.charCodeAt(end - 1) & 0xfc00) === 0xd800) end--;
+    let start = 0;
+    if (f.textRope === null) while (start < end && isPySpace(t.charCodeAt(start))) start++;
+    if (start < end) {
+      f.textRope ??= new Rope();
+      if (f.textWs !== null) f.textRope.append(f.textWs, 0);
+      f.textWs = null;
+      f.textRope.append(this.spill.spillString(this.escape(t.slice(start, end))), 0);
+    }
+    let rest = t.slice(end);
+    if (wsTail && f.textRope === null) rest = ''; // all of it leading whitespace
+    if (wsTail && rest !== '' && (force || rest.length > this.spillThreshold)) {
+      f.textWs ??= new Rope();
+      f.textWs.append(this.spill.spillString(this.escape(rest)), 0);
+      rest = '';
+    }
+    f.text = rest;
+    this.buffered -= t.length - rest.length;
   }
 
   private onClose(): void {
@@ -482,33 +655,39 @@ class Converter {
       if (this.matched === depth) this.matched--;
       if (!f.capture) return;
       if (isRecord) {
-        const v = this.render(f);
+        const v = this.render(f, false);
         this.records++;
         this.emit(v);
         this.emit('\n');
         return;
       }
     }
-    const value = this.render(f);
     const parent = this.stack[this.stack.length - 1];
     if (parent === undefined) {
-      this.root = { name: f.name, value };
+      this.root = { name: f.name, value: this.render(f, false) };
       return;
     }
     if (depth === 2) {
       this.records++;
       if (this.streamSlot !== null && f.slot === this.streamSlot) {
         this.emit(this.lab ? MEMBER(parent.level + 2) : ',');
-        this.emit(value);
+        this.emit(this.render(f, false));
         return;
       }
     }
+    // A parent open since an earlier chunk may hold the value long: a copy then, so it pins no chunk.
+    const copy = parent.born !== this.writes;
+    if (!copy) parent.pins = true;
+    const value = this.render(f, copy);
     let slots = parent.slots;
     if (slots === null) slots = parent.slots = new Map();
     let slot = f.slot;
     const before = slot === undefined ? 0 : slotMem(slot);
     let sep = '';
     if (slot === undefined) {
+      if (++this.childNames > this.maxChildNames) {
+        this.fail(`more than ${this.maxChildNames} distinct child element names held for the open elements (MAX_CHILD_NAMES)`);
+      }
       slot = { key: this.key(f.name), count: 0, s: '', rope: null };
       slots.set(f.name, slot);
     } else if (this.lab) {
@@ -523,8 +702,7 @@ class Converter {
     }
     slot.count++;
     if (slot.rope === null && typeof value === 'string') {
-      // A parent open since an earlier chunk may hold the value long: copy it so it pins no input chunk.
-      slot.s += sep + (parent.born === this.writes ? value : fresh(value));
+      slot.s += sep + value;
     } else {
       if (slot.rope === null) {
         slot.rope = new Rope();
@@ -532,7 +710,7 @@ class Converter {
         slot.s = '';
       }
       slot.rope.push(sep);
-      if (typeof value === 'string') slot.rope.push(parent.born === this.writes ? value : fresh(value));
+      if (typeof value === 'string') slot.rope.push(value);
       else slot.rope.append(value, 0);
     }
     if (depth === 2 && slot.count === 2 && slots.size === 1) {
@@ -541,13 +719,14 @@ class Converter {
       // record-file layout). A malformed document later still fails the conversion as a whole.
       this.streamSlot = slot;
       const lab = this.lab;
-      this.emit(
-        this.rootPrefix(parent.name) +
-          parent.head +
-          slot.key.at(parent.level + 1, parent.head === '') +
-          (lab ? ARRAY_OPEN(parent.level + 2) : '['),
-      );
+      const first = parent.head === '' && parent.headRope === null;
+      this.emit(this.rootPrefix(parent.name));
+      this.emit(parent.headRope ?? parent.head);
+      this.emit(slot.key.at(parent.level + 1, first) + (lab ? ARRAY_OPEN(parent.level + 2) : '['));
       this.emit(slot.rope ?? slot.s);
+      this.buffered -= parent.head.length;
+      parent.head = '';
+      parent.headRope = null;
       slot.rope = null;
       slot.s = '';
       this.buffered -= before;
@@ -568,27 +747,44 @@ class Converter {
     this.spill.spill(slot.rope);
   }
 
-  /** Many slots, each under the threshold, together over the budget: move them all to disk. */
+  /** Values, texts and heads, each under the threshold, together over the budget: move them all to disk. */
   private spillAll(): void {
     for (const f of this.stack) {
-      if (f.slots === null) continue;
-      for (const slot of f.slots.values()) {
-        const m = slotMem(slot);
-        if (m === 0 || slot === this.streamSlot) continue;
-        this.spillSlot(slot);
-        this.buffered -= m;
+      if (f.slots !== null) {
+        for (const slot of f.slots.values()) {
+          const m = slotMem(slot);
+          if (m === 0 || slot === this.streamSlot) continue;
+          this.spillSlot(slot);
+          this.buffered -= m;
+        }
+      }
+      if (f.text !== '') this.spillText(f, true);
+      if (f.head !== '') {
+        this.buffered -= f.head.length;
+        f.headRope = this.spill.spillString(f.head);
+        f.head = '';
       }
     }
   }
 
-  /** The element's xmltodict value at its (predicted) level: a string, or a rope when parts are on disk. */
-  private render(f: Frame): string | Rope {
-    const text = f.text === '' ? '' : pyStrip(f.text);
-    if (f.head === '' && f.slots === null) return text === '' ? 'null' : this.str(text);
+  /**
+   * The element's xmltodict value at its (predicted) level: a string, or a rope when parts are on disk.
+   * With `copy`, the string references no input chunk (see onClose).
+   */
+  private render(f: Frame, copy: boolean): string | Rope {
+    this.buffered -= f.head.length + f.text.length;
+    if (f.slots !== null) this.childNames -= f.slots.size;
+    const text = f.text === '' ? '' : f.textRope === null ? pyStrip(f.text) : pyStripEnd(f.text);
+    const hasHead = f.head !== '' || f.headRope !== null;
+    if (!hasHead && f.slots === null) {
+      if (f.textRope !== null) return this.spilledText(null, '', f, text, '');
+      if (text === '') return 'null';
+      return copy ? fresh(this.str(text)) : this.str(text);
+    }
     const lab = this.lab;
-    let s = f.head;
-    let first = f.head === '';
-    let rope: Rope | null = null;
+    let s = copy && !f.pins ? fresh(f.head) : f.head;
+    let first = !hasHead;
+    let rope: Rope | null = f.headRope;
     if (f.slots !== null) {
       for (const slot of f.slots.values()) {
         if (slot === this.streamSlot) {
@@ -615,11 +811,27 @@ class Converter {
         if (array) s += lab ? ARRAY_CLOSE(f.level + 1) : ']';
       }
     }
-    if (text !== '') s += this.textKey.at(f.level + 1, first) + this.str(text);
-    s += lab ? OBJECT_CLOSE(f.level) : '}';
+    const close = lab ? OBJECT_CLOSE(f.level) : '}';
+    if (f.textRope !== null) return this.spilledText(rope, s + this.textKey.at(f.level + 1, first), f, text, close);
+    if (text !== '') s += this.textKey.at(f.level + 1, first) + (copy && !f.pins ? fresh(this.str(text)) : this.str(text));
+    s += close;
+    if (copy && f.pins) s = fresh(s);
     if (rope === null) return s;
     rope.push(s);
     return rope;
+  }
+
+  /** `rope`, `before`, then the quoted spilled text (its in-memory end `tail` already rstripped), then `after`. */
+  private spilledText(rope: Rope | null, before: string, f: Frame, tail: string, after: string): Rope {
+    const r = rope ?? new Rope();
+    r.push(fresh(before + '"'));
+    r.append(f.textRope!, 0);
+    if (tail !== '') {
+      if (f.textWs !== null) r.append(f.textWs, 0);
+      r.push(fresh(this.escape(tail)));
+    }
+    r.push('"' + after);
+    return r;
   }
 
   /**

@@ -85,18 +85,80 @@ function completeEnd(buf: Buffer): number {
   return n;
 }
 
+/**
+ * iconv-lite decoders turn bytes the encoding does not define (0x81 in windows-1252, a bad multi-byte
+ * sequence) into U+FFFD; expat (with Python's codecs) rejects them, so this does too. U+FFFD itself
+ * cannot be written in these encodings, except GB18030's 84 31 A4 37, which is refused as well.
+ */
 class IconvDecoder implements Inner {
   private readonly dec: ReturnType<typeof iconv.getDecoder>;
-  constructor(encoding: string) {
+  constructor(private readonly encoding: string) {
     this.dec = iconv.getDecoder(encoding, { stripBOM: true });
   }
   write(buf: Buffer): string {
-    return this.dec.write(buf);
+    return this.check(this.dec.write(buf));
   }
   end(): string {
-    return this.dec.end() ?? '';
+    return this.check(this.dec.end() ?? '');
+  }
+  protected check(text: string): string {
+    const bad = text.indexOf('\uFFFD');
+    if (bad >= 0) throw new DecodeError(`not well-formed (invalid token): a byte sequence ${this.encoding} does not define`, text.slice(0, bad));
+    return text;
   }
 }
+
+/** CP932 (Windows-31J) characters that Shift_JIS (JIS X 0208, as Python's shift_jis codec) maps elsewhere. */
+const SJIS_FROM_CP932: Record<string, string> = {
+  '\uFF5E': '\u301C',
+  '\u2225': '\u2016',
+  '\uFF0D': '\u2212',
+  '\uFFE0': '\u00A2',
+  '\uFFE1': '\u00A3',
+  '\uFFE2': '\u00AC',
+};
+const CP932_ONLY = /[\uFF5E\u2225\uFF0D\uFFE0\uFFE1\uFFE2]/g;
+
+/**
+ * Shift_JIS as the standard (JIS X 0208) defines it, not Microsoft's CP932 that iconv-lite's
+ * "shift_jis" decodes: CP932's extension rows (lead bytes 0x87, 0xED-0xEE, 0xF0-0xFC: NEC and IBM
+ * extensions, user-defined area) and the single byte 0x80 are errors, and the six characters that
+ * CP932 maps differently (0x8160 WAVE DASH, ...) get the JIS mapping. Documents in CP932 declare
+ * `windows-31j` or `cp932`.
+ */
+class ShiftJisDecoder extends IconvDecoder {
+  /** A lead byte seen at the end of the previous chunk. */
+  private lead = false;
+  constructor() {
+    super('cp932');
+  }
+  write(buf: Buffer): string {
+    for (let i = 0; i < buf.length; i++) {
+      const b = buf[i];
+      if (this.lead) {
+        this.lead = false;
+        continue;
+      }
+      if ((b >= 0x81 && b <= 0x9f) || (b >= 0xe0 && b <= 0xfc)) {
+        if (b === 0x87 || b === 0xed || b === 0xee || b >= 0xf0) {
+          const prefix = super.write(buf.subarray(0, i));
+          throw new DecodeError('not well-formed (invalid token): a CP932 extension byte sequence, not Shift_JIS (declare windows-31j for CP932)', map(prefix));
+        }
+        this.lead = true;
+      } else if (b === 0x80) {
+        throw new DecodeError('not well-formed (invalid token): byte 0x80 is not Shift_JIS', map(super.write(buf.subarray(0, i))));
+      }
+    }
+    return map(super.write(buf));
+  }
+}
+
+function map(text: string): string {
+  return text.replace(CP932_ONLY, (c) => SJIS_FROM_CP932[c]);
+}
+
+const SHIFT_JIS = new Set(['shift_jis', 'shift-jis', 'shiftjis', 'sjis', 's_jis', 'x-sjis', 'csshiftjis']);
+const UTF8 = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii']);
 
 
 const HEAD_LIMIT = 1024;
@@ -130,33 +192,37 @@ export class XmlDecoder {
     return this.inner.write(head);
   }
 
-  /** Enough bytes to decide: the BOM, or the whole XML declaration, or HEAD_LIMIT bytes. */
+  /** Enough bytes to decide: the whole XML declaration, or none, or HEAD_LIMIT bytes. */
   private ready(head: Buffer, eof: boolean): boolean {
     if (eof || head.length >= HEAD_LIMIT) return true;
     if (head.length < 4) return false;
-    if (head[0] === 0xfe || head[0] === 0xff || head[0] === 0x00 || head[1] === 0x00) return true;
-    const ascii = head.toString('latin1');
-    if (!ascii.startsWith('<?xml') && !ascii.startsWith('\xef\xbb\xbf<?xml')) return true;
-    return ascii.includes('?>');
+    const text = sniff(head).text;
+    if (!text.startsWith('<?xml'.slice(0, text.length)) || (text.length >= 5 && !text.startsWith('<?xml'))) return true;
+    return text.includes('?>');
   }
 
+  /**
+   * The byte order mark, else the first bytes (XML 1.0 appendix F), give the family; the declaration's
+   * encoding must agree with it, as in expat ("encoding specified in XML declaration is incorrect"),
+   * with one stricter rule: after a UTF-8 BOM only UTF-8 (or US-ASCII) may be declared (XML 1.0 4.3.3;
+   * expat decodes such a document in the declared encoding).
+   */
   private choose(head: Buffer): Inner {
-    if (head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf) return this.use('utf-8', new Utf8Decoder());
-    if (head[0] === 0xff && head[1] === 0xfe) return this.use('utf-16le', new StrictDecoder('utf-16le'));
-    if (head[0] === 0xfe && head[1] === 0xff) return this.use('utf-16be', new StrictDecoder('utf-16be'));
-    // No BOM but "<?" in UTF-16 (XML 1.0 appendix F).
-    if (head[0] === 0x3c && head[1] === 0x00 && head[2] === 0x3f && head[3] === 0x00) {
-      return this.use('utf-16le', new StrictDecoder('utf-16le'));
+    const { bom, family, text } = sniff(head);
+    const m = /^<\?xml\s[^>]*?\bencoding\s*=\s*(["'])([^"']*)\1/.exec(text);
+    const declared = m ? m[2].toLowerCase() : undefined;
+    const incorrect = (what: string) =>
+      new DecodeError(`encoding specified in XML declaration is incorrect: "${m![2]}" in a document that ${what}`);
+    if (family === 'utf-16le' || family === 'utf-16be') {
+      if (declared !== undefined && declared !== 'utf-16' && declared !== family) {
+        throw incorrect(bom ? `starts with a ${family.toUpperCase()} byte order mark` : `is ${family.toUpperCase()}`);
+      }
+      return this.use(family, new StrictDecoder(family));
     }
-    if (head[0] === 0x00 && head[1] === 0x3c && head[2] === 0x00 && head[3] === 0x3f) {
-      return this.use('utf-16be', new StrictDecoder('utf-16be'));
-    }
-    const m = /^<\?xml\s[^>]*?\bencoding\s*=\s*(["'])([^"']*)\1/.exec(head.toString('latin1'));
-    const declared = m ? m[2].toLowerCase() : 'utf-8';
-    if (declared === 'utf-8' || declared === 'utf8' || declared === 'us-ascii' || declared === 'ascii') {
-      return this.use('utf-8', new Utf8Decoder());
-    }
-    if (declared === 'utf-16') return this.use('utf-16le', new StrictDecoder('utf-16le'));
+    if (declared === undefined || UTF8.has(declared)) return this.use('utf-8', new Utf8Decoder());
+    if (bom) throw incorrect('starts with a UTF-8 byte order mark');
+    if (declared.startsWith('utf-16') || declared.startsWith('utf-32') || declared === 'ucs-2') throw incorrect('is not in that encoding');
+    if (SHIFT_JIS.has(declared)) return this.use('shift_jis', new ShiftJisDecoder());
     if (!/^[a-z][a-z0-9._:-]*$/.test(declared) || !iconv.encodingExists(declared)) {
       throw new DecodeError(`unknown encoding: ${m![2]}`);
     }
@@ -167,4 +233,18 @@ export class XmlDecoder {
     this.encoding = name;
     return inner;
   }
+}
+
+/** The BOM, the encoding family the first bytes show, and the head as text in that family (for the declaration). */
+function sniff(head: Buffer): { bom: boolean; family: string; text: string } {
+  if (head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf) return { bom: true, family: 'utf-8', text: head.toString('latin1', 3) };
+  if (head[0] === 0xff && head[1] === 0xfe) return { bom: true, family: 'utf-16le', text: utf16(head.subarray(2), 'utf-16le') };
+  if (head[0] === 0xfe && head[1] === 0xff) return { bom: true, family: 'utf-16be', text: utf16(head.subarray(2), 'utf-16be') };
+  if (head[0] === 0x3c && head[1] === 0x00 && head[2] === 0x3f && head[3] === 0x00) return { bom: false, family: 'utf-16le', text: utf16(head, 'utf-16le') };
+  if (head[0] === 0x00 && head[1] === 0x3c && head[2] === 0x00 && head[3] === 0x3f) return { bom: false, family: 'utf-16be', text: utf16(head, 'utf-16be') };
+  return { bom: false, family: 'ascii', text: head.toString('latin1') };
+}
+
+function utf16(buf: Buffer, label: string): string {
+  return new TextDecoder(label).decode(buf.subarray(0, buf.length & ~1));
 }

@@ -2,7 +2,7 @@
  * Minimal reading of a document's DOCTYPE, to reproduce what expat (as configured by xmltodict 0.13,
  * `disable_entities=True`) does with it, without ever loading anything external:
  * - internal general entities: references in content are DROPPED, references in attribute values are
- *   EXPANDED (bounded: `maxExpansion` characters per attribute value);
+ *   EXPANDED (the caller bounds the expansion per document, as expat's amplification limit does);
  * - external entities: dropped in content, an error in attribute values; never fetched or read;
  * - parameter entities: ignored; when the DTD has an external subset or a parameter-entity reference,
  *   undeclared entities are skipped silently (expat cannot know they are undeclared);
@@ -105,29 +105,95 @@ export class Dtd {
     return undefined;
   }
 
-  /** Expands markers in an attribute value; throws on external entities, recursion or excess size. */
-  expandAttribute(value: string, maxExpansion: number): string {
-    let budget = maxExpansion;
-    const expand = (name: string, depth: number, stack: string[]): string => {
-      const predefined = PREDEFINED[name];
-      if (predefined !== undefined) return predefined;
-      const ent = this.entities.get(name);
-      if (!ent) {
-        if (this.lenient) return '';
-        throw new Error(`undefined entity: ${name}`);
-      }
-      if (ent.kind === 'external') throw new Error(`reference to external entity in attribute: ${name}`);
-      if (stack.includes(name)) throw new Error(`recursive entity reference: ${name}`);
-      if (depth > 64) throw new Error('entity nesting too deep');
-      const out = ent.value.replace(/&([^&;\s]+);/g, (_m, n: string) => {
-        if (n.startsWith('#')) return expandCharRefs(`&${n};`);
-        return expand(n, depth + 1, [...stack, name]);
-      });
-      budget -= out.length;
-      if (budget < 0) throw new Error(`entity expansion limit exceeded (${maxExpansion} characters)`);
-      return out;
+  /** Per entity: characters of its full expansion and of replacement text read to expand it. */
+  private readonly sizes = new Map<string, { size: number; cost: number }>();
+  private readonly texts = new Map<string, string>();
+
+  /**
+   * Expands markers in an attribute value; throws on external entities or recursion. `account` is told
+   * the replacement text each reference makes the parser read (each entity's own text, once per use:
+   * a nested entity's text counts once per time it is expanded, not again at every level above it, as
+   * in expat) and may throw; the expanded value may not pass `maxChars` characters. Sizes and costs
+   * are computed per entity (numbers only) before any text is built, so a billion laughs costs no time.
+   */
+  expandAttribute(value: string, maxChars: number, account: (chars: number) => void): string {
+    const out: string[] = [];
+    let size = 0;
+    const markers = new RegExp(MARKER_RE.source, 'g');
+    let from = 0;
+    const add = (s: string) => {
+      size += s.length;
+      out.push(s);
     };
-    return value.replace(MARKER_RE, (_m, name: string) => expand(name, 0, []));
+    for (let m; (m = markers.exec(value)); from = markers.lastIndex) {
+      if (m.index > from) add(value.slice(from, m.index));
+      const name = m[1];
+      const predefined = PREDEFINED[name];
+      if (predefined !== undefined) {
+        add(predefined);
+        continue;
+      }
+      const info = this.measure(name, []);
+      account(info.cost);
+      if (size + info.size > maxChars) {
+        throw new Error(`attribute value longer than the limit of ${maxChars} characters after entity expansion (MAX_VALUE_CHARS)`);
+      }
+      add(this.text(name));
+    }
+    if (from < value.length) add(value.slice(from));
+    return out.join('');
+  }
+
+  /** The references in an entity's replacement text, split into literal parts and entity names. */
+  private static parts(value: string): Array<{ lit: string } | { ref: string }> {
+    const parts: Array<{ lit: string } | { ref: string }> = [];
+    const re = /&([^&;\s]+);/g;
+    let from = 0;
+    for (let m; (m = re.exec(value)); from = re.lastIndex) {
+      if (m.index > from) parts.push({ lit: value.slice(from, m.index) });
+      if (m[1].startsWith('#')) parts.push({ lit: expandCharRefs(m[0]) });
+      else if (PREDEFINED[m[1]] !== undefined) parts.push({ lit: PREDEFINED[m[1]] });
+      else parts.push({ ref: m[1] });
+    }
+    if (from < value.length) parts.push({ lit: value.slice(from) });
+    return parts;
+  }
+
+  private measure(name: string, stack: string[]): { size: number; cost: number } {
+    const known = this.sizes.get(name);
+    if (known) return known;
+    const ent = this.entities.get(name);
+    if (!ent) {
+      if (this.lenient) return { size: 0, cost: 0 };
+      throw new Error(`undefined entity: ${name}`);
+    }
+    if (ent.kind === 'external') throw new Error(`reference to external entity in attribute: ${name}`);
+    if (stack.includes(name)) throw new Error(`recursive entity reference: ${name}`);
+    if (stack.length >= 64) throw new Error('entity nesting too deep');
+    const r = { size: 0, cost: ent.value.length };
+    for (const p of Dtd.parts(ent.value)) {
+      if ('lit' in p) r.size += p.lit.length;
+      else {
+        const sub = this.measure(p.ref, [...stack, name]);
+        r.size += sub.size;
+        r.cost += sub.cost;
+      }
+    }
+    this.sizes.set(name, r);
+    return r;
+  }
+
+  /** The full expansion of an entity already measured (so its size is known to be within bounds). */
+  private text(name: string): string {
+    let t = this.texts.get(name);
+    if (t !== undefined) return t;
+    const ent = this.entities.get(name);
+    if (!ent || ent.kind !== 'internal') return '';
+    t = Dtd.parts(ent.value)
+      .map((p) => ('lit' in p ? p.lit : this.text(p.ref)))
+      .join('');
+    this.texts.set(name, t);
+    return t;
   }
 }
 

@@ -21,11 +21,20 @@ export interface FilePiece {
 }
 export type Piece = StrPiece | FilePiece;
 
+/**
+ * Separators are cached per indentation level up to this level only: a cache over 10,000 levels would
+ * hold 4 x 10,000^2 / 2 spaces (200 MB) per kind of separator. Deeper levels are built per use, which
+ * costs as much as writing them out.
+ */
+export const CACHED_LEVELS = 256;
 const PADS: string[] = [];
 /** "\n" followed by `ind` indentation levels. */
 export function newlinePad(ind: number): string {
   let p = PADS[ind];
-  if (p === undefined) p = PADS[ind] = '\n' + ' '.repeat(4 * ind);
+  if (p === undefined) {
+    p = '\n' + ' '.repeat(4 * ind);
+    if (ind < CACHED_LEVELS) PADS[ind] = p;
+  }
   return p;
 }
 
@@ -126,6 +135,14 @@ export class SpillFile {
     rope.pieces = out;
     rope.mem = 0;
     rope.hasFile = true;
+  }
+
+  /** Writes `s` to disk and returns it as a rope of file pieces (no memory held). */
+  spillString(s: string): Rope {
+    const r = new Rope();
+    r.push(s);
+    this.spill(r);
+    return r;
   }
 
   read(off: number, len: number): Promise<Buffer> {

@@ -8,7 +8,7 @@ for (const c of [0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x8
 }
 for (let c = 0x2000; c <= 0x200a; c++) PY_SPACE[c] = 1;
 
-function isPySpace(code: number): boolean {
+export function isPySpace(code: number): boolean {
   return code <= 0x3000 && PY_SPACE[code] === 1;
 }
 
@@ -19,6 +19,13 @@ export function pyStrip(s: string): string {
   while (start < end && isPySpace(s.charCodeAt(start))) start++;
   while (end > start && isPySpace(s.charCodeAt(end - 1))) end--;
   return start === 0 && end === s.length ? s : s.slice(start, end);
+}
+
+/** Python `str.rstrip()` with no arguments. */
+export function pyStripEnd(s: string): string {
+  let end = s.length;
+  while (end > 0 && isPySpace(s.charCodeAt(end - 1))) end--;
+  return end === s.length ? s : s.slice(0, end);
 }
 
 /** Python json.dumps escapes (ensure_ascii), per UTF-16 code unit; filled lazily above 0x7e. */
@@ -43,6 +50,7 @@ const SAFE_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 export function jsonAscii(s: string): string {
   // Printable ASCII strings (the common case) need no escaping; see jsonUtf8 about slices.
   if (SAFE_ASCII.test(s)) return '"' + s + '"';
+  if (s.length > LONG) return jsonAsciiLong(s);
   // A plain loop: a replace() callback per run to escape costs several times more.
   let out = '"';
   let from = 0;
@@ -54,6 +62,35 @@ export function jsonAscii(s: string): string {
     from = i + 1;
   }
   return out + s.slice(from) + '"';
+}
+
+/** Above this length, escaping goes through a byte buffer: a string built by += from millions of
+ * escapes is a tree of millions of cons cells (a 4M-character non-ASCII text took ~300 MB that way). */
+const LONG = 4096;
+const HEX = '0123456789abcdef';
+
+function jsonAsciiLong(s: string): string {
+  const buf = Buffer.allocUnsafe(s.length * 6 + 2);
+  let n = 0;
+  buf[n++] = 0x22;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c) {
+      buf[n++] = c;
+    } else if (c < 0x7f && ESCAPES[c] !== undefined && ESCAPES[c].length === 2) {
+      buf[n++] = 0x5c;
+      buf[n++] = ESCAPES[c].charCodeAt(1);
+    } else {
+      buf[n++] = 0x5c;
+      buf[n++] = 0x75;
+      buf[n++] = HEX.charCodeAt(c >> 12);
+      buf[n++] = HEX.charCodeAt((c >> 8) & 15);
+      buf[n++] = HEX.charCodeAt((c >> 4) & 15);
+      buf[n++] = HEX.charCodeAt(c & 15);
+    }
+  }
+  buf[n++] = 0x22;
+  return buf.toString('latin1', 0, n);
 }
 
 const NEEDS_ESCAPE = /[\x00-\x1f"\\\ud800-\udfff]/;

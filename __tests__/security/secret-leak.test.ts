@@ -135,7 +135,7 @@ describe('GIVEN the key in every place a user might leave it that the app does n
   test('WHEN synthesizing THEN synthesis succeeds and no synthesized file (stacks, outputs, manifest) nor the console holds the key', () => {
     expect(error).toBeUndefined();
     const stacks = Object.keys(readSynthesized(outdir).stacks);
-    expect(stacks.length).toBe(6);
+    expect(stacks.length).toBe(7);
     expect(filesContaining(outdir, FIND)).toEqual([]);
     expect(FIND.filter((n) => output.includes(n))).toEqual([]);
     // The needles do find a planted copy (the search itself works).
@@ -148,7 +148,7 @@ describe('GIVEN the key in every place a user might leave it that the app does n
   test('WHEN every stack is planned offline (terraform plan -refresh=false, local state) THEN no plan, plan log or state file holds the key', () => {
     // The docker-provider images stack cannot be planned offline; every other stack must be.
     expect(plans.map((p) => `${p.stack}:${p.status}${p.reason ? ` (${p.reason})` : ''}`)).toEqual(
-      ['batch', 'cluster', 'images', 'ingest', 'network', 'sftp'].map((s) => (s === 'images' ? `${s}:skipped (uses the docker provider (not in the offline provider mirror))` : `${s}:planned`)),
+      ['batch', 'cluster', 'images', 'ingest', 'monitoring', 'network', 'sftp'].map((s) => (s === 'images' ? `${s}:skipped (uses the docker provider (not in the offline provider mirror))` : `${s}:planned`)),
     );
     for (const p of plans.filter((x) => x.status === 'planned')) {
       expect(p.planJson!.length).toBeGreaterThan(1000);

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { App } from 'cdktf';
 import { loadConfig } from '../stacks/config';
-import { MonitoringSettings, MonitoringStack, RunbookSection, scheduleIntervalSeconds } from '../stacks/monitoring';
+import { MonitoringSettings, MonitoringStack, noIngestWindow, RunbookSection, scheduleIntervalSeconds } from '../stacks/monitoring';
 import { validateStack } from '../scripts/terraform';
 import { readStack, synthesize, SynthStack } from './stacks/synth';
 
@@ -196,7 +196,7 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
 
 describe('GIVEN monitoring settings', () => {
   test('WHEN e-mails and a no-ingest period are set THEN each address is subscribed and the no-ingest alarm counts hours without a file as breaching', () => {
-    const stack = monitoringWith({ alarmEmails: ['ops@example.com', 'oncall@example.org'], noIngestHours: 48, runbookUrl: 'https://git.example.com/pipeline/blob/main/docs/runbook.md' });
+    const stack = monitoringWith({ alarmEmails: ['ops@example.com', 'oncall@example.org'], alarmNoIngestMinutes: 2880, runbookUrl: 'https://git.example.com/pipeline/blob/main/docs/runbook.md' });
     const subs = Object.values(stack.resources('aws_sns_topic_subscription'));
     expect(subs.map((s: any) => [s.protocol, s.endpoint])).toEqual([
       ['email', 'ops@example.com'],
@@ -208,24 +208,36 @@ describe('GIVEN monitoring settings', () => {
     expect(runbookSections().has('no-files-ingested')).toBe(true);
   });
 
+  test('WHEN the no-ingest window is set in minutes THEN its periods are the longest that divide it within CloudWatch\'s range', () => {
+    expect(noIngestWindow(0)).toBeUndefined();
+    expect(noIngestWindow(10)).toEqual({ period: 300, periods: 2 });
+    expect(noIngestWindow(12)).toEqual({ period: 60, periods: 12 });
+    expect(noIngestWindow(90)).toEqual({ period: 900, periods: 6 });
+    expect(noIngestWindow(1440)).toEqual({ period: 3600, periods: 24 });
+    expect(noIngestWindow(1500)).toEqual({ period: 3600, periods: 25 });
+    expect(noIngestWindow(10080)).toEqual({ period: 3600, periods: 168 });
+    expect(() => noIngestWindow(1445)).toThrow(/1445 minutes is more than a day and not whole hours/);
+  });
+
   test('WHEN the schedule runs hourly THEN a lister period spans one run; a daily schedule with 3 runs fits in 7 days', () => {
     expect(scheduleIntervalSeconds('rate(1 hour)')).toBe(3600);
     expect(scheduleIntervalSeconds('rate(5 minutes)')).toBe(300);
     expect(scheduleIntervalSeconds('cron(0 * * * ? *)')).toBeUndefined();
     const hourly = alarmsBySection(monitoringWith({}, { PIPELINE_SCHEDULE: 'rate(1 hour)' }))['lister-failing'];
     expect(hourly.metric_query.find((q: any) => q.id === 'runs').metric.period).toBe(3600);
-    const daily = alarmsBySection(monitoringWith({ listerFailedRunsInARow: 3 }, { PIPELINE_SCHEDULE: 'rate(1 day)' }))['lister-failing'];
+    const daily = alarmsBySection(monitoringWith({ alarmListerFailures: 3 }, { PIPELINE_SCHEDULE: 'rate(1 day)' }))['lister-failing'];
     expect(daily.metric_query.find((q: any) => q.id === 'runs').metric.period).toBe(86400);
   });
 
   test.each([
-    [{ alarmEmails: ['ops@example.com, dev@example.com'] }, {}, /alarmEmails: "ops@example.com, dev@example.com" is not an e-mail address/],
-    [{ noIngestHours: 169 }, {}, /noIngestHours must be 0 \(off\) to 168/],
-    [{ noIngestHours: 1.5 }, {}, /noIngestHours must be 0 \(off\) to 168/],
-    [{ listerFailedRunsInARow: 0 }, {}, /listerFailedRunsInARow must be an integer >= 1/],
-    [{ listerFailedRunsInARow: 8 }, { PIPELINE_SCHEDULE: 'rate(1 day)' }, /listerFailedRunsInARow=8 with 86400 s periods spans 691200 s; CloudWatch allows at most 604800 s/],
-    [{ listerFailedRunsInARow: 289 }, {}, /listerFailedRunsInARow=289 with 300 s periods spans 86700 s; CloudWatch allows at most 86400 s/],
-    [{ conversionFailuresPerPeriod: 0 }, {}, /conversionFailuresPerPeriod must be >= 1/],
+    [{ alarmEmails: ['ops@example.com, dev@example.com'] }, {}, /alarmEmails \(env PIPELINE_ALARM_EMAILS\): "ops@example.com, dev@example.com" is not an e-mail address/],
+    [{ alarmNoIngestMinutes: 10081 }, {}, /alarmNoIngestMinutes \(env PIPELINE_ALARM_NO_INGEST_MINUTES\): must be 0 \(off\) or 10-10080/],
+    [{ alarmNoIngestMinutes: 5 }, {}, /alarmNoIngestMinutes .*must be 0 \(off\) or 10-10080/],
+    [{ alarmNoIngestMinutes: 1441 }, {}, /alarmNoIngestMinutes .*1441 minutes is more than a day and not whole hours/],
+    [{ alarmListerFailures: 0 }, {}, /alarmListerFailures \(env PIPELINE_ALARM_LISTER_FAILURES\): must be an integer >= 1/],
+    [{ alarmListerFailures: 8 }, { PIPELINE_SCHEDULE: 'rate(1 day)' }, /alarmListerFailures .*8 runs of rate\(1 day\): 8 periods of 86400 s span 691200 s; CloudWatch allows at most 604800 s/],
+    [{ alarmListerFailures: 289 }, {}, /alarmListerFailures .*289 periods of 300 s span 86700 s; CloudWatch allows at most 86400 s/],
+    [{ alarmConversionFailures: 0 }, {}, /alarmConversionFailures \(env PIPELINE_ALARM_CONVERSION_FAILURES\): must be >= 1/],
   ])('WHEN %j (env %j) THEN synth fails naming the setting', (settings, env, message) => {
     expect(() => monitoringWith(settings as MonitoringSettings, env as Record<string, string>)).toThrow(message);
   });

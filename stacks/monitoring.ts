@@ -31,15 +31,16 @@ export function metricsPipeline(config: Pick<PipelineConfig, 'namePrefix' | 'sta
   return `${config.namePrefix}-${config.stage}`;
 }
 
+/** Named as the configuration's settings (PIPELINE_ALARM_*), which the app passes in. */
 export interface MonitoringSettings {
   /** Addresses that get alarm and OK notifications (each must confirm the subscription mail). @default [] */
   readonly alarmEmails?: string[];
   /** Alarm when this many lister runs in a row failed. @default 3 */
-  readonly listerFailedRunsInARow?: number;
+  readonly alarmListerFailures?: number;
   /** Alarm when at least this many files fail conversion (malformed or other errors) in 5 minutes. @default 1 */
-  readonly conversionFailuresPerPeriod?: number;
-  /** Alarm when no file was ingested for this many hours (1-168). @default 0 = off (partners may send nothing for days) */
-  readonly noIngestHours?: number;
+  readonly alarmConversionFailures?: number;
+  /** Alarm when no file was ingested for this many minutes (10-10080). @default 0 = off (partners may send nothing for days) */
+  readonly alarmNoIngestMinutes?: number;
   /** Where docs/runbook.md is published (e.g. its URL in the repository host); alarms link to its sections. @default 'docs/runbook.md' */
   readonly runbookUrl?: string;
 }
@@ -87,21 +88,19 @@ export class MonitoringStack extends PipelineStack {
     const { config } = this;
     const s = (this.settings = {
       alarmEmails: props.settings?.alarmEmails ?? [],
-      listerFailedRunsInARow: props.settings?.listerFailedRunsInARow ?? 3,
-      conversionFailuresPerPeriod: props.settings?.conversionFailuresPerPeriod ?? 1,
-      noIngestHours: props.settings?.noIngestHours ?? 0,
+      alarmListerFailures: props.settings?.alarmListerFailures ?? 3,
+      alarmConversionFailures: props.settings?.alarmConversionFailures ?? 1,
+      alarmNoIngestMinutes: props.settings?.alarmNoIngestMinutes ?? 0,
       runbookUrl: props.settings?.runbookUrl ?? 'docs/runbook.md',
     });
     for (const e of s.alarmEmails) {
-      if (!EMAIL.test(e)) throw new Error(`monitoring: alarmEmails: "${e}" is not an e-mail address (one address per entry)`);
+      if (!EMAIL.test(e)) throw settingFailure('alarmEmails', `"${e}" is not an e-mail address (one address per entry)`);
     }
-    if (!Number.isInteger(s.listerFailedRunsInARow) || s.listerFailedRunsInARow < 1) {
-      throw new Error(`monitoring: listerFailedRunsInARow must be an integer >= 1, got ${s.listerFailedRunsInARow}`);
+    if (!Number.isInteger(s.alarmListerFailures) || s.alarmListerFailures < 1) {
+      throw settingFailure('alarmListerFailures', `must be an integer >= 1, got ${s.alarmListerFailures}`);
     }
-    if (!(s.conversionFailuresPerPeriod >= 1)) throw new Error(`monitoring: conversionFailuresPerPeriod must be >= 1, got ${s.conversionFailuresPerPeriod}`);
-    if (!Number.isInteger(s.noIngestHours) || s.noIngestHours < 0 || s.noIngestHours > 168) {
-      throw new Error(`monitoring: noIngestHours must be 0 (off) to 168 (7 days, CloudWatch's longest evaluation range), got ${s.noIngestHours}`);
-    }
+    if (!(s.alarmConversionFailures >= 1)) throw settingFailure('alarmConversionFailures', `must be >= 1, got ${s.alarmConversionFailures}`);
+    const noIngest = noIngestWindow(s.alarmNoIngestMinutes);
 
     const account = new DataAwsCallerIdentity(this, 'account');
     const partition = new DataAwsPartition(this, 'partition');
@@ -234,12 +233,13 @@ export class MonitoringStack extends PipelineStack {
     // between them. The period covers at least one scheduled run.
     const interval = scheduleIntervalSeconds(config.scheduleExpression) ?? 3600;
     const listerPeriod = Math.max(300, Math.ceil(interval / 60) * 60);
-    checkEvaluationRange('listerFailedRunsInARow', listerPeriod, s.listerFailedRunsInARow);
-    alarm('lister-failing', `The last ${s.listerFailedRunsInARow} SFTP lister runs failed.`, {
+    const range = evaluationRangeError(listerPeriod, s.alarmListerFailures);
+    if (range) throw settingFailure('alarmListerFailures', `${s.alarmListerFailures} runs of ${config.scheduleExpression}: ${range}`);
+    alarm('lister-failing', `The last ${s.alarmListerFailures} SFTP lister runs failed.`, {
       comparisonOperator: 'GreaterThanOrEqualToThreshold',
       threshold: 1,
-      evaluationPeriods: s.listerFailedRunsInARow,
-      datapointsToAlarm: s.listerFailedRunsInARow,
+      evaluationPeriods: s.alarmListerFailures,
+      datapointsToAlarm: s.alarmListerFailures,
       treatMissingData: 'missing',
       metricQuery: [
         pipelineMetric('runs', 'ListerRuns', listerPeriod),
@@ -248,9 +248,9 @@ export class MonitoringStack extends PipelineStack {
       ] satisfies CloudwatchMetricAlarmMetricQuery[],
     });
 
-    alarm('files-failing-conversion', `At least ${s.conversionFailuresPerPeriod} file(s) failed conversion in 5 minutes (malformed XML or other errors).`, {
+    alarm('files-failing-conversion', `At least ${s.alarmConversionFailures} file(s) failed conversion in 5 minutes (malformed XML or other errors).`, {
       comparisonOperator: 'GreaterThanOrEqualToThreshold',
-      threshold: s.conversionFailuresPerPeriod,
+      threshold: s.alarmConversionFailures,
       evaluationPeriods: 1,
       treatMissingData: 'notBreaching',
       metricQuery: [
@@ -260,14 +260,13 @@ export class MonitoringStack extends PipelineStack {
       ] satisfies CloudwatchMetricAlarmMetricQuery[],
     });
 
-    if (s.noIngestHours > 0) {
-      // Hourly periods; no datapoint at all (no file, or no lister line) counts as "nothing ingested".
-      checkEvaluationRange('noIngestHours', 3600, s.noIngestHours);
-      alarm('no-files-ingested', `No file was ingested for ${s.noIngestHours} hour(s).`, {
+    if (noIngest) {
+      // No datapoint at all (no file, or no lister line) counts as "nothing ingested".
+      alarm('no-files-ingested', `No file was ingested for ${s.alarmNoIngestMinutes} minutes.`, {
         comparisonOperator: 'LessThanThreshold',
         threshold: 1,
-        evaluationPeriods: s.noIngestHours,
-        period: 3600,
+        evaluationPeriods: noIngest.periods,
+        period: noIngest.period,
         statistic: 'Sum',
         treatMissingData: 'breaching',
         namespace: METRICS_NAMESPACE,
@@ -325,16 +324,35 @@ export class MonitoringStack extends PipelineStack {
   }
 }
 
+const SETTING_ENV: Record<Exclude<keyof MonitoringSettings, 'runbookUrl'>, string> = {
+  alarmEmails: 'PIPELINE_ALARM_EMAILS',
+  alarmListerFailures: 'PIPELINE_ALARM_LISTER_FAILURES',
+  alarmConversionFailures: 'PIPELINE_ALARM_CONVERSION_FAILURES',
+  alarmNoIngestMinutes: 'PIPELINE_ALARM_NO_INGEST_MINUTES',
+};
+
+function settingFailure(name: keyof typeof SETTING_ENV, reason: string): Error {
+  return new Error(`Invalid configuration: ${name} (env ${SETTING_ENV[name]}): ${reason}`);
+}
+
 /**
  * CloudWatch limits an alarm's evaluation range (period x evaluation periods) to one day for periods
  * under an hour and to seven days otherwise:
  * https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html
  */
-function checkEvaluationRange(setting: string, period: number, periods: number): void {
+function evaluationRangeError(period: number, periods: number): string | undefined {
   const limit = period < 3600 ? 86400 : 604800;
-  if (period * periods > limit) {
-    throw new Error(`monitoring: ${setting}=${periods} with ${period} s periods spans ${period * periods} s; CloudWatch allows at most ${limit} s`);
+  return period * periods > limit ? `${periods} periods of ${period} s span ${period * periods} s; CloudWatch allows at most ${limit} s` : undefined;
+}
+
+/** Periods of the no-ingest alarm: the longest of 1 h, 15 min, 5 min, 1 min that divides the window and fits CloudWatch's range. */
+export function noIngestWindow(minutes: number): { period: number; periods: number } | undefined {
+  if (minutes === 0) return undefined;
+  if (!Number.isInteger(minutes) || minutes < 10 || minutes > 10080) throw settingFailure('alarmNoIngestMinutes', `must be 0 (off) or 10-10080 (7 days, CloudWatch's longest evaluation range), got ${minutes}`);
+  for (const period of [3600, 900, 300, 60]) {
+    if ((minutes * 60) % period === 0 && !evaluationRangeError(period, (minutes * 60) / period)) return { period, periods: (minutes * 60) / period };
   }
+  throw settingFailure('alarmNoIngestMinutes', `${minutes} minutes is more than a day and not whole hours (CloudWatch evaluates periods under an hour over one day at most)`);
 }
 
 interface DashboardRefs {

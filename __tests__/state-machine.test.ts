@@ -24,6 +24,7 @@ import {
   TOO_MANY_KEYS,
 } from '../stacks/state-machine';
 import { dynamoItem } from '../stacks/state-machine/integrations';
+import { StateMachine } from '../tools/local-sfn/interpreter';
 import { unguardedPaths } from './asl-paths';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -95,30 +96,53 @@ describe('buildDefinition', () => {
     expect(aslValidator(structuredClone(odd)).isValid).toBe(true);
   });
 
-  test('THEN a task failure with the malformed-input exit code is not re-run, others are re-run after a jittered wait', () => {
+  test('THEN a failed task is classified by parsing the stopped task (no string match), re-run after a jittered wait', () => {
     const n = processorStateNames('keys');
     const states = d.States[STATE.convertKeys].ItemProcessor.States;
-    const classify = states[n.classify];
-    expect(classify.Choices[0]).toEqual({
-      And: [
-        { Variable: '$.taskError.Cause', IsPresent: true },
-        { Variable: '$.taskError.Cause', IsString: true },
-        {
-          Or: [
-            { Variable: '$.taskError.Cause', StringMatches: `*"ExitCode":${CONVERTER_MALFORMED_EXIT},*` },
-            { Variable: '$.taskError.Cause', StringMatches: `*"ExitCode":${CONVERTER_MALFORMED_EXIT}}*` },
-          ],
-        },
-      ],
-      Next: n.read,
-    });
-    expect(classify.Choices[1]).toEqual({ Variable: '$.attempt', NumericLessThan: 2, Next: n.backoff });
-    // out of attempts: report the last run's per-key summary if it wrote one, else the batch as failed
-    expect(classify.Default).toBe(n.read);
+    expect(JSON.stringify(states)).not.toContain('"ExitCode":');
+    expect(states[n.parseStopped]).toEqual({ Type: 'Pass', Parameters: { 'task.$': 'States.StringToJson($.taskError.Cause)' }, ResultPath: '$.stopped', Next: n.exitCode });
+    expect(states[n.rerun]).toEqual({ Type: 'Choice', Choices: [{ Variable: '$.attempt', NumericLessThan: 2, Next: n.backoff }], Default: n.read });
     expect(states[n.read].Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.readError', Next: n.noSummary }]);
     expect(states[n.noSummary].Choices).toEqual([{ Variable: '$.taskError', IsPresent: true, Next: n.failed }]);
     expect(states[n.backoff].Parameters['waitSeconds.$']).toBe('States.MathRandom(1, States.ArrayGetItem(States.Array(15, 60, 240), $.attempt))');
     expect(states[n.wait]).toEqual({ Type: 'Wait', SecondsPath: '$.waitSeconds', Next: n.run });
+  });
+
+  // The batch processor run by aws-local-stepfunctions with a converter that always fails with `cause`:
+  // which task states are called, in order.
+  async function failingConverter(cause: string): Promise<string[]> {
+    const n = processorStateNames('keys');
+    const { ProcessorConfig: _mode, ...processor } = structuredClone(d.States[STATE.convertKeys].ItemProcessor);
+    const calls: string[] = [];
+    const handlers: Record<string, () => Promise<unknown>> = {};
+    for (const name of Object.keys(taskStates({ States: processor.States }))) {
+      handlers[name] = async () => {
+        calls.push(name);
+        if (name === n.run) throw Object.assign(new Error(cause), { name: 'States.TaskFailed' });
+        if (name === n.read) return { Body: JSON.stringify({ converted: [], failed: [{ key: 'incoming/a.xml', error: 'a.xml:1:1: bad', malformed: true }] }) };
+        return {};
+      };
+    }
+    const waits = Object.fromEntries(Object.entries(processor.States as Record<string, any>).filter(([, st]) => st.Type === 'Wait').map(([name]) => [name, 0]));
+    await new StateMachine(processor, { validationOptions: { checkArn: false } }).run({ Items: [{ Key: 'incoming/a.xml', execution: 'run-1' }] } as never, {
+      overrides: { taskResourceLocalHandlers: handlers as never, waitTimeOverrides: waits },
+    }).result;
+    return calls;
+  }
+  const stopped = (container: Record<string, unknown>) => JSON.stringify({ Containers: [{ Name: 'converter', LastStatus: 'STOPPED', ...container }], LastStatus: 'STOPPED', StopCode: 'EssentialContainerExited', TaskArn: 'arn:aws:ecs:eu-west-1:123456789012:task/c/1' });
+
+  test.each([
+    ['exit 65 (malformed input: never re-run)', stopped({ ExitCode: CONVERTER_MALFORMED_EXIT }), 1],
+    ['exit 1', stopped({ ExitCode: 1 }), 3],
+    ['exit 137 (killed for memory)', stopped({ ExitCode: 137, Reason: 'OutOfMemoryError: Container killed due to memory usage' }), 3],
+    ['exit 650 (not 65, though its text starts with it)', stopped({ ExitCode: 650 }), 3],
+    ['a task that never started (no exit code)', stopped({ Reason: 'CannotPullContainerError' }), 3],
+    ['a cause that is not JSON', 'Task timed out', 3],
+    ['an empty cause', '', 3],
+  ])('GIVEN a converter task failing with %s WHEN the batch runs THEN it runs that many times, then the summary is read', async (_what, cause, runs) => {
+    const n = processorStateNames('keys');
+    const calls = await failingConverter(cause);
+    expect(calls).toEqual([...Array(runs).fill(n.run), n.read]);
   });
 
   test('THEN every converter task gets its keys as S3PATHS and a per-batch RESULT_KEY under the results prefix', () => {
@@ -185,8 +209,6 @@ describe('buildDefinition', () => {
 // aws-local-stepfunctions: the definition executed by a real ASL interpreter. Every Task state gets a
 // handler that records the call and aborts the run, so a run shows whether anything would have
 // reached AWS.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { StateMachine } = require('aws-local-stepfunctions') as typeof import('aws-local-stepfunctions');
 
 interface LocalRun {
   readonly error?: string;

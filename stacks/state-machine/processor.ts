@@ -16,6 +16,9 @@ export function processorStateNames(variant: ProcessorVariant) {
     prepare: `Prepare batch${tag}`,
     run: `Run converter${tag}`,
     classify: `Classify task failure${tag}`,
+    parseStopped: `Parse stopped task${tag}`,
+    exitCode: `Converter exit code${tag}`,
+    rerun: `Run again?${tag}`,
     backoff: `Back off${tag}`,
     wait: `Wait before rerun${tag}`,
     read: `Read batch result${tag}`,
@@ -33,6 +36,9 @@ const P = {
   prepare: 'prepare',
   run: 'run',
   classify: 'classify',
+  parseStopped: 'parseStopped',
+  exitCode: 'exitCode',
+  rerun: 'rerun',
   backoff: 'backoff',
   wait: 'wait',
   read: 'read',
@@ -51,7 +57,6 @@ function batchProcessor(s: Settings, variant: ProcessorVariant): Processor {
   const { bucket, resultPrefix, taskAttempts, delays } = s;
   const t = s.props.targets;
   const names = processorStateNames(variant);
-  const exitPatterns = [`*"ExitCode":${CONVERTER_MALFORMED_EXIT},*`, `*"ExitCode":${CONVERTER_MALFORMED_EXIT}}*`];
   const body = states({
     [P.prepare]: {
       Type: 'Pass',
@@ -78,24 +83,42 @@ function batchProcessor(s: Settings, variant: ProcessorVariant): Processor {
       ],
       Next: P.read,
     },
-    // The cause of a failed .sync task is the stopped task's JSON. Exit 65 = malformed input: the
-    // summary lists which keys and why, so read it. Anything else (Spot reclaim, image pull, OOM,
-    // I/O error) may pass on a fresh task: run it again, a bounded number of times. An error output
-    // always has `Error` but need not have `Cause`: test its presence first (a comparison on a
-    // missing path is an uncatchable States.Runtime).
+    // The cause of a failed .sync task is the stopped task's JSON (ECS DescribeTasks' task, as the
+    // connector reports it: https://docs.aws.amazon.com/step-functions/latest/dg/connect-ecs.html).
+    // It is parsed, not string-matched: exit 65 = malformed input, whose summary lists which keys and
+    // why, so read it. Anything else (Spot reclaim, image pull, OOM, I/O error) may pass on a fresh
+    // task: run it again, a bounded number of times. An error output always has `Error` but need not
+    // have `Cause`, and only a JSON object is parsed (States.StringToJson of anything else would fail
+    // the execution: a Pass state has no Catch).
     [P.classify]: {
+      Type: 'Choice',
+      Choices: [{ And: [...isString('$.taskError.Cause'), { Variable: '$.taskError.Cause', StringMatches: '{*}' }], Next: P.parseStopped }],
+      Default: P.rerun,
+    },
+    [P.parseStopped]: {
+      Type: 'Pass',
+      Parameters: { 'task.$': 'States.StringToJson($.taskError.Cause)' },
+      ResultPath: '$.stopped',
+      Next: P.exitCode,
+    },
+    // The converter's task definition has one container, the converter: its exit code is Containers[0]'s.
+    [P.exitCode]: {
       Type: 'Choice',
       Choices: [
         {
           And: [
-            { Variable: '$.taskError.Cause', IsPresent: true },
-            { Variable: '$.taskError.Cause', IsString: true },
-            { Or: exitPatterns.map((p) => ({ Variable: '$.taskError.Cause', StringMatches: p })) },
+            { Variable: '$.stopped.task.Containers[0].ExitCode', IsPresent: true },
+            { Variable: '$.stopped.task.Containers[0].ExitCode', IsNumeric: true },
+            { Variable: '$.stopped.task.Containers[0].ExitCode', NumericEquals: CONVERTER_MALFORMED_EXIT },
           ],
           Next: P.read,
         },
-        { Variable: '$.attempt', NumericLessThan: taskAttempts - 1, Next: P.backoff },
       ],
+      Default: P.rerun,
+    },
+    [P.rerun]: {
+      Type: 'Choice',
+      Choices: [{ Variable: '$.attempt', NumericLessThan: taskAttempts - 1, Next: P.backoff }],
       // Out of attempts: a converter that ran may still have written its per-key summary (e.g. an
       // I/O error on one key): report that; with no summary the whole batch is reported failed.
       Default: P.read,

@@ -9,27 +9,13 @@ import { SftpServer, startSshd } from '../servers/sshd';
 import { taskStates } from '../../stacks/state-machine';
 import { runDistributedMap, type MapRuntime } from './distributed-map';
 import { Iam } from './iam';
+import { StateMachine } from './interpreter';
 import type { Json, JsonObject } from './json';
 import { checkErrorAndCause, checkExecutionName, checkPayload, installPayloadLimits } from './limits';
 import { dynamo, ecsRunTaskSync, LocalWorld, namedError, s3GetObject, sfnDescribeExecution, type EcsContext } from './services';
 import { readSynthesized, Synthesized } from './synthesized';
 import { REPO_ROOT } from '../../scripts/paths';
 
-// aws-local-stepfunctions uses Promise.withResolvers (Node >= 22).
-const P = Promise as unknown as { withResolvers?: () => unknown };
-if (typeof P.withResolvers !== 'function') {
-  P.withResolvers = function withResolvers<T>() {
-    let resolve!: (v: T) => void;
-    let reject!: (e: unknown) => void;
-    const promise = new Promise<T>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    return { promise, resolve, reject };
-  };
-}
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { StateMachine } = require('aws-local-stepfunctions') as typeof import('aws-local-stepfunctions');
 installPayloadLimits(StateMachine);
 
 export { REPO_ROOT };

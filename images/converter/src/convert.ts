@@ -6,7 +6,7 @@
 import { SaxesParser, SaxesTagPlain } from 'saxes';
 import { XmlDecoder, DecodeError } from './decode';
 import { Dtd, MARKER_RE, MARK_START } from './dtd';
-import { CACHED_LEVELS, Rope, SpillFile, StrPiece, indent, newlinePad, reindent } from './rope';
+import { CACHED_LEVELS, Rope, SpillFile, indent, leaves, newlinePad, reindent } from './rope';
 import { fresh, isAllPySpace, isPySpace, jsonAscii, jsonUtf8, pyStrip, pyStripEnd } from './text';
 
 export type Format = 'lab' | 'compact' | 'jsonl';
@@ -528,6 +528,7 @@ class Converter {
   private onOpen(tag: SaxesTagPlain): void {
     const depth = this.stack.length + 1;
     if (depth > this.maxDepth) this.fail(`element nesting deeper than the limit of ${this.maxDepth} (MAX_DEPTH)`);
+    if (tag.name.length > this.maxValueChars) this.fail(`name longer than the limit of ${this.maxValueChars} characters (MAX_VALUE_CHARS)`);
     const parent = this.stack[depth - 2];
     let capture = true;
     if (this.recordPath) {
@@ -806,7 +807,7 @@ class Converter {
           rope.append(slot.rope, 0);
           s = '';
         } else {
-          for (const p of slot.rope.pieces) s += (p as StrPiece).s;
+          s += slot.rope.flatten();
         }
         if (array) s += lab ? ARRAY_CLOSE(f.level + 1) : ']';
       }
@@ -866,8 +867,7 @@ class Converter {
   }
 
   private async writeRope(rope: Rope, extra: number): Promise<void> {
-    for (const p of rope.pieces) {
-      const ind = p.ind + extra;
+    for (const [p, ind] of leaves(rope, extra)) {
       if ('s' in p) {
         this.out.add(indent(p.s, ind));
         await this.out.maybeFlush();

@@ -19,7 +19,34 @@ export interface FilePiece {
   len: number;
   ind: number;
 }
-export type Piece = StrPiece | FilePiece;
+/** Another rope, `ind` levels deeper: appending a long rope is O(1), not a copy of its pieces. */
+export interface SubPiece {
+  sub: Rope;
+  ind: number;
+}
+export type Piece = StrPiece | FilePiece | SubPiece;
+export type Leaf = StrPiece | FilePiece;
+
+/** Below this many pieces a rope's pieces are copied when appended; longer ropes are linked. */
+const LINK_PIECES = 8;
+
+/**
+ * The leaves of a rope in order, each with its total indentation. Iterative: nesting can be as deep
+ * as the document (a recursive walk would overflow the stack).
+ */
+export function* leaves(rope: Rope, extra = 0): Generator<[Leaf, number]> {
+  const stack: Array<{ pieces: Piece[]; i: number; ind: number }> = [{ pieces: rope.pieces, i: 0, ind: extra }];
+  while (stack.length !== 0) {
+    const top = stack[stack.length - 1];
+    if (top.i >= top.pieces.length) {
+      stack.pop();
+      continue;
+    }
+    const p = top.pieces[top.i++];
+    if ('sub' in p) stack.push({ pieces: p.sub.pieces, i: 0, ind: top.ind + p.ind });
+    else yield [p, top.ind + p.ind];
+  }
+}
 
 /**
  * Separators are cached per indentation level up to this level only: a cache over 10,000 levels would
@@ -55,11 +82,19 @@ export class Rope {
     this.mem += s.length;
   }
 
-  /** Appends another rope's pieces, `extra` levels deeper. */
+  /** Appends another rope (which the caller gives up), `extra` levels deeper. */
   append(other: Rope, extra: number): void {
-    for (const p of other.pieces) {
-      if ('s' in p) this.push(p.s, p.ind + extra);
-      else this.pieces.push({ off: p.off, len: p.len, ind: p.ind + extra });
+    if (other.pieces.length > LINK_PIECES) {
+      this.pieces.push({ sub: other, ind: extra });
+      this.mem += other.mem;
+    } else {
+      for (const p of other.pieces) {
+        if ('s' in p) this.push(p.s, p.ind + extra);
+        else if ('sub' in p) {
+          this.pieces.push({ sub: p.sub, ind: p.ind + extra });
+          this.mem += p.sub.mem;
+        } else this.pieces.push({ off: p.off, len: p.len, ind: p.ind + extra });
+      }
     }
     this.hasFile ||= other.hasFile;
   }
@@ -67,7 +102,7 @@ export class Rope {
   /** Everything as one string (only for ropes without file pieces). */
   flatten(): string {
     let out = '';
-    for (const p of this.pieces) out += indent((p as StrPiece).s, p.ind);
+    for (const [p, ind] of leaves(this)) out += indent((p as StrPiece).s, ind);
     return out;
   }
 }
@@ -81,7 +116,7 @@ export function reindent(rope: Rope, extra: number): void {
       p.ind = 0;
       rope.mem += p.s.length - before;
     } else {
-      p.ind += extra;
+      p.ind += extra; // file ranges and linked ropes: applied when written out
     }
   }
 }
@@ -122,13 +157,24 @@ export class SpillFile {
       this.spilled += len;
       text = '';
     };
-    for (const p of rope.pieces) {
+    // Linked ropes already on disk stay linked; those holding memory are walked (iteratively).
+    const stack: Array<{ pieces: Piece[]; i: number; ind: number }> = [{ pieces: rope.pieces, i: 0, ind: 0 }];
+    while (stack.length !== 0) {
+      const top = stack[stack.length - 1];
+      if (top.i >= top.pieces.length) {
+        stack.pop();
+        continue;
+      }
+      const p = top.pieces[top.i++];
+      const ind = top.ind + p.ind;
       if ('s' in p) {
-        text += indent(p.s, p.ind);
+        text += indent(p.s, ind);
         if (text.length > 1 << 22) flush();
+      } else if ('sub' in p && p.sub.mem !== 0) {
+        stack.push({ pieces: p.sub.pieces, i: 0, ind });
       } else {
         flush();
-        out.push(p);
+        out.push('sub' in p ? { sub: p.sub, ind } : { off: p.off, len: p.len, ind });
       }
     }
     flush();

@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { App } from 'cdktf';
-import { planStacks, PlanResult } from '../../scripts/offline-plan';
-import { readSynthesized } from '../../scripts/security-model';
+import { planStacks, PlanResult } from '../../tools/review/offline-plan';
+import { readApp as readSynthesized } from '../../tools/tf-json';
 import { buildInfrastructure } from '../../stacks/app';
 import { ConfigError, loadConfig, LoadConfigOptions } from '../../stacks/config';
 import { age, listerEnv, runLister } from '../../tools/servers/lister-harness';
@@ -119,11 +119,24 @@ describe('GIVEN a private key in a setting that must never hold one', () => {
   });
 });
 
+// A PIPELINE_* variable or context key that is no setting is refused (a typo must not deploy a default).
+describe('GIVEN the key in a PIPELINE_* variable or context key that is no setting', () => {
+  test.each([
+    ['env PIPELINE_SFTP_PRIVATE_KEY', { env: { PIPELINE_SFTP_PRIVATE_KEY: KEY } }],
+    ['cdktf.json context sftpPrivateKey and privateKey', { fileContext: { sftpPrivateKey: KEY, privateKey: KEY } }],
+    ['CDKTF_CONTEXT_JSON sftpPrivateKeyPem', { contextJson: { sftpPrivateKeyPem: KEY } }],
+  ] as [string, Planted][])('%s WHEN synthesizing THEN it is refused by name and nothing echoes the key', (_name, planted) => {
+    const { outdir, output, error } = synthWith(planted);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error!.message).toMatch(/^Unknown configuration: (environment variable PIPELINE_SFTP_PRIVATE_KEY|context key "\w+")/);
+    expect(FIND.filter((n) => error!.message.includes(n) || output.includes(n))).toEqual([]);
+    expect(filesContaining(outdir, FIND)).toEqual([]);
+  });
+});
+
 describe('GIVEN the key in every place a user might leave it that the app does not read', () => {
   const planted: Planted = {
-    env: { SFTP_PRIVATE_KEY: KEY, PIPELINE_SFTP_PRIVATE_KEY: KEY, SFTP_KEY: KEY, PIPELINE_SFTP_PUBLIC_KEYS: TEST_PUBLIC_KEY },
-    fileContext: { sftpPrivateKey: KEY, privateKey: KEY },
-    contextJson: { sftpPrivateKeyPem: KEY },
+    env: { SFTP_PRIVATE_KEY: KEY, SFTP_KEY: KEY, PIPELINE_SFTP_PUBLIC_KEYS: TEST_PUBLIC_KEY },
   };
   const { outdir, output, error } = synthWith(planted);
   let plans: PlanResult[] = [];

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { App } from 'cdktf';
 import { main } from '../../main';
-import { cidrSubnet, ConfigError, loadConfig, SETTINGS } from '../../stacks/config';
+import { AWS_REGIONS, cidrSubnet, ConfigError, loadConfig, scheduleProblem, SETTINGS, settingsTable } from '../../stacks/config';
 import { TEST_PUBLIC_KEY } from './synth';
 
 const FINGERPRINT = 'SHA256:' + 'A'.repeat(42) + 'E';
@@ -83,11 +83,14 @@ describe('defaults', () => {
   });
 });
 
-test('GIVEN the README configuration table WHEN compared with the settings THEN every setting is documented as it is', () => {
+test('GIVEN the README configuration table WHEN compared with the settings table THEN it is exactly the generated one, defaults included', () => {
   const readme = fs.readFileSync(path.resolve(__dirname, '..', '..', 'README.md'), 'utf8');
-  for (const s of Object.values(SETTINGS)) {
-    expect(readme).toContain(`| \`${s.env}\` | \`${s.key}\` | ${s.default} | ${s.description} |`);
-  }
+  const start = readme.indexOf('| environment variable | context key | default | meaning |');
+  const end = readme.indexOf('\n\n', start);
+  // On a difference: paste `node -e "console.log(require('./dist/stacks/config').settingsTable())"` (after npm run build).
+  expect(readme.slice(start, end)).toBe(settingsTable());
+  expect(settingsTable()).toContain('| `PIPELINE_FILES_PER_RUN` | `filesPerRun` | 10000 |');
+  expect(settingsTable()).toContain('| `PIPELINE_STAGE` | `stage` | dev |');
 });
 
 describe('sources and precedence', () => {
@@ -187,14 +190,16 @@ describe('invalid configuration fails with a message naming the setting', () => 
     ['not a public key', { PIPELINE_SFTP_PUBLIC_KEYS: 'hello world' }, /sftpPublicKeys.*key #1 is not an OpenSSH public key line/],
     ['bad name prefix', { PIPELINE_NAME_PREFIX: 'My_App' }, /namePrefix.*"My_App" must be/],
     ['bad stage', { PIPELINE_STAGE: 'Production!' }, /stage.*1-10 lower-case/],
-    ['bad region', { PIPELINE_REGION: 'mars-1' }, /region.*"mars-1" is not an AWS region/],
+    ['bad region', { PIPELINE_REGION: 'mars-1' }, /region.*"mars-1" is not an AWS Region; see https:\/\/docs\.aws\.amazon\.com/],
+    ['region that looks right but does not exist', { PIPELINE_REGION: 'us-east-7' }, /region \(env PIPELINE_REGION, context "region"\): "us-east-7" is not an AWS Region \(did you mean us-east-1\?\)/],
+    ['state region that does not exist', { PIPELINE_STATE_BUCKET: 'tf-state', PIPELINE_STATE_REGION: 'eu-wset-1' }, /stateRegion.*"eu-wset-1" is not an AWS Region \(did you mean eu-west-1\?\)/],
     ['bad boolean', { PIPELINE_NAT: 'maybe' }, /natEnabled.*expected true or false, got "maybe"/],
     ['bad schedule', { PIPELINE_SCHEDULE: 'every 5 minutes' }, /scheduleExpression.*not a schedule expression/],
     ['rate with wrong unit number', { PIPELINE_SCHEDULE: 'rate(1 minutes)' }, /scheduleExpression.*singular unit/],
     ['cron with 5 fields', { PIPELINE_SCHEDULE: 'cron(0 12 * * ?)' }, /scheduleExpression.*6 fields/],
     ['Fargate CPU that does not exist', { PIPELINE_LISTER_CPU: '300' }, /listerCpu.*300 is not a Fargate CPU value/],
     ['memory not valid for the CPU', { PIPELINE_CONVERTER_CPU: '256', PIPELINE_CONVERTER_MEMORY: '4096' }, /converterMemory.*4096 MiB is not valid with 256 CPU units/],
-    ['architecture', { PIPELINE_CPU_ARCHITECTURE: 'sparc' }, /cpuArchitecture.*expected X86_64 or ARM64/],
+    ['architecture', { PIPELINE_CPU_ARCHITECTURE: 'sparc' }, /cpuArchitecture.*expected "X86_64" or "ARM64", got "sparc"/],
     ['log retention', { PIPELINE_LOG_RETENTION_DAYS: '10' }, /logRetentionDays.*10 is not a CloudWatch Logs retention value/],
     ['state bucket name', { PIPELINE_STATE_BUCKET: 'Bad_Bucket' }, /stateBucket.*not an S3 bucket name/],
     ['state bucket name S3 reserves', { PIPELINE_STATE_BUCKET: 'tf-state--x-s3' }, /stateBucket.*"tf-state--x-s3" is not an S3 bucket name: must not end with "--x-s3"/],
@@ -220,7 +225,7 @@ describe('invalid configuration fails with a message naming the setting', () => 
     ['batch max files zero', { PIPELINE_BATCH_MAX_FILES: '0' }, /batchMaxFiles.*must be 1-10000, got 0/],
     ['batch max bytes under 1 MiB', { PIPELINE_BATCH_MAX_BYTES: '1048575' }, /batchMaxBytes.*must be 1048576-68719476736, got 1048575/],
     ['lister retries too high', { PIPELINE_LISTER_RETRIES: '21' }, /listerRetries.*must be 0-20, got 21/],
-    ['capacity provider', { PIPELINE_CONVERTER_CAPACITY: 'EC2' }, /converterCapacity.*expected FARGATE or FARGATE_SPOT, got "EC2"/],
+    ['capacity provider', { PIPELINE_CONVERTER_CAPACITY: 'EC2' }, /converterCapacity.*expected "FARGATE" or "FARGATE_SPOT", got "EC2"/],
     ['lister timeout under a minute', { PIPELINE_LISTER_TIMEOUT_SECONDS: '59' }, /listerTimeoutSeconds.*must be 60-604800, got 59/],
     ['converter timeout over a week', { PIPELINE_CONVERTER_TIMEOUT_SECONDS: '604801' }, /converterTimeoutSeconds.*must be 60-604800, got 604801/],
     ['task attempts zero', { PIPELINE_TASK_ATTEMPTS: '0' }, /taskAttempts.*must be 1-10, got 0/],
@@ -231,10 +236,10 @@ describe('invalid configuration fails with a message naming the setting', () => 
     ['lister failure threshold zero', { PIPELINE_ALARM_LISTER_FAILURES: '0' }, /alarmListerFailures.*must be 1-100, got 0/],
     ['conversion failure threshold zero', { PIPELINE_ALARM_CONVERSION_FAILURES: '0' }, /alarmConversionFailures.*must be 1-100000, got 0/],
     ['no-ingest alarm period too short', { PIPELINE_ALARM_NO_INGEST_MINUTES: '5' }, /alarmNoIngestMinutes.*must be 0 \(off\) or 10-10080, got 5/],
-    ['secret recovery window AWS refuses', { PIPELINE_SECRET_RECOVERY_DAYS: '3' }, /secretRecoveryDays.*must be 0 or 7-30.*got 3/],
+    ['secret recovery window AWS refuses', { PIPELINE_SECRET_RECOVERY_DAYS: '3' }, /secretRecoveryDays.*must be 0 \(deleted at once\) or 7-30, got 3/],
     ['force destroy not a boolean', { PIPELINE_FORCE_DESTROY: 'please' }, /forceDestroy.*expected true or false, got "please"/],
     ['allowed CIDR malformed', { PIPELINE_SFTP_ALLOWED_CIDRS: '192.168.0.0/33' }, /sftpAllowedCidrs.*not an IPv4 CIDR/],
-    // Names AWS refuses at apply time (stacks/config.ts NAME_RULES cites each rule).
+    // Names AWS refuses at apply time (stacks/config/names.ts NAME_RULES cites each rule).
     ['prefix S3 reserves for IDNs', { PIPELINE_NAME_PREFIX: 'xn--ab' }, /namePrefix \(env PIPELINE_NAME_PREFIX, context "namePrefix"\): "xn--ab" \(with stage "dev"\) gives the S3 bucket name "xn--ab-dev-sftp-\d{26}".*must not start with "xn--"/],
     ['prefix with a double hyphen', { PIPELINE_NAME_PREFIX: 'ab--cd' }, /namePrefix.*"ab--cd" \(with stage "dev"\) gives the ECR repository name "ab--cd-dev\/sftp-lister".*separated by one "\.", "_" or "-"/],
     ['prefix S3 reserves (sthree-)', { PIPELINE_NAME_PREFIX: 'sthree' }, /namePrefix.*S3 bucket name "sthree-dev-sftp-\d+".*"sthree-"/],
@@ -298,5 +303,108 @@ describe('cidrSubnet', () => {
     expect(cidrSubnet('10.20.0.0/16', 4, 8)).toBe('10.20.128.0/20');
     expect(cidrSubnet('192.168.4.0/24', 4, 15)).toBe('192.168.4.240/28');
     expect(() => cidrSubnet('10.0.0.0/30', 4, 0)).toThrow(/cannot take subnet/);
+  });
+});
+
+describe('unknown settings are reported, never ignored', () => {
+  test.each([
+    ['a misspelt variable', { env: { PIPELINE_STAGES: 'prod' } }, /^Unknown configuration: environment variable PIPELINE_STAGES \(did you mean PIPELINE_STAGE\?\)\. The settings are listed in README\.md, "Configuration"\.$/],
+    ['a variable with no near setting', { env: { PIPELINE_COLOUR: 'blue' } }, /^Unknown configuration: environment variable PIPELINE_COLOUR\. /],
+    ['a misspelt context key', { context: { stgae: 'prod' } }, /^Unknown configuration: context key "stgae" \(did you mean "stage"\?\)/],
+    ['a variable name used as a context key', { context: { PIPELINE_NAT: true } }, /context key "PIPELINE_NAT" \(did you mean "natEnabled"\?\)/],
+    ['several at once, all named', { env: { PIPELINE_REGON: 'eu-west-1' }, context: { azCont: 3 } }, /environment variable PIPELINE_REGON \(did you mean PIPELINE_REGION\?\); context key "azCont" \(did you mean "azCount"\?\)/],
+  ])('GIVEN %s WHEN loading THEN a ConfigError names it', (_what, options, message) => {
+    expect(() => loadConfig(options)).toThrow(ConfigError);
+    expect(() => loadConfig(options)).toThrow(message);
+  });
+
+  test('GIVEN an unknown variable holding a private key WHEN loading THEN the error names the variable, never the value', () => {
+    const value = '-----BEGIN OPENSSH PRIVATE KEY-----\nH5-PLANTED\n-----END OPENSSH PRIVATE KEY-----';
+    expect(() => loadConfig({ env: { PIPELINE_SFTP_PRIVATE_KEY: value } })).toThrow(/^Unknown configuration: environment variable PIPELINE_SFTP_PRIVATE_KEY/);
+    expect(() => loadConfig({ env: { PIPELINE_SFTP_PRIVATE_KEY: value } })).not.toThrow(/H5-PLANTED/);
+  });
+
+  test('GIVEN the context a cdktf App carries (its version, feature flags) WHEN loading THEN it is not a setting and not reported', () => {
+    const app = new App({ context: { stage: 'qa' }, stackTraces: false });
+    expect(Object.keys(app.node.getAllContext())).toEqual(expect.arrayContaining(['cdktfVersion', '@cdktf/disable_stack_trace_in_metadata']));
+    expect(loadConfig({ env: {}, context: app.node.getAllContext() }).stage).toBe('qa');
+  });
+
+  test('GIVEN other environment variables (not PIPELINE_*) WHEN loading THEN they are none of the config\'s business', () => {
+    expect(loadConfig({ env: { PATH: '/bin', PIPELINE: 'x', AWS_REGION: 'eu-west-1' } }).region).toBe('us-east-1');
+  });
+});
+
+describe('regions', () => {
+  // The partition data AWS SDKs resolve endpoints from (a pinned dev dependency); a Region added there
+  // must be added to stacks/config/regions.ts too.
+  const sdkRegions = (): string[] => {
+    const file = path.join(path.dirname(require.resolve('@aws-sdk/core/package.json')), 'dist-es/submodules/client/util-endpoints/lib/aws/partitions.js');
+    const data = JSON.parse(fs.readFileSync(file, 'utf8').replace(/^export const partitionsInfo = /, '').replace(/;\s*$/, '')) as { partitions: { id: string; regions: Record<string, unknown> }[] };
+    return data.partitions.flatMap((p) => Object.keys(p.regions).filter((r) => !r.endsWith('-global')).map((r) => `${p.id}:${r}`));
+  };
+
+  test('GIVEN the AWS SDK partition data WHEN compared with the list THEN every partition and Region matches', () => {
+    const ours = Object.entries(AWS_REGIONS).flatMap(([p, regions]) => regions.map((r) => `${p}:${r}`));
+    expect(ours.sort()).toEqual(sdkRegions().sort());
+  });
+
+  test.each(['us-east-1', 'eu-central-2', 'ap-southeast-7', 'cn-north-1', 'us-gov-west-1', 'mx-central-1'])('GIVEN %s WHEN loading THEN it is accepted', (region) => {
+    expect(loadConfig({ env: { PIPELINE_REGION: region } }).region).toBe(region);
+  });
+});
+
+describe('schedule expressions (EventBridge Scheduler grammar)', () => {
+  test.each([
+    'rate(1 minute)',
+    'rate(5 minutes)',
+    'rate(1 hour)',
+    'rate(12 hours)',
+    'rate(1 day)',
+    'cron(0 12 * * ? *)',
+    'cron(0/15 * * * ? *)',
+    'cron(0 8 1 * ? *)',
+    'cron(15 10 ? * MON-FRI *)',
+    'cron(0 18 ? * 6L 2026-2030)',
+    'cron(0 9 ? * 2#1 *)',
+    'cron(0 0 L * ? *)',
+    'cron(0 0 15W * ? *)',
+    'cron(5,35 14 * JAN,JUL ? *)',
+    'at(2027-02-28T23:59:59)',
+  ])('GIVEN %s WHEN checked THEN it is accepted', (expr) => {
+    expect(scheduleProblem(expr)).toBeUndefined();
+  });
+
+  test.each([
+    ['rate(0 minutes)', /the rate must be a positive integer/],
+    ['rate(5 hour)', /use the plural unit for 5 \(e\.g\. rate\(5 hours\)\)/],
+    ['rate(1 days)', /use the singular unit for 1 \(e\.g\. rate\(1 day\)\)/],
+    ['rate(5 seconds)', /rate\(\) takes "<positive integer> minute\(s\)\|hour\(s\)\|day\(s\)"/],
+    ['rate(1.5 hours)', /rate\(\) takes/],
+    ['cron(0 12 * * *)', /cron\(\) needs 6 fields .* got 5/],
+    ['cron(60 12 * * ? *)', /minutes "60": "60" is not a value \(0-59\)/],
+    ['cron(0 24 * * ? *)', /hours "24": "24" is not a value \(0-23\)/],
+    ['cron(0 12 32 * ? *)', /day-of-month "32"/],
+    ['cron(0 12 * 13 ? *)', /month "13": "13" is not a value \(1-12 or JAN-DEC\)/],
+    ['cron(0 12 ? * 8 *)', /day-of-week "8": "8" is not a value \(1-7 or SUN-SAT\)/],
+    ['cron(0 12 ? * FUN *)', /day-of-week "FUN"/],
+    ['cron(0 12 * * ? 1969)', /year "1969": "1969" is not a value \(1970-2199\)/],
+    ['cron(0 12 * * * *)', /exactly one of day-of-month and day-of-week must be "\?"/],
+    ['cron(0 12 ? * ? *)', /exactly one of day-of-month and day-of-week must be "\?"/],
+    ['cron(? 12 * * ? *)', /minutes "\?": "\?" is allowed only in day-of-month and day-of-week/],
+    ['cron(0/0 * * * ? *)', /minutes "0\/0": the increment after "\/" must be 1-59/],
+    ['cron(30-10 * * * ? *)', /minutes "30-10": a range must go from low to high/],
+    ['cron(0 12 ? * 2#6 *)', /day-of-week "2#6": the week after "#" must be 1-5/],
+    ['cron(0 12 L * 2 *)', /exactly one of day-of-month and day-of-week/],
+    ['cron(0 12 15W * ? *) ', /not a schedule expression/],
+    ['at(2027-02-29T00:00:00)', /not a real date and time/],
+    ['at(2027-01-01 10:00:00)', /not a schedule expression/],
+    ['every 5 minutes', /not a schedule expression: use rate\(N unit\), cron\(6 fields\) or at\(yyyy-mm-ddThh:mm:ss\)/],
+  ])('GIVEN %s WHEN checked THEN it is refused: %p', (expr, message) => {
+    expect(scheduleProblem(expr)).toMatch(message);
+  });
+
+  test('GIVEN an invalid cron in the environment WHEN loading THEN the ConfigError names the setting and the field', () => {
+    expect(() => loadConfig({ env: { PIPELINE_SCHEDULE: 'cron(0 25 * * ? *)' } })).toThrow(/^Invalid configuration: scheduleExpression \(env PIPELINE_SCHEDULE, context "scheduleExpression"\): "cron\(0 25 \* \* \? \*\)": hours "25"/);
   });
 });

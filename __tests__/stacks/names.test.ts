@@ -1,5 +1,5 @@
 // Resource names: the configuration checks every name the app derives from namePrefix and stage against
-// AWS's own rules (stacks/config.ts NAME_RULES). These tests hold the list of derived names to what the
+// AWS's own rules (stacks/config/names.ts NAME_RULES). These tests hold the list of derived names to what the
 // stacks really synthesize, and each rule to the cases AWS documents.
 import { derivedNames, NAME_RULES, NameRuleId } from '../../stacks/config';
 import { readStack, synthesize } from './synth';

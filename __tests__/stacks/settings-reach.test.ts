@@ -1,0 +1,47 @@
+// Every setting the docs sell reaches the synthesized Terraform (issue 12): set each to a value that is
+// not its default and find that value where AWS will read it. The lister's environment is checked in
+// __tests__/ingest.test.ts, teardown settings in teardown.test.ts.
+import { readStack, synthesize, TEST_PUBLIC_KEY } from './synth';
+
+describe('settings that reach the schedule and the monitoring stack', () => {
+  const { outdir } = synthesize({
+    env: {
+      PIPELINE_SFTP_PUBLIC_KEYS: TEST_PUBLIC_KEY,
+      PIPELINE_SFTP_KEY_INSTALLED: 'true',
+      PIPELINE_SCHEDULE_RETRY_ATTEMPTS: '7',
+      PIPELINE_SCHEDULE_MAX_EVENT_AGE_SECONDS: '900',
+      PIPELINE_ALARM_EMAILS: 'ops@example.com, oncall@example.org',
+      PIPELINE_ALARM_LISTER_FAILURES: '5',
+      PIPELINE_ALARM_CONVERSION_FAILURES: '7',
+      PIPELINE_ALARM_NO_INGEST_MINUTES: '120',
+    },
+  });
+  const ingest = readStack(outdir, 'ingest');
+  const monitoring = readStack(outdir, 'monitoring');
+  const alarm = (section: string) => monitoring.resources('aws_cloudwatch_metric_alarm')[`alarm-${section}`];
+
+  test('GIVEN the key installed and schedule retry settings WHEN synthesized THEN the schedule is enabled with that retry policy', () => {
+    const schedule = ingest.only('aws_scheduler_schedule');
+    expect(schedule.state).toBe('ENABLED');
+    expect(schedule.target.retry_policy).toEqual({ maximum_retry_attempts: 7, maximum_event_age_in_seconds: 900 });
+  });
+
+  test('GIVEN alarm e-mails WHEN synthesized THEN each is an e-mail subscription of the alarm topic', () => {
+    const subs = Object.values(monitoring.resources('aws_sns_topic_subscription'));
+    expect(subs.map((s) => [s.protocol, s.endpoint]).sort()).toEqual([['email', 'oncall@example.org'], ['email', 'ops@example.com']]);
+  });
+
+  test('GIVEN alarm thresholds WHEN synthesized THEN the alarms use them', () => {
+    expect(alarm('lister-failing')).toMatchObject({ evaluation_periods: 5, datapoints_to_alarm: 5 });
+    expect(alarm('files-failing-conversion')).toMatchObject({ threshold: 7 });
+    expect(alarm('no-files-ingested').alarm_description).toMatch(/^No file was ingested for 120 minutes\./);
+  });
+
+  test('GIVEN the defaults WHEN synthesized THEN no subscription, no no-ingest alarm, and the schedule is disabled', () => {
+    const defaults = synthesize();
+    const m = readStack(defaults.outdir, 'monitoring');
+    expect(m.resources('aws_sns_topic_subscription')).toEqual({});
+    expect(m.resources('aws_cloudwatch_metric_alarm')['alarm-no-files-ingested']).toBeUndefined();
+    expect(readStack(defaults.outdir, 'ingest').only('aws_scheduler_schedule').state).toBe('DISABLED');
+  });
+});

@@ -115,7 +115,7 @@ async function convertFile(displayName: string, file: string, args: Args, limits
     out = process.stdout;
   }
   try {
-    const input = file === '-' ? process.stdin : fs.createReadStream(file, { highWaterMark: 1 << 18 });
+    const input = file === '-' ? process.stdin : fs.createReadStream(file, { highWaterMark: 1 << 16 });
     const source = file === '-' ? '<stdin>' : displayName;
     const r = await convert(input, streamSink(out), { source, format: args.format, recordPath: args.recordPath, ...limits });
     if (tmp && dest) {

@@ -261,7 +261,7 @@ class MemberKey {
 }
 
 /** Parser calls have a fixed cost: feed it at least this many bytes at a time. */
-const MIN_PARSE_CHUNK = 1 << 18;
+const MIN_PARSE_CHUNK = 1 << 16;
 
 async function* coalesce(input: AsyncIterable<Uint8Array>, min: number): AsyncGenerator<Buffer> {
   let parts: Uint8Array[] = [];

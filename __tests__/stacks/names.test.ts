@@ -4,9 +4,9 @@
 import { derivedNames, NAME_RULES, NameRuleId } from '../../stacks/config';
 import { readStack, synthesize } from './synth';
 
-const STACKS = ['network', 'sftp', 'cluster', 'images', 'ingest', 'batch'];
+const STACKS = ['network', 'sftp', 'cluster', 'images', 'ingest', 'batch', 'monitoring'];
 // Arguments that carry an AWS name (bucket_prefix/name_prefix: Terraform appends a unique suffix).
-const NAME_ARGS = ['name', 'name_prefix', 'bucket', 'bucket_prefix', 'family'];
+const NAME_ARGS = ['name', 'name_prefix', 'bucket', 'bucket_prefix', 'family', 'alarm_name', 'dashboard_name'];
 
 /** Every `type.argument = value` of the synthesized app whose value is built from namePrefix. */
 function synthesizedNames(outdir: string, namePrefix: string): string[] {
@@ -74,6 +74,15 @@ describe('naming rules, as AWS documents them', () => {
     ['stateMachine', 'a.b', /letters, digits, hyphens and underscores/],
     ['sqsQueue', 'q'.repeat(81), /1-80 characters/],
     ['schedule', 'a:b', /letters, digits, hyphens, underscores and periods/],
+    ['snsTopic', 'xmlpipe-dev-alarms', undefined],
+    ['snsTopic', 'a.b', /letters, digits, hyphens and underscores/],
+    ['kmsAlias', 'alias/xmlpipe-dev-alarms', undefined],
+    ['kmsAlias', 'alias/aws/x', /must not start with "alias\/aws\/"/],
+    ['kmsAlias', 'xmlpipe-dev-alarms', /"alias\/" then/],
+    ['eventRule', 'r'.repeat(65), /1-64 characters/],
+    ['alarm', 'a'.repeat(256), /1-255 characters/],
+    ['alarm', 'a\tb', /control characters/],
+    ['dashboard', 'a b', /letters, digits, hyphens and underscores/],
   ];
   test.each(cases)('GIVEN rule %s WHEN checking "%s" THEN %s', (rule, value, problem) => {
     const result = NAME_RULES[rule].check(value);

@@ -119,14 +119,57 @@ export const NAME_RULES = {
     doc: 'https://docs.aws.amazon.com/scheduler/latest/APIReference/API_CreateSchedule.html',
     check: (name: string) => first(length(name, 1, 64), chars(name, /^[0-9a-zA-Z_.-]+$/, 'letters, digits, hyphens, underscores and periods')),
   },
+  snsTopic: {
+    what: 'SNS topic',
+    doc: 'https://docs.aws.amazon.com/sns/latest/api/API_CreateTopic.html',
+    check: (name: string) => first(length(name, 1, 256), chars(name, /^[a-zA-Z0-9_-]+$/, 'letters, digits, hyphens and underscores')),
+  },
+  kmsAlias: {
+    what: 'KMS alias',
+    doc: 'https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateAlias.html',
+    check: (name: string) => first(
+      length(name, 1, 256),
+      chars(name, /^alias\/[a-zA-Z0-9/_-]+$/, '"alias/" then letters, digits and /_-'),
+      name.startsWith('alias/aws/') ? 'must not start with "alias/aws/" (reserved for AWS managed keys)' : undefined,
+    ),
+  },
+  eventRule: {
+    what: 'EventBridge rule',
+    doc: 'https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutRule.html',
+    check: (name: string) => first(length(name, 1, 64), chars(name, /^[.\-_A-Za-z0-9]+$/, 'letters, digits and .-_')),
+  },
+  alarm: {
+    what: 'CloudWatch alarm',
+    doc: 'https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html',
+    // eslint-disable-next-line no-control-regex
+    check: (name: string) => first(length(name, 1, 255), /[\x00-\x1f\x7f]/.test(name) ? 'must not hold control characters' : undefined),
+  },
+  dashboard: {
+    what: 'CloudWatch dashboard',
+    doc: 'https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutDashboard.html',
+    check: (name: string) => first(length(name, 1, 255), chars(name, /^[A-Za-z0-9_-]+$/, 'letters, digits, hyphens and underscores')),
+  },
 } as const satisfies Record<string, NameRule>;
 
 export type NameRuleId = keyof typeof NAME_RULES;
 
+/** The monitoring stack's alarms, by runbook section; names.test.ts fails when one is missing here. */
+const MONITORING_ALARMS = [
+  'executions-failed',
+  'executions-timed-out',
+  'executions-aborted',
+  'schedule-dead-letters',
+  'schedule-target-errors',
+  'lister-failing',
+  'files-failing-conversion',
+  'no-files-ingested',
+  'task-out-of-memory',
+];
+
 export interface DerivedName {
   /** Terraform resource type and the argument holding the name. */
   readonly resource: string;
-  readonly argument: 'name' | 'name_prefix' | 'bucket_prefix' | 'family';
+  readonly argument: 'name' | 'name_prefix' | 'bucket_prefix' | 'family' | 'alarm_name' | 'dashboard_name';
   readonly value: string;
   readonly rule: NameRuleId;
 }
@@ -153,5 +196,11 @@ export function derivedNames(namePrefix: string, stage: string): DerivedName[] {
     ...d('aws_sfn_state_machine', 'name', 'stateMachine', n('pipeline')),
     ...d('aws_sqs_queue', 'name', 'sqsQueue', n('schedule-dlq')),
     ...d('aws_scheduler_schedule', 'name', 'schedule', n('ingest')),
+    ...d('aws_sns_topic', 'name', 'snsTopic', n('alarms')),
+    ...d('aws_kms_alias', 'name', 'kmsAlias', `alias/${n('alarms')}`),
+    ...d('aws_cloudwatch_event_rule', 'name', 'eventRule', n('task-out-of-memory')),
+    ...d('aws_cloudwatch_dashboard', 'dashboard_name', 'dashboard', n('pipeline')),
+    // One alarm per runbook section (RunbookSection in stacks/monitoring.ts).
+    ...d('aws_cloudwatch_metric_alarm', 'alarm_name', 'alarm', ...MONITORING_ALARMS.map(n)),
   ];
 }

@@ -153,8 +153,11 @@ export const NAME_RULES = {
 
 export type NameRuleId = keyof typeof NAME_RULES;
 
-/** The monitoring stack's alarms, by runbook section; names.test.ts fails when one is missing here. */
-const MONITORING_ALARMS = [
+/**
+ * The monitoring stack's alarms, by runbook section (one alarm named `<prefix>-<stage>-<section>` each);
+ * names.test.ts fails when the stacks synthesize one that is missing here.
+ */
+export const MONITORING_ALARMS = [
   'executions-failed',
   'executions-timed-out',
   'executions-aborted',
@@ -164,7 +167,7 @@ const MONITORING_ALARMS = [
   'files-failing-conversion',
   'no-files-ingested',
   'task-out-of-memory',
-];
+] as const;
 
 export interface DerivedName {
   /** Terraform resource type and the argument holding the name. */

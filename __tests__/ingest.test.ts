@@ -4,11 +4,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { App } from 'cdktf';
-import { readSynthesized, Resolver } from '../scripts/security-model';
+import { Resolver } from '../tools/review';
 import { validateStack } from '../scripts/terraform';
 import { loadConfig } from '../stacks/config';
 import { IngestStack } from '../stacks/ingest';
-import { maskTerraformRefs } from '../stacks/state-machine';
+import { maskTerraformRefs, readApp } from '../tools/tf-json';
 import { readStack } from './batch-stack-reader';
 import { synthesize, TEST_PUBLIC_KEY } from './stacks/synth';
 
@@ -57,7 +57,7 @@ describe('ingest stack', () => {
       logConfiguration: { logDriver: 'awslogs', options: { 'awslogs-region': 'us-east-1', 'awslogs-stream-prefix': 'sftp-lister' } },
     });
     // Resolved through the cross-stack reference: the cluster stack's log group of this container.
-    const resolver = new Resolver(readSynthesized(synth.outdir));
+    const resolver = new Resolver(readApp(synth.outdir));
     expect(resolver.text('ingest', container.logConfiguration.options['awslogs-group'])).toBe('/ecs/xmlpipe-prod-sftp-lister');
     expect(env.TMPDIR).toBe('/tmp');
   });

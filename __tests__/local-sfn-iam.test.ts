@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { batchResults, demo, openSession, outcomes, sampleFiles, Session, synthesize, uploadToSftp } from '../scripts/local-pipeline';
 import type { Json } from '../tools/local-sfn/json';
+import { readStack } from '../tools/tf-json';
 import { makeImagesDir } from './stacks/synth';
 
 jest.setTimeout(300_000);
@@ -30,7 +31,7 @@ function withoutAction(stack: string, doc: string, action: string): string {
   made.push(copy);
   fs.cpSync(base, copy, { recursive: true });
   const file = path.join(copy, 'stacks', stack, 'cdk.tf.json');
-  const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const json = readStack(copy, stack).json as any;
   const document = json.data.aws_iam_policy_document[doc];
   const before = JSON.stringify(document.statement);
   document.statement = document.statement

@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { batchResults, openSession, outcomes, Session, synthesize } from '../scripts/local-pipeline';
 import { byteSize, MAX_PAYLOAD_BYTES } from '../tools/local-sfn/limits';
-import { maskTerraformRefs, MAX_KEYS_PER_EXECUTION, TOO_MANY_KEYS } from '../stacks/state-machine';
+import { MAX_KEYS_PER_EXECUTION, TOO_MANY_KEYS } from '../stacks/state-machine';
+import { maskTerraformRefs, readStack } from '../tools/tf-json';
 import { makeImagesDir } from './stacks/synth';
 
 jest.setTimeout(900_000);
@@ -29,7 +30,7 @@ beforeAll(async () => {
   // The lister takes at most maxFilesPerRun files per run (an IngestStack setting, 1-10,000, default
   // 1,000): this deployment takes 5,000, as its task definition's MAX_FILES says.
   const file = path.join(outdir, 'stacks', 'ingest', 'cdk.tf.json');
-  const stack = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const stack = readStack(outdir, 'ingest').json as any;
   const td = Object.values(stack.resource.aws_ecs_task_definition)[0] as { container_definitions: string };
   const masked = maskTerraformRefs(td.container_definitions);
   const containers = JSON.parse(masked.text);

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { listStacks } from '../tools/tf-json';
 import { bundleApp } from './bundle-app';
 import { median } from './stats';
 
@@ -72,12 +73,12 @@ async function main(): Promise<void> {
       }
     }
 
-    const manifest = JSON.parse(fs.readFileSync(path.join(outdir, 'manifest.json'), 'utf8')) as { stacks: Record<string, unknown> };
-    const stackCount = Object.keys(manifest.stacks).length;
+    const stackNames = listStacks(outdir).map((s) => s.name);
+    const stackCount = stackNames.length;
     const verdict = (ok: boolean) => (ok ? 'meets goal' : 'MISSES goal');
     const f = (v: number, unit: string, digits: number) => `${v.toFixed(digits)} ${unit}`.padEnd(10);
 
-    console.log(`bench:synth  node ${process.version}, ${os.cpus().length} CPUs, ${stackCount} stacks (${Object.keys(manifest.stacks).join(', ')}), ${runs} runs each after 2 warm-ups`);
+    console.log(`bench:synth  node ${process.version}, ${os.cpus().length} CPUs, ${stackCount} stacks (${stackNames.join(', ')}), ${runs} runs each after 2 warm-ups`);
     console.log(`${'metric'.padEnd(44)}${'median'.padEnd(10)}${'min'.padEnd(10)}${'max'.padEnd(10)}${'goal'.padEnd(11)}verdict`);
     const rows: [string, Run[]][] = [
       ['cdktf app (dist/main.bundle.js, cdktf.json)', bundled],

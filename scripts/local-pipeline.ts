@@ -5,7 +5,7 @@
 // - IAM on every call: each API call the state machine makes (RunTask with its tag-on-create and
 //   PassRole, the ECS start with the execution role, DynamoDB, S3 for getObject, ItemReader and
 //   ResultWriter, StartExecution of map children, DescribeExecution) is authorized against the
-//   synthesized policies of the calling role by the IAM simulator (scripts/security-model.ts); a denial
+//   synthesized policies of the calling role by the IAM simulator (tools/review); a denial
 //   fails the state with the error Step Functions reports (local-sfn/iam.ts, local-sfn/services.ts).
 // - Service limits: 256 KiB state input/output (uncatchable States.DataLimitExceeded), error and cause
 //   lengths, 8,192 characters of ECS overrides, execution names, uncatchable States.Runtime for a

@@ -4,7 +4,8 @@
 import * as path from 'node:path';
 import { main } from '../main';
 import { ConfigError } from '../stacks/config';
-import { findTerraform, listStacks, terraformVersion, validateStack } from './terraform';
+import { listStacks } from '../tools/tf-json';
+import { findTerraform, terraformVersion, validateStack } from './terraform';
 
 /** Synthesizes the app and validates its stacks; reports through `log` (errors: `error`); returns the exit code. */
 export async function synthAndValidate(

@@ -25,7 +25,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { main } from '../main';
 import { ConfigError } from '../stacks/config';
-import { FAKE_ACCOUNT, FAKE_PARTITION, readSynthesized, Resolver, SynthesizedApp } from './security-model';
+import { FAKE_ACCOUNT, FAKE_PARTITION, Resolver } from '../tools/review';
+import { readApp, type SynthesizedApp } from '../tools/tf-json';
 import { findTerraform, run, terraformEnv } from './terraform';
 
 /** Name of the generated test file in each stack's work folder. */
@@ -499,7 +500,7 @@ async function cli(): Promise<number> {
   }
   const outdir = path.resolve(process.env.CDKTF_OUTDIR ?? 'cdktf.out');
   const workroot = fs.mkdtempSync(path.join(os.tmpdir(), 'tf-test-'));
-  const results = await testStacks(readSynthesized(outdir), workroot);
+  const results = await testStacks(readApp(outdir), workroot);
   const width = Math.max(...results.map((r) => r.stack.length));
   for (const r of results) {
     const time = r.seconds === undefined ? '' : ` (${r.seconds.toFixed(1)} s)`;

@@ -6,50 +6,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-/** A synthesized stack's cdk.tf.json, parsed. */
-export interface StackJson {
-  terraform?: Record<string, any>;
-  provider?: Record<string, Record<string, any>[]>;
-  resource?: Record<string, Record<string, Record<string, any>>>;
-  data?: Record<string, Record<string, Record<string, any>>>;
-  output?: Record<string, { value: unknown; description?: string; sensitive?: boolean }>;
-}
-
-export interface StackInfo {
-  readonly name: string;
-  readonly json: StackJson;
-  /** Folder with cdk.tf.json. */
-  readonly dir: string;
-  readonly resourceCount: number;
-  /** Providers the stack configures (e.g. aws, docker). */
-  readonly providers: string[];
-}
-
 export interface ValidationResult {
   readonly valid: boolean;
   /** First error (summary: detail), when invalid. */
   readonly error?: string;
-}
-
-/** Stacks of a synthesized app (cdktf.out), read from its manifest, in deploy (dependency) order. */
-export function listStacks(outdir: string): StackInfo[] {
-  const manifest = JSON.parse(fs.readFileSync(path.join(outdir, 'manifest.json'), 'utf8')) as {
-    stacks: Record<string, { name: string; synthesizedStackPath: string; dependencies?: string[] }>;
-  };
-  const ordered: (typeof manifest.stacks)[string][] = [];
-  const visit = (name: string, chain: string[]) => {
-    if (ordered.some((s) => s.name === name)) return;
-    if (chain.includes(name)) throw new Error(`stack dependency cycle: ${[...chain, name].join(' -> ')}`);
-    for (const dep of [...(manifest.stacks[name].dependencies ?? [])].sort()) visit(dep, [...chain, name]);
-    ordered.push(manifest.stacks[name]);
-  };
-  for (const name of Object.keys(manifest.stacks).sort()) visit(name, []);
-  return ordered.map((s) => {
-    const file = path.join(outdir, s.synthesizedStackPath);
-    const json = JSON.parse(fs.readFileSync(file, 'utf8')) as StackJson;
-    const resourceCount = Object.values(json.resource ?? {}).reduce((n, byName) => n + Object.keys(byName).length, 0);
-    return { name: s.name, json, dir: path.dirname(file), resourceCount, providers: Object.keys(json.provider ?? {}) };
-  });
 }
 
 /** The terraform binary on PATH, or undefined. */

@@ -1,15 +1,8 @@
 // The security baseline, held on the synthesized JSON of every stack (default app and the
 // external-SFTP + NAT variant): each rule looks at every resource of its type wherever it is, so a new
 // bucket, task definition or log group in any stack is held to the same standard.
-import {
-  allResources,
-  Block,
-  buildSecurityModel,
-  readSynthesized,
-  RoleModel,
-  SecurityModel,
-  simulate,
-} from '../../scripts/security-model';
+import { buildSecurityModel, RoleModel, SecurityModel, simulate } from '../../tools/review';
+import { allResources, Block, readApp as readSynthesized } from '../../tools/tf-json';
 import { synthesize, TEST_PUBLIC_KEY } from '../stacks/synth';
 
 const VARIANTS: [string, Record<string, string>][] = [

@@ -1,7 +1,8 @@
 // Network exposure as `npm run review` reports it: by default nothing is public; with NAT for an
 // external SFTP host, exactly the internet path (gateway, NAT gateways and their IPs, default routes,
 // SFTP egress to the host) is, and ingress stays private.
-import { buildSecurityModel, networkExposure, readSynthesized } from '../../scripts/security-model';
+import { buildSecurityModel, networkExposure } from '../../tools/review';
+import { readApp as readSynthesized } from '../../tools/tf-json';
 import { synthesize, TEST_PUBLIC_KEY } from '../stacks/synth';
 
 describe('network exposure', () => {

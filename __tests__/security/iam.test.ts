@@ -6,12 +6,12 @@ import { isWildcardOnlyAction } from '@cloud-copilot/iam-simulate';
 import {
   asArray,
   buildSecurityModel,
-  readSynthesized,
   SecurityModel,
   simulate,
   statementsOf,
   trustedPrincipals,
-} from '../../scripts/security-model';
+} from '../../tools/review';
+import { readApp as readSynthesized } from '../../tools/tf-json';
 import { synthesize, TEST_PUBLIC_KEY } from '../stacks/synth';
 
 type Expect = 'allow' | 'deny' | 'explicit-deny';
@@ -209,7 +209,7 @@ describe('IAM least privilege (simulated on the synthesized policies)', () => {
   const cases = matrix(model);
 
   test('GIVEN every stack WHEN the roles are collected THEN all of them are found, with their policies', () => {
-    expect(Object.keys(model.app.stacks).sort()).toEqual(['batch', 'cluster', 'images', 'ingest', 'network', 'sftp']);
+    expect(Object.keys(model.app.stacks).sort()).toEqual(['batch', 'cluster', 'images', 'ingest', 'monitoring', 'network', 'sftp']);
     expect(model.roles.map((r) => r.key).sort()).toEqual(Object.keys(TRUST).sort());
     for (const role of model.roles) expect(role.policies.length).toBeGreaterThan(0);
   });

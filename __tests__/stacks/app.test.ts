@@ -3,7 +3,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { findTerraform, listStacks, validateStack } from '../../scripts/terraform';
+import { findTerraform, validateStack } from '../../scripts/terraform';
+import { listStacks } from '../../tools/tf-json';
 import { synthesize } from './synth';
 
 const VALIDATED = ['network', 'sftp', 'cluster'] as const;
@@ -72,8 +73,7 @@ describe('every stack', () => {
     expect(order.indexOf('cluster')).toBeLessThan(order.indexOf('images'));
     for (const s of listed) {
       expect(s.resourceCount).toBeGreaterThan(0);
-      const json = JSON.parse(fs.readFileSync(path.join(s.dir, 'cdk.tf.json'), 'utf8'));
-      const provider = json.provider.aws[0];
+      const provider = s.json.provider!.aws[0];
       expect(provider.default_tags[0].tags).toMatchObject({ project: 'acme', stage: 'qa' });
     }
   });

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from '../../stacks/paths';
 import { INTERFACE_ENDPOINT_SERVICES, taskAddressCapacity } from '../../stacks/config';
-import { maskTerraformRefs } from '../../stacks/state-machine';
+import { maskTerraformRefs } from '../../tools/tf-json';
 import { policy, readStack, synthesize } from './synth';
 
 const ref = (type: string, name: string, attr = 'id') => `\${${type}.${name}.${attr}}`;

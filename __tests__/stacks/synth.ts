@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { App } from 'cdktf';
 import { buildInfrastructure, Infrastructure } from '../../stacks/app';
 import { loadConfig, LoadConfigOptions, PipelineConfig } from '../../stacks/config';
-import type { StackJson } from '../../scripts/terraform';
+import { readStack as readSynthStack, type StackJson, type SynthStack as TfSynthStack } from '../../tools/tf-json';
 
 // Temp folders made by this module, removed after each test file.
 const made: string[] = [];
@@ -18,13 +18,10 @@ afterAll(() => {
   for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** A synthesized stack: cdk.tf.json parsed, plus helpers to find resources. */
-export interface SynthStack {
-  readonly dir: string;
+/** A synthesized stack (tools/tf-json), typed for tests: resources as `any` to reach into. */
+export interface SynthStack extends TfSynthStack {
   readonly json: TfJson;
-  /** All resources of a type, by logical name. */
   resources(type: string): Record<string, any>;
-  /** The only resource of a type (fails if there are 0 or several). */
   only(type: string): any;
 }
 
@@ -39,7 +36,7 @@ export interface Synthesized {
 }
 
 /** A base image pinned by digest, as the images stack requires. */
-export const TEST_BASE_IMAGE = `node:20-bookworm-slim@sha256:${'ab'.repeat(32)}`;
+export const TEST_BASE_IMAGE = `node:24-bookworm-slim@sha256:${'ab'.repeat(32)}`;
 
 /** Build contexts standing in for images/ (their content, not their code, is what these tests need). */
 export function makeImagesDir(root = tmp('h1-images-')): string {
@@ -52,20 +49,7 @@ export function makeImagesDir(root = tmp('h1-images-')): string {
 }
 
 /** Reads one stack of a synthesized app back from `outdir/stacks/NAME/cdk.tf.json`. */
-export function readStack(outdir: string, name: string): SynthStack {
-  const dir = path.join(outdir, 'stacks', name);
-  const json = JSON.parse(fs.readFileSync(path.join(dir, 'cdk.tf.json'), 'utf8')) as TfJson;
-  return {
-    dir,
-    json,
-    resources: (type) => json.resource?.[type] ?? {},
-    only: (type) => {
-      const all = Object.values(json.resource?.[type] ?? {});
-      if (all.length !== 1) throw new Error(`expected exactly one ${type} in ${name}, found ${all.length}`);
-      return all[0];
-    },
-  };
-}
+export const readStack = (outdir: string, name: string) => readSynthStack(outdir, name) as SynthStack;
 
 export function synthesize(options: LoadConfigOptions = {}, imagesDir = makeImagesDir()): Synthesized {
   const outdir = tmp('h1-synth-');

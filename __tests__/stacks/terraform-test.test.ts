@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readSynthesized, SynthesizedApp } from '../../scripts/security-model';
+import { readApp as readSynthesized, type SynthesizedApp } from '../../tools/tf-json';
 import { danglingRemoteReferences, remoteReferences, StackTestResult, testStacks } from '../../scripts/terraform-test';
 import { findTerraform } from '../../scripts/terraform';
 import { synthesize, TEST_PUBLIC_KEY } from './synth';

@@ -1,8 +1,8 @@
 // IAM on every call of the local run: each request the state machine's role or a task role makes is
 // evaluated by @cloud-copilot/iam-simulate against the synthesized policies of that role (and the
-// bucket policy of the data bucket), through scripts/security-model.ts `simulate`, as the IAM tests do.
+// bucket policy of the data bucket), through tools/review `simulate`, as the IAM tests do.
 import * as crypto from 'node:crypto';
-import { asArray, Decision, FAKE_ACCOUNT, PolicyDocument, RoleModel, SecurityModel, simulate, statementsOf } from '../../scripts/security-model';
+import { asArray, Decision, FAKE_ACCOUNT, PolicyDocument, RoleModel, SecurityModel, simulate, statementsOf } from '../review';
 
 export interface AuthorizationRecord {
   readonly role: string;

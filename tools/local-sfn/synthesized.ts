@@ -5,7 +5,8 @@
 import { App } from 'cdktf';
 import { buildInfrastructure } from '../../stacks/app';
 import { loadConfig } from '../../stacks/config';
-import { buildSecurityModel, readSynthesized as readApp, SecurityModel } from '../../scripts/security-model';
+import { buildSecurityModel, SecurityModel } from '../review';
+import { readApp } from '../tf-json';
 import type { JsonObject } from './json';
 
 export interface TaskDefinitionModel {

@@ -20,8 +20,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { maskTerraformRefs } from '../../stacks/state-machine';
-import { readStack, synthesize } from '../../__tests__/stacks/synth';
+import { synthesize } from '../local-sfn/synthesized';
+import { parseWithRefs, readStack } from '../tf-json';
 
 /**
  * The Node version of the base the Dockerfiles pin (node:24-bookworm-slim@sha256:2356...; its image
@@ -154,9 +154,8 @@ export interface FargateTask {
 
 /** Reads a synthesized `aws_ecs_task_definition` (cdk.tf.json) into what its container runs with. */
 export function fargateTask(taskDefinition: { container_definitions: string; volume?: { name: string }[] }, containerName?: string): FargateTask {
-  // Terraform expressions in the JSON may hold quotes: parse with them masked, then put them back.
-  const { text, refs } = maskTerraformRefs(taskDefinition.container_definitions);
-  const containers = JSON.parse(text, (_k, v) => (typeof v === 'string' ? v.replace(/TF_REF_\d+/g, (m) => refs[m] ?? m) : v)) as ContainerDefinition[];
+  // Terraform expressions in the JSON may hold quotes.
+  const containers = parseWithRefs<ContainerDefinition[]>(taskDefinition.container_definitions);
   const container = containerName ? containers.find((c) => c.name === containerName) : containers.length === 1 ? containers[0] : undefined;
   if (!container) throw new Error(`task definition has no container ${containerName ?? '(several, name one)'}: ${containers.map((c) => c.name).join(', ')}`);
   return { container, volumes: taskDefinition.volume ?? [] };
@@ -164,7 +163,13 @@ export function fargateTask(taskDefinition: { container_definitions: string; vol
 
 /** The container of `stack`'s only task definition as the real app synthesizes it (default settings). */
 export function synthesizedTask(stack: 'ingest' | 'batch'): FargateTask {
-  return fargateTask(readStack(synthesize().outdir, stack).only('aws_ecs_task_definition'));
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'synth-task-'));
+  try {
+    synthesize(outdir);
+    return fargateTask(readStack(outdir, stack).only('aws_ecs_task_definition') as Parameters<typeof fargateTask>[0]);
+  } finally {
+    fs.rmSync(outdir, { recursive: true, force: true });
+  }
 }
 
 export interface TaskRunOptions {

@@ -1,7 +1,7 @@
 /**
  * Which S3 API operation an HTTP request is, and which IAM authorization requests AWS makes for it
  * (action, resource ARN, condition keys). Shared by the S3 stand-in (s3-standin.ts) and by anything
- * that wants to authorize an S3 call against IAM policies (scripts/security-model.ts `simulate`).
+ * that wants to authorize an S3 call against IAM policies (tools/review `simulate`).
  *
  * Path-style requests only (`/bucket/key`), as the SDK sends them with forcePathStyle.
  */

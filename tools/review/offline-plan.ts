@@ -14,8 +14,9 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { FAKE_ACCOUNT, Resolver, SynthesizedApp } from './security-model';
-import { findTerraform, terraformEnv } from './terraform';
+import { findTerraform, terraformEnv } from '../../scripts/terraform';
+import type { SynthesizedApp } from '../tf-json';
+import { FAKE_ACCOUNT, Resolver } from './resolver';
 
 export interface PlanResult {
   readonly stack: string;
@@ -95,7 +96,14 @@ function run(bin: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): 
 export const OVERRIDE_FILE = 'zz_offline_review_override.tf.json';
 
 /** Plans every stack of a synthesized app offline in `workroot` (which must not be inside the repo's stacks). */
-export async function planStacks(app: SynthesizedApp, workroot: string, options: { concurrency?: number; terraform?: string } = {}): Promise<PlanResult[]> {
+export interface PlanOptions {
+  readonly concurrency?: number;
+  readonly terraform?: string;
+  /** Called as each stack reaches a step (`init`, `plan`, `show`) and when its result is known. */
+  readonly onProgress?: (stack: string, step: 'init' | 'plan' | 'show' | 'done', result?: PlanResult) => void;
+}
+
+export async function planStacks(app: SynthesizedApp, workroot: string, options: PlanOptions = {}): Promise<PlanResult[]> {
   const terraform = options.terraform ?? findTerraform();
   const resolver = new Resolver(app);
   const names = Object.keys(app.stacks);
@@ -137,11 +145,14 @@ export async function planStacks(app: SynthesizedApp, workroot: string, options:
       };
       if (Object.keys(remote).length) override.data = { terraform_remote_state: remote };
       fs.writeFileSync(path.join(workdir, OVERRIDE_FILE), JSON.stringify(override, null, 2));
+      options.onProgress?.(stack, 'init');
       const init = await run(terraform, ['init', '-input=false', '-no-color'], workdir, env);
       if (init.code !== 0) return { stack, status: 'failed', reason: `terraform init: ${firstError(init.stderr || init.stdout)}`, workdir };
+      options.onProgress?.(stack, 'plan');
       const plan = await run(terraform, ['plan', '-refresh=false', '-input=false', '-no-color', '-lock=false', '-out=plan.bin'], workdir, env);
       fs.writeFileSync(path.join(workdir, 'plan.log'), plan.stdout + plan.stderr);
       if (plan.code !== 0) return { stack, status: 'failed', reason: `terraform plan: ${firstError(plan.stderr || plan.stdout)}`, workdir };
+      options.onProgress?.(stack, 'show');
       const show = await run(terraform, ['show', '-json', '-no-color', 'plan.bin'], workdir, env);
       if (show.code !== 0) return { stack, status: 'failed', reason: `terraform show: ${firstError(show.stderr)}`, workdir };
       fs.writeFileSync(path.join(workdir, 'plan.json'), show.stdout);
@@ -158,7 +169,11 @@ export async function planStacks(app: SynthesizedApp, workroot: string, options:
     const results: PlanResult[] = [];
     const queue = [...names];
     const workers = Array.from({ length: Math.max(1, options.concurrency ?? 2) }, async () => {
-      for (let s = queue.shift(); s !== undefined; s = queue.shift()) results.push(await planOne(s));
+      for (let s = queue.shift(); s !== undefined; s = queue.shift()) {
+        const result = await planOne(s);
+        options.onProgress?.(s, 'done', result);
+        results.push(result);
+      }
     });
     await Promise.all(workers);
     return names.map((n) => results.find((r) => r.stack === n)!);

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { FAILED_MANIFEST_PREFIX } from '../images/converter/src/main';
 import { convert } from '../images/converter/src/convert';
 import { ProcessRun, corpusCases, genRecords, runConverterMain } from '../tools/servers/converter-records';
 import { S3Server, startS3 } from '../tools/servers/s3';
@@ -23,11 +24,18 @@ function runMain(env: Record<string, string>, onStderr?: (text: string, kill: (s
   return runConverterMain({ ...s3.env, ...env }, onStderr && ((text, child) => onStderr(text, (sig) => child.kill(sig))), 100_000);
 }
 
-const logLines = (r: Run) =>
+const allLines = (r: Run): Array<Record<string, any>> =>
   r.stdout
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l));
+/** The per-key log lines (the last line is the task's). */
+const logLines = (r: Run) => allLines(r).filter((l) => l.outcome !== 'task');
+const taskLine = (r: Run) => {
+  const lines = allLines(r);
+  expect(lines[lines.length - 1].outcome).toBe('task');
+  return lines[lines.length - 1];
+};
 
 async function labJson(xml: Buffer): Promise<Buffer> {
   const out: Buffer[] = [];
@@ -170,5 +178,144 @@ describe('large outputs', () => {
     const summary = JSON.parse((await s3.get('out', 'results/term.json')).toString());
     expect(summary.converted).toEqual([]);
     expect(summary.failed).toEqual([{ key: 'big/huge.xml', error: expect.stringContaining('stopped by SIGTERM'), malformed: false }]);
+  });
+});
+
+/** The metrics an EMF line declares (name -> [value, unit]), after checking its structure (contract C1). */
+function emfOf(line: Record<string, any>, pipeline: string): Record<string, [number, string]> {
+  expect(line._aws).toEqual({
+    Timestamp: expect.any(Number),
+    CloudWatchMetrics: [{ Namespace: 'XmlPipeline', Dimensions: [['Pipeline']], Metrics: expect.any(Array) }],
+  });
+  expect(Math.abs(line._aws.Timestamp - Date.now())).toBeLessThan(120_000);
+  expect(line.Pipeline).toBe(pipeline);
+  expect(line.Component).toBe('converter');
+  const out: Record<string, [number, string]> = {};
+  for (const m of line._aws.CloudWatchMetrics[0].Metrics as Array<{ Name: string; Unit: string }>) {
+    expect(typeof line[m.Name]).toBe('number');
+    out[m.Name] = [line[m.Name], m.Unit];
+  }
+  return out;
+}
+
+describe('metrics (EMF on the log lines, contract C1)', () => {
+  test('one line per key by outcome and one per task, namespace XmlPipeline, dimension Pipeline from METRICS_PIPELINE', async () => {
+    const good = corpusCases('valid')[7];
+    const bad = corpusCases('invalid').find((x) => x.name.endsWith('mismatched_tag.xml'))!;
+    await s3.put('in', 'emf/good.xml', fs.readFileSync(good.xml));
+    await s3.put('in', 'emf/bad.xml', fs.readFileSync(bad.xml));
+    const keys = ['emf/good.xml', 'emf/bad.xml', 'emf/missing.xml'];
+    const r = await runMain({ BUCKET: 'in', S3PATHS: JSON.stringify(keys), OUTPUT_BUCKET: 'out', METRICS_PIPELINE: 'xp-test', CONCURRENCY: '1' });
+    expect(r.code).toBe(74);
+    const bySource = Object.fromEntries(logLines(r).map((l) => [l.source, l]));
+    const ok = emfOf(bySource['s3://in/emf/good.xml'], 'xp-test');
+    const outBytes = (await s3.get('out', 'emf/good.xml.json')).length;
+    expect(ok).toEqual({
+      FilesConverted: [1, 'Count'],
+      BytesConverted: [fs.statSync(good.xml).size, 'Bytes'],
+      BytesWritten: [outBytes, 'Bytes'],
+      FileConvertSeconds: [expect.any(Number), 'Seconds'],
+    });
+    expect(emfOf(bySource['s3://in/emf/bad.xml'], 'xp-test')).toEqual({ FilesMalformed: [1, 'Count'], FileConvertSeconds: [expect.any(Number), 'Seconds'] });
+    expect(emfOf(bySource['s3://in/emf/missing.xml'], 'xp-test')).toEqual({ FilesConvertFailed: [1, 'Count'], FileConvertSeconds: [expect.any(Number), 'Seconds'] });
+    const task = taskLine(r);
+    expect(task).toMatchObject({ keys: 3, converted: 1, failed: 2, exitCode: 74 });
+    expect(emfOf(task, 'xp-test')).toEqual({
+      ConverterTasks: [1, 'Count'],
+      ConverterTaskFailures: [1, 'Count'],
+      ConverterTaskSeconds: [task.seconds, 'Seconds'],
+      ConvertThroughput: [expect.any(Number), 'Megabytes/Second'],
+    });
+    expect(task.ConvertThroughput).toBeGreaterThan(0);
+  });
+
+  test('a task that converts everything reports ConverterTaskFailures 0; Pipeline defaults to local', async () => {
+    await s3.put('in', 'emf/one.xml', '<r>1</r>');
+    const r = await runMain({ BUCKET: 'in', S3PATH: 'emf/one.xml' });
+    expect(r.code).toBe(0);
+    expect(emfOf(taskLine(r), 'local').ConverterTaskFailures).toEqual([0, 'Count']);
+  });
+
+  test('a configuration error still writes the task line (ConverterTaskFailures 1, exit 78)', async () => {
+    const r = await runMain({ S3PATH: 'x.xml', METRICS_PIPELINE: 'xp-test' });
+    expect(r.code).toBe(78);
+    expect(allLines(r)).toHaveLength(1);
+    expect(emfOf(taskLine(r), 'xp-test')).toMatchObject({ ConverterTasks: [1, 'Count'], ConverterTaskFailures: [1, 'Count'] });
+  });
+});
+
+describe('failed-keys manifest for replay (contract C2)', () => {
+  const manifest = (run: string, batch: string) => `${FAILED_MANIFEST_PREFIX}${run}/${batch}.json`;
+
+  test('with RUN_ID and BATCH_ID: exactly the failed keys, in task order; a retry that succeeds deletes it', async () => {
+    const good = corpusCases('valid')[3];
+    const bad = corpusCases('invalid').find((x) => x.name.endsWith('mismatched_tag.xml'))!;
+    await s3.put('in', 'rp/a.xml', fs.readFileSync(good.xml));
+    await s3.put('in', 'rp/b.xml', fs.readFileSync(bad.xml));
+    await s3.put('in', 'rp/batch.json', JSON.stringify(['rp/b.xml', 'rp/a.xml', 'rp/c.xml']));
+    const env = { BUCKET: 'in', S3PATHS_MANIFEST: 'rp/batch.json', OUTPUT_BUCKET: 'out', RUN_ID: 'exec-1', BATCH_ID: '00001' };
+    const r = await runMain(env);
+    expect(r.code).toBe(74); // a missing key outranks the malformed one: exit codes as before
+    expect(JSON.parse((await s3.get('in', manifest('exec-1', '00001'))).toString())).toEqual(['rp/b.xml', 'rp/c.xml']);
+    // Fix the files and run the same batch again: every key converts, the manifest goes away.
+    await s3.put('in', 'rp/b.xml', fs.readFileSync(good.xml));
+    await s3.put('in', 'rp/c.xml', fs.readFileSync(good.xml));
+    const again = await runMain(env);
+    expect(again.code).toBe(0);
+    expect(await s3.keys('in', `${FAILED_MANIFEST_PREFIX}exec-1/`)).toEqual([]);
+  });
+
+  test('only malformed keys: the manifest lists them and the exit code stays 65', async () => {
+    const bad = corpusCases('invalid').find((x) => x.name.endsWith('mismatched_tag.xml'))!;
+    await s3.put('in', 'rp2/bad.xml', fs.readFileSync(bad.xml));
+    const r = await runMain({ BUCKET: 'in', S3PATH: 'rp2/bad.xml', RUN_ID: 'exec-2', BATCH_ID: 'b7' });
+    expect(r.code).toBe(65);
+    expect(JSON.parse((await s3.get('in', manifest('exec-2', 'b7'))).toString())).toEqual(['rp2/bad.xml']);
+  });
+
+  test('without RUN_ID/BATCH_ID nothing is written; only one of them is a configuration error', async () => {
+    const bad = corpusCases('invalid').find((x) => x.name.endsWith('mismatched_tag.xml'))!;
+    await s3.put('in', 'rp3/bad.xml', fs.readFileSync(bad.xml));
+    const before = await s3.keys('in', FAILED_MANIFEST_PREFIX);
+    expect((await runMain({ BUCKET: 'in', S3PATH: 'rp3/bad.xml' })).code).toBe(65);
+    expect(await s3.keys('in', FAILED_MANIFEST_PREFIX)).toEqual(before);
+    const r = await runMain({ BUCKET: 'in', S3PATH: 'rp3/bad.xml', RUN_ID: 'exec-3' });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('RUN_ID and BATCH_ID go together');
+    expect((await runMain({ BUCKET: 'in', S3PATH: 'rp3/bad.xml', RUN_ID: 'exec/3', BATCH_ID: 'x' })).code).toBe(78);
+  });
+
+  test('nothing half written: the manifest upload cut mid-body on every attempt leaves no object, exit 74', async () => {
+    const bad = corpusCases('invalid').find((x) => x.name.endsWith('mismatched_tag.xml'))!;
+    await s3.put('in', 'rp4/bad.xml', fs.readFileSync(bad.xml));
+    const key = manifest('exec-4', 'b1');
+    const fault = s3.fault({ operation: 'PutObject', key, action: { kind: 'reset', afterBytes: 5 } });
+    try {
+      const r = await runMain({ BUCKET: 'in', S3PATH: 'rp4/bad.xml', RUN_ID: 'exec-4', BATCH_ID: 'b1' });
+      expect(fault.fired).toBeGreaterThan(0);
+      expect(r.code).toBe(74);
+      expect(r.stderr).toContain(`cannot write the failed-keys manifest s3://in/${key}`);
+      expect(await s3.keys('in', `${FAILED_MANIFEST_PREFIX}exec-4/`)).toEqual([]);
+    } finally {
+      fault.remove();
+    }
+  });
+
+  test('SIGTERM: the keys stopped are the failed keys, exit 143', async () => {
+    const huge = genRecords(30 * 1024 * 1024, 11);
+    await s3.put('in', 'rp5/huge.xml', huge);
+    await s3.put('in', 'rp5/small.xml', '<r/>');
+    let sent = false;
+    const r = await runMain(
+      { BUCKET: 'in', S3PATHS: JSON.stringify(['rp5/huge.xml', 'rp5/small.xml']), CONCURRENCY: '1', RUN_ID: 'exec-5', BATCH_ID: 'b1', LOG_LEVEL: 'debug' },
+      (text, kill) => {
+        if (!sent && text.includes('"outcome":"started"')) {
+          sent = true;
+          setTimeout(() => kill('SIGTERM'), 300);
+        }
+      },
+    );
+    expect(r.code).toBe(143);
+    expect(JSON.parse((await s3.get('in', manifest('exec-5', 'b1'))).toString())).toEqual(['rp5/huge.xml', 'rp5/small.xml']);
   });
 });

@@ -7,6 +7,7 @@
 import { PassThrough, Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   PutObjectCommand,
   S3Client,
@@ -14,6 +15,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { convert, ConvertResult, Format, XmlError } from './convert';
 import { ConfigError, EXIT, Limits, intFromEnv, limitsFromEnv, parseFormat } from './config';
+import { emf, pipelineFromEnv } from './metrics';
 
 export interface JobConfig {
   bucket: string;
@@ -26,7 +28,12 @@ export interface JobConfig {
   concurrency: number;
   resultKey?: string;
   limits: Limits;
+  /** Where the failed keys go (contract C2): `<prefix><RUN_ID>/<BATCH_ID>.json` in BUCKET; unset without RUN_ID/BATCH_ID. */
+  failedManifestKey?: string;
 }
+
+/** Default prefix of the failed-keys manifests (FAILED_MANIFEST_PREFIX). */
+export const FAILED_MANIFEST_PREFIX = 'manifests/failed/';
 
 function parseKeys(raw: string, what: string): string[] {
   let v: unknown;
@@ -50,6 +57,14 @@ export function configFromEnv(env: NodeJS.ProcessEnv): JobConfig {
   const manifestKey = env.S3PATHS_MANIFEST || undefined;
   if (keys.length === 0 && !manifestKey) throw new ConfigError('one of S3PATH, S3PATHS or S3PATHS_MANIFEST is required');
   const format = parseFormat(env.FORMAT || undefined);
+  const runId = env.RUN_ID || undefined;
+  const batchId = env.BATCH_ID || undefined;
+  if ((runId === undefined) !== (batchId === undefined)) throw new ConfigError('RUN_ID and BATCH_ID go together (both or neither)');
+  for (const [name, v] of [['RUN_ID', runId], ['BATCH_ID', batchId]] as const) {
+    // Each becomes one path segment of the manifest key.
+    if (v !== undefined && !/^[A-Za-z0-9._=-]{1,200}$/.test(v)) throw new ConfigError(`${name} must be 1-200 characters of A-Z a-z 0-9 . _ = - (got "${v}")`);
+  }
+  const prefix = env.FAILED_MANIFEST_PREFIX ?? FAILED_MANIFEST_PREFIX;
   const recordPath = env.RECORD_PATH || undefined;
   if (format === 'jsonl' && !recordPath) throw new ConfigError('FORMAT=jsonl needs RECORD_PATH (e.g. /records/record)');
   return {
@@ -63,6 +78,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): JobConfig {
     concurrency: intFromEnv(env, 'CONCURRENCY', 4, 1),
     resultKey: env.RESULT_KEY || undefined,
     limits: limitsFromEnv(env),
+    failedManifestKey: runId && batchId ? `${prefix}${runId}/${batchId}.json` : undefined,
   };
 }
 
@@ -94,6 +110,8 @@ function partSize(inputBytes: number | undefined): number {
 
 class Job {
   private readonly inflight = new Set<AbortController>();
+  /** METRICS_PIPELINE: the value of the metrics' one dimension. */
+  pipeline = 'local';
   terminating = false;
   /** LOG_LEVEL=debug: a line on stderr when each key starts streaming. */
   debug = false;
@@ -129,10 +147,12 @@ class Job {
     let body: Readable | undefined;
     const pass = new PassThrough({ highWaterMark: 1 << 20 });
     let result: ConvertResult | undefined;
+    let retries = 0;
     try {
       if (this.terminating) throw new Error('stopped by SIGTERM');
       const got = await this.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: ac.signal });
       body = got.Body as Readable;
+      retries = Math.max(0, (got.$metadata.attempts ?? 1) - 1);
       if (this.debug) process.stderr.write(JSON.stringify({ source, outcome: 'started' }) + '\n');
       ac.signal.addEventListener('abort', () => body?.destroy(), { once: true });
       upload = new Upload({
@@ -177,7 +197,22 @@ class Job {
       pass.end();
       await done;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      this.log({ source, output: `s3://${outputBucket}/${outKey}`, outcome: 'converted', ...result, uploadParts: parts, seconds, mbPerSec: round(result.bytesIn / 1e6 / seconds) });
+      this.log({
+        source,
+        output: `s3://${outputBucket}/${outKey}`,
+        outcome: 'converted',
+        ...result,
+        uploadParts: parts,
+        seconds,
+        mbPerSec: round(result.bytesIn / 1e6 / seconds),
+        ...emf(this.pipeline, {
+          FilesConverted: [1, 'Count'],
+          BytesConverted: [result.bytesIn, 'Bytes'],
+          BytesWritten: [result.bytesOut, 'Bytes'],
+          FileConvertSeconds: [seconds, 'Seconds'],
+          ConvertRetries: retries ? [retries, 'Count'] : undefined,
+        }),
+      });
       return { key, output: outKey, bytesIn: result.bytesIn, bytesOut: result.bytesOut, records: result.records, seconds };
     } catch (e) {
       await this.abortUpload(upload, outputBucket, outKey);
@@ -188,7 +223,18 @@ class Job {
       const line = malformed ? (e as XmlError).message : `${source}: ${reason}`;
       process.stderr.write(line + '\n');
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      this.log({ source, output: null, outcome: malformed ? 'malformed' : 'failed', error: line, seconds });
+      this.log({
+        source,
+        output: null,
+        outcome: malformed ? 'malformed' : 'failed',
+        error: line,
+        seconds,
+        ...emf(this.pipeline, {
+          [malformed ? 'FilesMalformed' : 'FilesConvertFailed']: [1, 'Count'],
+          FileConvertSeconds: [seconds, 'Seconds'],
+          ConvertRetries: retries ? [retries, 'Count'] : undefined,
+        }),
+      });
       return { key, error: line, malformed };
     } finally {
       this.inflight.delete(ac);
@@ -205,7 +251,7 @@ class Job {
     }
   }
 
-  private log(line: Record<string, unknown>): void {
+  log(line: Record<string, unknown>): void {
     process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...line }) + '\n');
   }
 }
@@ -236,17 +282,42 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<number>
   // The pinned SDK warns on every start that future SDK releases will need node 22; the image's
   // node 20 base is a project decision, and the warning would break the one-line error contract.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const started = Date.now();
+  const pipeline = pipelineFromEnv(env);
+  /** The task's metric line (contract C1): written on every way out, also when the task fails. */
+  const finish = (code: number, keys: number, results: Array<Converted | Failed> = []): number => {
+    const seconds = (Date.now() - started) / 1000;
+    const bytesIn = results.reduce((n, r) => n + ('bytesIn' in r ? r.bytesIn : 0), 0);
+    const line = {
+      time: new Date().toISOString(),
+      outcome: 'task',
+      keys,
+      converted: results.filter((r) => 'output' in r).length,
+      failed: results.filter((r) => 'error' in r).length,
+      exitCode: code,
+      seconds,
+      ...emf(pipeline, {
+        ConverterTasks: [1, 'Count'],
+        ConverterTaskFailures: [code === EXIT.OK ? 0 : 1, 'Count'],
+        ConverterTaskSeconds: [seconds, 'Seconds'],
+        ConvertThroughput: bytesIn > 0 ? [bytesIn / 1e6 / seconds, 'Megabytes/Second'] : undefined,
+      }),
+    };
+    process.stdout.write(JSON.stringify(line) + '\n');
+    return code;
+  };
   let cfg: JobConfig;
   try {
     cfg = configFromEnv(env);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     process.stderr.write(`xml2json: ${e.message}\n`);
-    return EXIT.CONFIG;
+    return finish(EXIT.CONFIG, 0);
   }
   const s3 = s3ClientFromEnv(env);
   const job = new Job(cfg, s3);
   job.debug = env.LOG_LEVEL === 'debug';
+  job.pipeline = pipeline;
   const onTerm = () => {
     process.stderr.write('xml2json: SIGTERM received, aborting in-flight uploads\n');
     job.abortAll();
@@ -254,24 +325,34 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<number>
     setTimeout(() => process.exit(EXIT.SIGTERM), 20_000).unref();
   };
   process.once('SIGTERM', onTerm);
-  const started = Date.now();
   let keys: string[];
   try {
     keys = await job.resolveKeys();
   } catch (e) {
+    // The keys are unknown, so no failed-keys manifest: the state machine writes the batch's keys there.
     process.stderr.write(`xml2json: cannot read the key list: ${errorText(e)}\n`);
-    return job.terminating ? EXIT.SIGTERM : EXIT.IO;
+    return finish(job.terminating ? EXIT.SIGTERM : EXIT.IO, 0);
   }
   const results = await pool(keys, cfg.concurrency, (k) => job.convertKey(k));
   const converted = results.filter((r): r is Converted => 'output' in r);
   const failed = results.filter((r): r is Failed => 'error' in r);
-  const code = job.terminating
+  let code: number = job.terminating
     ? EXIT.SIGTERM
     : failed.some((f) => !f.malformed)
       ? EXIT.IO
       : failed.length > 0
         ? EXIT.MALFORMED
         : EXIT.OK;
+  // An I/O error outranks malformed input; SIGTERM outranks both.
+  const ioFailure = () => (job.terminating ? EXIT.SIGTERM : EXIT.IO);
+  if (cfg.failedManifestKey) {
+    try {
+      await writeFailedManifest(s3, cfg.bucket, cfg.failedManifestKey, failed.map((f) => f.key));
+    } catch (e) {
+      process.stderr.write(`xml2json: cannot write the failed-keys manifest s3://${cfg.bucket}/${cfg.failedManifestKey}: ${errorText(e)}\n`);
+      code = ioFailure();
+    }
+  }
   if (cfg.resultKey) {
     const summary = {
       bucket: cfg.bucket,
@@ -288,10 +369,26 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<number>
       );
     } catch (e) {
       process.stderr.write(`xml2json: cannot write the result summary s3://${cfg.outputBucket}/${cfg.resultKey}: ${errorText(e)}\n`);
-      return job.terminating ? EXIT.SIGTERM : EXIT.IO;
+      code = ioFailure();
     }
   }
-  return code;
+  return finish(code, keys.length, results);
+}
+
+/**
+ * Contract C2: the task's failed keys (malformed or failed after retries), as a JSON array in the
+ * manifest format, or no object when none failed (a retry that succeeds leaves no stale manifest).
+ * A PutObject is atomic - S3 stores the whole object or nothing, and readers then see the old or the
+ * new object, never part of one (strong read-after-write consistency:
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel) - and the SDK's
+ * CRC32 checksum makes S3 refuse a body damaged in transit.
+ */
+async function writeFailedManifest(s3: S3Client, bucket: string, key: string, failed: string[]): Promise<void> {
+  if (failed.length === 0) {
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    return;
+  }
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(failed), ContentType: 'application/json' }));
 }
 
 if (require.main === module) {

@@ -104,3 +104,52 @@ test('limits come from the environment (MAX_DEPTH) and bad values are usage erro
   expect(r.stdout).toBe('');
   expect(cli([c.xml], { MAX_DEPTH: 'lots' }).code).toBe(64);
 });
+
+describe('everyday use (issue 12)', () => {
+  test('`-` reads stdin; malformed stdin is reported as <stdin>:LINE:COLUMN', () => {
+    const ok = spawnSync(process.execPath, [CLI, '-'], { input: '<r a="1">x</r>', encoding: 'utf8' });
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toBe('{\n    "r": {\n        "@a": "1",\n        "#text": "x"\n    }\n}');
+    const bad = spawnSync(process.execPath, [CLI, '-'], { input: '<r>\n<a></b></r>', encoding: 'utf8' });
+    expect(bad.status).toBe(65);
+    expect(bad.stderr).toMatch(/^<stdin>:2:\d+: \S.*\n$/);
+    const out = spawnSync(process.execPath, [CLI, '--out-dir', tmp, '-'], { input: '<r/>', encoding: 'utf8' });
+    expect(out.status).toBe(0);
+    expect(fs.readFileSync(path.join(tmp, 'stdin.json'), 'utf8')).toBe('{\n    "r": null\n}');
+  });
+
+  test('--help prints the usage on stdout and exits 0', () => {
+    for (const flag of ['--help', '-h']) {
+      const r = cli([flag]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('usage: xml2json');
+      expect(r.stderr).toBe('');
+    }
+  });
+
+  test('two inputs with the same base name in one --out-dir run: a usage error before anything is written', () => {
+    const a = path.join(tmp, 'a');
+    const b = path.join(tmp, 'b');
+    fs.mkdirSync(a);
+    fs.mkdirSync(b);
+    fs.writeFileSync(path.join(a, 'same.xml'), '<a/>');
+    fs.writeFileSync(path.join(b, 'same.xml'), '<b/>');
+    fs.writeFileSync(path.join(tmp, 'first.xml'), '<f/>');
+    const outDir = path.join(tmp, 'out');
+    const r = cli(['--out-dir', outDir, path.join(tmp, 'first.xml'), path.join(a, 'same.xml'), path.join(b, 'same.xml')]);
+    expect(r.code).toBe(64);
+    expect(r.stderr).toContain('would both write same.json');
+    expect(fs.existsSync(outDir)).toBe(false);
+  });
+
+  test('under `npm run xml2json`, relative inputs and --out-dir resolve from the caller\'s directory', () => {
+    fs.writeFileSync(path.join(tmp, 'rel.xml'), '<rel>1</rel>');
+    const r = spawnSync('npm', ['--prefix', REPO_ROOT, 'run', '--silent', 'xml2json', '--', '--out-dir', 'outrel', 'rel.xml'], { cwd: tmp, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(fs.readFileSync(path.join(tmp, 'outrel', 'rel.json'), 'utf8')).toBe('{\n    "rel": "1"\n}');
+    const missing = spawnSync('npm', ['--prefix', REPO_ROOT, 'run', '--silent', 'xml2json', '--', 'nope.xml'], { cwd: tmp, encoding: 'utf8' });
+    expect(missing.status).toBe(74);
+    expect(missing.stderr).toContain('nope.xml');
+  });
+});

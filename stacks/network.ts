@@ -2,8 +2,6 @@
 // endpoints, so no NAT is needed by default. Public subnets and NAT gateways exist only when enabled.
 import { CloudwatchLogGroup } from '@cdktf/provider-aws/lib/cloudwatch-log-group';
 import { DataAwsAvailabilityZones } from '@cdktf/provider-aws/lib/data-aws-availability-zones';
-import { DataAwsCallerIdentity } from '@cdktf/provider-aws/lib/data-aws-caller-identity';
-import { DataAwsPartition } from '@cdktf/provider-aws/lib/data-aws-partition';
 import { DefaultSecurityGroup } from '@cdktf/provider-aws/lib/default-security-group';
 import { Eip } from '@cdktf/provider-aws/lib/eip';
 import { FlowLog } from '@cdktf/provider-aws/lib/flow-log';
@@ -24,6 +22,7 @@ import { Fn, TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import { PipelineStack, PipelineStackProps } from './base';
 import { cidrSubnet, INTERFACE_ENDPOINT_SERVICES, SUBNET_NEW_BITS } from './config';
+import { AccountScope } from './constructs/iam';
 
 export { INTERFACE_ENDPOINT_SERVICES };
 
@@ -47,8 +46,7 @@ export class NetworkStack extends PipelineStack {
       state: 'available',
       filter: [{ name: 'opt-in-status', values: ['opt-in-not-required'] }],
     });
-    const account = new DataAwsCallerIdentity(this, 'account');
-    const partition = new DataAwsPartition(this, 'partition');
+    const aws = new AccountScope(this, region);
 
     this.vpc = new Vpc(this, 'vpc', {
       cidrBlock: vpcCidr,
@@ -200,8 +198,8 @@ export class NetworkStack extends PipelineStack {
             Principal: { Service: 'vpc-flow-logs.amazonaws.com' },
             Action: 'sts:AssumeRole',
             Condition: {
-              StringEquals: { 'aws:SourceAccount': account.accountId },
-              ArnLike: { 'aws:SourceArn': `arn:${partition.partition}:ec2:${region}:${account.accountId}:vpc-flow-log/*` },
+              StringEquals: { 'aws:SourceAccount': aws.accountId },
+              ArnLike: { 'aws:SourceArn': aws.arn('ec2', 'vpc-flow-log/*') },
             },
           },
         ],

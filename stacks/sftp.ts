@@ -3,8 +3,6 @@
 // a Secrets Manager secret for the SFTP private key, created WITHOUT a value: the operator puts the key
 // in (README), so it never appears in Terraform state, synthesized JSON or the repo.
 import { CloudwatchLogGroup } from '@cdktf/provider-aws/lib/cloudwatch-log-group';
-import { DataAwsCallerIdentity } from '@cdktf/provider-aws/lib/data-aws-caller-identity';
-import { DataAwsPartition } from '@cdktf/provider-aws/lib/data-aws-partition';
 import { DataAwsVpcEndpoint } from '@cdktf/provider-aws/lib/data-aws-vpc-endpoint';
 import { IamRole } from '@cdktf/provider-aws/lib/iam-role';
 import { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy';
@@ -18,6 +16,7 @@ import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-securit
 import { Fn, TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import { PipelineStack, PipelineStackProps } from './base';
+import { AccountScope } from './constructs/iam';
 import { NetworkStack } from './network';
 import { SecureBucket } from './secure-bucket';
 
@@ -66,8 +65,7 @@ export class SftpStack extends PipelineStack {
       this.port = sftp.port;
       this.hostKeyFingerprints = sftp.hostKeyFingerprints.join(',');
     } else {
-      const account = new DataAwsCallerIdentity(this, 'account');
-      const partition = new DataAwsPartition(this, 'partition');
+      const aws = new AccountScope(this, region);
 
       this.bucket = new SecureBucket(this, 'sftp-bucket', { bucketPrefix: `${this.name('sftp')}-`, forceDestroy: this.config.forceDestroy });
       const bucketName = this.bucket.bucket.id;
@@ -121,8 +119,8 @@ export class SftpStack extends PipelineStack {
       const userRole = new IamRole(this, 'user-role', {
         name: this.name('sftp-user'),
         assumeRolePolicy: transferTrust(
-          account.accountId,
-          `arn:${partition.partition}:transfer:${region}:${account.accountId}:user/${this.server.id}/*`,
+          aws.accountId,
+          aws.arn('transfer', `user/${this.server.id}/*`),
         ),
       });
       new IamRolePolicy(this, 'user-policy', {

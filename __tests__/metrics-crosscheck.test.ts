@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { age, listerEnv, runLister, startListerServers, ListerServers } from '../tools/servers/lister-harness';
 import { corpusCases, runConverterMain } from '../tools/servers/converter-records';
+import { parseWithRefs } from '../tools/tf-json';
 import { readStack, synthesize } from './stacks/synth';
 
 /** One metric as an EMF line declared it. */
@@ -131,14 +132,11 @@ function crossCheck(refs: Referenced[], emitted: Emitted[]): string[] {
   return problems;
 }
 
-/**
- * METRICS_PIPELINE of a stack's only task definition. Read from the text: container_definitions holds
- * Terraform interpolations (with quotes inside) that are JSON only once Terraform has evaluated them.
- */
+/** METRICS_PIPELINE of a stack's only task definition (container_definitions holds `${...}` references). */
 function taskPipeline(outdir: string, stack: string): string | undefined {
-  const text: string = readStack(outdir, stack).only('aws_ecs_task_definition').container_definitions;
-  const m = /\{"name":"METRICS_PIPELINE","value":"([^"$]*)"\}/.exec(text);
-  return m?.[1];
+  const td = readStack(outdir, stack).only('aws_ecs_task_definition');
+  const [container] = parseWithRefs<{ environment?: { name: string; value: string }[] }[]>(td.container_definitions);
+  return container.environment?.find((e) => e.name === 'METRICS_PIPELINE')?.value;
 }
 
 const { outdir } = synthesize();
@@ -184,11 +182,13 @@ beforeAll(async () => {
   collect(run2.stdout + run2.stderr, 'lister run 2');
   expect([run1.code, run2.code, run1.summary?.failed, run2.summary?.ingested]).toEqual([1, 0, 1, 1]);
 
-  // Converter: one batch with a good file, a malformed one and a missing key.
+  // Converter: one batch with a good file (its first GET answered 500, then retried), a malformed one
+  // and a missing key.
   const good = corpusCases('lab').find((c) => c.name.endsWith('customer.xml'))!;
   const bad = corpusCases('invalid').find((c) => c.name.endsWith('mismatched_tag.xml'))!;
   await s3.put(BUCKET, 'incoming/good.xml', fs.readFileSync(good.xml));
   await s3.put(BUCKET, 'incoming/bad.xml', fs.readFileSync(bad.xml));
+  const getFault = s3.fault({ key: 'incoming/good.xml', method: 'GET', times: 1, action: { kind: 'error', status: 500 } });
   const conv = await runConverterMain({
     ...s3.env,
     BUCKET,
@@ -199,7 +199,7 @@ beforeAll(async () => {
     ...pipelineOf('batch'),
   });
   collect(conv.stdout + conv.stderr, 'converter');
-  expect(conv.code).not.toBe(0);
+  expect([conv.code === 0, getFault.fired]).toEqual([false, 1]);
 }, 240_000);
 
 afterAll(async () => {

@@ -238,6 +238,10 @@ describe('invalid configuration fails with a message naming the setting', () => 
     ['no-ingest alarm period too short', { PIPELINE_ALARM_NO_INGEST_MINUTES: '5' }, /alarmNoIngestMinutes.*must be 0 \(off\) or 10-10080, got 5/],
     ['secret recovery window AWS refuses', { PIPELINE_SECRET_RECOVERY_DAYS: '3' }, /secretRecoveryDays.*must be 0 \(deleted at once\) or 7-30, got 3/],
     ['force destroy not a boolean', { PIPELINE_FORCE_DESTROY: 'please' }, /forceDestroy.*expected true or false, got "please"/],
+    ['input prefixes without the landing prefix', { PIPELINE_INPUT_PREFIXES: 'lab/' }, /inputPrefixes \(env PIPELINE_INPUT_PREFIXES, context "inputPrefixes"\): \[lab\/\] must include the lister's landing prefix "incoming\/"/],
+    ['input prefix holding the outputs', { PIPELINE_INPUT_PREFIXES: 'incoming/,json/' }, /inputPrefixes.*"json\/" and outputPrefix "json\/" must not contain one another/],
+    ['input prefix inside the results', { PIPELINE_INPUT_PREFIXES: 'incoming/,results/old/' }, /inputPrefixes.*"results\/old\/" and resultPrefix "results\/"/],
+    ['input prefix of the lister index', { PIPELINE_INPUT_PREFIXES: 'incoming/,.sftp-lister/' }, /inputPrefixes.*"\.sftp-lister\/" and the lister's index prefix/],
     ['allowed CIDR malformed', { PIPELINE_SFTP_ALLOWED_CIDRS: '192.168.0.0/33' }, /sftpAllowedCidrs.*not an IPv4 CIDR/],
     // Names AWS refuses at apply time (stacks/config/names.ts NAME_RULES cites each rule).
     ['prefix S3 reserves for IDNs', { PIPELINE_NAME_PREFIX: 'xn--ab' }, /namePrefix \(env PIPELINE_NAME_PREFIX, context "namePrefix"\): "xn--ab" \(with stage "dev"\) gives the S3 bucket name "xn--ab-dev-sftp-\d{26}".*must not start with "xn--"/],

@@ -868,6 +868,7 @@ class Converter {
 
   private async writeRope(rope: Rope, extra: number): Promise<void> {
     for (const [p, ind] of leaves(rope, extra)) {
+      if ('sub' in p) continue; // not reached: every linked rope is descended into
       if ('s' in p) {
         this.out.add(indent(p.s, ind));
         await this.out.maybeFlush();

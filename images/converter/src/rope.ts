@@ -31,10 +31,11 @@ export type Leaf = StrPiece | FilePiece;
 const LINK_PIECES = 8;
 
 /**
- * The leaves of a rope in order, each with its total indentation. Iterative: nesting can be as deep
- * as the document (a recursive walk would overflow the stack).
+ * The leaves of a rope in order, each with its total indentation; linked ropes for which `descend`
+ * says no come out whole. Iterative: nesting can be as deep as the document (a recursive walk would
+ * overflow the stack).
  */
-export function* leaves(rope: Rope, extra = 0): Generator<[Leaf, number]> {
+export function* leaves(rope: Rope, extra = 0, descend: (sub: Rope) => boolean = () => true): Generator<[Leaf | SubPiece, number]> {
   const stack: Array<{ pieces: Piece[]; i: number; ind: number }> = [{ pieces: rope.pieces, i: 0, ind: extra }];
   while (stack.length !== 0) {
     const top = stack[stack.length - 1];
@@ -43,7 +44,7 @@ export function* leaves(rope: Rope, extra = 0): Generator<[Leaf, number]> {
       continue;
     }
     const p = top.pieces[top.i++];
-    if ('sub' in p) stack.push({ pieces: p.sub.pieces, i: 0, ind: top.ind + p.ind });
+    if ('sub' in p && descend(p.sub)) stack.push({ pieces: p.sub.pieces, i: 0, ind: top.ind + p.ind });
     else yield [p, top.ind + p.ind];
   }
 }
@@ -157,21 +158,11 @@ export class SpillFile {
       this.spilled += len;
       text = '';
     };
-    // Linked ropes already on disk stay linked; those holding memory are walked (iteratively).
-    const stack: Array<{ pieces: Piece[]; i: number; ind: number }> = [{ pieces: rope.pieces, i: 0, ind: 0 }];
-    while (stack.length !== 0) {
-      const top = stack[stack.length - 1];
-      if (top.i >= top.pieces.length) {
-        stack.pop();
-        continue;
-      }
-      const p = top.pieces[top.i++];
-      const ind = top.ind + p.ind;
+    // Linked ropes already on disk stay linked; those holding memory are walked.
+    for (const [p, ind] of leaves(rope, 0, (sub) => sub.mem !== 0)) {
       if ('s' in p) {
         text += indent(p.s, ind);
         if (text.length > 1 << 22) flush();
-      } else if ('sub' in p && p.sub.mem !== 0) {
-        stack.push({ pieces: p.sub.pieces, i: 0, ind });
       } else {
         flush();
         out.push('sub' in p ? { sub: p.sub, ind } : { off: p.off, len: p.len, ind });

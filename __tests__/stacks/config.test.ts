@@ -334,6 +334,15 @@ describe('unknown settings are reported, never ignored', () => {
     expect(loadConfig({ env: {}, context: app.node.getAllContext() }).stage).toBe('qa');
   });
 
+  test('GIVEN PIPELINE_STAGES=prod (a typo) WHEN the app (main) synthesizes THEN it fails instead of deploying dev', () => {
+    process.env.PIPELINE_STAGES = 'prod';
+    try {
+      expect(() => main()).toThrow(/^Unknown configuration: environment variable PIPELINE_STAGES \(did you mean PIPELINE_STAGE\?\)/);
+    } finally {
+      delete process.env.PIPELINE_STAGES;
+    }
+  });
+
   test('GIVEN other environment variables (not PIPELINE_*) WHEN loading THEN they are none of the config\'s business', () => {
     expect(loadConfig({ env: { PATH: '/bin', PIPELINE: 'x', AWS_REGION: 'eu-west-1' } }).region).toBe('us-east-1');
   });

@@ -165,10 +165,14 @@ test('GIVEN 10,000 files WHEN run THEN all are listed and decided, and MAX_FILES
   expect(keys).toHaveLength(200);
   expect(keys[0]).toBe('many/f00000.xml');
 
+  s3.clearRequests();
   const again = await runLister(env('many', { MAX_FILES: '200', CONCURRENCY: '8' }));
   expect(again.summary).toMatchObject({ listed: 10_000, alreadyPresent: 200, ingested: 200, deferred: 9_600 });
-  // Indexed files cost no request; a HeadObject only for each file checked within MAX_FILES.
-  expect(again.summary!.heads).toBe(200);
+  // Indexed files cost no request; each small file within MAX_FILES one conditional PutObject (no HeadObject).
+  expect(again.summary!.heads).toBe(0);
+  const fileRequests = s3.requests().filter((q) => q.key?.startsWith('many/'));
+  expect(fileRequests.map((q) => q.operation)).toEqual(Array(200).fill('PutObject'));
+  expect(new Set(fileRequests.map((q) => q.key)).size).toBe(200);
 });
 
 // Issue 11, defect 1: every landed object reaches a manifest, even when the run that landed it dies.

@@ -7,8 +7,9 @@
  * After the rounds settle (clean runs until nothing is left to do) it checks the invariants:
  *
  * - every file version left on SFTP is in S3, byte-identical;
- * - every object state seen in S3 is named in a manifest written after that state landed
- *   (at-least-once announcement);
+ * - every object state seen in S3 is named in a batch manifest whose batch index was written after
+ *   that state landed (at-least-once announcement, contract C3), each index's batches readable and
+ *   together the run's manifest;
  * - no object ever holds bytes the file never had (checked after every round);
  * - no source is deleted or moved unless S3 holds exactly its bytes (checked after every round);
  * - nothing is ingested from the completion folder (no re-ingest loop);
@@ -499,23 +500,52 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
       }
       if (got !== h) violate('version-not-ingested', `${rel}: last version not in S3 (${got ? 'object holds an older version' : 'no object'})`);
     }
+    // Announced = named in a batch of a batch index (contract C3: what the state machine reads; the
+    // index is written last, so its time is when the batch's keys were announced).
     const announced = new Map<string, number[]>();
+    const readJson = async (key: string): Promise<unknown> => {
+      try {
+        return JSON.parse((await body(key)).toString('utf8'));
+      } catch (e) {
+        violate('manifest-unreadable', `${key}: ${(e as Error).message}`);
+        return undefined;
+      }
+    };
+    const isKeyArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((k) => typeof k === 'string');
     for (const prefix of MANIFEST_PREFIXES) {
-      for (const m of await listObjects(prefix)) {
-        let keys: unknown;
-        try {
-          keys = JSON.parse((await body(m.key)).toString('utf8'));
-        } catch (e) {
-          violate('manifest-unreadable', `${m.key}: ${(e as Error).message}`);
+      const objects = await listObjects(prefix);
+      const manifests = new Map<string, string[]>();
+      for (const m of objects.filter((o) => !o.key.endsWith('/batches.json') && !/\/batches\/\d+\.json$/.test(o.key))) {
+        const keys = await readJson(m.key);
+        if (keys === undefined) continue;
+        if (!isKeyArray(keys)) violate('manifest-unreadable', `${m.key} is not a JSON array of keys`);
+        else manifests.set(m.key, keys);
+      }
+      for (const index of objects.filter((o) => o.key.endsWith('/batches.json'))) {
+        const items = await readJson(index.key);
+        if (items === undefined) continue;
+        const valid = Array.isArray(items) && items.every((i) => typeof i?.manifest === 'string' && Number.isInteger(i?.files) && Number.isInteger(i?.bytes));
+        if (!valid) {
+          violate('manifest-unreadable', `${index.key} is not a JSON array of {manifest, files, bytes}`);
           continue;
         }
-        if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string')) {
-          violate('manifest-unreadable', `${m.key} is not a JSON array of keys`);
-          continue;
+        const batched: string[] = [];
+        for (const item of items as { manifest: string; files: number }[]) {
+          const keys = await readJson(item.manifest);
+          if (!isKeyArray(keys) || keys.length !== item.files) {
+            violate('batch-unreadable', `${item.manifest} (in ${index.key}) is not a JSON array of ${item.files} keys`);
+            continue;
+          }
+          batched.push(...keys);
         }
-        for (const k of keys as string[]) {
+        for (const k of batched) {
           if (!announced.has(k)) announced.set(k, []);
-          announced.get(k)!.push(m.lastModified);
+          announced.get(k)!.push(index.lastModified);
+        }
+        const manifestKey = `${index.key.slice(0, -'/batches.json'.length)}.json`;
+        const manifest = manifests.get(manifestKey);
+        if (manifest && JSON.stringify([...manifest].sort()) !== JSON.stringify([...batched].sort())) {
+          violate('batches-differ-from-manifest', `${index.key}: ${batched.length} keys in batches, ${manifest.length} in ${manifestKey}`);
         }
       }
     }

@@ -36,8 +36,14 @@ export interface Config {
   readonly exclude: readonly string[];
   /** Files modified more recently than this are left for a later run. @default 60 */
   readonly minAgeSeconds: number;
-  /** At most this many files are ingested per run (oldest first). @default unlimited */
+  /** At most this many files are ingested per run (oldest first). @default 10000 */
   readonly maxFiles: number;
+  /** A run whose listing finds more files than this warns in its summary (listing and index cost grow with them). @default 50000 */
+  readonly listingWarnFiles: number;
+  /** Batch manifests (contract C3): at most this many files per batch. @default 200 */
+  readonly batchMaxFiles: number;
+  /** Batch manifests: at most this many source bytes per batch (a larger file is a batch of its own). @default 268435456 */
+  readonly batchMaxBytes: number;
   readonly destBucket: string;
   /** Key prefix objects land under; a trailing '/' is added when missing. @default '' */
   readonly destPrefix: string;
@@ -45,8 +51,10 @@ export interface Config {
   readonly completion: Completion;
   /** Remote folder files are moved to with completion=move. */
   readonly completionMoveDir?: string;
-  /** Files transferred in parallel. @default 4 */
+  /** Files larger than SMALL_FILE_BYTES transferred in parallel. @default 4 */
   readonly concurrency: number;
+  /** Small files (at most SMALL_FILE_BYTES) in flight at once, large ones included. @default 32 */
+  readonly smallFileConcurrency: number;
   /** Exact key of this run's manifest. */
   readonly manifestKey?: string;
   /** Prefix for a generated manifest name when manifestKey is not set. @default '.sftp-lister/manifests/' */
@@ -240,12 +248,16 @@ export function loadConfig(env: Env = process.env): Config {
     include: list(env, 'INCLUDE').length ? list(env, 'INCLUDE') : ['**'],
     exclude: list(env, 'EXCLUDE'),
     minAgeSeconds: int(env, 'MIN_AGE_SECONDS', 60, 0),
-    maxFiles: int(env, 'MAX_FILES', Number.MAX_SAFE_INTEGER, 1),
+    maxFiles: int(env, 'MAX_FILES', 10_000, 1),
+    listingWarnFiles: int(env, 'LISTING_WARN_FILES', 50_000, 1),
+    batchMaxFiles: int(env, 'BATCH_MAX_FILES', 200, 1),
+    batchMaxBytes: int(env, 'BATCH_MAX_BYTES', 268_435_456, 1),
     destBucket,
     destPrefix,
     completion,
     completionMoveDir,
     concurrency: int(env, 'CONCURRENCY', 4, 1, 64),
+    smallFileConcurrency: int(env, 'SMALL_FILE_CONCURRENCY', 32, 1, 256),
     manifestKey: str(env, 'MANIFEST_KEY')?.replace(/^\/+/, ''),
     manifestPrefix,
     stateKey: str(env, 'STATE_KEY') ?? `.sftp-lister/state/${source}.json`,

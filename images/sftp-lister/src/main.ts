@@ -10,14 +10,15 @@
  */
 import { ConfigError, loadConfig } from './config';
 import { Summary, emptySummary, exitCode, makeLogger, startRun } from './ingest';
+import { runMetrics } from './metrics';
 
 let printed = false;
-/** The one summary line; later calls (a forced exit racing the normal end) print nothing. */
-function printSummary(summary: Summary): void {
+/** The one summary line, with the run's metrics (EMF); later calls (a forced exit racing the normal end) print nothing. */
+function printSummary(summary: Summary, code: number): void {
   if (printed) return;
   printed = true;
   summary.maxRssMB = Math.round(process.resourceUsage().maxRSS / 102.4) / 10;
-  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  process.stdout.write(`${JSON.stringify({ ...summary, ...runMetrics(summary, code) })}\n`);
 }
 
 async function main(): Promise<number> {
@@ -27,7 +28,7 @@ async function main(): Promise<number> {
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'configuration error', error: e.message })}\n`);
-      printSummary({ ...emptySummary(), error: e.message, errorKind: 'config' });
+      printSummary({ ...emptySummary(), error: e.message, errorKind: 'config' }, 2);
       return 2;
     }
     throw e;
@@ -49,7 +50,7 @@ async function main(): Promise<number> {
     // landed without a manifest is announced by the next run (README, "at-least-once").
     setTimeout(() => {
       log('error', 'bookkeeping did not finish within 15 s of the signal: exiting; the next run announces what landed');
-      printSummary({ ...run.summary, error: run.summary.error ?? `${sig}: forced exit before the manifest was written`, errorKind: 'terminated' });
+      printSummary({ ...run.summary, error: run.summary.error ?? `${sig}: forced exit before the manifest was written`, errorKind: 'terminated' }, 143);
       process.exit(143);
     }, 15000).unref();
   };
@@ -61,18 +62,19 @@ async function main(): Promise<number> {
   process.on('beforeExit', () => {
     if (finished) return;
     log('error', 'run stalled: no pending work left but the run did not finish');
-    printSummary({ ...run.summary, error: 'run stalled', errorKind: 'run' });
+    printSummary({ ...run.summary, error: 'run stalled', errorKind: 'run' }, 1);
     process.exit(1);
   });
   const summary = await run.done;
   finished = true;
-  printSummary(summary);
-  return exitCode(summary, terminated);
+  const code = exitCode(summary, terminated);
+  printSummary(summary, code);
+  return code;
 }
 
 process.on('unhandledRejection', (e) => {
   process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'unexpected failure', error: String((e as Error)?.stack ?? e) })}\n`);
-  printSummary({ ...emptySummary(), error: `unexpected failure: ${String((e as Error)?.message ?? e)}`, errorKind: 'run' });
+  printSummary({ ...emptySummary(), error: `unexpected failure: ${String((e as Error)?.message ?? e)}`, errorKind: 'run' }, 1);
   process.exit(1);
 });
 
@@ -82,7 +84,7 @@ main().then(
   },
   (e) => {
     process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'unexpected failure', error: String((e as Error)?.stack ?? e) })}\n`);
-    printSummary({ ...emptySummary(), error: `unexpected failure: ${String((e as Error)?.message ?? e)}`, errorKind: 'run' });
+    printSummary({ ...emptySummary(), error: `unexpected failure: ${String((e as Error)?.message ?? e)}`, errorKind: 'run' }, 1);
     process.exitCode = 1;
   },
 );

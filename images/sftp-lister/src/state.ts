@@ -72,7 +72,10 @@ export function isPreconditionFailed(e: unknown): boolean {
   return err?.name === 'PreconditionFailed' || err?.name === 'ConditionalRequestConflict' || status === 412 || status === 409;
 }
 
-export async function readIndex(s3: S3Client, bucket: string, key: string): Promise<{ index: Index; etag?: string }> {
+/** The index as read, with the ETag a conditional write-back names. */
+export type StoredIndex = { index: Index; etag?: string };
+
+export async function readIndex(s3: S3Client, bucket: string, key: string): Promise<StoredIndex> {
   try {
     const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     const parsed = JSON.parse(await res.Body!.transformToString()) as Index;
@@ -113,9 +116,10 @@ export function indexed(index: Index, key: string, file: RemoteFile): boolean {
 
 /**
  * Merges this run's entries into the stored index and writes it back, conditionally on the ETag it
- * read (retrying the merge when another run wrote in between). Entries of keys whose file is no
- * longer on the SFTP server (`keep` says false) are dropped, so the index stays the size of the remote
- * folder.
+ * read (`stored`, the run's own read, so a large index is not fetched twice; re-read and merged again
+ * when another run wrote in between). Entries of keys whose file is no longer on the SFTP server
+ * (`keep` says false) are dropped, so the index stays the size of the remote folder; an entry keeps
+ * only what the next run compares (size, mtime) and the ETag, about 100 bytes with its key.
  */
 export async function writeIndex(
   s3: S3Client,
@@ -124,12 +128,13 @@ export async function writeIndex(
   updates: Record<string, IndexEntry>,
   keep: (key: string) => boolean,
   conditional: boolean,
+  stored?: StoredIndex,
 ): Promise<void> {
   for (let attempt = 0; ; attempt++) {
-    const { index, etag } = await readIndex(s3, bucket, key);
+    const { index, etag } = attempt === 0 && stored ? stored : await readIndex(s3, bucket, key);
     const entries: Record<string, IndexEntry> = {};
-    for (const [k, v] of Object.entries(index.entries)) if (keep(k)) entries[k] = v;
-    Object.assign(entries, updates);
+    for (const [k, v] of Object.entries(index.entries)) if (keep(k)) entries[k] = { size: v.size, mtime: v.mtime, etag: v.etag };
+    for (const [k, v] of Object.entries(updates)) entries[k] = { size: v.size, mtime: v.mtime, etag: v.etag };
     try {
       await s3.send(
         new PutObjectCommand({

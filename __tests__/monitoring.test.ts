@@ -6,21 +6,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { App } from 'cdktf';
 import { loadConfig } from '../stacks/config';
-import { MonitoringSettings, MonitoringStack, noIngestWindow, RunbookSection, scheduleIntervalSeconds } from '../stacks/monitoring';
+import { MONITORING_ALARMS } from '../stacks/config/names';
+import { MonitoringSettings, MonitoringStack, noIngestWindow, scheduleIntervalSeconds } from '../stacks/monitoring';
 import { validateStack } from '../scripts/terraform';
 import { readStack, synthesize, SynthStack } from './stacks/synth';
 
 const RUNBOOK = path.join(__dirname, '..', 'docs', 'runbook.md');
-const DEFAULT_SECTIONS: RunbookSection[] = [
-  'executions-failed',
-  'executions-timed-out',
-  'executions-aborted',
-  'schedule-dead-letters',
-  'schedule-target-errors',
-  'lister-failing',
-  'files-failing-conversion',
-  'task-out-of-memory',
-];
+// Every alarm the stack can make; all but the no-ingest one exist by default.
+const DEFAULT_SECTIONS = MONITORING_ALARMS.filter((s) => s !== 'no-files-ingested');
 
 /** GitHub's heading anchor: lower case, punctuation other than `-` dropped, spaces to `-`. */
 const anchor = (heading: string) => heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s-]/gu, '').replace(/\s/g, '-');
@@ -85,6 +78,7 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
       expect({ section, found: text !== undefined }).toEqual({ section, found: true });
       for (const part of ['**Means:**', '**Look:**', '**Fix:**', '**Replay:**']) expect({ section, part, has: text!.includes(part) }).toEqual({ section, part, has: true });
     }
+    for (const section of MONITORING_ALARMS) expect({ section, found: sections.has(section) }).toEqual({ section, found: true });
     // The replay section documents the input and the helper of contract C2.
     const replay = sections.get('replay')!;
     expect(replay).toContain(`--input '{"replay": "<execution name>"}'`);

@@ -20,6 +20,7 @@ import { TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import { PipelineStack, PipelineStackProps } from './base';
 import { PipelineConfig } from './config';
+import { MONITORING_ALARMS } from './config/names';
 
 /** The images' metrics (contract C1; each image's README lists names, units and when a line is written). */
 export const METRICS_NAMESPACE = 'XmlPipeline';
@@ -53,17 +54,11 @@ export interface MonitoringStackProps extends PipelineStackProps {
   readonly settings?: MonitoringSettings;
 }
 
-/** One alarm's runbook section: docs/runbook.md has a heading whose anchor is this id. */
-export type RunbookSection =
-  | 'executions-failed'
-  | 'executions-timed-out'
-  | 'executions-aborted'
-  | 'schedule-dead-letters'
-  | 'schedule-target-errors'
-  | 'lister-failing'
-  | 'files-failing-conversion'
-  | 'no-files-ingested'
-  | 'task-out-of-memory';
+/**
+ * One alarm's runbook section: docs/runbook.md has a heading whose anchor is this id, and the alarm is
+ * named `<prefix>-<stage>-<section>` (the configuration checks those names: MONITORING_ALARMS).
+ */
+export type RunbookSection = (typeof MONITORING_ALARMS)[number];
 
 /** Seconds between scheduled runs of a `rate(...)` expression; undefined for cron/at. */
 export function scheduleIntervalSeconds(expression: string): number | undefined {

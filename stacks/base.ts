@@ -39,8 +39,13 @@ export class PipelineStack extends TerraformStack {
     }
   }
 
+  /** `${namePrefix}-${stage}`: this deployment's name (also the `Pipeline` dimension of its metrics, contract C1). */
+  get pipelineName(): string {
+    return `${this.config.namePrefix}-${this.config.stage}`;
+  }
+
   /** `${namePrefix}-${stage}-${suffix}`: the name of a resource of this app. */
   name(suffix: string): string {
-    return `${this.config.namePrefix}-${this.config.stage}-${suffix}`;
+    return `${this.pipelineName}-${suffix}`;
   }
 }

@@ -84,7 +84,7 @@ export class IngestStack extends PipelineStack {
       STATE_KEY: `${listerStatePrefix}state/index.json`,
       MANIFEST_PREFIX: `${listerStatePrefix}manifests/`,
       // The EMF dimension value (contract C1).
-      METRICS_PIPELINE: `${config.namePrefix}-${config.stage}`,
+      METRICS_PIPELINE: this.pipelineName,
     };
     if (config.sftpInclude.length > 0) environment.INCLUDE = config.sftpInclude.join(',');
     if (config.sftpExclude.length > 0) environment.EXCLUDE = config.sftpExclude.join(',');

@@ -28,7 +28,7 @@ export function pyStripEnd(s: string): string {
   return end === s.length ? s : s.slice(0, end);
 }
 
-/** Python json.dumps escapes (ensure_ascii), per UTF-16 code unit; filled lazily above 0x7e. */
+/** Python json.dumps escapes (ensure_ascii) for the code units that have a short form or are below 0x20. */
 const ESCAPES: string[] = [];
 for (let c = 0; c < 0x20; c++) ESCAPES[c] = '\\u' + c.toString(16).padStart(4, '0');
 ESCAPES[0x08] = '\\b';
@@ -50,27 +50,21 @@ const SAFE_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 export function jsonAscii(s: string): string {
   // Printable ASCII strings (the common case) need no escaping; see jsonUtf8 about slices.
   if (SAFE_ASCII.test(s)) return '"' + s + '"';
-  if (s.length > LONG) return jsonAsciiLong(s);
-  // A plain loop: a replace() callback per run to escape costs several times more.
-  let out = '"';
-  let from = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c) continue;
-    if (i > from) out += s.slice(from, i);
-    out += ESCAPES[c] ??= '\\u' + c.toString(16).padStart(4, '0');
-    from = i + 1;
-  }
-  return out + s.slice(from) + '"';
+  return jsonAsciiBytes(s);
 }
 
-/** Above this length, escaping goes through a byte buffer: a string built by += from millions of
- * escapes is a tree of millions of cons cells (a 4M-character non-ASCII text took ~300 MB that way). */
-const LONG = 4096;
 const HEX = '0123456789abcdef';
+/** Reused for strings that fit: one copy out of it, instead of a string built by += per escape. */
+const SCRATCH = Buffer.allocUnsafe(1 << 16);
 
-function jsonAsciiLong(s: string): string {
-  const buf = Buffer.allocUnsafe(s.length * 6 + 2);
+/**
+ * ensure_ascii escaping through a byte buffer: concatenating the pieces costs more per escape, and
+ * for a long text makes a tree of millions of cons cells (a 4M-character non-ASCII text took ~300 MB
+ * that way).
+ */
+function jsonAsciiBytes(s: string): string {
+  const max = s.length * 6 + 2;
+  const buf = max <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(max);
   let n = 0;
   buf[n++] = 0x22;
   for (let i = 0; i < s.length; i++) {

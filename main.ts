@@ -6,12 +6,29 @@ import { App } from 'cdktf';
 import { buildInfrastructure } from './stacks/app';
 import { ConfigError, loadConfig } from './stacks/config';
 
-/** cdktf passes cdktf.json's context in CDKTF_CONTEXT_JSON; plain `node dist/main.js` reads the file itself. */
-function fileContext(): Record<string, unknown> {
+/**
+ * cdktf passes cdktf.json's context in CDKTF_CONTEXT_JSON; plain `node dist/main.js` reads the file itself.
+ * A file that is not valid JSON fails with its path, line and column.
+ */
+export function fileContext(file = path.join(process.cwd(), 'cdktf.json')): Record<string, unknown> {
   if (process.env.CDKTF_CONTEXT_JSON) return {};
-  const file = path.join(process.cwd(), 'cdktf.json');
   if (!fs.existsSync(file)) return {};
-  return (JSON.parse(fs.readFileSync(file, 'utf8')).context as Record<string, unknown> | undefined) ?? {};
+  const text = fs.readFileSync(file, 'utf8');
+  let json: { context?: unknown };
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    const message = (e as Error).message;
+    const position = /position (\d+)/.exec(message);
+    const before = position ? text.slice(0, Number(position[1])).split('\n') : undefined;
+    const where = before ? `:${before.length}:${before[before.length - 1].length + 1}` : '';
+    throw new ConfigError(`${file}${where}: not valid JSON: ${message}`);
+  }
+  if (json.context === undefined) return {};
+  if (typeof json.context !== 'object' || json.context === null || Array.isArray(json.context)) {
+    throw new ConfigError(`${file}: "context" must be an object of settings (see README, Configuration)`);
+  }
+  return json.context as Record<string, unknown>;
 }
 
 export function main(): void {

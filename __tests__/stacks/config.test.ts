@@ -1,9 +1,10 @@
 // The configuration module: defaults with no input, env/context precedence, and invalid values that
 // fail with a message naming the setting.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { App } from 'cdktf';
-import { main } from '../../main';
+import { fileContext, main } from '../../main';
 import { AWS_REGIONS, cidrSubnet, ConfigError, loadConfig, scheduleProblem, SETTINGS, settingsTable } from '../../stacks/config';
 import { TEST_PUBLIC_KEY } from './synth';
 
@@ -307,6 +308,31 @@ describe('cidrSubnet', () => {
     expect(cidrSubnet('10.20.0.0/16', 4, 8)).toBe('10.20.128.0/20');
     expect(cidrSubnet('192.168.4.0/24', 4, 15)).toBe('192.168.4.240/28');
     expect(() => cidrSubnet('10.0.0.0/30', 4, 0)).toThrow(/cannot take subnet/);
+  });
+});
+
+describe('cdktf.json as main.ts reads it', () => {
+  const write = (text: string) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'h5-cdktf-json-'));
+    fs.writeFileSync(path.join(dir, 'cdktf.json'), text);
+    return path.join(dir, 'cdktf.json');
+  };
+  const saved = process.env.CDKTF_CONTEXT_JSON;
+  beforeEach(() => delete process.env.CDKTF_CONTEXT_JSON);
+  afterEach(() => (saved === undefined ? delete process.env.CDKTF_CONTEXT_JSON : (process.env.CDKTF_CONTEXT_JSON = saved)));
+
+  test('GIVEN a context object WHEN read THEN it is the settings context', () => {
+    expect(fileContext(write('{"app": "x", "context": {"stage": "qa"}}'))).toEqual({ stage: 'qa' });
+  });
+
+  test('GIVEN a trailing comma WHEN read THEN a ConfigError names the file, line and column', () => {
+    const file = write('{\n  "context": {\n    "stage": "qa",\n  }\n}\n');
+    expect(() => fileContext(file)).toThrow(ConfigError);
+    expect(() => fileContext(file)).toThrow(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:4:3: not valid JSON`));
+  });
+
+  test('GIVEN a context that is not an object WHEN read THEN a ConfigError says so', () => {
+    expect(() => fileContext(write('{"context": ["stage"]}'))).toThrow(/cdktf\.json: "context" must be an object of settings/);
   });
 });
 

@@ -79,7 +79,7 @@ test('entrypoint inside the image against S3: a value over the spill threshold s
   expect(r.code).toBe(0);
   const [keyLine, taskLine] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
   expect(keyLine).toMatchObject({ outcome: 'converted', spilledBytes: expect.any(Number) });
-  expect(keyLine.spilledBytes).toBeGreaterThan(40_000);
+  expect(keyLine.spilledBytes).toBeGreaterThanOrEqual(40_000); // both 20,000-character texts are on disk
   expect(taskLine).toMatchObject({ outcome: 'task', exitCode: 0 });
   expect(JSON.parse((await s3.get('in', 'c/doc.xml.json')).toString())).toEqual({ r: { a: [big, big], b: ['1', '2'], c: null } });
   expect(fs.readdirSync(r.volumes['/tmp'])).toEqual([]); // spill files are unlinked

@@ -94,6 +94,21 @@ test('GIVEN the README configuration table WHEN compared with the settings table
   expect(settingsTable()).toContain('| `PIPELINE_STAGE` | `stage` | dev |');
 });
 
+test('GIVEN every PIPELINE_* variable the docs name WHEN compared with the settings THEN each is a setting (a doc never sells one that cannot be reached)', () => {
+  const root = path.resolve(__dirname, '..', '..');
+  const docs = ['README.md', ...fs.readdirSync(path.join(root, 'docs')).map((f) => `docs/${f}`), ...fs.readdirSync(path.join(root, 'images')).map((d) => `images/${d}/README.md`)]
+    .filter((f) => f.endsWith('.md') && fs.existsSync(path.join(root, f)));
+  expect(docs.length).toBeGreaterThan(3);
+  // Named as what is NOT a setting: the typo example, and a variable the app refuses.
+  const notSettings = new Set(['PIPELINE_STAGES', 'PIPELINE_SFTP_PRIVATE_KEY']);
+  const known = new Set(Object.values(SETTINGS).map((s) => s.env));
+  const unknown = docs.flatMap((f) => [...fs.readFileSync(path.join(root, f), 'utf8').matchAll(/PIPELINE_[A-Z0-9_]+/g)].map((m) => `${f}: ${m[0]}`)).filter((hit) => {
+    const name = hit.split(': ')[1];
+    return !known.has(name) && !notSettings.has(name);
+  });
+  expect(unknown).toEqual([]);
+});
+
 describe('sources and precedence', () => {
   test('GIVEN context values WHEN loading THEN they override defaults, typed values included', () => {
     const config = loadConfig({

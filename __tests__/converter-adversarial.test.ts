@@ -191,9 +191,17 @@ const cases: Case[] = [
     name: 'an attribute value over MAX_VALUE_CHARS is an input limit with its position (was exit 74)',
     input: () => repeat('<r>\n<a v="', 'v', 20_000_000, '"/></r>'),
     exit: 65,
-    error: /^2:\d+: value longer than the limit of 8388608 characters \(MAX_VALUE_CHARS\)$/,
+    error: /^2:\d+: value longer than the limit of 4194304 characters \(MAX_VALUE_CHARS\)$/,
     maxSeconds: 30,
     maxMib: MIB_BOUND,
+  },
+  {
+    name: 'a non-ASCII attribute value just under MAX_VALUE_CHARS converts within the memory bound',
+    input: () => repeat('<r a="', 'é', 4_190_000, '"/>'),
+    exit: 0,
+    maxSeconds: 30,
+    maxMib: MIB_BOUND,
+    check: (o) => expect(o.outBytes).toBe(labValue('r', '{\n        "@a": ""\n    }').length + 4_190_000 * 6),
   },
   {
     name: 'a name over MAX_VALUE_CHARS',
@@ -224,6 +232,18 @@ const cases: Case[] = [
     error: /^1:\d+: more than 100000 distinct child element names held for the open elements \(MAX_CHILD_NAMES\)$/,
     maxSeconds: 20,
     maxMib: 200,
+  },
+  {
+    name: '99,999 distinct child names (just inside MAX_CHILD_NAMES) convert within the memory bound',
+    input: () => (function* () {
+      yield '<r>';
+      for (let i = 0; i < 99_999; i += 1000) yield Array.from({ length: Math.min(1000, 99_999 - i) }, (_, j) => `<n${i + j}>v</n${i + j}>`).join('');
+      yield '</r>';
+    })(),
+    exit: 0,
+    maxSeconds: 60,
+    maxMib: MIB_BOUND,
+    check: (o) => expect(o.outSha256).toBe(sha(`{\n    "r": {\n${Array.from({ length: 99_999 }, (_, i) => `        "n${i}": "v"`).join(',\n')}\n    }\n}`)),
   },
   {
     name: '10,000-deep nesting (the default limit; 979 MB and 22 s before): 200 MB of indented output',

@@ -36,7 +36,7 @@ export function limitsFromEnv(env: NodeJS.ProcessEnv): Limits {
   return {
     maxDepth: int(env, 'MAX_DEPTH', 10000, 1),
     maxInputBytes: int(env, 'MAX_INPUT_BYTES', 0),
-    maxValueChars: int(env, 'MAX_VALUE_CHARS', 1 << 23, 1),
+    maxValueChars: int(env, 'MAX_VALUE_CHARS', 1 << 22, 1),
     entityAmplification: factor(env, 'ENTITY_AMPLIFICATION_MAX', 100),
     entityAmplificationThreshold: int(env, 'ENTITY_AMPLIFICATION_THRESHOLD', 1 << 23),
     maxChildNames: int(env, 'MAX_CHILD_NAMES', 100_000, 1),

@@ -26,7 +26,7 @@ export interface ConvertOptions {
   /**
    * Characters of one value held whole in memory: an attribute value (also after entity expansion), a
    * start tag's attributes together, a name, the DOCTYPE. Text and CDATA are not limited (they stream
-   * to the spill file). @default 8388608
+   * to the spill file). @default 4194304
    */
   readonly maxValueChars?: number;
   /**
@@ -340,7 +340,7 @@ class Converter {
     this.textKey = new MemberKey('"#text"' + this.colon, this.lab);
     this.maxDepth = options.maxDepth ?? 10000;
     this.maxInputBytes = options.maxInputBytes ?? 0;
-    this.maxValueChars = options.maxValueChars ?? 1 << 23;
+    this.maxValueChars = options.maxValueChars ?? 1 << 22;
     this.ampFactor = options.entityAmplification ?? 100;
     this.ampThreshold = options.entityAmplificationThreshold ?? 1 << 23;
     this.maxChildNames = options.maxChildNames ?? 100_000;
@@ -555,9 +555,10 @@ class Converter {
         for (const k in attrs) head = this.attribute(head, level, k, attrs[k]);
       }
     }
-    if (head.length > this.maxValueChars) {
+    if (this.tagChars > this.maxValueChars) {
       this.fail(`start tag's attributes longer than the limit of ${this.maxValueChars} characters after entity expansion (MAX_VALUE_CHARS)`);
     }
+    this.tagChars = 0;
     this.buffered += head.length;
     this.stack.push({
       name: tag.name,
@@ -575,6 +576,9 @@ class Converter {
     });
   }
 
+  /** Characters of the attribute names and (expanded) values of the tag being opened. */
+  private tagChars = 0;
+
   /** Appends one attribute member to an element's rendered head. */
   private attribute(head: string, level: number, k: string, v: string): string {
     if (this.markers && v.includes(MARK_START)) {
@@ -584,6 +588,7 @@ class Converter {
         this.fail((e as Error).message);
       }
     }
+    this.tagChars += k.length + v.length;
     return head + this.attrKey(k).at(level + 1, head === '') + this.str(v);
   }
 

@@ -109,6 +109,15 @@ test('GIVEN every PIPELINE_* variable the docs name WHEN compared with the setti
   expect(unknown).toEqual([]);
 });
 
+test('GIVEN the README Deploy section WHEN read THEN the schedule is turned on only after the key is in the secret, and teardown comes last', () => {
+  const readme = fs.readFileSync(path.resolve(__dirname, '..', '..', 'README.md'), 'utf8');
+  const deploy = readme.slice(readme.indexOf('## Deploy'), readme.indexOf('\n## ', readme.indexOf('## Deploy') + 1));
+  const steps = ["npx cdktf deploy '*'", 'put-secret-value', 'PIPELINE_SFTP_KEY_INSTALLED=true', 'npx cdktf deploy ingest', 'list-subscriptions-by-topic', "npx cdktf destroy '*'"];
+  const at = steps.map((s) => deploy.indexOf(s));
+  expect(at.filter((i) => i < 0)).toEqual([]);
+  expect([...at].sort((a, b) => a - b)).toEqual(at);
+});
+
 describe('sources and precedence', () => {
   test('GIVEN context values WHEN loading THEN they override defaults, typed values included', () => {
     const config = loadConfig({

@@ -249,6 +249,8 @@ class MemberKey {
   constructor(
     readonly json: string,
     private readonly lab: boolean,
+    /** Characters all keys of a conversion may still cache (shared): caches stay bounded for any input. */
+    private readonly budget: { left: number },
   ) {}
   /** `{` (first member) or `,`, the line break and indentation for `level` (lab), then the key. */
   at(level: number, first: boolean): string {
@@ -256,7 +258,9 @@ class MemberKey {
     const s = cache[level];
     if (s !== undefined) return s;
     const built = (first ? (this.lab ? OPEN(level) : '{') : this.lab ? MEMBER(level) : ',') + this.json;
-    return level < CACHED_LEVELS ? (cache[level] = fresh(built)) : built;
+    if (level >= CACHED_LEVELS || this.budget.left < built.length) return built;
+    this.budget.left -= built.length;
+    return (cache[level] = fresh(built));
   }
 }
 
@@ -289,6 +293,8 @@ class Converter {
   private readonly str: (s: string) => string;
   private readonly colon: string;
   private readonly keys = new Map<string, MemberKey>();
+  /** Characters of separators-plus-key strings the member keys may cache (8 MiB of one-byte strings). */
+  private readonly keyBudget = { left: 1 << 23 };
   private readonly textKey: MemberKey;
   private readonly maxDepth: number;
   private readonly maxInputBytes: number;
@@ -337,7 +343,7 @@ class Converter {
     this.lab = this.format === 'lab';
     this.str = this.lab ? jsonAscii : jsonUtf8;
     this.colon = this.lab ? ': ' : ':';
-    this.textKey = new MemberKey('"#text"' + this.colon, this.lab);
+    this.textKey = new MemberKey('"#text"' + this.colon, this.lab, this.keyBudget);
     this.maxDepth = options.maxDepth ?? 10000;
     this.maxInputBytes = options.maxInputBytes ?? 0;
     this.maxValueChars = options.maxValueChars ?? 1 << 22;
@@ -492,9 +498,9 @@ class Converter {
   private cachedKey(cache: Map<string, MemberKey>, name: string, prefix = ''): MemberKey {
     let k = cache.get(name);
     if (k === undefined) {
-      k = new MemberKey(fresh(this.str(prefix + name) + this.colon), this.lab);
+      k = new MemberKey(fresh(this.str(prefix + name) + this.colon), this.lab, this.keyBudget);
       // A copy as the cache key: a slice of the input chunk would keep the whole chunk alive.
-      if (cache.size < 10000) cache.set(fresh(name), k);
+      if (cache.size < 10000 && name.length <= 256) cache.set(fresh(name), k);
     }
     return k;
   }

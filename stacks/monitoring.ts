@@ -19,18 +19,12 @@ import { SnsTopicSubscription } from '@cdktf/provider-aws/lib/sns-topic-subscrip
 import { TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import { PipelineStack, PipelineStackProps } from './base';
-import { PipelineConfig } from './config';
 import { MONITORING_ALARMS } from './config/names';
 
 /** The images' metrics (contract C1; each image's README lists names, units and when a line is written). */
 export const METRICS_NAMESPACE = 'XmlPipeline';
-/** The one dimension every image metric carries; its value is the container env METRICS_PIPELINE. */
+/** The one dimension every image metric carries; its value is the container env METRICS_PIPELINE (PipelineStack.pipelineName). */
 export const METRICS_DIMENSION = 'Pipeline';
-
-/** The value of the Pipeline dimension for this app: what the stacks put into METRICS_PIPELINE. */
-export function metricsPipeline(config: Pick<PipelineConfig, 'namePrefix' | 'stage'>): string {
-  return `${config.namePrefix}-${config.stage}`;
-}
 
 /** Named as the configuration's settings (PIPELINE_ALARM_*), which the app passes in. */
 export interface MonitoringSettings {
@@ -99,7 +93,8 @@ export class MonitoringStack extends PipelineStack {
 
     const account = new DataAwsCallerIdentity(this, 'account');
     const partition = new DataAwsPartition(this, 'partition');
-    const pipeline = metricsPipeline(config);
+    // The value the task definitions give METRICS_PIPELINE.
+    const pipeline = this.pipelineName;
     const region = config.region;
 
     // ---- notifications: a KMS-encrypted topic both CloudWatch alarms and EventBridge may publish to ----

@@ -171,6 +171,11 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
       'Tasks and runs',
     ]);
     expect(body.widgets[0].properties.alarms).toHaveLength(DEFAULT_SECTIONS.length);
+    const dlq = body.widgets.find((w: any) => w.properties.title === 'Schedule dead-letter queue depth');
+    expect(dlq.properties.metrics.map((m: any[]) => m.slice(0, 3))).toEqual([
+      ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName'],
+      ['AWS/SQS', 'ApproximateAgeOfOldestMessage', 'QueueName'],
+    ]);
     for (const w of body.widgets.slice(1)) expect(w.properties.region).toBe('us-east-1');
     // Widgets do not overlap on the 24-column grid.
     const cells = new Set<string>();

@@ -384,7 +384,16 @@ function dashboardBody(r: DashboardRefs) {
         12,
         15,
       ),
-      graph('Schedule dead-letter queue depth', [['AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', r.dlqName, { stat: 'Maximum', label: 'messages' }]], 0, 21),
+      graph(
+        'Schedule dead-letter queue depth',
+        [
+          ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', r.dlqName, { stat: 'Maximum', label: 'messages' }],
+          // How long ago the schedule gave up on the oldest skipped run.
+          ['AWS/SQS', 'ApproximateAgeOfOldestMessage', 'QueueName', r.dlqName, { stat: 'Maximum', label: 'oldest message age (s)', yAxis: 'right' }],
+        ],
+        0,
+        21,
+      ),
       graph('Tasks and runs', [own('ListerRuns'), own('ConverterTasks')], 12, 21),
     ],
   };

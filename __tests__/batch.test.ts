@@ -36,6 +36,8 @@ describe('batch stack', () => {
       logConfiguration: { logDriver: 'awslogs' },
       secrets: [],
     });
+    // contract C1: the Pipeline dimension of the converter's metrics
+    expect(container.environment).toContainEqual({ name: 'METRICS_PIPELINE', value: 'xmlpipe-qa' });
   });
 
   test('THEN the state machine is STANDARD, logs ALL (with execution data) to a log group with retention, and traces with X-Ray', () => {
@@ -58,7 +60,7 @@ describe('batch stack', () => {
 
   test('THEN every ECS task runs .sync in private subnets with no public IP, from this cluster', () => {
     const ecs = Object.entries(taskStates(definition)).filter(([, s]) => s.Resource === 'arn:aws:states:::ecs:runTask.sync');
-    expect(ecs.map(([n]) => n).sort()).toEqual([...(['keys', 'prefix', 'manifest'] as const).map((v) => processorStateNames(v).run), STATE.runLister].sort());
+    expect(ecs.map(([n]) => n).sort()).toEqual([...(['keys', 'prefix', 'manifest', 'batches', 'replay'] as const).map((v) => processorStateNames(v).run), STATE.runLister].sort());
     for (const [, state] of ecs) {
       const p = state.Parameters as any;
       expect(ref(p.Cluster)).toContain('aws_ecs_clusterclusterarn');
@@ -111,7 +113,7 @@ describe('batch stack', () => {
     ]);
     expect(run.Catch.map((c: any) => c.ErrorEquals.at(-1))).toEqual(['AmazonECS.Unknown', 'States.TaskFailed', 'States.ALL']);
     const env = Object.fromEntries(run.Parameters.Overrides.ContainerOverrides[0].Environment.map((e: any) => [e.Name, e.Value ?? e['Value.$']]));
-    expect(env).toMatchObject({ S3PATHS: 'States.JsonToString($.keys)', RESULT_KEY: '$.resultKey', OUTPUT_PREFIX: 'json/' });
+    expect(env).toMatchObject({ S3PATHS: 'States.JsonToString($.keys)', RESULT_KEY: "States.Format('results/{}/{}.json', $.execution, $.batchId)", OUTPUT_PREFIX: 'json/', RUN_ID: '$.execution', BATCH_ID: '$.batchId' });
     expect(run.Parameters.Overrides.ContainerOverrides[0].Name).toBe('converter');
   });
 
@@ -147,14 +149,18 @@ describe('batch stack', () => {
     expect(bySid.IngestLock.resources).toEqual(['${aws_dynamodb_table.lock-table.arn}']);
   });
 
-  test('THEN the converter reads only the input prefix and the state machine lists only inside it', () => {
+  test('THEN the converter reads only the input prefix and its batch manifests, files only failed keys, and the state machine lists only inside the input prefix and the failed keys', () => {
     const converter = Object.fromEntries(batch.policyOf('task-role').map((s) => [s.sid, s]));
     const strip = (r: string) => r.replace(/^\$\{[^}]+\}/, 'B');
-    expect(Object.keys(converter).sort()).toEqual(['ReadInputPrefixes', 'WriteOutputsAndSummaries']);
+    expect(Object.keys(converter).sort()).toEqual(['FileFailedKeys', 'ReadBatchManifests', 'ReadInputPrefixes', 'WriteOutputsAndSummaries']);
     expect(converter.ReadInputPrefixes.actions).toEqual(['s3:GetObject']);
     expect(converter.ReadInputPrefixes.resources.map(strip)).toEqual(['B/incoming/*']);
+    expect([converter.ReadBatchManifests.actions, converter.ReadBatchManifests.resources.map(strip)]).toEqual([['s3:GetObject'], ['B/manifests/*/batches/*', 'B/manifests/failed/*']]);
+    expect([converter.FileFailedKeys.actions, converter.FileFailedKeys.resources.map(strip)]).toEqual([['s3:PutObject', 's3:DeleteObject'], ['B/manifests/failed/*']]);
     const machine = Object.fromEntries(batch.policyOf('state-machine-role').map((s) => [s.sid, s]));
     expect(machine.ListInputPrefixes).toMatchObject({ actions: ['s3:ListBucket'], condition: [{ test: 'StringLike', variable: 's3:prefix', values: ['incoming/*'] }] });
+    expect(machine.ListFailedManifests).toMatchObject({ actions: ['s3:ListBucket'], condition: [{ test: 'StringLike', variable: 's3:prefix', values: ['manifests/failed/*'] }] });
+    expect([machine.WriteFailedManifests.actions, machine.WriteFailedManifests.resources.map(strip)]).toEqual([['s3:PutObject'], ['B/manifests/failed/*']]);
     // and the definition refuses prefixes and keys the role could not serve
     expect(definition.States[STATE.prefixAllowed].Choices[0].And[1]).toEqual({ Variable: '$.prefix', StringMatches: 'incoming/*' });
     expect(definition.States[STATE.checkKeys].ItemProcessor.States[STATE.keyAllowed].Choices[0].And[0].And[1]).toEqual({ Variable: '$', StringMatches: 'incoming/*' });

@@ -91,15 +91,25 @@ describe('the schedule: {"ingest": ...} ingests new SFTP files and converts them
     expect(await session.world.s3.keys(session.world.bucket, 'incoming/')).not.toContain('incoming/still-uploading.xml');
   });
 
-  test('THEN one lister task ran with the manifest key of its execution, and one converter task converted the batch', () => {
+  test('THEN one lister task ran with the manifest key of its execution, and one converter task converted its one batch manifest (no key in the environment)', async () => {
     const [lister] = tasksOf(first.arn, 'sftp-lister');
     expect(lister.overrides).toEqual({ DEST_BUCKET: session.world.bucket, DEST_PREFIX: 'incoming/', MANIFEST_KEY: 'manifests/scheduled-run.json' });
+    const index = JSON.parse((await session.world.s3.get(session.world.bucket, 'manifests/scheduled-run/batches.json')).toString());
+    expect(index).toEqual([{ manifest: 'manifests/scheduled-run/batches/00001.json', files: samples.length, bytes: expect.any(Number) }]);
     const converters = tasksOf(first.arn, 'converter');
     expect(converters).toHaveLength(1);
-    const env = converters[0].overrides;
-    expect(Object.keys(env).sort()).toEqual(['BUCKET', 'OUTPUT_BUCKET', 'OUTPUT_PREFIX', 'RESULT_KEY', 'S3PATHS']);
-    expect(JSON.parse(env.S3PATHS).sort()).toEqual(samples.map((s) => `incoming/${s.name}`).sort());
-    expect(env.RESULT_KEY).toMatch(/^results\/scheduled-run\/[0-9a-f-]{36}\.json$/);
+    expect(converters[0].state).toBe(processorStateNames('batches').run);
+    expect(converters[0].overrides).toEqual({
+      BUCKET: session.world.bucket,
+      S3PATHS_MANIFEST: 'manifests/scheduled-run/batches/00001.json',
+      OUTPUT_BUCKET: session.world.bucket,
+      OUTPUT_PREFIX: 'json/',
+      RESULT_KEY: 'results/scheduled-run/00001.json',
+      RUN_ID: 'scheduled-run',
+      BATCH_ID: '00001',
+    });
+    const batchKeys = JSON.parse((await session.world.s3.get(session.world.bucket, 'manifests/scheduled-run/batches/00001.json')).toString());
+    expect(batchKeys.sort()).toEqual(samples.map((s) => `incoming/${s.name}`).sort());
     expect(converters[0].exitCode).toBe(65);
   });
 
@@ -242,6 +252,40 @@ describe('contract 2: a prefix or a manifest, through the Distributed Map\'s ite
     // The error comes from the definition's one Fail state that raises ConversionFailed.
     const states = session.pipeline.synthesized.definition.States as Record<string, { Type?: unknown; Error?: unknown }>;
     expect(Object.keys(states).filter((n) => states[n].Type === 'Fail' && states[n].Error === 'ConversionFailed')).toEqual([STATE.convertFailedEnd]);
+  });
+});
+
+describe('replay (contract C2): {"replay": "<execution name>"} converts the keys an execution failed', () => {
+  const keys = ['incoming/replay/r-1.xml', 'incoming/replay/r-2.xml', 'incoming/replay/r-3.xml'];
+
+  test('GIVEN a batch whose task never ran WHEN its execution ends THEN the state machine files the batch\'s keys; fixed, a replay converts exactly them', async () => {
+    const customer = fs.readFileSync(samples.find((s) => s.name === 'customer.xml')!.source);
+    for (const key of keys) await session.world.s3.put(session.world.bucket, key, customer);
+    session.world.beforeTask = ({ container }) => (container === 'converter' ? 'CannotPullContainerError: stood in' : undefined);
+    const failed = await session.pipeline.execute(keys, 'replay-source');
+    session.world.beforeTask = undefined;
+    expect(failed.status).toBe('SUCCEEDED');
+    expect((await outcomes(session.world, failed.output)).map((o) => o.status)).toEqual(['failed', 'failed', 'failed']);
+    const filed = await session.world.s3.keys(session.world.bucket, 'manifests/failed/replay-source/');
+    expect(filed).toHaveLength(1);
+    expect(filed[0]).toMatch(/^manifests\/failed\/replay-source\/[0-9a-f-]{36}\.json$/);
+    expect(JSON.parse((await session.world.s3.get(session.world.bucket, filed[0])).toString())).toEqual(keys);
+
+    const replay = await session.pipeline.execute({ replay: 'replay-source' }, 'replay-1');
+    expect(replay.status).toBe('SUCCEEDED');
+    const tasks = tasksOf(replay.arn, 'converter');
+    expect(tasks.map((t) => [t.state, t.overrides.S3PATHS_MANIFEST, t.overrides.RUN_ID, t.overrides.S3PATHS, t.exitCode])).toEqual([
+      [processorStateNames('replay').run, filed[0], 'replay-1', undefined, 0],
+    ]);
+    expect((await outcomes(session.world, replay.output)).map((o) => [o.key, o.status])).toEqual(keys.map((k) => [k, 'converted']));
+    expect(await session.world.s3.keys(session.world.bucket, 'manifests/failed/replay-1/')).toEqual([]);
+  });
+
+  test('GIVEN an execution that failed no key WHEN replayed THEN nothing runs and the replay succeeds', async () => {
+    const replay = await session.pipeline.execute({ replay: 'lab-keys' }, 'replay-nothing');
+    expect(replay.status).toBe('SUCCEEDED');
+    expect(tasksOf(replay.arn)).toEqual([]);
+    expect(await outcomes(session.world, replay.output)).toEqual([]);
   });
 });
 

@@ -71,7 +71,7 @@ describe('buildDefinition', () => {
 
   test('THEN the input is routed by shape, with presence tested before type (a type test on a missing path fails the execution)', () => {
     const route = d.States[STATE.route];
-    expect(route.Choices.map((c: any) => c.Next)).toEqual([STATE.acceptIngest, STATE.acceptManifest, STATE.acceptPrefix, STATE.keysWithinLimit]);
+    expect(route.Choices.map((c: any) => c.Next)).toEqual([STATE.acceptIngest, STATE.acceptManifest, STATE.acceptPrefix, STATE.acceptReplay, STATE.keysWithinLimit]);
     for (const choice of route.Choices.slice(1)) {
       const rules = choice.And;
       for (let i = 0; i < rules.length; i += 2) {
@@ -145,21 +145,58 @@ describe('buildDefinition', () => {
     expect(calls).toEqual([...Array(runs).fill(n.run), n.read]);
   });
 
-  test('THEN every converter task gets its keys as S3PATHS and a per-batch RESULT_KEY under the results prefix', () => {
+  const mapOf = { keys: STATE.convertKeys, prefix: STATE.convertPrefix, manifest: STATE.convertManifest, batches: STATE.convertBatches, replay: STATE.convertReplay } as const;
+  const envOf = (variant: keyof typeof mapOf) =>
+    Object.fromEntries(
+      d.States[mapOf[variant]].ItemProcessor.States[processorStateNames(variant).run].Parameters.Overrides.ContainerOverrides[0].Environment.map((e: any) => [e.Name, e.Value ?? e['Value.$']]),
+    );
+
+  test('THEN every converter task gets its keys as S3PATHS, a per-batch RESULT_KEY under the results prefix, RUN_ID and BATCH_ID', () => {
     for (const v of ['keys', 'prefix', 'manifest'] as const) {
       const n = processorStateNames(v);
-      const processor = d.States[{ keys: STATE.convertKeys, prefix: STATE.convertPrefix, manifest: STATE.convertManifest }[v]].ItemProcessor;
-      expect(processor.States[n.prepare].Parameters['resultKey.$']).toBe("States.Format('results/{}/{}.json', $.Items[0].execution, States.UUID())");
-      expect(processor.States[n.prepare].Parameters['keys.$']).toBe('$.Items[*].Key');
-      expect(processor.States[n.read]).toMatchObject({ Resource: 'arn:aws:states:::aws-sdk:s3:getObject', Parameters: { Bucket: 'data-bucket', 'Key.$': '$.resultKey' } });
+      const processor = d.States[mapOf[v]].ItemProcessor;
+      expect(processor.States[n.prepare].Parameters).toEqual({ 'keys.$': '$.Items[*].Key', 'execution.$': '$.Items[0].execution', 'batchId.$': 'States.UUID()', attempt: 0 });
+      expect(envOf(v)).toEqual({
+        BUCKET: 'data-bucket',
+        S3PATHS: 'States.JsonToString($.keys)',
+        OUTPUT_BUCKET: 'data-bucket',
+        OUTPUT_PREFIX: 'json/',
+        RESULT_KEY: "States.Format('results/{}/{}.json', $.execution, $.batchId)",
+        RUN_ID: '$.execution',
+        BATCH_ID: '$.batchId',
+      });
+      expect(processor.States[n.read]).toMatchObject({ Resource: 'arn:aws:states:::aws-sdk:s3:getObject', Parameters: { Bucket: 'data-bucket', 'Key.$': "States.Format('results/{}/{}.json', $.execution, $.batchId)" } });
     }
+  });
+
+  test('THEN a batch-manifest or replay task gets the manifest\'s key as S3PATHS_MANIFEST (no keys in the state or environment) and its basename as BATCH_ID', () => {
+    for (const v of ['batches', 'replay'] as const) {
+      const env = envOf(v);
+      expect(env.S3PATHS_MANIFEST).toBe('$.manifest');
+      expect(env.S3PATHS).toBeUndefined();
+      expect(d.States[mapOf[v]].ItemBatcher).toBeUndefined();
+      const { States: states, StartAt } = d.States[mapOf[v]].ItemProcessor;
+      expect(StartAt).toBe(processorStateNames(v).checkItem);
+      expect(JSON.stringify(states)).not.toMatch(/\$\.(keys|Items)/);
+    }
+    expect(d.States[STATE.convertBatches].ItemReader).toEqual({
+      Resource: 'arn:aws:states:::s3:getObject',
+      ReaderConfig: { InputType: 'JSON' },
+      Parameters: { Bucket: 'data-bucket', 'Key.$': "States.Format('manifests/{}/batches.json', $$.Execution.Name)" },
+    });
+    expect(d.States[STATE.convertReplay].ItemReader).toEqual({ Resource: 'arn:aws:states:::s3:listObjectsV2', Parameters: { Bucket: 'data-bucket', 'Prefix.$': "States.Format('manifests/failed/{}/', $.replay)" } });
   });
 
   test('THEN the ingest path takes a lock, runs the lister, converts its manifest and always releases the lock', () => {
     expect(d.States[STATE.acceptIngest].Next).toBe(STATE.acquireLock);
     expect(d.States[STATE.acquireLock]).toMatchObject({ Resource: 'arn:aws:states:::dynamodb:putItem', Parameters: { ConditionExpression: 'attribute_not_exists(#lock)' }, Next: STATE.runLister });
     expect(d.States[STATE.runLister].Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.ingestError', Next: STATE.locateManifest }]);
-    expect(d.States[STATE.locateManifest].Next).toBe(STATE.convertManifest);
+    expect(d.States[STATE.locateManifest].Next).toBe(STATE.convertBatches);
+    // no index (the lister failed before writing it): the manifest is converted in key batches
+    expect(d.States[STATE.convertBatches].Catch).toEqual([
+      { ErrorEquals: ['States.ItemReaderFailed'], ResultPath: '$.batchIndexError', Next: STATE.convertManifest },
+      { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE.afterIngestConvert },
+    ]);
     expect(d.States[STATE.convertManifest].Catch[0].Next).toBe(STATE.afterIngestConvert);
     const after = d.States[STATE.afterIngestConvert].Choices.map((c: any) => c.Next);
     expect(after).toEqual([STATE.releaseLockOnFailure, STATE.releaseLockOnFailure, STATE.releaseLock, STATE.convertFailed]);
@@ -306,7 +343,7 @@ describe('every state\'s output stays small (defect 3)', () => {
 
   test('GIVEN every Map THEN it either discards its iterations\' outputs or writes them to S3 (ResultWriter), never into the state', () => {
     const all = maps(d.States);
-    expect(all.map(([n]) => n).sort()).toEqual([STATE.checkKeys, STATE.convertKeys, STATE.convertManifest, STATE.convertPrefix].sort());
+    expect(all.map(([n]) => n).sort()).toEqual([STATE.checkKeys, STATE.convertKeys, STATE.convertManifest, STATE.convertPrefix, STATE.convertBatches, STATE.convertReplay].sort());
     for (const [name, map] of all) {
       if (map.ResultPath === null) continue;
       expect({ name, writer: map.ResultWriter }).toEqual({ name, writer: { Resource: 'arn:aws:states:::s3:putObject', Parameters: { Bucket: 'data-bucket', Prefix: 'results/map' } } });
@@ -350,6 +387,8 @@ describe('no container override can exceed ECS\'s 8,192 characters (defect 6)', 
       { Name: 'OUTPUT_BUCKET', Value: bucket },
       { Name: 'OUTPUT_PREFIX', Value: 'json/' },
       { Name: 'RESULT_KEY', Value: `results/${execution}/${'u'.repeat(36)}.json` },
+      { Name: 'RUN_ID', Value: execution },
+      { Name: 'BATCH_ID', Value: 'u'.repeat(36) },
     ]);
 
   // Keys of at most 1,024 UTF-8 bytes (S3's limit) with no character JSON escapes.
@@ -523,7 +562,9 @@ describe('IAM: each state brings its permissions (defect 1, issue 13.1)', () => 
       'PassOnlyPipelineTaskRoles',
       'SyncTaskCompletionRule',
       'ReadManifestsAndBatchResults',
+      'WriteFailedManifests',
       'ListInputPrefixes',
+      'ListFailedManifests',
       'WriteMapResults',
       'IngestLock',
       'DistributedMapChildren',

@@ -23,6 +23,7 @@ import { ENTRYPOINTS, ExecutionResult, openSession, REPO_ROOT } from '../tools/l
 import { CORPUS_DIR } from './paths';
 import type { LocalWorld } from '../tools/local-sfn/services';
 import { synthesize } from '../tools/local-sfn/synthesized';
+import { missingPrograms, OPENSSH } from '../tools/servers/prerequisites';
 
 export { ENTRYPOINTS, LocalPipeline, localDefinition, openSession, REPO_ROOT } from '../tools/local-sfn/runner';
 export type { ExecutionResult, Session } from '../tools/local-sfn/runner';
@@ -62,10 +63,21 @@ export interface Outcome {
   readonly error?: string;
 }
 
-/** The batch summaries an execution output carries, following ResultWriter manifests into S3. */
+/**
+ * The batch summaries an execution output carries, following ResultWriter manifests into S3. A batch
+ * whose keys are in S3 (a batch manifest, a replayed failed-keys manifest) and that has no summary is
+ * given its keys from that manifest (`failedKeys`): every key is accounted for from S3, none from the
+ * execution's payload.
+ */
 export async function batchResults(world: LocalWorld, output: Json | undefined): Promise<JsonObject[]> {
   const s3 = world.s3.client();
   const read = async (bucket: string, key: string): Promise<Json> => JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString()) as Json;
+  const keysOf = async (batch: JsonObject): Promise<Json[]> => {
+    if (Array.isArray(batch.failedKeys)) return batch.failedKeys;
+    if (Array.isArray(batch.Items)) return (batch.Items as JsonObject[]).map((i) => i.Key);
+    const manifest = (batch.item as JsonObject | undefined)?.manifest ?? batch.manifest;
+    return typeof manifest === 'string' ? ((await read(world.bucket, manifest)) as Json[]) : [];
+  };
   const out: JsonObject[] = [];
   const walk = async (v: Json | undefined): Promise<void> => {
     if (Array.isArray(v)) {
@@ -79,11 +91,11 @@ export async function batchResults(world: LocalWorld, output: Json | undefined):
           for (const f of files as JsonObject[]) {
             for (const child of (await read(String(manifest.DestinationBucket), String(f.Key))) as JsonObject[]) {
               if (child.Status === 'SUCCEEDED') await walk(JSON.parse(String(child.Output)) as Json);
-              else out.push({ batchError: { Error: child.Error, Cause: child.Cause }, failedKeys: ((JSON.parse(String(child.Input)) as JsonObject).Items as JsonObject[]).map((i) => i.Key) });
+              else out.push({ batchError: { Error: child.Error, Cause: child.Cause }, failedKeys: await keysOf(JSON.parse(String(child.Input)) as JsonObject) });
             }
           }
         }
-      } else if (Array.isArray(v.converted) || Array.isArray(v.failed) || v.batchError) out.push(v);
+      } else if (Array.isArray(v.converted) || Array.isArray(v.failed) || v.batchError) out.push(v.batchError ? { ...v, failedKeys: await keysOf(v) } : v);
       else for (const x of Object.values(v)) await walk(x);
     }
   };
@@ -117,6 +129,12 @@ export function uploadToSftp(sftp: SftpServer, files: { name: string; source: st
 
 async function main(): Promise<number> {
   const outdir = path.resolve(process.env.CDKTF_OUTDIR ?? path.join(REPO_ROOT, 'cdktf.out'));
+  // One line, no stack trace, when the machine lacks the OpenSSH the run starts.
+  const missing = missingPrograms('npm run local', OPENSSH);
+  if (missing) {
+    console.error(missing);
+    return 2;
+  }
   for (const [name, entry] of Object.entries(ENTRYPOINTS)) {
     if (!fs.existsSync(entry)) {
       console.error(`missing ${entry} (image ${name}): run npm run build:images`);

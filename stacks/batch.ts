@@ -27,9 +27,10 @@ export interface ListerRefs {
 }
 
 /**
- * Tunables of the state machine (see state-machine.ts for each default). `batchSize`, `maxConcurrency`,
- * `toleratedFailurePercentage` and `converterConcurrency` default to the app's config (stacks/config.ts),
- * so the one typed config drives them; a value here overrides it (tests).
+ * Tunables of the state machine (see stacks/state-machine/settings.ts for each default). `batchSize`,
+ * `maxConcurrency`, `toleratedFailurePercentage`, `taskAttempts`, `converterConcurrency`, the converter's
+ * capacity provider and both task timeouts default to the app's typed config (stacks/config/), so the one
+ * settings table drives them; a value here overrides it (tests).
  */
 export type BatchSettings = Pick<
   PipelineDefinitionProps,
@@ -43,13 +44,13 @@ export type BatchSettings = Pick<
   | 'ecsRetry'
   | 'taskRetryDelays'
 > & {
-  /** Converter tasks on Fargate Spot (cheaper; reclaimed tasks are re-run). @default false */
+  /** Converter tasks on Fargate Spot (cheaper; reclaimed tasks are re-run). @default config.converterCapacity */
   readonly converterOnSpot?: boolean;
   /** Converter concurrency inside one task (keys converted at once). @default config.converterConcurrency (4) */
   readonly converterConcurrency?: number;
-  /** Stop a converter task (and fail its batch) after this long. @default 3600 */
+  /** Stop a converter task (and fail its batch) after this long. @default config.converterTimeoutSeconds (3600) */
   readonly converterTimeoutSeconds?: number;
-  /** Stop the lister task after this long. @default 1800 */
+  /** Stop the lister task after this long. @default config.listerTimeoutSeconds (1800) */
   readonly listerTimeoutSeconds?: number;
 };
 
@@ -87,8 +88,8 @@ export class BatchStack extends PipelineStack {
     const { sourceAccount } = aws;
 
     // The converter reads only the input prefixes (the state machine refuses keys and prefixes outside
-    // them) and writes only JSON outputs and its batch summaries. It is given its keys in S3PATHS, so
-    // it reads no manifest.
+    // them) and the batch manifests it is given (S3PATHS_MANIFEST: the lister's batches, a replay's
+    // failed-keys manifests), and writes only JSON outputs, its batch summaries and the keys it failed.
     const inputPrefixes = config.inputPrefixes;
     const reserved: [string, string][] = [
       ['outputPrefix', layout.outputPrefix],
@@ -104,6 +105,7 @@ export class BatchStack extends PipelineStack {
     if (!inputPrefixes.some((p) => layout.ingestPrefix.startsWith(p))) {
       throw settingError('inputPrefixes', `[${inputPrefixes.join(', ')}] must include the lister's landing prefix "${layout.ingestPrefix}" (scheduled runs convert what it lands)`);
     }
+    const failedPrefix = `${layout.manifestPrefix}failed/`;
     this.taskRole = serviceRole(this, 'task-role', this.name('converter-task'), 'ecs-tasks.amazonaws.com', [
       { sid: 'ReadInputPrefixes', effect: 'Allow', actions: ['s3:GetObject'], resources: inputPrefixes.map((p) => `${bucket.arn}/${p}*`) },
       {
@@ -112,6 +114,10 @@ export class BatchStack extends PipelineStack {
         actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
         resources: [layout.outputPrefix, layout.resultPrefix].map((p) => `${bucket.arn}/${p}*`),
       },
+      // Contract C3: `<manifest key without .json>/batches/<n>.json`; contract C2: failed-keys manifests.
+      { sid: 'ReadBatchManifests', effect: 'Allow', actions: ['s3:GetObject'], resources: [`${bucket.arn}/${layout.manifestPrefix}*/batches/*`, `${bucket.arn}/${failedPrefix}*`] },
+      // Contract C2: the keys a task failed, written (conditionally) or deleted when a rerun succeeds.
+      { sid: 'FileFailedKeys', effect: 'Allow', actions: ['s3:PutObject', 's3:DeleteObject'], resources: [`${bucket.arn}/${failedPrefix}*`] },
     ], sourceAccount);
     this.executionRole = executionRole(this, 'execution-role', this.name('converter-exec'), props.cluster.repositories.converter.arn, props.cluster.logGroups.converter.arn);
     this.taskDefinition = fargateTaskDefinition(this, 'task', {
@@ -124,7 +130,8 @@ export class BatchStack extends PipelineStack {
       executionRoleArn: this.executionRole.arn,
       logGroupName: props.cluster.logGroups.converter.name,
       region: config.region,
-      environment: { CONCURRENCY: String(concurrency), FORMAT: 'lab' },
+      // METRICS_PIPELINE: the Pipeline dimension of the converter's metrics (contract C1).
+      environment: { CONCURRENCY: String(concurrency), FORMAT: 'lab', METRICS_PIPELINE: this.pipelineName },
     });
 
     // One item: who holds the ingest lock (see docs/pipeline.md, "Overlapping runs").
@@ -170,6 +177,7 @@ export class BatchStack extends PipelineStack {
       outputPrefix: layout.outputPrefix,
       manifestPrefix: layout.manifestPrefix,
       resultPrefix: layout.resultPrefix,
+      failedPrefix,
       converter: {
         taskDefinitionArn: this.taskDefinition.arnWithoutRevision,
         containerName: this.containerName,
@@ -177,8 +185,8 @@ export class BatchStack extends PipelineStack {
         executionRoleArn: this.executionRole.arn,
         subnetIds,
         securityGroupIds,
-        capacityProvider: settings.converterOnSpot ? 'FARGATE_SPOT' : 'FARGATE',
-        timeoutSeconds: settings.converterTimeoutSeconds ?? 3600,
+        capacityProvider: settings.converterOnSpot ? 'FARGATE_SPOT' : config.converterCapacity,
+        timeoutSeconds: settings.converterTimeoutSeconds ?? config.converterTimeoutSeconds,
       },
       lister: {
         taskDefinitionArn: props.lister.taskDefinition.arnWithoutRevision,
@@ -187,7 +195,7 @@ export class BatchStack extends PipelineStack {
         executionRoleArn: props.lister.executionRole.arn,
         subnetIds,
         securityGroupIds,
-        timeoutSeconds: settings.listerTimeoutSeconds ?? 1800,
+        timeoutSeconds: settings.listerTimeoutSeconds ?? config.listerTimeoutSeconds,
       },
       keysBatchSize: settings.keysBatchSize,
       keysMaxConcurrency: settings.keysMaxConcurrency,
@@ -195,7 +203,7 @@ export class BatchStack extends PipelineStack {
       maxBatchBytes: settings.maxBatchBytes,
       maxConcurrency: settings.maxConcurrency ?? config.maxConcurrency,
       toleratedFailurePercentage: settings.toleratedFailurePercentage ?? config.toleratedFailurePercentage,
-      taskAttempts: settings.taskAttempts,
+      taskAttempts: settings.taskAttempts ?? config.taskAttempts,
       ecsRetry: settings.ecsRetry,
       taskRetryDelays: settings.taskRetryDelays,
     });

@@ -141,6 +141,9 @@ export function states<const T extends Record<string, State<string>>>(part: T): 
   return part;
 }
 
+/** Names widened to `string` would let any target through: such a States object does not compile. */
+type LiteralNames<N extends string> = string extends N ? { 'state names must be string literals (a state value widened the States object)': never } : unknown;
+
 /** The targets a state names (Next, Default, each Choice rule's and each Catcher's Next). */
 function targets(state: State<string>): string[] {
   const out: string[] = [];
@@ -155,11 +158,11 @@ function targets(state: State<string>): string[] {
 
 /**
  * Renders a States object. `Next` and the other targets can only name a key of `states` (N is inferred
- * from the keys alone): an undeclared target is a compile error; the same check runs again here, with
+ * from the keys alone, and must be literal names): an undeclared target is a compile error; the same check runs again here, with
  * the unreachable-state check ASL also makes, so a cast cannot slip one through. `rename` gives every
  * state its name in the machine (state names are global across nested flows in ASL).
  */
-export function flow<N extends string>(startAt: NoInfer<N>, declared: { [K in N]: State<NoInfer<N>> }, rename: (name: N) => string = (n) => n): Flow {
+export function flow<N extends string>(startAt: NoInfer<N>, declared: { [K in N]: State<NoInfer<N>> } & LiteralNames<N>, rename: (name: NoInfer<N>) => string = (n) => n): Flow {
   const all = declared as Record<string, State<string>>;
   const where = (name: string) => `state machine: state "${name}"`;
   if (!(startAt in all)) throw new Error(`state machine: StartAt "${startAt}" is not a declared state`);

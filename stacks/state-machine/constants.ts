@@ -5,6 +5,7 @@ export const STATE = {
   acceptIngest: 'Accept ingest input',
   acceptManifest: 'Accept manifest input',
   acceptPrefix: 'Accept prefix input',
+  acceptReplay: 'Accept replay input',
   invalidInput: 'Invalid input',
   keysWithinLimit: 'Keys within limit?',
   describeTooManyKeys: 'Describe too many keys',
@@ -26,6 +27,9 @@ export const STATE = {
   prefixDone: 'Prefix converted',
   convertManifest: 'Convert manifest',
   manifestDone: 'Manifest converted',
+  convertBatches: 'Convert batch manifests',
+  convertReplay: 'Convert failed manifests',
+  replayDone: 'Replay converted',
   acquireLock: 'Acquire ingest lock',
   readLock: 'Read ingest lock',
   lockStillHeld: 'Lock still held?',
@@ -68,6 +72,8 @@ export const TOO_MANY_KEYS = 'TooManyKeys';
 export const KEY_NEEDS_ESCAPES = 'KeyNeedsEscapes';
 /** A batch summary that lacks `converted` or `failed` (batchError.Error of that batch). */
 export const BATCH_RESULT_MALFORMED = 'BatchResultMalformed';
+/** An item of the lister's batch index without a `manifest` key (batchError.Error of that item). */
+export const BATCH_ITEM_MALFORMED = 'BatchItemMalformed';
 
 /**
  * Step Functions quotas (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html):

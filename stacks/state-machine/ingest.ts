@@ -28,7 +28,7 @@ export function listerStates(s: Settings) {
       Type: 'Pass',
       Parameters: { bucket: s.bucket, 'key.$': manifestKeyOfExecution },
       ResultPath: '$.manifest',
-      Next: STATE.convertManifest,
+      Next: STATE.convertBatches,
     },
   });
 }

@@ -10,6 +10,24 @@ export function s3GetObject(bucketArn: string, prefix: string): Granted<string> 
   return new Granted(`task:${resource}`, resource, [{ sid: 'ReadManifestsAndBatchResults', effect: 'Allow', actions: ['s3:GetObject'], resources: [`${bucketArn}/${prefix}*`] }]);
 }
 
+/** `aws-sdk:s3:putObject` of objects under `prefix` (a failed batch's keys). */
+export function s3PutObject(bucketArn: string, prefix: string): Granted<string> {
+  const resource = 'arn:aws:states:::aws-sdk:s3:putObject';
+  return new Granted(`task:${resource}`, resource, [{ sid: 'WriteFailedManifests', effect: 'Allow', actions: ['s3:PutObject'], resources: [`${bucketArn}/${prefix}*`] }]);
+}
+
+/**
+ * `aws-sdk:s3:copyObject` from objects under `from` to objects under `to` (a failed batch's manifest):
+ * CopyObject reads the source and writes the target (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html).
+ */
+export function s3CopyObject(bucketArn: string, from: string, to: string): Granted<string> {
+  const resource = 'arn:aws:states:::aws-sdk:s3:copyObject';
+  return new Granted(`task:${resource}`, resource, [
+    { sid: 'ReadManifestsAndBatchResults', effect: 'Allow', actions: ['s3:GetObject'], resources: [`${bucketArn}/${from}*`] },
+    { sid: 'WriteFailedManifests', effect: 'Allow', actions: ['s3:PutObject'], resources: [`${bucketArn}/${to}*`] },
+  ]);
+}
+
 /**
  * A Distributed Map's items from a JSON array object under `prefix`.
  * https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html
@@ -27,11 +45,11 @@ export function jsonArrayReader(bucketArn: string, prefix: string, parameters: J
  * A Distributed Map's items: the objects listed under a prefix (it never reads them). The listing is
  * allowed only under `prefixes`, as an `s3:prefix` condition (the definition checks the same rule).
  */
-export function listObjectsReader(bucketArn: string, prefixes: string[], parameters: JsonObject): ItemReader {
+export function listObjectsReader(sid: string, bucketArn: string, prefixes: string[], parameters: JsonObject): ItemReader {
   const resource = 'arn:aws:states:::s3:listObjectsV2';
   return {
     Resource: new Granted(`itemReader:${resource}`, resource, [
-      { sid: 'ListInputPrefixes', effect: 'Allow', actions: ['s3:ListBucket'], resources: [bucketArn], condition: [{ test: 'StringLike', variable: 's3:prefix', values: prefixes.map((p) => `${p}*`) }] },
+      { sid, effect: 'Allow', actions: ['s3:ListBucket'], resources: [bucketArn], condition: [{ test: 'StringLike', variable: 's3:prefix', values: prefixes.map((p) => `${p}*`) }] },
     ]),
     Parameters: parameters,
   };

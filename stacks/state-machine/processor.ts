@@ -1,17 +1,24 @@
 // The batch processor (one converter task per batch, in a Distributed Map child execution) and the
-// three converting maps: contract 1's key array, a prefix, a manifest (the schedule's too).
-import { flow, formatLiteral, isString, states, type Processor } from './asl';
-import { BATCH_RESULT_MALFORMED, CONVERTER_MALFORMED_EXIT, ECS_TRANSIENT_ERRORS, MAP_RESULTS_FOLDER, STATE } from './constants';
-import { converterEnvironment } from './converter';
-import { distributedProcessor, jsonArrayReader, listObjectsReader, s3GetObject, s3ResultWriter } from './integrations';
+// converting maps: contract 1's key array, a prefix, a manifest, the schedule's batch manifests, a replay.
+import { flow, formatLiteral, isString, states, type JsonObject, type PassState, type Processor, type TaskState } from './asl';
+import { BATCH_ITEM_MALFORMED, BATCH_RESULT_MALFORMED, CONVERTER_MALFORMED_EXIT, ECS_TRANSIENT_ERRORS, MAP_RESULTS_FOLDER, STATE } from './constants';
+import { converterEnvironment, resultKeyOf, type BatchSource } from './converter';
+import { distributedProcessor, jsonArrayReader, listObjectsReader, s3CopyObject, s3GetObject, s3PutObject, s3ResultWriter } from './integrations';
 import { ecsCluster, ecsRetrier, runTaskSync } from './run-task';
 import type { Settings } from './settings';
 
-/** The three item processors share one shape; state names carry the variant (names are global in ASL). */
-export type ProcessorVariant = 'keys' | 'prefix' | 'manifest';
+/**
+ * The item processors share one shape; state names carry the variant (names are global in ASL).
+ * keys, prefix, manifest: batches made by ItemBatcher ({"Items": [...]}), keys in S3PATHS.
+ * batches (contract C3) and replay (contract C2): one manifest per child ({"manifest", "execution"}),
+ * its key in S3PATHS_MANIFEST: no key travels in the state or the container environment.
+ */
+export type ProcessorVariant = 'keys' | 'prefix' | 'manifest' | 'batches' | 'replay';
+
+const SOURCE: Record<ProcessorVariant, BatchSource> = { keys: 'keys', prefix: 'keys', manifest: 'keys', batches: 'manifest', replay: 'manifest' };
 
 export function processorStateNames(variant: ProcessorVariant) {
-  const tag = { keys: '', prefix: ' (prefix)', manifest: ' (manifest)' }[variant];
+  const tag = { keys: '', prefix: ' (prefix)', manifest: ' (manifest)', batches: ' (batch manifest)', replay: ' (replay)' }[variant];
   return {
     prepare: `Prepare batch${tag}`,
     run: `Run converter${tag}`,
@@ -28,6 +35,10 @@ export function processorStateNames(variant: ProcessorVariant) {
     noSummary: `No batch result${tag}`,
     failed: `Batch failed${tag}`,
     failedRead: `Batch result unreadable${tag}`,
+    recordFailed: `Record failed keys${tag}`,
+    checkItem: `Check batch item${tag}`,
+    itemMalformed: `Batch item malformed${tag}`,
+    notRecorded: `Failed keys not recorded${tag}`,
   };
 }
 
@@ -48,31 +59,64 @@ const P = {
   noSummary: 'noSummary',
   failed: 'failed',
   failedRead: 'failedRead',
+  recordFailed: 'recordFailed',
+  checkItem: 'checkItem',
+  itemMalformed: 'itemMalformed',
+  notRecorded: 'notRecorded',
 } as const;
 
-// One converter task per batch, in a Distributed Map child execution. Its input is the batch
-// ({"Items": [{"Key", "execution"}, ...]}, never empty); its output {resultKey, converted, failed}
-// (+ batchError, failedKeys) goes to the map's ResultWriter files in S3, never into the parent's state.
+const s3Retry = { ErrorEquals: ['S3.S3Exception', 'S3.SdkClientException', 'States.Timeout'], IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 3, JitterStrategy: 'FULL' };
+
+/** The last `/` segment of the manifest key, up to its first `.`: `manifests/x/batches/00001.json` -> `00001`. */
+const MANIFEST_BASENAME = (path: string) =>
+  `States.ArrayGetItem(States.StringSplit(States.ArrayGetItem(States.StringSplit(${path}, '/'), States.MathAdd(States.ArrayLength(States.StringSplit(${path}, '/')), -1)), '.'), 0)`;
+
+// One converter task per batch, in a Distributed Map child execution. Its output {resultKey, converted,
+// failed} (+ batchError, failedKeys or manifest, failedManifest) goes to the map's ResultWriter files in
+// S3, never into the parent's state.
 function batchProcessor(s: Settings, variant: ProcessorVariant): Processor {
-  const { bucket, resultPrefix, taskAttempts, delays } = s;
+  const { bucket, resultPrefix, taskAttempts, delays, failedPrefix } = s;
   const t = s.props.targets;
   const names = processorStateNames(variant);
+  const source = SOURCE[variant];
+  const resultKey = resultKeyOf(resultPrefix);
+  // Where the state machine files a batch's keys when the converter could not (contract C2).
+  const failedManifest = `States.Format('${formatLiteral(failedPrefix)}{}/{}.json', $.execution, $.batchId)`;
+  // What the batch is: its keys (in the state) or the manifest that holds them (in S3).
+  const batch: JsonObject = source === 'keys' ? { 'keys.$': '$.keys' } : { 'manifest.$': '$.manifest' };
+  const failedBatch: JsonObject = source === 'keys' ? { 'failedKeys.$': '$.keys' } : { 'manifest.$': '$.manifest' };
+  const noSummary = (error: string): PassState<typeof P.recordFailed> => ({
+    Type: 'Pass',
+    Parameters: { 'resultKey.$': resultKey, converted: [], failed: [], 'batchError.$': error, ...failedBatch, 'failedManifest.$': failedManifest },
+    Next: P.recordFailed,
+  });
+  const prepared: JsonObject =
+        source === 'keys'
+          ? {
+              'keys.$': '$.Items[*].Key',
+              // Every item carries the parent execution's name (ItemSelector), so a batch's summary is filed
+              // under the execution that converted it.
+              'execution.$': '$.Items[0].execution',
+              'batchId.$': 'States.UUID()',
+              attempt: 0,
+            }
+          : { 'manifest.$': '$.item.manifest', 'execution.$': '$.execution', 'batchId.$': MANIFEST_BASENAME('$.item.manifest'), attempt: 0 };
+  const recordCall: Pick<TaskState<never>, 'Resource' | 'Parameters'> =
+    source === 'keys'
+      ? { Resource: s3PutObject(t.bucketArn, failedPrefix), Parameters: { Bucket: bucket, 'Key.$': '$.failedManifest', 'Body.$': 'States.JsonToString($.failedKeys)', ContentType: 'application/json' } }
+      : {
+          Resource: s3CopyObject(t.bucketArn, s.manifestPrefix, failedPrefix),
+          Parameters: { Bucket: bucket, 'Key.$': '$.failedManifest', 'CopySource.$': `States.Format('${formatLiteral(bucket)}/{}', $.manifest)` },
+        };
   const body = states({
     [P.prepare]: {
       Type: 'Pass',
-      Parameters: {
-        'keys.$': '$.Items[*].Key',
-        // Every item carries the parent execution's name (ItemSelector), so a batch's summary is filed
-        // under the execution that converted it.
-        'execution.$': '$.Items[0].execution',
-        'resultKey.$': `States.Format('${resultPrefix}{}/{}.json', $.Items[0].execution, States.UUID())`,
-        attempt: 0,
-      },
+      Parameters: prepared,
       Next: P.run,
     },
     [P.run]: {
       Type: 'Task',
-      ...runTaskSync(ecsCluster(s), s.props.converter, converterEnvironment(bucket, s.outputPrefix)),
+      ...runTaskSync(ecsCluster(s), s.props.converter, converterEnvironment(bucket, s.outputPrefix, resultPrefix, source)),
       TimeoutSeconds: s.props.converter.timeoutSeconds ?? 3600,
       ResultPath: null,
       Retry: [ecsRetrier(s.ecsRetry)],
@@ -126,9 +170,9 @@ function batchProcessor(s: Settings, variant: ProcessorVariant): Processor {
     [P.backoff]: {
       Type: 'Pass',
       Parameters: {
-        'keys.$': '$.keys',
+        ...batch,
         'execution.$': '$.execution',
-        'resultKey.$': '$.resultKey',
+        'batchId.$': '$.batchId',
         'attempt.$': 'States.MathAdd($.attempt, 1)',
         // Full jitter: uniform in [1, delay) so reruns of many batches do not stampede.
         'waitSeconds.$': `States.MathRandom(1, States.ArrayGetItem(States.Array(${delays.join(', ')}), $.attempt))`,
@@ -140,11 +184,11 @@ function batchProcessor(s: Settings, variant: ProcessorVariant): Processor {
     [P.read]: {
       Type: 'Task',
       Resource: s3GetObject(t.bucketArn, resultPrefix),
-      Parameters: { Bucket: bucket, 'Key.$': '$.resultKey' },
+      Parameters: { Bucket: bucket, 'Key.$': resultKey },
       ResultSelector: { 'summary.$': 'States.StringToJson($.Body)' },
       ResultPath: '$.result',
       TimeoutSeconds: 60,
-      Retry: [{ ErrorEquals: ['S3.S3Exception', 'S3.SdkClientException', 'States.Timeout'], IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 3, JitterStrategy: 'FULL' }],
+      Retry: [s3Retry],
       Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.readError', Next: P.noSummary }],
       Next: P.checkResult,
     },
@@ -163,10 +207,11 @@ function batchProcessor(s: Settings, variant: ProcessorVariant): Processor {
       ],
       Default: P.malformed,
     },
+    // The converter ran to its end: its summary lists every key, and it filed the keys it failed itself.
     [P.report]: {
       Type: 'Pass',
       Parameters: {
-        'resultKey.$': '$.resultKey',
+        'resultKey.$': resultKey,
         'converted.$': '$.result.summary.converted',
         'failed.$': '$.result.summary.failed',
       },
@@ -175,44 +220,49 @@ function batchProcessor(s: Settings, variant: ProcessorVariant): Processor {
     [P.malformed]: {
       Type: 'Pass',
       Parameters: {
-        'resultKey.$': '$.resultKey',
+        'resultKey.$': resultKey,
         converted: [],
         failed: [],
         batchError: { Error: BATCH_RESULT_MALFORMED, Cause: 'the object at resultKey has no "converted" or no "failed" list' },
-        'failedKeys.$': '$.keys',
+        ...failedBatch,
+        'failedManifest.$': failedManifest,
       },
-      End: true,
+      Next: P.recordFailed,
     },
     [P.noSummary]: {
       Type: 'Choice',
       Choices: [{ Variable: '$.taskError', IsPresent: true, Next: P.failed }],
       Default: P.failedRead,
     },
-    [P.failedRead]: {
-      Type: 'Pass',
-      Parameters: {
-        'resultKey.$': '$.resultKey',
-        converted: [],
-        failed: [],
-        'batchError.$': '$.readError',
-        'failedKeys.$': '$.keys',
-      },
+    [P.failedRead]: noSummary('$.readError'),
+    // No summary to read: every key of the batch is reported failed with the task's error.
+    [P.failed]: noSummary('$.taskError'),
+    // The converter did not finish (killed, out of memory, timed out, never started): it filed nothing,
+    // so the batch's keys are filed here, where a replay reads them (contract C2).
+    [P.recordFailed]: {
+      Type: 'Task',
+      ...recordCall,
+      ResultPath: null,
+      TimeoutSeconds: 60,
+      Retry: [s3Retry],
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.failedManifestError', Next: P.notRecorded }],
       End: true,
     },
-    // No summary to read: every key of the batch is reported failed with the task's error.
-    [P.failed]: {
+    [P.notRecorded]: { Type: 'Pass', End: true },
+  });
+  const rename = (n: keyof typeof names) => names[n];
+  if (source === 'keys') return distributedProcessor(flow(P.prepare, body, rename), t.stateMachineArn, t.executionArns);
+  // A manifest item comes from S3 (the lister's index, a listing): its shape is checked, not assumed
+  // (a missing path would be an uncatchable States.Runtime).
+  const checked = states({
+    [P.checkItem]: { Type: 'Choice', Choices: [{ And: isString('$.item.manifest'), Next: P.prepare }], Default: P.itemMalformed },
+    [P.itemMalformed]: {
       Type: 'Pass',
-      Parameters: {
-        'resultKey.$': '$.resultKey',
-        converted: [],
-        failed: [],
-        'batchError.$': '$.taskError',
-        'failedKeys.$': '$.keys',
-      },
+      Parameters: { converted: [], failed: [], batchError: { Error: BATCH_ITEM_MALFORMED, Cause: 'the batch item has no "manifest" string' }, 'item.$': '$.item' },
       End: true,
     },
   });
-  return distributedProcessor(flow(P.prepare, body, (n) => names[n]), t.stateMachineArn, t.executionArns);
+  return distributedProcessor(flow(P.checkItem, { ...checked, ...body }, rename), t.stateMachineArn, t.executionArns);
 }
 
 /** The converting maps and how their outcome is reported. */
@@ -254,7 +304,7 @@ export function conversionStates(s: Settings) {
     // Contract 2a: every object under a prefix (a prefix can hold millions of keys).
     [STATE.convertPrefix]: {
       Type: 'Map',
-      ItemReader: listObjectsReader(t.bucketArn, s.inputPrefixes, { Bucket: bucket, 'Prefix.$': '$.prefix' }),
+      ItemReader: listObjectsReader('ListInputPrefixes', t.bucketArn, s.inputPrefixes, { Bucket: bucket, 'Prefix.$': '$.prefix' }),
       ItemSelector: itemSelector('$$.Map.Item.Value.Key'),
       ItemBatcher: batcher(s.batchSize),
       MaxConcurrency: s.maxConcurrency,
@@ -283,6 +333,27 @@ export function conversionStates(s: Settings) {
       Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE.afterIngestConvert }],
       Next: STATE.afterIngestConvert,
     },
+    // The schedule (contract C3): the lister's index of batch manifests, one converter task per batch,
+    // the batch's keys read by the converter from S3 (S3PATHS_MANIFEST): no key in the state or the
+    // environment, and batches sized by bytes as well as count by the lister, which knows the sizes.
+    // The index is written last: a run whose lister wrote its manifest but no index (it failed in
+    // between) converts the manifest in key batches instead.
+    [STATE.convertBatches]: {
+      Type: 'Map',
+      ItemReader: jsonArrayReader(t.bucketArn, s.manifestPrefix, { Bucket: bucket, 'Key.$': `States.Format('${formatLiteral(s.manifestPrefix)}{}/batches.json', $$.Execution.Name)` }),
+      ItemSelector: { 'item.$': '$$.Map.Item.Value', 'execution.$': '$$.Execution.Name' },
+      MaxConcurrency: s.maxConcurrency,
+      ToleratedFailurePercentage: tolerated,
+      ItemProcessor: batchProcessor(s, 'batches'),
+      ResultWriter: resultWriter(),
+      Label: 'ConvertBatches',
+      ResultPath: '$.results',
+      Catch: [
+        { ErrorEquals: ['States.ItemReaderFailed'], ResultPath: '$.batchIndexError', Next: STATE.convertManifest },
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE.afterIngestConvert },
+      ],
+      Next: STATE.afterIngestConvert,
+    },
     [STATE.afterIngestConvert]: {
       Type: 'Choice',
       Choices: [
@@ -294,6 +365,22 @@ export function conversionStates(s: Settings) {
       Default: STATE.manifestDone,
     },
     [STATE.manifestDone]: { Type: 'Succeed' },
+
+    // A replay (contract C2): every failed-keys manifest an execution left, one converter task each.
+    [STATE.convertReplay]: {
+      Type: 'Map',
+      ItemReader: listObjectsReader('ListFailedManifests', t.bucketArn, [s.failedPrefix], { Bucket: bucket, 'Prefix.$': `States.Format('${formatLiteral(s.failedPrefix)}{}/', $.replay)` }),
+      ItemSelector: { item: { 'manifest.$': '$$.Map.Item.Value.Key' }, 'execution.$': '$$.Execution.Name' },
+      MaxConcurrency: s.maxConcurrency,
+      ToleratedFailurePercentage: tolerated,
+      ItemProcessor: batchProcessor(s, 'replay'),
+      ResultWriter: resultWriter(),
+      Label: 'ConvertReplay',
+      ResultPath: '$.results',
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: STATE.convertFailed }],
+      Next: STATE.replayDone,
+    },
+    [STATE.replayDone]: { Type: 'Succeed' },
     // The Fail cause names the error only: the caught error's own cause can be 32,768 characters, and
     // it stays in the execution history (the map's event) anyway.
     [STATE.convertFailed]: {

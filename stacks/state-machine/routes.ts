@@ -33,6 +33,7 @@ export function routeStates(s: Settings) {
         // A type test on a missing path is a runtime error: test presence first (And short-circuits).
         { And: [...isString('$.manifest.bucket'), ...isString('$.manifest.key')], Next: STATE.acceptManifest },
         { And: isString('$.prefix'), Next: STATE.acceptPrefix },
+        { And: isString('$.replay'), Next: STATE.acceptReplay },
         { And: isString('$[0]'), Next: STATE.keysWithinLimit },
       ],
       Default: STATE.invalidInput,
@@ -46,11 +47,13 @@ export function routeStates(s: Settings) {
       Next: STATE.convertManifest,
     },
     [STATE.acceptPrefix]: { Type: 'Pass', Parameters: { 'prefix.$': '$.prefix' }, Next: STATE.prefixAllowed },
+    // A replay names an execution: only the failed-keys manifests under its name are listed.
+    [STATE.acceptReplay]: { Type: 'Pass', Parameters: { 'replay.$': '$.replay' }, Next: STATE.convertReplay },
     [STATE.invalidInput]: {
       Type: 'Fail',
       Error: 'InvalidInput',
       Cause:
-        'Expected a non-empty JSON array of S3 keys, {"prefix": "..."}, {"manifest": {"bucket": "...", "key": "..."}} or {"ingest": {}}',
+        'Expected a non-empty JSON array of S3 keys, {"prefix": "..."}, {"manifest": {"bucket": "...", "key": "..."}}, {"replay": "<execution name>"} or {"ingest": {}}',
     },
 
     // Keys and prefixes named by the caller must lie in the input prefixes: the converter's role may

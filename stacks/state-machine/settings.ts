@@ -64,6 +64,12 @@ export interface PipelineDefinitionProps {
   readonly inputPrefixes?: string[];
   /** Manifests the state machine may read (the lister writes one per execution here). @default 'manifests/' */
   readonly manifestPrefix?: string;
+  /**
+   * Keys of failed batches, one JSON array per batch at `<failedPrefix><execution>/<batch id>.json`
+   * (written by the converter, or by the state machine when the converter could not), read by a replay.
+   * @default manifestPrefix + 'failed/'
+   */
+  readonly failedPrefix?: string;
   /** Per-batch converter summaries and Distributed Map results. @default 'results/' */
   readonly resultPrefix?: string;
   /** Contract 1: keys per converter task. @default 10 */
@@ -113,7 +119,8 @@ export function resolveSettings(props: PipelineDefinitionProps) {
   const outputPrefix = prefix('outputPrefix', props.outputPrefix ?? 'json/');
   const manifestPrefix = prefix('manifestPrefix', props.manifestPrefix ?? 'manifests/');
   const resultPrefix = prefix('resultPrefix', props.resultPrefix ?? 'results/');
-  if (manifestPrefix === '' || resultPrefix === '') throw new Error('state machine: manifestPrefix and resultPrefix must not be empty');
+  const failedPrefix = prefix('failedPrefix', props.failedPrefix ?? `${manifestPrefix}failed/`);
+  if (manifestPrefix === '' || resultPrefix === '' || failedPrefix === '') throw new Error('state machine: manifestPrefix, resultPrefix and failedPrefix must not be empty');
   // Outputs inside the landing prefix (or the other way round) would be converted again by a prefix run.
   if (outputPrefix.startsWith(ingestPrefix) || (outputPrefix !== '' && ingestPrefix.startsWith(outputPrefix))) {
     throw new Error(`state machine: outputPrefix "${outputPrefix}" and ingestPrefix "${ingestPrefix}" must not contain one another (outputs would be converted again)`);
@@ -123,7 +130,7 @@ export function resolveSettings(props: PipelineDefinitionProps) {
   for (const p of inputPrefixes) {
     prefix('inputPrefixes', p);
     if (p === '') throw new Error('state machine: an input prefix must not be empty (the bucket also holds outputs, manifests and results)');
-    for (const [name, other] of [['outputPrefix', outputPrefix], ['manifestPrefix', manifestPrefix], ['resultPrefix', resultPrefix]] as const) {
+    for (const [name, other] of [['outputPrefix', outputPrefix], ['manifestPrefix', manifestPrefix], ['resultPrefix', resultPrefix], ['failedPrefix', failedPrefix]] as const) {
       if (other !== '' && (other.startsWith(p) || p.startsWith(other))) {
         throw new Error(`state machine: input prefix "${p}" and ${name} "${other}" must not contain one another`);
       }
@@ -140,7 +147,8 @@ export function resolveSettings(props: PipelineDefinitionProps) {
   const tolerated = props.toleratedFailurePercentage ?? 5;
   if (!(tolerated >= 0 && tolerated <= 100)) throw new Error(`state machine: toleratedFailurePercentage must be 0-100, got ${tolerated}`);
   const taskAttempts = positiveInt('taskAttempts', props.taskAttempts ?? 3, 1, 10);
-  const delays = props.taskRetryDelays ?? [15, 60, 240];
+  // The default delays go on at 240 s for more attempts.
+  const delays = props.taskRetryDelays ?? Array.from({ length: Math.max(3, taskAttempts - 1) }, (_, i) => [15, 60, 240][i] ?? 240);
   if (delays.length < taskAttempts - 1 || delays.some((d) => !Number.isInteger(d) || d < 2)) {
     throw new Error(`state machine: taskRetryDelays needs ${taskAttempts - 1} integer delays of at least 2 s, got [${delays.join(', ')}]`);
   }
@@ -167,6 +175,7 @@ export function resolveSettings(props: PipelineDefinitionProps) {
     outputPrefix,
     manifestPrefix,
     resultPrefix,
+    failedPrefix,
     inputPrefixes,
     keysBatchSize,
     keysMaxConcurrency,

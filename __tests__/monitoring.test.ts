@@ -9,6 +9,7 @@ import { loadConfig } from '../stacks/config';
 import { MONITORING_ALARMS } from '../stacks/config/names';
 import { MonitoringSettings, MonitoringStack, noIngestWindow, scheduleIntervalSeconds } from '../stacks/monitoring';
 import { validateStack } from '../scripts/terraform';
+import { listStacks } from '../tools/tf-json';
 import { readStack, synthesize, SynthStack } from './stacks/synth';
 
 const RUNBOOK = path.join(__dirname, '..', 'docs', 'runbook.md');
@@ -186,6 +187,24 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
         cells.add(`${x},${y}`);
       }
     }
+  });
+
+  test('THEN every resource name and Terraform output the runbook tells the operator to use exists in the synthesized app', () => {
+    const text = fs.readFileSync(RUNBOOK, 'utf8').replace(/<prefix>-<stage>/g, '$P');
+    const values = new Set<string>();
+    const walk = (v: unknown): void => {
+      if (typeof v === 'string') values.add(v);
+      else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+    };
+    const stacks = listStacks(outdir);
+    for (const st of stacks) walk(st.json.resource);
+    const names = [...new Set(text.match(/[A-Za-z0-9_/.:-]*\$P-[A-Za-z0-9_-]+/g) ?? [])].map((n) => n.replace('$P', 'xmlpipe-dev'));
+    expect(names.length).toBeGreaterThanOrEqual(10);
+    expect(names.filter((n) => !values.has(n))).toEqual([]);
+    const outputs = [...text.matchAll(/-chdir=cdktf\.out\/stacks\/([a-z]+) output -raw ([a-z_]+)/g)].map((m) => `${m[1]}.${m[2]}`);
+    expect(outputs.length).toBeGreaterThanOrEqual(3);
+    const synthesizedOutputs = new Set(stacks.flatMap((st) => Object.keys(st.json.output ?? {}).map((o) => `${st.name}.${o}`)));
+    expect(outputs.filter((o) => !synthesizedOutputs.has(o))).toEqual([]);
   });
 
   test('THEN terraform validate accepts the stack (offline)', async () => {

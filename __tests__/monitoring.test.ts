@@ -35,6 +35,42 @@ afterAll(() => {
   for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * The subset of EventBridge pattern matching the out-of-memory rule uses: a field's array of values
+ * (literals or `{prefix}`) matches if any value of the event's field matches, a field inside an array
+ * of objects is looked for in each object, and nested objects recurse
+ * (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns.html,
+ * https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns-arrays.html).
+ */
+function matches(pattern: Record<string, unknown>, event: unknown): boolean {
+  const values = (v: unknown): unknown[] => (Array.isArray(v) ? v.flatMap(values) : [v]);
+  return Object.entries(pattern).every(([field, want]) => {
+    const got = values(event).flatMap((e) => (e && typeof e === 'object' && field in e ? values((e as Record<string, unknown>)[field]) : []));
+    if (!Array.isArray(want)) return got.length > 0 && matches(want as Record<string, unknown>, got);
+    return got.some((g) => want.some((w) => (w !== null && typeof w === 'object' ? typeof g === 'string' && g.startsWith((w as { prefix: string }).prefix) : g === w)));
+  });
+}
+
+/** An ECS Task State Change event as AWS documents it (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_task_events.html). */
+function taskEvent(clusterArn: string, lastStatus: string, containers: Record<string, unknown>[]) {
+  return {
+    version: '0',
+    source: 'aws.ecs',
+    'detail-type': 'ECS Task State Change',
+    detail: {
+      clusterArn,
+      containers: containers.map((c) => ({ containerArn: 'arn:aws:ecs:us-east-1:123456789012:container/xmlpipe-dev-cluster/t/c', lastStatus, name: 'converter', taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/xmlpipe-dev-cluster/t', ...c })),
+      desiredStatus: 'STOPPED',
+      group: 'family:xmlpipe-dev-converter',
+      lastStatus,
+      stopCode: 'EssentialContainerExited',
+      stoppedReason: 'Essential container in task exited',
+      taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/xmlpipe-dev-cluster/t',
+      taskDefinitionArn: 'arn:aws:ecs:us-east-1:123456789012:task-definition/xmlpipe-dev-converter:3',
+    },
+  };
+}
+
 /** The monitoring stack alone, with stand-in references and `settings`. */
 function monitoringWith(settings: MonitoringSettings, env: Record<string, string> = {}): SynthStack {
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'h6-monitoring-'));
@@ -132,6 +168,16 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
       detail: { lastStatus: ['STOPPED'], containers: { reason: [{ prefix: 'OutOfMemoryError' }] } },
     });
     expect(pattern.detail.clusterArn[0]).toMatch(/remote_state\.cross-stack-reference-input-cluster/);
+    // Against documented event shapes, with the cluster reference resolved.
+    const cluster = 'arn:aws:ecs:us-east-1:123456789012:cluster/xmlpipe-dev-cluster';
+    const resolved = { ...pattern, detail: { ...pattern.detail, clusterArn: [cluster] } };
+    const oom = 'OutOfMemoryError: Container killed due to memory usage';
+    expect(matches(resolved, taskEvent(cluster, 'STOPPED', [{ exitCode: 137, reason: oom }]))).toBe(true);
+    expect(matches(resolved, taskEvent(cluster, 'STOPPED', [{ name: 'sidecar', exitCode: 0 }, { exitCode: 137, reason: oom }]))).toBe(true);
+    expect(matches(resolved, taskEvent(cluster, 'STOPPED', [{ exitCode: 65 }]))).toBe(false);
+    expect(matches(resolved, taskEvent(cluster, 'STOPPED', [{ exitCode: 137 }]))).toBe(false);
+    expect(matches(resolved, taskEvent('arn:aws:ecs:us-east-1:123456789012:cluster/other', 'STOPPED', [{ exitCode: 137, reason: oom }]))).toBe(false);
+    expect(matches(resolved, { ...taskEvent(cluster, 'STOPPED', [{ reason: oom }]), 'detail-type': 'ECS Container Instance State Change' })).toBe(false);
     const target = stack.only('aws_cloudwatch_event_target');
     expect(target.arn).toBe(topicRef);
     expect(JSON.parse(target.input_transformer.input_template)).toContain('docs/runbook.md#task-out-of-memory');

@@ -8,9 +8,7 @@ import { CloudwatchDashboard } from '@cdktf/provider-aws/lib/cloudwatch-dashboar
 import { CloudwatchEventRule } from '@cdktf/provider-aws/lib/cloudwatch-event-rule';
 import { CloudwatchEventTarget } from '@cdktf/provider-aws/lib/cloudwatch-event-target';
 import { CloudwatchMetricAlarm, CloudwatchMetricAlarmConfig, CloudwatchMetricAlarmMetricQuery } from '@cdktf/provider-aws/lib/cloudwatch-metric-alarm';
-import { DataAwsCallerIdentity } from '@cdktf/provider-aws/lib/data-aws-caller-identity';
 import { DataAwsIamPolicyDocument } from '@cdktf/provider-aws/lib/data-aws-iam-policy-document';
-import { DataAwsPartition } from '@cdktf/provider-aws/lib/data-aws-partition';
 import { KmsAlias } from '@cdktf/provider-aws/lib/kms-alias';
 import { KmsKey } from '@cdktf/provider-aws/lib/kms-key';
 import { SnsTopic } from '@cdktf/provider-aws/lib/sns-topic';
@@ -20,6 +18,7 @@ import { TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
 import { PipelineStack, PipelineStackProps } from './base';
 import { MONITORING_ALARMS } from './config/names';
+import { AccountScope } from './constructs/iam';
 
 /** The images' metrics (contract C1; each image's README lists names, units and when a line is written). */
 export const METRICS_NAMESPACE = 'XmlPipeline';
@@ -91,8 +90,7 @@ export class MonitoringStack extends PipelineStack {
     if (!(s.alarmConversionFailures >= 1)) throw settingFailure('alarmConversionFailures', `must be >= 1, got ${s.alarmConversionFailures}`);
     const noIngest = noIngestWindow(s.alarmNoIngestMinutes);
 
-    const account = new DataAwsCallerIdentity(this, 'account');
-    const partition = new DataAwsPartition(this, 'partition');
+    const account = new AccountScope(this, config.region);
     // The value the task definitions give METRICS_PIPELINE.
     const pipeline = this.pipelineName;
     const region = config.region;
@@ -107,7 +105,7 @@ export class MonitoringStack extends PipelineStack {
         {
           sid: 'AccountAdministers',
           effect: 'Allow',
-          principals: [{ type: 'AWS', identifiers: [`arn:${partition.partition}:iam::${account.accountId}:root`] }],
+          principals: [{ type: 'AWS', identifiers: [`arn:${account.partition}:iam::${account.accountId}:root`] }],
           actions: ['kms:*'],
           resources: ['*'],
         },
@@ -129,9 +127,9 @@ export class MonitoringStack extends PipelineStack {
     new KmsAlias(this, 'key-alias', { name: `alias/${this.name('alarms')}`, targetKeyId: this.key.keyId });
     this.topic = new SnsTopic(this, 'topic', { name: this.name('alarms'), kmsMasterKeyId: this.key.arn });
 
-    const alarmArnPrefix = `arn:${partition.partition}:cloudwatch:${region}:${account.accountId}:alarm:${this.name('')}`;
+    const alarmArnPrefix = account.arn('cloudwatch', `alarm:${this.name('')}`);
     const oomRuleName = this.name('task-out-of-memory');
-    const oomRuleArn = `arn:${partition.partition}:events:${region}:${account.accountId}:rule/${oomRuleName}`;
+    const oomRuleArn = account.arn('events', `rule/${oomRuleName}`);
     // Replaces the default topic policy: the account keeps managing the topic; the two services may
     // publish only from this app's alarms and rule (confused-deputy guard).
     // https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Notify_Users_Alarm_Changes.html
@@ -140,7 +138,7 @@ export class MonitoringStack extends PipelineStack {
         {
           sid: 'AccountManages',
           effect: 'Allow',
-          principals: [{ type: 'AWS', identifiers: [`arn:${partition.partition}:iam::${account.accountId}:root`] }],
+          principals: [{ type: 'AWS', identifiers: [`arn:${account.partition}:iam::${account.accountId}:root`] }],
           actions: ['sns:GetTopicAttributes', 'sns:SetTopicAttributes', 'sns:Subscribe', 'sns:ListSubscriptionsByTopic', 'sns:Publish'],
           resources: [this.topic.arn],
         },

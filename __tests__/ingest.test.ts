@@ -108,6 +108,9 @@ describe('ingest stack', () => {
         dead_letter_config: { arn: '${aws_sqs_queue.schedule-dlq.arn}' },
       },
     });
+    // In the pipeline's own group, so the Scheduler's per-group metrics are this schedule's alone.
+    expect(ingest.only('aws_scheduler_schedule_group').name).toBe('xmlpipe-prod-schedules');
+    expect(schedule.group_name).toBe('${aws_scheduler_schedule_group.schedule-group.name}');
     expect(schedule.target.arn).toMatch(/^arn:\$\{data\.aws_partition\.partition\.partition\}:states:us-east-1:\$\{data\.aws_caller_identity\.account\.account_id\}:stateMachine:xmlpipe-prod-pipeline$/);
     expect(ingest.only('aws_sqs_queue')).toMatchObject({ sqs_managed_sse_enabled: true, message_retention_seconds: 1209600 });
   });

@@ -9,7 +9,8 @@ import { loadConfig } from '../stacks/config';
 import { MONITORING_ALARMS } from '../stacks/config/names';
 import { MonitoringSettings, MonitoringStack, noIngestWindow, scheduleIntervalSeconds } from '../stacks/monitoring';
 import { validateStack } from '../scripts/terraform';
-import { listStacks } from '../tools/tf-json';
+import { Resolver } from '../tools/review';
+import { listStacks, readApp } from '../tools/tf-json';
 import { readStack, synthesize, SynthStack } from './stacks/synth';
 
 const RUNBOOK = path.join(__dirname, '..', 'docs', 'runbook.md');
@@ -79,7 +80,7 @@ function monitoringWith(settings: MonitoringSettings, env: Record<string, string
   new MonitoringStack(app, 'monitoring', {
     config: loadConfig({ env }),
     stateMachine: { arn: 'arn:aws:states:us-east-1:123456789012:stateMachine:xmlpipe-dev-pipeline' },
-    schedule: { groupName: 'default' },
+    scheduleGroup: { name: 'xmlpipe-dev-schedules' },
     scheduleDeadLetterQueue: { name: 'xmlpipe-dev-schedule-dlq' },
     cluster: { cluster: { arn: 'arn:aws:ecs:us-east-1:123456789012:cluster/xmlpipe-dev-cluster' } },
     settings,
@@ -139,6 +140,11 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
     expect(alarms['schedule-dead-letters'].dimensions.QueueName).toMatch(/remote_state\.cross-stack-reference-input-ingest/);
     expect(alarms['schedule-target-errors']).toMatchObject({ namespace: 'AWS/Scheduler', metric_name: 'TargetErrorCount', statistic: 'Sum' });
     expect(Object.keys(alarms['schedule-target-errors'].dimensions)).toEqual(['ScheduleGroup']);
+    // Resolved across stacks: the group is the pipeline's own one, the group the schedule is in (not "default").
+    const resolver = new Resolver(readApp(outdir));
+    const group = resolver.text('monitoring', alarms['schedule-target-errors'].dimensions.ScheduleGroup);
+    expect(group).toBe('xmlpipe-dev-schedules');
+    expect(resolver.text('ingest', readStack(outdir, 'ingest').only('aws_scheduler_schedule').group_name)).toBe(group);
   });
 
   test('THEN the lister alarm needs 3 failing periods in a row, skips periods without a run, and reads the failed share of runs', () => {

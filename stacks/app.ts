@@ -34,14 +34,14 @@ export function buildInfrastructure(app: App, config: PipelineConfig, options: I
   // ingest -> batch: the state machine runs the lister's task; the schedule names the machine by ARN.
   const ingest = new IngestStack(app, 'ingest', { config, network, cluster, images, sftp });
   const batch = new BatchStack(app, 'batch', { config, network, cluster, images, lister: ingest });
-  const { alarmEmails, alarmListerFailures, alarmConversionFailures, alarmNoIngestMinutes } = config;
+  const { alarmEmails, alarmListerFailures, alarmConversionFailures, alarmNoIngestMinutes, runbookUrl } = config;
   const monitoring = new MonitoringStack(app, 'monitoring', {
     config,
     stateMachine: batch.stateMachine,
-    schedule: ingest.schedule,
+    scheduleGroup: ingest.scheduleGroup,
     scheduleDeadLetterQueue: ingest.deadLetterQueue,
     cluster,
-    settings: { alarmEmails, alarmListerFailures, alarmConversionFailures, alarmNoIngestMinutes },
+    settings: { alarmEmails, alarmListerFailures, alarmConversionFailures, alarmNoIngestMinutes, runbookUrl },
   });
   return { network, sftp, cluster, images, ingest, batch, monitoring };
 }

@@ -7,6 +7,7 @@
 import { EcsTaskDefinition } from '@cdktf/provider-aws/lib/ecs-task-definition';
 import { IamRole } from '@cdktf/provider-aws/lib/iam-role';
 import { SchedulerSchedule } from '@cdktf/provider-aws/lib/scheduler-schedule';
+import { SchedulerScheduleGroup } from '@cdktf/provider-aws/lib/scheduler-schedule-group';
 import { SqsQueue } from '@cdktf/provider-aws/lib/sqs-queue';
 import { TerraformOutput } from 'cdktf';
 import { Construct } from 'constructs';
@@ -30,6 +31,8 @@ export class IngestStack extends PipelineStack {
   readonly executionRole: IamRole;
   readonly containerName = 'sftp-lister';
   readonly schedule: SchedulerSchedule;
+  /** The pipeline's own schedule group (the Scheduler's metrics are per group). */
+  readonly scheduleGroup: SchedulerScheduleGroup;
   readonly scheduleRole: IamRole;
   readonly deadLetterQueue: SqsQueue;
   /** The state machine the schedule starts (created by the batch stack under this name). */
@@ -115,8 +118,15 @@ export class IngestStack extends PipelineStack {
       { sid: 'StartOnlyThePipeline', effect: 'Allow', actions: ['states:StartExecution'], resources: [this.stateMachineArn] },
       { sid: 'DeadLetters', effect: 'Allow', actions: ['sqs:SendMessage'], resources: [this.deadLetterQueue.arn] },
     ], aws.sourceAccount);
+    // Its own group, not the account's shared "default": Scheduler publishes its metrics (the
+    // target-errors alarm's TargetErrorCount) per group, so this group's metrics are this pipeline's.
+    // https://docs.aws.amazon.com/scheduler/latest/UserGuide/monitoring-cloudwatch.html
+    // A schedule joins its group when created (a changed group replaces the schedule); deleting the
+    // group deletes its schedules: https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-group-delete.html
+    this.scheduleGroup = new SchedulerScheduleGroup(this, 'schedule-group', { name: this.name('schedules') });
     this.schedule = new SchedulerSchedule(this, 'schedule', {
       name: this.name('ingest'),
+      groupName: this.scheduleGroup.name,
       description: 'Ingest new SFTP files and convert them (starts the pipeline state machine)',
       scheduleExpression: config.scheduleExpression,
       scheduleExpressionTimezone: 'UTC',
@@ -134,6 +144,7 @@ export class IngestStack extends PipelineStack {
 
     new TerraformOutput(this, 'lister_task_definition_family', { value: this.taskDefinition.family });
     new TerraformOutput(this, 'schedule_name', { value: this.schedule.name });
+    new TerraformOutput(this, 'schedule_group_name', { value: this.scheduleGroup.name });
     new TerraformOutput(this, 'schedule_dlq_url', { value: this.deadLetterQueue.url });
   }
 }

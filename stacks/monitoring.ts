@@ -35,13 +35,14 @@ export interface MonitoringSettings {
   readonly alarmConversionFailures?: number;
   /** Alarm when no file was ingested for this many minutes (10-10080). @default 0 = off (partners may send nothing for days) */
   readonly alarmNoIngestMinutes?: number;
-  /** Where docs/runbook.md is published (e.g. its URL in the repository host); alarms link to its sections. @default 'docs/runbook.md' */
+  /** Where docs/runbook.md is published (PIPELINE_RUNBOOK_URL, checked by the configuration); alarms link to its sections. @default 'docs/runbook.md' */
   readonly runbookUrl?: string;
 }
 
 export interface MonitoringStackProps extends PipelineStackProps {
   readonly stateMachine: { readonly arn: string };
-  readonly schedule: { readonly groupName: string };
+  /** The pipeline's own schedule group (ingest stack): the Scheduler's metrics are per group. */
+  readonly scheduleGroup: { readonly name: string };
   readonly scheduleDeadLetterQueue: { readonly name: string };
   readonly cluster: { readonly cluster: { readonly arn: string } };
   readonly settings?: MonitoringSettings;
@@ -206,13 +207,14 @@ export class MonitoringStack extends PipelineStack {
       statistic: 'Maximum',
     });
 
-    // EventBridge Scheduler publishes TargetErrorCount per schedule group (dimension ScheduleGroup):
+    // EventBridge Scheduler publishes TargetErrorCount per schedule group (dimension ScheduleGroup); the
+    // schedule is alone in its group, so this counts only its errors:
     // https://docs.aws.amazon.com/scheduler/latest/UserGuide/monitoring-cloudwatch.html
     alarm('schedule-target-errors', 'StartExecution from the schedule failed (retried; after the retries it lands in the dead-letter queue).', {
       ...atLeastOnce,
       namespace: 'AWS/Scheduler',
       metricName: 'TargetErrorCount',
-      dimensions: { ScheduleGroup: props.schedule.groupName },
+      dimensions: { ScheduleGroup: props.scheduleGroup.name },
     });
 
     // N failed runs in a row: per period the share of runs that failed (ListerRunFailures may be
@@ -304,7 +306,7 @@ export class MonitoringStack extends PipelineStack {
 
     this.dashboard = new CloudwatchDashboard(this, 'dashboard', {
       dashboardName: this.name('pipeline'),
-      dashboardBody: JSON.stringify(dashboardBody({ region, pipeline, stateMachineArn: props.stateMachine.arn, dlqName: props.scheduleDeadLetterQueue.name, alarmArns: Object.values(this.alarms).map((a) => a.arn) })),
+      dashboardBody: JSON.stringify(dashboardBody({ region, pipeline, stateMachineArn: props.stateMachine.arn, dlqName: props.scheduleDeadLetterQueue.name, alarmArns: Object.values(this.alarms).map((a) => a.arn), runbookUrl: s.runbookUrl })),
     });
 
     new TerraformOutput(this, 'alarm_topic_arn', { value: this.topic.arn });
@@ -349,6 +351,7 @@ interface DashboardRefs {
   readonly stateMachineArn: string;
   readonly dlqName: string;
   readonly alarmArns: string[];
+  readonly runbookUrl: string;
 }
 
 /** The dashboard body (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html). */
@@ -365,7 +368,7 @@ function dashboardBody(r: DashboardRefs) {
   const execution = (metric: string) => ['AWS/States', metric, 'StateMachineArn', r.stateMachineArn, { stat: 'Sum', label: metric }];
   return {
     widgets: [
-      { type: 'alarm', x: 0, y: 0, width: 24, height: 3, properties: { title: 'Alarms (runbook: docs/runbook.md)', alarms: r.alarmArns } },
+      { type: 'alarm', x: 0, y: 0, width: 24, height: 3, properties: { title: `Alarms (runbook: ${r.runbookUrl})`, alarms: r.alarmArns } },
       graph('Files in and out', [own('FilesListed'), own('FilesIngested'), own('FilesTooYoung'), own('FilesPresent'), own('FilesConverted')], 0, 3),
       graph('Bytes', [own('BytesIngested'), own('BytesConverted'), own('BytesWritten')], 12, 3),
       graph('Throughput (MB/s)', [own('IngestThroughput', 'Average'), own('ConvertThroughput', 'Average')], 0, 9),

@@ -3,6 +3,8 @@
 // __tests__/ingest.test.ts, teardown settings in teardown.test.ts.
 import { readStack, synthesize, TEST_PUBLIC_KEY } from './synth';
 
+const RUNBOOK_URL = 'https://git.example.com/acme/pipeline/blob/main/docs/runbook.md';
+
 describe('settings that reach the schedule and the monitoring stack', () => {
   const { outdir } = synthesize({
     env: {
@@ -14,6 +16,7 @@ describe('settings that reach the schedule and the monitoring stack', () => {
       PIPELINE_ALARM_LISTER_FAILURES: '5',
       PIPELINE_ALARM_CONVERSION_FAILURES: '7',
       PIPELINE_ALARM_NO_INGEST_MINUTES: '120',
+      PIPELINE_RUNBOOK_URL: RUNBOOK_URL,
     },
   });
   const ingest = readStack(outdir, 'ingest');
@@ -37,11 +40,23 @@ describe('settings that reach the schedule and the monitoring stack', () => {
     expect(alarm('no-files-ingested').alarm_description).toMatch(/^No file was ingested for 120 minutes\./);
   });
 
+  test('GIVEN a published runbook URL WHEN synthesized THEN every alarm, the out-of-memory notification and the dashboard link to it', () => {
+    const alarms = Object.entries(monitoring.resources('aws_cloudwatch_metric_alarm'));
+    expect(alarms.length).toBeGreaterThanOrEqual(9);
+    for (const [id, a] of alarms) {
+      const link = ` Runbook: ${RUNBOOK_URL}#${id.replace(/^alarm-/, '')}`;
+      expect(a.alarm_description.slice(-link.length)).toBe(link);
+    }
+    expect(JSON.parse(monitoring.only('aws_cloudwatch_event_target').input_transformer.input_template)).toContain(`Runbook: ${RUNBOOK_URL}#task-out-of-memory`);
+    expect(JSON.parse(monitoring.only('aws_cloudwatch_dashboard').dashboard_body).widgets[0].properties.title).toBe(`Alarms (runbook: ${RUNBOOK_URL})`);
+  });
+
   test('GIVEN the defaults WHEN synthesized THEN no subscription, no no-ingest alarm, and the schedule is disabled', () => {
     const defaults = synthesize();
     const m = readStack(defaults.outdir, 'monitoring');
     expect(m.resources('aws_sns_topic_subscription')).toEqual({});
     expect(m.resources('aws_cloudwatch_metric_alarm')['alarm-no-files-ingested']).toBeUndefined();
+    expect(m.resources('aws_cloudwatch_metric_alarm')['alarm-executions-failed'].alarm_description).toMatch(/ Runbook: docs\/runbook\.md#executions-failed$/);
     expect(readStack(defaults.outdir, 'ingest').only('aws_scheduler_schedule').state).toBe('DISABLED');
   });
 });

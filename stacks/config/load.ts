@@ -219,6 +219,7 @@ export function crossFieldRules(v: Values, given: ReadonlySet<SettingName>): Pip
     alarmListerFailures: v.alarmListerFailures,
     alarmConversionFailures: v.alarmConversionFailures,
     alarmNoIngestMinutes: v.alarmNoIngestMinutes,
+    runbookUrl: v.runbookUrl,
     productionStage,
     forceDestroy: v.forceDestroy ?? !productionStage,
     secretRecoveryDays: v.secretRecoveryDays ?? (productionStage ? 30 : 0),

@@ -33,6 +33,9 @@ function s3BucketProblem(name: string): string | undefined {
   );
 }
 
+/** Schedules and schedule groups share one rule (1-64 of [0-9a-zA-Z-_.]). */
+const schedulerNameProblem = (name: string) => first(length(name, 1, 64), chars(name, /^[0-9a-zA-Z_.-]+$/, 'letters, digits, hyphens, underscores and periods'));
+
 export const NAME_RULES = {
   s3Bucket: {
     what: 'S3 bucket',
@@ -117,7 +120,12 @@ export const NAME_RULES = {
   schedule: {
     what: 'EventBridge Scheduler schedule',
     doc: 'https://docs.aws.amazon.com/scheduler/latest/APIReference/API_CreateSchedule.html',
-    check: (name: string) => first(length(name, 1, 64), chars(name, /^[0-9a-zA-Z_.-]+$/, 'letters, digits, hyphens, underscores and periods')),
+    check: schedulerNameProblem,
+  },
+  scheduleGroup: {
+    what: 'EventBridge Scheduler schedule group',
+    doc: 'https://docs.aws.amazon.com/scheduler/latest/APIReference/API_CreateScheduleGroup.html',
+    check: schedulerNameProblem,
   },
   snsTopic: {
     what: 'SNS topic',
@@ -199,6 +207,7 @@ export function derivedNames(namePrefix: string, stage: string): DerivedName[] {
     ...d('aws_sfn_state_machine', 'name', 'stateMachine', n('pipeline')),
     ...d('aws_sqs_queue', 'name', 'sqsQueue', n('schedule-dlq')),
     ...d('aws_scheduler_schedule', 'name', 'schedule', n('ingest')),
+    ...d('aws_scheduler_schedule_group', 'name', 'scheduleGroup', n('schedules')),
     ...d('aws_sns_topic', 'name', 'snsTopic', n('alarms')),
     ...d('aws_kms_alias', 'name', 'kmsAlias', `alias/${n('alarms')}`),
     ...d('aws_cloudwatch_event_rule', 'name', 'eventRule', n('task-out-of-memory')),

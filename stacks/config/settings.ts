@@ -10,7 +10,8 @@
 //                               converterTimeoutSeconds, taskAttempts
 //   schedule (ingest stack):    scheduleRetryAttempts, scheduleMaxEventAgeSeconds, sftpKeyInstalled,
 //                               scheduleEnabled (derived: first deploy)
-//   monitoring:                 alarmEmails, alarmListerFailures, alarmConversionFailures, alarmNoIngestMinutes
+//   monitoring:                 alarmEmails, alarmListerFailures, alarmConversionFailures, alarmNoIngestMinutes,
+//                               runbookUrl
 //   teardown:                   forceDestroy, secretRecoveryDays, productionStage (derived)
 import * as net from 'node:net';
 import { DEFAULT_MAX_BATCH_BYTES, maxBatchSize } from '../state-machine';
@@ -295,6 +296,12 @@ const ROWS = {
     doc: 'Alarm when no file was ingested for this many minutes, 0 (off) or 10-10080',
     parse: integerOr(0, 10, 10080, '(off)'),
   }),
+  runbookUrl: setting({
+    env: 'PIPELINE_RUNBOOK_URL',
+    default: 'docs/runbook.md',
+    doc: "Where `docs/runbook.md` is published (e.g. `https://github.com/<org>/<repo>/blob/main/docs/runbook.md`); each alarm's description and the out-of-memory notification link to `<this>#<section>`",
+    parse: text(runbookUrlProblem),
+  }),
   forceDestroy: setting({
     env: 'PIPELINE_FORCE_DESTROY',
     default: undefined,
@@ -310,6 +317,21 @@ const ROWS = {
     parse: integerOr(0, 7, 30, "(deleted at once)"),
   }),
 };
+
+/** An https:// URL or a relative path, without a fragment (the alarm adds `#<section>`) or spaces. */
+function runbookUrlProblem(v: string): string | undefined {
+  if (/[\s#"<>\\]/.test(v) || v.length > 700) return `"${v}" must be a URL or path of at most 700 characters without spaces, "#", quotes, "<", ">" or "\\" (each alarm appends #<section>)`;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(v)) {
+    let url: URL;
+    try {
+      url = new URL(v);
+    } catch {
+      return `"${v}" is not a valid URL`;
+    }
+    return url.protocol === 'https:' ? undefined : `"${v}" must be an https:// URL (or a relative path such as docs/runbook.md)`;
+  }
+  return undefined;
+}
 
 function inputPrefixesProblem(prefixes: string[]): string | undefined {
   if (prefixes.length === 0) return 'at least one prefix is required';

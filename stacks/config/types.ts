@@ -137,6 +137,8 @@ export interface PipelineConfig {
   readonly alarmConversionFailures: number;
   /** Alarm when no file was ingested for this many minutes; 0 = no such alarm. @default 0 */
   readonly alarmNoIngestMinutes: number;
+  /** Where docs/runbook.md is published; alarm descriptions link to `<runbookUrl>#<section>`. @default 'docs/runbook.md' */
+  readonly runbookUrl: string;
 
   // ---- teardown ----
   /** Stage named like production (prod, production, prd, live...): protections default on. Derived. */

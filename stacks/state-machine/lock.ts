@@ -9,6 +9,12 @@ import type { Settings } from './settings';
 const lockKey = { lock: { S: 'ingest' } };
 /** The lock item as this execution writes it when it takes the lock. */
 const heldLock = { ...lockKey, holder: { 'S.$': '$$.Execution.Id' }, since: { 'S.$': '$$.Execution.StartTime' } };
+/** The condition of a write that succeeds only while the lock's holder is `path`'s value. */
+const holderIs = (name: string, path: string) => ({
+  ConditionExpression: `#holder = ${name}`,
+  ExpressionAttributeNames: { '#holder': 'holder' },
+  ExpressionAttributeValues: { [name]: { 'S.$': path } },
+});
 const dynamoRetry = {
   ErrorEquals: ['DynamoDB.ProvisionedThroughputExceededException', 'DynamoDB.ThrottlingException', 'DynamoDB.InternalServerErrorException', 'DynamoDB.RequestLimitExceeded'],
   IntervalSeconds: 1,
@@ -86,9 +92,7 @@ export function acquireLockStates(s: Settings) {
       Parameters: {
         TableName: s.props.lockTableName,
         Item: heldLock,
-        ConditionExpression: '#holder = :stale',
-        ExpressionAttributeNames: { '#holder': 'holder' },
-        ExpressionAttributeValues: { ':stale': { 'S.$': '$.lock.holder' } },
+        ...holderIs(':stale', '$.lock.holder'),
       },
       ResultPath: null,
       Retry: [dynamoRetry],
@@ -107,9 +111,7 @@ function releaseLockThen<N extends string>(s: Settings, next: N): TaskState<N> {
     Parameters: {
       TableName: s.props.lockTableName,
       Key: lockKey,
-      ConditionExpression: '#holder = :me',
-      ExpressionAttributeNames: { '#holder': 'holder' },
-      ExpressionAttributeValues: { ':me': { 'S.$': '$$.Execution.Id' } },
+      ...holderIs(':me', '$$.Execution.Id'),
     },
     ResultPath: null,
     Retry: [dynamoRetry],

@@ -85,9 +85,10 @@ function batchProcessor(s: Settings, variant: ProcessorVariant): Processor {
   // What the batch is: its keys (in the state) or the manifest that holds them (in S3).
   const batch: JsonObject = source === 'keys' ? { 'keys.$': '$.keys' } : { 'manifest.$': '$.manifest' };
   const failedBatch: JsonObject = source === 'keys' ? { 'failedKeys.$': '$.keys' } : { 'manifest.$': '$.manifest' };
-  const noSummary = (error: string): PassState<typeof P.recordFailed> => ({
+  // A batch reported failed as a whole (no usable summary): its keys, or its manifest, and where they are filed.
+  const failedWhole = (batchError: JsonObject): PassState<typeof P.recordFailed> => ({
     Type: 'Pass',
-    Parameters: { 'resultKey.$': resultKey, converted: [], failed: [], 'batchError.$': error, ...failedBatch, 'failedManifest.$': failedManifest },
+    Parameters: { 'resultKey.$': resultKey, converted: [], failed: [], ...batchError, ...failedBatch, 'failedManifest.$': failedManifest },
     Next: P.recordFailed,
   });
   const prepared: JsonObject =
@@ -217,26 +218,15 @@ function batchProcessor(s: Settings, variant: ProcessorVariant): Processor {
       },
       End: true,
     },
-    [P.malformed]: {
-      Type: 'Pass',
-      Parameters: {
-        'resultKey.$': resultKey,
-        converted: [],
-        failed: [],
-        batchError: { Error: BATCH_RESULT_MALFORMED, Cause: 'the object at resultKey has no "converted" or no "failed" list' },
-        ...failedBatch,
-        'failedManifest.$': failedManifest,
-      },
-      Next: P.recordFailed,
-    },
+    [P.malformed]: failedWhole({ batchError: { Error: BATCH_RESULT_MALFORMED, Cause: 'the object at resultKey has no "converted" or no "failed" list' } }),
     [P.noSummary]: {
       Type: 'Choice',
       Choices: [{ Variable: '$.taskError', IsPresent: true, Next: P.failed }],
       Default: P.failedRead,
     },
-    [P.failedRead]: noSummary('$.readError'),
+    [P.failedRead]: failedWhole({ 'batchError.$': '$.readError' }),
     // No summary to read: every key of the batch is reported failed with the task's error.
-    [P.failed]: noSummary('$.taskError'),
+    [P.failed]: failedWhole({ 'batchError.$': '$.taskError' }),
     // The converter did not finish (killed, out of memory, timed out, never started): it filed nothing,
     // so the batch's keys are filed here, where a replay reads them (contract C2).
     [P.recordFailed]: {

@@ -310,6 +310,8 @@ class Converter {
   private attrSeen: unknown[] | null = null;
   private attrCounted = 0;
   private attrChars = 0;
+  /** saxes' state numbers are the ones afterWrite expects (else it only checks the limits). */
+  private readonly statesKnown: boolean;
   private readonly spillThreshold: number;
   /** Characters in all slots' memory together before every slot spills. */
   private readonly bufferBudget: number;
@@ -365,7 +367,11 @@ class Converter {
     // expat parses version="1.1" documents as XML 1.0; so do we.
     this.parser = new SaxesParser({ forceXMLVersion: true, defaultXMLVersion: '1.0' });
     this.parser.on('error', (e) => this.fail(e.message.replace(/^\d+:\d+: /, '')));
-    checkEntityReferences(this.parser);
+    const table = (this.parser as unknown as { stateTable: unknown[] }).stateTable;
+    const proto = SaxesParser.prototype as unknown as Record<string, unknown>;
+    this.statesKnown =
+      table[S_TEXT] === proto.sText && table[S_ENTITY] === proto.sEntity && table[S_COMMENT] === proto.sComment && table[S_CDATA] === proto.sCData && table[S_PI_BODY] === proto.sPIBody;
+    checkEntityReferences(this.parser); // replaces the S_ENTITY entry: checked above first
     this.captureAttribList();
     this.parser.on('doctype', (d) => this.onDoctype(d));
     this.parser.on('opentag', (t) => this.onOpen(t as SaxesTagPlain));
@@ -437,7 +443,7 @@ class Converter {
    */
   private afterWrite(): void {
     const p = this.parser as unknown as SaxesState;
-    const state = p.state;
+    const state = this.statesKnown ? p.state : -1;
     if (state === S_TEXT || (state === S_ENTITY && p.entityReturnState === S_TEXT)) {
       if (p.text.length !== 0) {
         const t = p.text;

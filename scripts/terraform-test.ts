@@ -26,7 +26,7 @@ import * as path from 'node:path';
 import { main } from '../main';
 import { ConfigError } from '../stacks/config';
 import { FAKE_ACCOUNT, FAKE_PARTITION, Resolver } from '../tools/review';
-import { readApp, type SynthesizedApp } from '../tools/tf-json';
+import { type Block, readApp, type SynthesizedApp } from '../tools/tf-json';
 import { findTerraform, run, terraformEnv } from './terraform';
 
 /** Name of the generated test file in each stack's work folder. */
@@ -83,7 +83,7 @@ function computedBlock(block: SchemaBlock): ComputedBlock {
   };
 }
 
-type Json = Record<string, any>;
+type Json = Block;
 
 /** A `data.terraform_remote_state.X.outputs.Y` reference of a consumer stack. */
 export interface RemoteReference {

@@ -49,12 +49,12 @@ function readJson<T>(file: string): T {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as Error).message} (synthesize first: npm run synth)`);
+    throw new Error(`cannot read ${file}: ${(e as Error).message} (synthesize first: npm run synth)`, { cause: e });
   }
   try {
     return JSON.parse(text) as T;
   } catch (e) {
-    throw new Error(`${file}: not valid JSON: ${(e as Error).message}`);
+    throw new Error(`${file}: not valid JSON: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -246,7 +246,7 @@ describe('IAM least privilege (simulated on the synthesized policies)', () => {
     const user = model.app.stacks.sftp.resource!.aws_transfer_user.user;
     expect(user.home_directory_type).toBe('LOGICAL');
     expect(user.role).toBe('${aws_iam_role.user-role.arn}');
-    const mappings = model.resolver.deep('sftp', user.home_directory_mappings);
+    const mappings = model.resolver.deep('sftp', user.home_directory_mappings) as { entry: string; target: string }[];
     const bucket = model.bucket('sftp-bucket');
     expect(mappings).toEqual([{ entry: '/', target: `/${bucket.name}/${user.user_name}` }]);
     const role = model.role('sftp/user-role');

@@ -47,7 +47,7 @@ export class Resolver {
   }
 
   /** Resolves a JSON-encoded string (a policy, container definitions): values are JSON-escaped in place. */
-  json(stack: string, text: string, strict = true): any {
+  json(stack: string, text: string, strict = true): unknown {
     const parts = splitTerraformRefs(text);
     // The whole argument is one expression (`${data.aws_iam_policy_document.x.json}`): its value is the JSON.
     if (parts.length === 1 && typeof parts[0] !== 'string') return JSON.parse(this.text(stack, text, strict));
@@ -69,7 +69,7 @@ export class Resolver {
   }
 
   /** Resolves strings anywhere in a value (objects, arrays). */
-  deep(stack: string, value: unknown, strict = true): any {
+  deep(stack: string, value: unknown, strict = true): unknown {
     if (typeof value === 'string') {
       // A string that is one whole expression takes the expression's value (a list stays a list).
       const parts = splitTerraformRefs(value);

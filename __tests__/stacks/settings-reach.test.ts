@@ -1,6 +1,7 @@
 // Every setting the docs sell reaches the synthesized Terraform (issue 12): set each to a value that is
 // not its default and find that value where AWS will read it. The lister's environment is checked in
-// __tests__/ingest.test.ts, teardown settings in teardown.test.ts.
+// __tests__/ingest.test.ts, teardown settings in teardown.test.ts, batching in batch.test.ts.
+import { maskTerraformRefs } from '../../tools/tf-json';
 import { readStack, synthesize, TEST_PUBLIC_KEY } from './synth';
 
 const RUNBOOK_URL = 'https://git.example.com/acme/pipeline/blob/main/docs/runbook.md';
@@ -58,5 +59,37 @@ describe('settings that reach the schedule and the monitoring stack', () => {
     expect(m.resources('aws_cloudwatch_metric_alarm')['alarm-no-files-ingested']).toBeUndefined();
     expect(m.resources('aws_cloudwatch_metric_alarm')['alarm-executions-failed'].alarm_description).toMatch(/ Runbook: docs\/runbook\.md#executions-failed$/);
     expect(readStack(defaults.outdir, 'ingest').only('aws_scheduler_schedule').state).toBe('DISABLED');
+  });
+});
+
+/** Every state of a definition, also those inside Map processors, by name. */
+function allStates(definition: { States: Record<string, any> }): Record<string, any> {
+  const out: Record<string, any> = {};
+  for (const [name, state] of Object.entries(definition.States)) {
+    out[name] = state;
+    const inner = state.ItemProcessor ?? state.Iterator;
+    if (inner) Object.assign(out, allStates(inner));
+  }
+  return out;
+}
+
+describe('settings that reach the state machine', () => {
+  test('GIVEN Fargate Spot, task timeouts and attempts in the environment WHEN synthesized THEN the converter runs on Spot with its timeout and attempts, the lister on demand with its timeout', () => {
+    const env = { PIPELINE_CONVERTER_CAPACITY: 'FARGATE_SPOT', PIPELINE_LISTER_TIMEOUT_SECONDS: '700', PIPELINE_CONVERTER_TIMEOUT_SECONDS: '1300', PIPELINE_TASK_ATTEMPTS: '5' };
+    const { outdir } = synthesize({ env });
+    const definition = JSON.parse(maskTerraformRefs(readStack(outdir, 'batch').only('aws_sfn_state_machine').definition).text);
+    const states = Object.entries(allStates(definition));
+    const runTasks = states.filter(([, s]) => String(s.Resource).includes(':ecs:runTask'));
+    const container = (s: any) => s.Parameters.Overrides.ContainerOverrides[0].Name;
+    const converter = runTasks.filter(([, s]) => container(s) === 'converter');
+    const lister = runTasks.filter(([, s]) => container(s) === 'sftp-lister');
+    expect(converter.length).toBeGreaterThanOrEqual(4);
+    expect(lister).toHaveLength(1);
+    for (const [name, s] of converter) expect([name, s.TimeoutSeconds, s.Parameters.CapacityProviderStrategy]).toEqual([name, 1300, [{ CapacityProvider: 'FARGATE_SPOT', Weight: 1 }]]);
+    expect(lister[0][1]).toMatchObject({ TimeoutSeconds: 700, Parameters: { CapacityProviderStrategy: [{ CapacityProvider: 'FARGATE', Weight: 1 }] } });
+    // A converter batch runs again while its attempt number (from 0) is below attempts - 1.
+    const reruns = states.filter(([name]) => name.startsWith('Run again?'));
+    expect(reruns.length).toBe(converter.length);
+    for (const [name, s] of reruns) expect([name, s.Choices[0]]).toEqual([name, expect.objectContaining({ Variable: '$.attempt', NumericLessThan: 4 })]);
   });
 });

@@ -257,7 +257,7 @@ const ROWS = {
     doc: 'Stop a converter task (its batch fails) after this many seconds, 60-604800',
     parse: integer(60, 604800),
   }),
-  taskAttempts: setting({ env: 'PIPELINE_TASK_ATTEMPTS', default: 3, doc: 'Attempts of a failed task (lister, converter batch) before it counts as failed, 1-10', parse: integer(1, 10) }),
+  taskAttempts: setting({ env: 'PIPELINE_TASK_ATTEMPTS', default: 3, doc: 'Runs of a failed converter batch task before its keys count as failed, 1-10 (a lister task that ran and failed is not re-run; the next scheduled run lists again)', parse: integer(1, 10) }),
   // https://docs.aws.amazon.com/scheduler/latest/APIReference/API_RetryPolicy.html
   scheduleRetryAttempts: setting({
     env: 'PIPELINE_SCHEDULE_RETRY_ATTEMPTS',

@@ -418,6 +418,13 @@ class Converter {
         spilledBytes: this.spill.spilled,
         peakBufferedChars: this.peakBuffered,
       };
+    } catch (e) {
+      // A safety net under the limits: a value that still outgrew one V8 string is an input limit with
+      // a position (exit 65), never an I/O error.
+      if (e instanceof RangeError && /Invalid string length/.test(e.message)) {
+        this.fail('a value too large to hold as one string (see the limits: MAX_VALUE_CHARS, SPILL_THRESHOLD)');
+      }
+      throw e;
     } finally {
       this.spill.close();
     }

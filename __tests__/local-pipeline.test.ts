@@ -281,6 +281,27 @@ describe('replay (contract C2): {"replay": "<execution name>"} converts the keys
     expect(await session.world.s3.keys(session.world.bucket, 'manifests/failed/replay-1/')).toEqual([]);
   });
 
+  test('GIVEN a malformed file WHEN converted THEN it fails and the converter files it; fixed, a replay converts it', async () => {
+    const good = 'incoming/replay/m-good.xml';
+    const bad = 'incoming/replay/m-bad.xml';
+    await session.world.s3.put(session.world.bucket, good, fs.readFileSync(samples.find((x) => x.name === 'customer.xml')!.source));
+    await session.world.s3.put(session.world.bucket, bad, fs.readFileSync(samples.find((x) => x.name === 'mismatched_tag.xml')!.source));
+    const run = await session.pipeline.execute([good, bad], 'malformed-source');
+    expect(run.status).toBe('SUCCEEDED');
+    expect(tasksOf(run.arn, 'converter').map((t) => t.exitCode)).toEqual([65]);
+    expect((await outcomes(session.world, run.output)).map((o) => [o.key, o.status])).toEqual([[bad, 'failed'], [good, 'converted']]);
+    // The converter ran to its end: it filed exactly the key it failed (the state machine filed nothing).
+    const filed = await session.world.s3.keys(session.world.bucket, 'manifests/failed/malformed-source/');
+    expect(filed).toEqual([`manifests/failed/malformed-source/${tasksOf(run.arn, 'converter')[0].overrides.BATCH_ID}.json`]);
+    expect(JSON.parse((await session.world.s3.get(session.world.bucket, filed[0])).toString())).toEqual([bad]);
+
+    await session.world.s3.put(session.world.bucket, bad, fs.readFileSync(samples.find((x) => x.name === 'plane.xml')!.source));
+    const replay = await session.pipeline.execute({ replay: 'malformed-source' }, 'replay-2');
+    expect(replay.status).toBe('SUCCEEDED');
+    expect((await outcomes(session.world, replay.output)).map((o) => [o.key, o.status])).toEqual([[bad, 'converted']]);
+    expect((await session.world.s3.get(session.world.bucket, `json/${bad}.json`)).toString()).toBe(expectedOf('plane.xml'));
+  });
+
   test('GIVEN an execution that failed no key WHEN replayed THEN nothing runs and the replay succeeds', async () => {
     const replay = await session.pipeline.execute({ replay: 'lab-keys' }, 'replay-nothing');
     expect(replay.status).toBe('SUCCEEDED');

@@ -9,6 +9,7 @@
 const INTEGRATION = [
   'batch', // terraform validate
   'container-harness',
+  'converter-adversarial', // the converter CLI in child processes, up to 560 MB through stdin
   'converter-cli',
   'converter-container',
   'converter-s3',
@@ -16,6 +17,7 @@ const INTEGRATION = [
   'local-pipeline',
   'local-sfn-[^/]*',
   'metrics-[^/]*', // runs both images
+  'prerequisites', // npm run local in a child process
   'monitoring[^/]*', // terraform validate
   's3-standin',
   'sftp-[^/]*',

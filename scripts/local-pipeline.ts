@@ -23,6 +23,7 @@ import { ENTRYPOINTS, ExecutionResult, openSession, REPO_ROOT } from '../tools/l
 import { CORPUS_DIR } from './paths';
 import type { LocalWorld } from '../tools/local-sfn/services';
 import { synthesize } from '../tools/local-sfn/synthesized';
+import { missingPrograms, OPENSSH } from '../tools/servers/prerequisites';
 
 export { ENTRYPOINTS, LocalPipeline, localDefinition, openSession, REPO_ROOT } from '../tools/local-sfn/runner';
 export type { ExecutionResult, Session } from '../tools/local-sfn/runner';
@@ -128,6 +129,12 @@ export function uploadToSftp(sftp: SftpServer, files: { name: string; source: st
 
 async function main(): Promise<number> {
   const outdir = path.resolve(process.env.CDKTF_OUTDIR ?? path.join(REPO_ROOT, 'cdktf.out'));
+  // One line, no stack trace, when the machine lacks the OpenSSH the run starts.
+  const missing = missingPrograms('npm run local', OPENSSH);
+  if (missing) {
+    console.error(missing);
+    return 2;
+  }
   for (const [name, entry] of Object.entries(ENTRYPOINTS)) {
     if (!fs.existsSync(entry)) {
       console.error(`missing ${entry} (image ${name}): run npm run build:images`);

@@ -76,9 +76,11 @@ describe('ingest stack', () => {
       BATCH_MAX_BYTES: '268435456',
       RETRIES: '3',
       SFTP_REMOTE_DIR: '.',
+      COMPLETION: 'leave',
       METRICS_PIPELINE: 'xmlpipe-prod',
     });
     expect(env.INCLUDE).toBeUndefined();
+    expect(env.COMPLETION_MOVE_DIR).toBeUndefined();
     expect(env.EXCLUDE).toBeUndefined();
     expect(JSON.stringify(ingest.json)).not.toMatch(/PRIVATE KEY/);
   });
@@ -170,6 +172,8 @@ describe('ingest settings from the typed config', () => {
       PIPELINE_SFTP_REMOTE_DIR: '/outbox/xml',
       PIPELINE_SFTP_INCLUDE: '*.xml, in/*.XML',
       PIPELINE_SFTP_EXCLUDE: '*.tmp',
+      PIPELINE_SFTP_COMPLETION: 'move',
+      PIPELINE_SFTP_COMPLETION_MOVE_DIR: '/outbox/done',
       PIPELINE_MIN_FILE_AGE_SECONDS: '120',
       PIPELINE_FILES_PER_RUN: '25000',
       PIPELINE_BATCH_MAX_FILES: '500',
@@ -182,6 +186,8 @@ describe('ingest settings from the typed config', () => {
       SFTP_REMOTE_DIR: '/outbox/xml',
       INCLUDE: '*.xml,in/*.XML',
       EXCLUDE: '*.tmp',
+      COMPLETION: 'move',
+      COMPLETION_MOVE_DIR: '/outbox/done',
       MIN_AGE_SECONDS: '120',
       MAX_FILES: '25000',
       BATCH_MAX_FILES: '500',

@@ -79,6 +79,7 @@ export class IngestStack extends PipelineStack {
       SFTP_USER: props.sftp.userName,
       SFTP_HOST_KEY_FINGERPRINTS: props.sftp.hostKeyFingerprints,
       SFTP_REMOTE_DIR: config.sftpRemoteDir,
+      COMPLETION: config.sftpCompletion,
       MIN_AGE_SECONDS: String(config.minFileAgeSeconds),
       MAX_FILES: String(config.filesPerRun),
       BATCH_MAX_FILES: String(config.batchMaxFiles),
@@ -91,6 +92,7 @@ export class IngestStack extends PipelineStack {
     };
     if (config.sftpInclude.length > 0) environment.INCLUDE = config.sftpInclude.join(',');
     if (config.sftpExclude.length > 0) environment.EXCLUDE = config.sftpExclude.join(',');
+    if (config.sftpCompletionMoveDir !== undefined) environment.COMPLETION_MOVE_DIR = config.sftpCompletionMoveDir;
     this.taskDefinition = fargateTaskDefinition(this, 'task', {
       family: this.name('sftp-lister'),
       containerName: this.containerName,

@@ -2,6 +2,7 @@
 // reports unknown PIPELINE_* variables and context keys, then applies the rules between settings
 // (crossFieldRules) and derives what no single setting says. Invalid input throws a ConfigError naming
 // the setting, its variable and its context key; no message echoes key material.
+import * as path from 'node:path';
 import type { Raw } from './parse';
 import { SftpSourceKind, taskAddressCapacity } from './cidr';
 import { derivedNames, NAME_RULES, TERRAFORM_UNIQUE_SUFFIX } from './names';
@@ -132,6 +133,17 @@ export function crossFieldRules(v: Values, given: ReadonlySet<SettingName>): Pip
     return { cpu, memoryMiB };
   };
 
+  // The lister refuses these at task start (exit 2); refused at synth instead.
+  if (v.sftpCompletion === 'move') {
+    if (v.sftpCompletionMoveDir === undefined) fail('sftpCompletionMoveDir', 'required when sftpCompletion is "move"');
+    const norm = (d: string) => path.posix.normalize(d).replace(/(.)\/+$/, '$1');
+    if (norm(v.sftpCompletionMoveDir!) === norm(v.sftpRemoteDir)) {
+      fail('sftpCompletionMoveDir', `"${v.sftpCompletionMoveDir}" is the listed folder sftpRemoteDir "${v.sftpRemoteDir}": moved files would be listed again`);
+    }
+  } else {
+    onlyWith(['sftpCompletionMoveDir'], 'only applies when sftpCompletion is "move"');
+  }
+
   let stateBackend: StateBackendConfig = { kind: 'local' };
   if (v.stateBucket !== undefined) {
     stateBackend = { kind: 's3', bucket: v.stateBucket, region: v.stateRegion ?? v.region, keyPrefix: v.stateKeyPrefix ?? `${v.namePrefix}/${v.stage}` };
@@ -202,6 +214,8 @@ export function crossFieldRules(v: Values, given: ReadonlySet<SettingName>): Pip
     sftpRemoteDir: v.sftpRemoteDir,
     sftpInclude: v.sftpInclude,
     sftpExclude: v.sftpExclude,
+    sftpCompletion: v.sftpCompletion,
+    sftpCompletionMoveDir: v.sftpCompletionMoveDir,
     minFileAgeSeconds: v.minFileAgeSeconds,
     filesPerRun: v.filesPerRun,
     batchMaxFiles: v.batchMaxFiles,

@@ -4,7 +4,8 @@
 // __tests__/stacks/config.test.ts. Rules between settings live in one function, crossFieldRules (./load.ts).
 //
 // Typed config fields (stacks/config/types.ts PipelineConfig) added for issue #12, by consumer:
-//   lister (ingest stack env):  sftpRemoteDir, sftpInclude, sftpExclude, minFileAgeSeconds, filesPerRun,
+//   lister (ingest stack env):  sftpRemoteDir, sftpInclude, sftpExclude, sftpCompletion,
+//                               sftpCompletionMoveDir, minFileAgeSeconds, filesPerRun,
 //                               batchMaxFiles, batchMaxBytes, listerRetries
 //   state machine (batch.ts):   converterCapacity ('FARGATE' | 'FARGATE_SPOT'), listerTimeoutSeconds,
 //                               converterTimeoutSeconds, taskAttempts
@@ -229,6 +230,20 @@ const ROWS = {
   }),
   sftpInclude: setting({ env: 'PIPELINE_SFTP_INCLUDE', default: [] as string[], shown: '(none: every file)', doc: 'Globs a file path must match to be ingested, comma-separated (context: array)', parse: globs }),
   sftpExclude: setting({ env: 'PIPELINE_SFTP_EXCLUDE', default: [] as string[], doc: 'Globs of file paths never ingested, comma-separated (context: array)', parse: globs }),
+  // The lister's COMPLETION / COMPLETION_MOVE_DIR (images/sftp-lister/README.md); docs/scale.md
+  // recommends move or delete above a few thousand files a day.
+  sftpCompletion: setting({
+    env: 'PIPELINE_SFTP_COMPLETION',
+    default: 'leave' as const,
+    doc: 'What the lister does with a file on SFTP once its object and the run\'s manifest are in S3: `leave`, `move` (to `PIPELINE_SFTP_COMPLETION_MOVE_DIR`) or `delete`. With `leave` every run lists everything still there: use `move` or `delete` above a few thousand files a day (docs/scale.md)',
+    parse: oneOf(['leave', 'move', 'delete'] as const),
+  }),
+  sftpCompletionMoveDir: setting({
+    env: 'PIPELINE_SFTP_COMPLETION_MOVE_DIR',
+    default: undefined,
+    doc: 'Required with `move`, only then: SFTP folder ingested files are moved to (sub-paths kept); not the listed folder',
+    parse: text((v) => (/[\0\r\n]/.test(v) ? 'must not hold NUL or line breaks' : undefined)),
+  }),
   minFileAgeSeconds: setting({
     env: 'PIPELINE_MIN_FILE_AGE_SECONDS',
     default: 60,

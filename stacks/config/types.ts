@@ -94,6 +94,10 @@ export interface PipelineConfig {
   readonly sftpInclude: string[];
   /** Globs that exclude a path (EXCLUDE). @default [] */
   readonly sftpExclude: string[];
+  /** What the lister does with an ingested file on SFTP (COMPLETION). @default 'leave' */
+  readonly sftpCompletion: 'leave' | 'move' | 'delete';
+  /** Where `move` puts ingested files (COMPLETION_MOVE_DIR); set exactly when sftpCompletion is 'move'. */
+  readonly sftpCompletionMoveDir?: string;
   /** Files younger than this are left for the next run (MIN_AGE_SECONDS). @default 60 */
   readonly minFileAgeSeconds: number;
   /** Files one run ingests at most (MAX_FILES). @default 10000 */

@@ -8,6 +8,9 @@
 // Each measurement is a fresh child process; peak RSS comes from /usr/bin/time -f %M (GNU time, Debian
 // package `time`), else from polling /proc/PID/status (VmHWM). MB/s = input bytes / wall seconds; the
 // CPU column (user+sys) is printed too because the machine may be shared.
+// The converter and the parse-only baselines run on the Node release the images ship (BASE_NODE_VERSION,
+// fetched and cached as the container tests' base image gets it); the converter also runs once per round
+// on the Node running this script, for comparison.
 import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -15,6 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { median } from './stats';
 import { REPO_ROOT } from './paths';
+import { BASE_NODE_VERSION, shippedNode } from '../tools/servers/container';
 
 const ROOT = REPO_ROOT;
 const CONVERTER = path.join(ROOT, 'images', 'converter');
@@ -107,6 +111,8 @@ interface Row {
   mb: number;
   runs: number;
   conv: Measure;
+  /** The converter on the Node running this script. */
+  convHost: Measure;
   saxes: Measure;
   sax: Measure;
   /** Median over rounds of saxes time / converter time (wall and CPU). */
@@ -133,6 +139,7 @@ async function main(): Promise<void> {
   const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 3;
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs takes a positive integer');
   for (const f of [CLI, GEN, PYTHON]) if (!fs.existsSync(f)) throw new Error(`missing ${f} (run npm ci; apt-get install python3-xmltodict)`);
+  const node = shippedNode();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-convert-'));
   const rows: Row[] = [];
   const cleanup = () => fs.rmSync(tmp, { recursive: true, force: true });
@@ -147,6 +154,7 @@ async function main(): Promise<void> {
       const outDir = path.join(tmp, 'out');
       const rounds = mb <= LAB_MAX_MB ? runs : 1;
       const conv: Measure[] = [];
+      const convHost: Measure[] = [];
       const saxes: Measure[] = [];
       const sax: Measure[] = [];
       const lab: Measure[] = [];
@@ -156,11 +164,11 @@ async function main(): Promise<void> {
       for (let round = 1; round <= rounds; round++) {
         // Side by side: every round runs the converter, the parsers and (up to 100 MB) the reference.
         process.stderr.write(`  round ${round}/${rounds}: converter, saxes and sax parse-only${mb <= LAB_MAX_MB ? ', reference' : ''} ...\n`);
-        const c = await measure(process.execPath, [CLI, '--out-dir', outDir, xml]);
+        const c = await measure(node, [CLI, '--out-dir', outDir, xml]);
         if (c.code !== 0) throw new Error(`converter exited ${c.code}`);
         conv.push(c);
-        saxes.push(await measure(process.execPath, ['-e', PARSE_ONLY, 'saxes', xml, CONVERTER]));
-        sax.push(await measure(process.execPath, ['-e', PARSE_ONLY, 'sax', xml, CONVERTER]));
+        saxes.push(await measure(node, ['-e', PARSE_ONLY, 'saxes', xml, CONVERTER]));
+        sax.push(await measure(node, ['-e', PARSE_ONLY, 'sax', xml, CONVERTER]));
         if (mb <= LAB_MAX_MB) {
           const l = await measure(PYTHON, ['-c', LAB, xml], labOut);
           if (l.code !== 0) throw new Error(`reference exited ${l.code}`);
@@ -168,11 +176,13 @@ async function main(): Promise<void> {
           identical = (identical ?? true) && sha256(labOut) === sha256(ours);
           fs.rmSync(labOut, { force: true });
         }
+        if (process.version !== `v${BASE_NODE_VERSION}`) convHost.push(await measure(process.execPath, [CLI, '--out-dir', outDir, xml]));
       }
       const row: Row = {
         mb: bytes / 1e6,
         runs: rounds,
         conv: summary(conv),
+        convHost: convHost.length ? summary(convHost) : summary(conv),
         saxes: summary(saxes),
         sax: summary(sax),
         ratioWall: median(conv.map((c, i) => saxes[i].wall / c.wall)),
@@ -195,7 +205,7 @@ async function main(): Promise<void> {
   const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(34) : c.padStart(12))).join('');
   const out: string[] = [];
-  out.push(`bench:convert  node ${process.version}, ${os.cpus().length} CPUs, load average ${load}`);
+  out.push(`bench:convert  converter and parsers on node v${BASE_NODE_VERSION} (the images' runtime), ${os.cpus().length} CPUs, load average ${load}`);
   out.push(line(['', ...rows.map((r) => `${fmt(r.mb, 0)} MB`)]));
   out.push(line(['rounds (medians below)', ...rows.map((r) => String(r.runs))]));
   const rate = (m: Measure | undefined, mb: number) => (m ? fmt(mb / m.wall) : 'skipped');
@@ -203,6 +213,10 @@ async function main(): Promise<void> {
   out.push(line(['converter MB/s (wall)', ...rows.map((r) => rate(r.conv, r.mb))]));
   out.push(line(['converter MB/s (per CPU second)', ...rows.map((r) => cpuRate(r.conv, r.mb))]));
   out.push(line(['converter peak RSS MiB', ...rows.map((r) => fmt(r.conv.rssMib))]));
+  if (process.version !== `v${BASE_NODE_VERSION}`) {
+    out.push(line([`  on node ${process.version}: MB/s wall`, ...rows.map((r) => rate(r.convHost, r.mb))]));
+    out.push(line([`  on node ${process.version}: per CPU s`, ...rows.map((r) => cpuRate(r.convHost, r.mb))]));
+  }
   out.push(line(['saxes parse-only MB/s (wall)', ...rows.map((r) => rate(r.saxes, r.mb))]));
   out.push(line(['saxes parse-only MB/s (per CPU s)', ...rows.map((r) => cpuRate(r.saxes, r.mb))]));
   out.push(line(['sax parse-only MB/s (wall)', ...rows.map((r) => rate(r.sax, r.mb))]));

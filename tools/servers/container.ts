@@ -64,6 +64,30 @@ async function withLock<T>(fn: () => T): Promise<T> {
   }
 }
 
+/** Extracts Node BASE_NODE_VERSION's official binary into `dir`; returns its path. */
+export function packShippedNode(dir: string): string {
+  // npm verifies the tarball against the registry's integrity hash; the package holds bin/node only.
+  const pkg = `node-linux-${process.arch}@${BASE_NODE_VERSION}`;
+  const [packed] = JSON.parse(sh('npm', ['pack', pkg, '--json', '--loglevel=error'], { cwd: dir })) as { filename: string }[];
+  sh('tar', ['-xzf', path.join(dir, packed.filename), '-C', dir, 'package/bin/node']);
+  return path.join(dir, 'package/bin/node');
+}
+
+/** The Node binary the images ship (BASE_NODE_VERSION), cached under the temp directory (benchmarks). */
+export function shippedNode(): string {
+  const cached = path.join(os.tmpdir(), `pipeline-node-${BASE_NODE_VERSION}-${process.arch}`, 'node');
+  if (fs.existsSync(cached)) return cached;
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shipped-node-'));
+  try {
+    const bin = packShippedNode(work);
+    fs.mkdirSync(path.dirname(cached), { recursive: true });
+    fs.renameSync(bin, cached); // atomic: a concurrent caller sees the whole binary or none
+    return cached;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
 /** The local stand-in for node:24-bookworm-slim; built once per machine (about a minute). */
 export async function baseImage(): Promise<string> {
   if (imageExists(BASE_TAG)) return BASE_TAG;
@@ -73,11 +97,7 @@ export async function baseImage(): Promise<string> {
     try {
       const rootfs = path.join(work, 'rootfs');
       sh('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian']);
-      // npm verifies the tarball against the registry's integrity hash; the package holds bin/node only.
-      const pkg = `node-linux-${process.arch}@${BASE_NODE_VERSION}`;
-      const [packed] = JSON.parse(sh('npm', ['pack', pkg, '--json', '--loglevel=error'], { cwd: work })) as { filename: string }[];
-      sh('tar', ['-xzf', path.join(work, packed.filename), '-C', work, 'package/bin/node']);
-      fs.copyFileSync(path.join(work, 'package/bin/node'), path.join(rootfs, 'usr/local/bin/node'));
+      fs.copyFileSync(packShippedNode(work), path.join(rootfs, 'usr/local/bin/node'));
       fs.chmodSync(path.join(rootfs, 'usr/local/bin/node'), 0o755);
       // npm is tooling (it installs the images' locked dependencies), not the runtime that ships.
       const npmDir = path.resolve(path.dirname(fs.realpathSync(sh('sh', ['-c', 'command -v npm']).trim())), '..');

@@ -21,6 +21,7 @@ interface Emitted {
   readonly dimensions: string[];
   /** The line's values of those dimensions. */
   readonly values: Record<string, string>;
+  readonly unit: unknown;
   readonly component: unknown;
 }
 
@@ -76,6 +77,7 @@ function emfMetrics(text: string, source: string): { metrics: Emitted[]; invalid
             name: m.Name,
             dimensions: [...set].sort(),
             values: Object.fromEntries(set.map((d) => [d, event[d]])),
+            unit: m.Unit,
             component: event.Component,
           });
         }
@@ -130,6 +132,42 @@ function crossCheck(refs: Referenced[], emitted: Emitted[]): string[] {
     }
   }
   return problems;
+}
+
+const UNIT = /\((Count|Bytes|Seconds|Megabytes\/Second)\b/;
+
+/**
+ * `name unit` of every metric an image README's "Metrics" tables list: the column headed "metric..."
+ * holds one or more "`Name` (Unit, ...)" items; an item without a unit takes the table's "Unit" column,
+ * else the next item's unit ("`FilesListed`, `FilesTooYoung`, `FilesPresent` (Count: ...)").
+ */
+function documentedMetrics(readme: string): string[] {
+  const section = readme.split(/^## /m).find((s) => s.startsWith('Metrics')) ?? '';
+  const cells = (line: string) => line.trim().replace(/^\||\|$/g, '').split('|').map((c) => c.trim());
+  const out: string[] = [];
+  let header: string[] = [];
+  for (const line of section.split('\n')) {
+    if (!line.startsWith('|')) {
+      header = [];
+      continue;
+    }
+    const row = cells(line);
+    if (header.length === 0) {
+      header = row.map((h) => h.toLowerCase());
+      continue;
+    }
+    if (row.every((c) => /^-+$/.test(c))) continue;
+    const metricCol = header.findIndex((h) => h.startsWith('metric'));
+    const unitCol = header.indexOf('unit');
+    // Items: split at commas outside parentheses.
+    const items = row[metricCol].split(/,\s*(?![^()]*\))/);
+    const units = items.map((item) => UNIT.exec(item)?.[1] ?? (unitCol >= 0 ? row[unitCol] : undefined));
+    items.forEach((item, i) => {
+      const name = /^`([A-Za-z]+)`/.exec(item)?.[1];
+      if (name) out.push(`${name} ${units.slice(i).find((u) => u !== undefined) ?? '(no unit)'}`);
+    });
+  }
+  return [...new Set(out)].sort();
 }
 
 /** METRICS_PIPELINE of a stack's only task definition (container_definitions holds `${...}` references). */
@@ -225,6 +263,31 @@ describe('GIVEN both images run with the task definitions\' METRICS_PIPELINE', (
     expect(refs.filter((r) => r.namespace === 'XmlPipeline').length).toBeGreaterThanOrEqual(25);
     expect(refs.some((r) => r.where.startsWith('alarm') && r.where.includes(' query '))).toBe(true);
     expect(crossCheck(refs, emitted)).toEqual([]);
+  });
+
+  test('THEN each image README lists exactly the metrics that image emitted, with the unit it emitted', () => {
+    for (const [component, dir] of [['sftp-lister', 'sftp-lister'], ['converter', 'converter']]) {
+      const readme = fs.readFileSync(path.join(__dirname, '..', 'images', dir, 'README.md'), 'utf8');
+      const seen = [...new Set(emitted.filter((e) => e.component === component).map((e) => `${e.name} ${e.unit}`))].sort();
+      expect(seen.length).toBeGreaterThanOrEqual(11);
+      expect({ component, documented: documentedMetrics(readme) }).toEqual({ component, documented: seen });
+    }
+  });
+
+  test('WHEN a README table lists several names before one unit or a unit column THEN each name gets its unit', () => {
+    const readme = [
+      '## Metrics',
+      '| line | metrics (unit) |',
+      '|---|---|',
+      '| run | `Runs` (Count, 1), `Listed`, `Young` (Count: `listed`, `tooYoung`), `Speed` (Megabytes/Second, the summary\'s `MBps`) |',
+      '',
+      '| Metric | Unit | Line |',
+      '| --- | --- | --- |',
+      '| `Written` | Bytes | per key |',
+      '## Next',
+      '| `NotAMetric` | Count |',
+    ].join('\n');
+    expect(documentedMetrics(readme)).toEqual(['Listed Count', 'Runs Count', 'Speed Megabytes/Second', 'Written Bytes', 'Young Count']);
   });
 
   test('WHEN an alarm or widget names a wrong metric, namespace, dimension set or value THEN the check names each', () => {

@@ -68,7 +68,7 @@ export function serveFolder(root: string, account: Account): void {
   try {
     execFileSync('setfacl', ['-R', '-m', `${entry},d:${entry},d:m::rwx`, root], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (e) {
-    throw new Error(`setfacl on ${root} failed (install Debian acl; scripts/test.sh does): ${(e as { stderr?: Buffer }).stderr ?? e}`);
+    throw new Error(`setfacl on ${root} failed (install Debian acl; scripts/test.sh does): ${(e as { stderr?: Buffer }).stderr ?? e}`, { cause: e });
   }
   traversable(path.dirname(root), account);
 }

@@ -51,7 +51,7 @@ async function failure(p: Promise<unknown>): Promise<{ name: string; status?: nu
 
 const put = (key: string, body: string | Buffer, extra: Partial<ConstructorParameters<typeof PutObjectCommand>[0]> = {}, c = client) =>
   c.send(new PutObjectCommand({ Bucket: B, Key: key, Body: body, ...extra }));
-const text = async (key: string, c = client) => (await (await c.send(new GetObjectCommand({ Bucket: B, Key: key }))).Body!.transformToString());
+const text = async (key: string, c = client) => await (await c.send(new GetObjectCommand({ Bucket: B, Key: key }))).Body!.transformToString();
 
 /** A PUT whose body is sent in two halves; the second half waits for `release`. */
 function slowPut(key: string, body: Buffer, extra: Partial<ConstructorParameters<typeof PutObjectCommand>[0]> = {}, c = client) {
@@ -63,8 +63,7 @@ function slowPut(key: string, body: Buffer, extra: Partial<ConstructorParameters
 }
 
 /** A client that does not retry, so the caller sees the injected fault itself. */
-const noRetry = () =>
-  new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS, maxAttempts: 1 });
+const noRetry = () => new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS, maxAttempts: 1 });
 
 async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
@@ -145,7 +144,15 @@ describe('conditional writes', () => {
     );
     const results = await Promise.allSettled(
       uploads.map((u) =>
-        client.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: key, UploadId: u.UploadId, IfNoneMatch: '*', MultipartUpload: { Parts: [{ PartNumber: 1, ETag: u.ETag }] } })),
+        client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: B,
+            Key: key,
+            UploadId: u.UploadId,
+            IfNoneMatch: '*',
+            MultipartUpload: { Parts: [{ PartNumber: 1, ETag: u.ETag }] },
+          }),
+        ),
       ),
     );
     const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
@@ -162,7 +169,13 @@ describe('conditional writes', () => {
     const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: B, Key: 'mpu/exists' }));
     const part = await client.send(new UploadPartCommand({ Bucket: B, Key: 'mpu/exists', UploadId, PartNumber: 1, Body: 'tail' }));
     const complete = client.send(
-      new CompleteMultipartUploadCommand({ Bucket: B, Key: 'mpu/exists', UploadId, IfNoneMatch: '*', MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }),
+      new CompleteMultipartUploadCommand({
+        Bucket: B,
+        Key: 'mpu/exists',
+        UploadId,
+        IfNoneMatch: '*',
+        MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] },
+      }),
     );
     expect(await failure(complete)).toMatchObject({ name: 'PreconditionFailed', status: 412 });
     expect(await text('mpu/exists')).toBe('already here');
@@ -182,9 +195,30 @@ describe('multipart uploads', () => {
     const e2 = (await client.send(new UploadPartCommand({ Bucket: B, Key: key, UploadId, PartNumber: 2, Body: p2 }))).ETag!;
     const complete = (Parts: { PartNumber: number; ETag: string }[]) =>
       client.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: key, UploadId, MultipartUpload: { Parts } }));
-    expect(await failure(complete([{ PartNumber: 2, ETag: e2 }, { PartNumber: 1, ETag: e1 }]))).toMatchObject({ name: 'InvalidPartOrder', status: 400 });
-    expect(await failure(complete([{ PartNumber: 1, ETag: e2 }, { PartNumber: 2, ETag: e2 }]))).toMatchObject({ name: 'InvalidPart', status: 400 });
-    expect(await failure(complete([{ PartNumber: 2, ETag: e2 }, { PartNumber: 3, ETag: e2 }]))).toMatchObject({ name: 'InvalidPart', status: 400 });
+    expect(
+      await failure(
+        complete([
+          { PartNumber: 2, ETag: e2 },
+          { PartNumber: 1, ETag: e1 },
+        ]),
+      ),
+    ).toMatchObject({ name: 'InvalidPartOrder', status: 400 });
+    expect(
+      await failure(
+        complete([
+          { PartNumber: 1, ETag: e2 },
+          { PartNumber: 2, ETag: e2 },
+        ]),
+      ),
+    ).toMatchObject({ name: 'InvalidPart', status: 400 });
+    expect(
+      await failure(
+        complete([
+          { PartNumber: 2, ETag: e2 },
+          { PartNumber: 3, ETag: e2 },
+        ]),
+      ),
+    ).toMatchObject({ name: 'InvalidPart', status: 400 });
     const done = await complete([
       { PartNumber: 1, ETag: e1 },
       { PartNumber: 2, ETag: e2 },
@@ -209,7 +243,12 @@ describe('multipart uploads', () => {
         Bucket: B,
         Key: 'mpu/small',
         UploadId: small.UploadId,
-        MultipartUpload: { Parts: [{ PartNumber: 1, ETag: s1.ETag }, { PartNumber: 2, ETag: s2.ETag }] },
+        MultipartUpload: {
+          Parts: [
+            { PartNumber: 1, ETag: s1.ETag },
+            { PartNumber: 2, ETag: s2.ETag },
+          ],
+        },
       }),
     );
     expect(await failure(tooSmall)).toMatchObject({ name: 'EntityTooSmall', status: 400 });
@@ -223,8 +262,13 @@ describe('multipart uploads', () => {
     const listed = await client.send(new ListMultipartUploadsCommand({ Bucket: B, Prefix: 'mpu/aborted' }));
     expect(listed.Uploads?.map((u) => u.UploadId)).toEqual([UploadId]);
     await client.send(new AbortMultipartUploadCommand({ Bucket: B, Key: key, UploadId }));
-    expect(await failure(client.send(new UploadPartCommand({ Bucket: B, Key: key, UploadId, PartNumber: 2, Body: 'y' })))).toMatchObject({ name: 'NoSuchUpload', status: 404 });
-    const complete = client.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
+    expect(await failure(client.send(new UploadPartCommand({ Bucket: B, Key: key, UploadId, PartNumber: 2, Body: 'y' })))).toMatchObject({
+      name: 'NoSuchUpload',
+      status: 404,
+    });
+    const complete = client.send(
+      new CompleteMultipartUploadCommand({ Bucket: B, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }),
+    );
     expect(await failure(complete)).toMatchObject({ name: 'NoSuchUpload', status: 404 });
     expect(await failure(client.send(new AbortMultipartUploadCommand({ Bucket: B, Key: key, UploadId })))).toMatchObject({ name: 'NoSuchUpload', status: 404 });
     expect((await client.send(new ListMultipartUploadsCommand({ Bucket: B, Prefix: 'mpu/aborted' }))).Uploads ?? []).toEqual([]);
@@ -232,14 +276,24 @@ describe('multipart uploads', () => {
     expect(await s3.keys(B, key)).toEqual([]);
     // An upload id belongs to its key.
     const other = await client.send(new CreateMultipartUploadCommand({ Bucket: B, Key: 'mpu/other' }));
-    expect(await failure(client.send(new UploadPartCommand({ Bucket: B, Key: key, UploadId: other.UploadId, PartNumber: 1, Body: 'z' })))).toMatchObject({ name: 'NoSuchUpload' });
+    expect(await failure(client.send(new UploadPartCommand({ Bucket: B, Key: key, UploadId: other.UploadId, PartNumber: 1, Body: 'z' })))).toMatchObject({
+      name: 'NoSuchUpload',
+    });
     await client.send(new AbortMultipartUploadCommand({ Bucket: B, Key: 'mpu/other', UploadId: other.UploadId }));
   });
 });
 
 describe('checksums and aws-chunked bodies (the SDK default, as the images run on AWS)', () => {
   /** A client with the SDK's default checksum behaviour (WHEN_SUPPORTED), spelled out whatever client() does. */
-  const defaults = () => new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS, requestChecksumCalculation: 'WHEN_SUPPORTED', responseChecksumValidation: 'WHEN_SUPPORTED' });
+  const defaults = () =>
+    new S3Client({
+      endpoint: s3.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: S3RVER_CREDENTIALS,
+      requestChecksumCalculation: 'WHEN_SUPPORTED',
+      responseChecksumValidation: 'WHEN_SUPPORTED',
+    });
 
   test('a stream body goes aws-chunked with a CRC32 trailer: decoded, verified, stored, and returned for validation', async () => {
     const c = defaults();
@@ -283,7 +337,9 @@ describe('checksums and aws-chunked bodies (the SDK default, as the images run o
       const { UploadId } = await c.send(new CreateMultipartUploadCommand({ Bucket: B, Key: 'ck/mpu', ChecksumAlgorithm: 'CRC32' }));
       const stream = new PassThrough();
       stream.end(Buffer.alloc(5 * MiB, 7));
-      const p1 = await c.send(new UploadPartCommand({ Bucket: B, Key: 'ck/mpu', UploadId, PartNumber: 1, Body: stream, ContentLength: 5 * MiB, ChecksumAlgorithm: 'CRC32' }));
+      const p1 = await c.send(
+        new UploadPartCommand({ Bucket: B, Key: 'ck/mpu', UploadId, PartNumber: 1, Body: stream, ContentLength: 5 * MiB, ChecksumAlgorithm: 'CRC32' }),
+      );
       const p2 = await c.send(new UploadPartCommand({ Bucket: B, Key: 'ck/mpu', UploadId, PartNumber: 2, Body: 'end', ChecksumAlgorithm: 'CRC32' }));
       expect(p1.ChecksumCRC32).toBeDefined();
       await c.send(
@@ -291,7 +347,12 @@ describe('checksums and aws-chunked bodies (the SDK default, as the images run o
           Bucket: B,
           Key: 'ck/mpu',
           UploadId,
-          MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag, ChecksumCRC32: p1.ChecksumCRC32 }, { PartNumber: 2, ETag: p2.ETag, ChecksumCRC32: p2.ChecksumCRC32 }] },
+          MultipartUpload: {
+            Parts: [
+              { PartNumber: 1, ETag: p1.ETag, ChecksumCRC32: p1.ChecksumCRC32 },
+              { PartNumber: 2, ETag: p2.ETag, ChecksumCRC32: p2.ChecksumCRC32 },
+            ],
+          },
         }),
       );
       expect((await c.send(new HeadObjectCommand({ Bucket: B, Key: 'ck/mpu' }))).ContentLength).toBe(5 * MiB + 3);
@@ -309,7 +370,10 @@ describe('service limits', () => {
     expect(await failure(put('meta/big', 'x', { Metadata: { path: 'p'.repeat(2045) } }))).toMatchObject({ name: 'MetadataTooLarge', status: 400 });
     await put('meta/ok', 'x', { Metadata: { path: 'p'.repeat(2044) } });
     expect((await client.send(new HeadObjectCommand({ Bucket: B, Key: 'meta/ok' }))).Metadata).toEqual({ path: 'p'.repeat(2044) });
-    expect(await failure(client.send(new PutObjectCommand({ Bucket: 'no-such-bucket', Key: 'k', Body: 'x' })))).toMatchObject({ name: 'NoSuchBucket', status: 404 });
+    expect(await failure(client.send(new PutObjectCommand({ Bucket: 'no-such-bucket', Key: 'k', Body: 'x' })))).toMatchObject({
+      name: 'NoSuchBucket',
+      status: 404,
+    });
   });
 });
 
@@ -331,7 +395,9 @@ describe('listing', () => {
     const files: string[] = [];
     token = undefined;
     do {
-      const page: ListObjectsV2CommandOutput = await client.send(new ListObjectsV2Command({ Bucket: B, Prefix: 'ls/', Delimiter: '/', MaxKeys: 1, ContinuationToken: token }));
+      const page: ListObjectsV2CommandOutput = await client.send(
+        new ListObjectsV2Command({ Bucket: B, Prefix: 'ls/', Delimiter: '/', MaxKeys: 1, ContinuationToken: token }),
+      );
       folders.push(...(page.CommonPrefixes ?? []).map((p) => p.Prefix!));
       files.push(...(page.Contents ?? []).map((o) => o.Key!));
       token = page.NextContinuationToken;
@@ -357,7 +423,16 @@ describe('authorization', () => {
 
   test('every call is authorized as its IAM action on its resource; a denial is 403 AccessDenied with AWS XML', async () => {
     const seen: AuthorizeRequest[] = [];
-    s3.authorize(grants({ S3RVER: ['* *'], writer: [`s3:PutObject arn:aws:s3:::${B}/auth/*`], reader: [`s3:GetObject arn:aws:s3:::${B}/auth/*`, `s3:ListBucket arn:aws:s3:::${B}`] }, seen));
+    s3.authorize(
+      grants(
+        {
+          S3RVER: ['* *'],
+          writer: [`s3:PutObject arn:aws:s3:::${B}/auth/*`],
+          reader: [`s3:GetObject arn:aws:s3:::${B}/auth/*`, `s3:ListBucket arn:aws:s3:::${B}`],
+        },
+        seen,
+      ),
+    );
     const writer = s3.clientFor('writer');
     const reader = s3.clientFor('reader');
     try {
@@ -371,8 +446,16 @@ describe('authorization', () => {
         resource: `arn:aws:s3:::${B}`,
         context: expect.objectContaining({ 's3:prefix': 'auth/', 's3:delimiter': '/' }),
       });
-      expect(seen.find((r) => r.principal === 'writer' && r.resource === `arn:aws:s3:::${B}/auth/a`)).toMatchObject({ action: 's3:PutObject', operation: 'PutObject' });
-      expect(s3.requests().filter((r) => r.principal === 'writer' && r.status === 403).map((r) => r.code)).toEqual(['AccessDenied', 'AccessDenied']);
+      expect(seen.find((r) => r.principal === 'writer' && r.resource === `arn:aws:s3:::${B}/auth/a`)).toMatchObject({
+        action: 's3:PutObject',
+        operation: 'PutObject',
+      });
+      expect(
+        s3
+          .requests()
+          .filter((r) => r.principal === 'writer' && r.status === 403)
+          .map((r) => r.code),
+      ).toEqual(['AccessDenied', 'AccessDenied']);
       expect(await s3.keys(B, 'other/')).toEqual([]);
     } finally {
       writer.destroy();
@@ -447,7 +530,12 @@ describe('authorization', () => {
     s3.authorize(async (r) => {
       const result = await runSimulation(
         {
-          request: { principal: `arn:aws:iam::123456789012:role/${r.principal}`, action: r.action, resource: { resource: r.resource, accountId: '123456789012' }, contextVariables: r.context },
+          request: {
+            principal: `arn:aws:iam::123456789012:role/${r.principal}`,
+            action: r.action,
+            resource: { resource: r.resource, accountId: '123456789012' },
+            contextVariables: r.context,
+          },
           identityPolicies: [{ name: 'app', policy: identity }],
           serviceControlPolicies: [],
           resourceControlPolicies: [],
@@ -466,7 +554,15 @@ describe('authorization', () => {
       const { UploadId } = await c.send(new CreateMultipartUploadCommand({ Bucket: B, Key: 'enforced/m' }));
       const part = await c.send(new UploadPartCommand({ Bucket: B, Key: 'enforced/m', UploadId, PartNumber: 1, Body: 'm' }));
       const complete = (extra: { IfNoneMatch?: string }) =>
-        c.send(new CompleteMultipartUploadCommand({ Bucket: B, Key: 'enforced/m', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] }, ...extra }));
+        c.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: B,
+            Key: 'enforced/m',
+            UploadId,
+            MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] },
+            ...extra,
+          }),
+        );
       expect(await failure(complete({}))).toMatchObject({ name: 'AccessDenied', status: 403 });
       await complete({ IfNoneMatch: '*' });
       expect(await text('enforced/m', c)).toBe('m');
@@ -485,7 +581,9 @@ describe('authorization', () => {
     expect(map('POST', '/b/k?uploadId=u')[0].action).toBe('s3:PutObject');
     expect(map('DELETE', '/b/k?uploadId=u')[0].action).toBe('s3:AbortMultipartUpload');
     expect(map('DELETE', '/b/k')[0].action).toBe('s3:DeleteObject');
-    expect(map('GET', '/b?list-type=2&prefix=in%2F')).toEqual([expect.objectContaining({ action: 's3:ListBucket', resource: 'arn:aws:s3:::b', context: expect.objectContaining({ 's3:prefix': 'in/' }) })]);
+    expect(map('GET', '/b?list-type=2&prefix=in%2F')).toEqual([
+      expect.objectContaining({ action: 's3:ListBucket', resource: 'arn:aws:s3:::b', context: expect.objectContaining({ 's3:prefix': 'in/' }) }),
+    ]);
     expect(map('GET', '/b?uploads')[0].action).toBe('s3:ListBucketMultipartUploads');
     expect(map('PUT', '/b/k', { 'if-match': '"e"' }).map((r) => r.action)).toEqual(['s3:PutObject', 's3:GetObject']);
     expect(map('PUT', '/b/k', { 'if-none-match': '*' })[0].context).toMatchObject({ 's3:if-none-match': '*', 's3:ObjectCreationOperation': 'true' });
@@ -544,7 +642,12 @@ describe('fault injection and the request log', () => {
       // A drop mid-upload: the connection goes after 100 KiB of the body, and nothing is stored.
       s3.fault({ operation: 'PutObject', key: 'faults/midway', times: 1, action: { kind: 'reset', afterBytes: 100 * 1024 } });
       await expect(put('faults/midway', Buffer.alloc(MiB, 'm'), {}, once)).rejects.toThrow();
-      expect(s3.requests().filter((r) => r.key === 'faults/midway').map((r) => [r.fault, r.status])).toEqual([['reset before', 0]]);
+      expect(
+        s3
+          .requests()
+          .filter((r) => r.key === 'faults/midway')
+          .map((r) => [r.fault, r.status]),
+      ).toEqual([['reset before', 0]]);
       expect(await s3.keys(B, 'faults/midway')).toEqual([]);
 
       s3.fault({ operation: 'GetObject', key: 'faults/get', when: 'after', times: 1, action: { kind: 'reset', afterBytes: 1000 } });

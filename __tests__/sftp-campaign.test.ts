@@ -20,14 +20,18 @@ afterAll(async () => {
   await servers?.stop();
 });
 
-test(`GIVEN ${ROUNDS} seeded rounds of faults WHEN the rounds settle THEN every invariant holds (seed ${SEED})`, async () => {
-  campaign = await runCampaign({ seed: SEED, rounds: ROUNDS, sftp: servers!.sftp, s3: servers!.s3, bucket: BUCKET });
-  const figures = formatReport(campaign.report);
-  console.log(figures);
-  expect(campaign.report.runs).toBeGreaterThan(ROUNDS);
-  // The seed is in the message: a failure is reproducible with CAMPAIGN_SEED.
-  expect({ seed: SEED, violations: campaign.report.violations }).toEqual({ seed: SEED, violations: [] });
-}, 20 * 60_000);
+test(
+  `GIVEN ${ROUNDS} seeded rounds of faults WHEN the rounds settle THEN every invariant holds (seed ${SEED})`,
+  async () => {
+    campaign = await runCampaign({ seed: SEED, rounds: ROUNDS, sftp: servers!.sftp, s3: servers!.s3, bucket: BUCKET });
+    const figures = formatReport(campaign.report);
+    console.log(figures);
+    expect(campaign.report.runs).toBeGreaterThan(ROUNDS);
+    // The seed is in the message: a failure is reproducible with CAMPAIGN_SEED.
+    expect({ seed: SEED, violations: campaign.report.violations }).toEqual({ seed: SEED, violations: [] });
+  },
+  20 * 60_000,
+);
 
 test('GIVEN the settled campaign WHEN an object is corrupted, a source removed without its object and a version left un-ingested THEN the checker reports each', async () => {
   expect(campaign).toBeDefined();

@@ -48,7 +48,10 @@ function seed(root: string, dir: string): Map<string, string> {
 }
 
 async function objectSha(key: string): Promise<string> {
-  return crypto.createHash('sha256').update(await s3.get(BUCKET, key)).digest('hex');
+  return crypto
+    .createHash('sha256')
+    .update(await s3.get(BUCKET, key))
+    .digest('hex');
 }
 
 const servers: [string, () => Promise<SftpServer>][] = [
@@ -74,7 +77,11 @@ describe.each(servers)('%s', (_name, start) => {
     const scan = execFileSync('ssh-keyscan', ['-p', String(sftp.port), '127.0.0.1'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     const scanned = path.join(dir, 'scanned.pub');
     fs.writeFileSync(scanned, scan.replace(/^\S+ /gm, ''));
-    const offered = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', scanned], { encoding: 'utf8' }).split('\n').filter(Boolean).map((l) => l.split(/\s+/)[1]).sort();
+    const offered = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', scanned], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(/\s+/)[1])
+      .sort();
     expect(offered).toEqual(sftp.hostKeys.map((k) => k.fingerprint).sort());
     expect(sftp.hostKeys.map((k) => k.type).sort()).toEqual(['ecdsa-sha2-nistp256', 'rsa-sha2-512', 'ssh-ed25519']);
     if (process.getuid!() === 0) expect(sftp.user).toBe(SFTP_TEST_USER);
@@ -85,17 +92,45 @@ describe.each(servers)('%s', (_name, start) => {
       expect(execFileSync('getent', ['passwd', sftp.user], { encoding: 'utf8' }).trim().split(':')[6]).toBe('/usr/sbin/nologin');
     }
     const sftpAs = (user: string) =>
-      spawnSync('sftp', ['-b', '-', '-P', String(sftp.port), '-i', sftp.privateKeyFile, '-o', `UserKnownHostsFile=${path.join(dir, 'scanned')}`, '-o', 'StrictHostKeyChecking=no', `${user}@127.0.0.1`], {
-        input: 'ls\n',
-        encoding: 'utf8',
-      });
+      spawnSync(
+        'sftp',
+        [
+          '-b',
+          '-',
+          '-P',
+          String(sftp.port),
+          '-i',
+          sftp.privateKeyFile,
+          '-o',
+          `UserKnownHostsFile=${path.join(dir, 'scanned')}`,
+          '-o',
+          'StrictHostKeyChecking=no',
+          `${user}@127.0.0.1`,
+        ],
+        {
+          input: 'ls\n',
+          encoding: 'utf8',
+        },
+      );
     expect(sftpAs('root').status).not.toBe(0);
     expect(sftpAs(sftp.user).status).toBe(0);
   });
 
   test('GIVEN a live SFTP session WHEN killSessions THEN that connection drops and the server still accepts new ones', async () => {
     const dir = path.dirname(sftp.privateKeyFile);
-    const args = ['-b', '-', '-P', String(sftp.port), '-i', sftp.privateKeyFile, '-o', `UserKnownHostsFile=${path.join(dir, 'kill_known')}`, '-o', 'StrictHostKeyChecking=no', `${sftp.user}@127.0.0.1`];
+    const args = [
+      '-b',
+      '-',
+      '-P',
+      String(sftp.port),
+      '-i',
+      sftp.privateKeyFile,
+      '-o',
+      `UserKnownHostsFile=${path.join(dir, 'kill_known')}`,
+      '-o',
+      'StrictHostKeyChecking=no',
+      `${sftp.user}@127.0.0.1`,
+    ];
     const client = spawn('sftp', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => client.on('exit', (code) => resolve(code)));
     let out = '';
@@ -114,47 +149,54 @@ describe.each(servers)('%s', (_name, start) => {
     expect(spawnSync('sftp', args, { input: 'pwd\n', encoding: 'utf8' }).status).toBe(0);
   });
 
-  test.each(['rsa-sha2-512', 'ecdsa-sha2-nistp256', 'ssh-ed25519'])('GIVEN only the %s host key fingerprint WHEN the lister connects THEN it accepts the server', async (type) => {
-    fs.mkdirSync(path.join(sftp.root, 'hostkey'), { recursive: true });
-    const only = sftp.hostKeys.find((k) => k.type === type)!.fingerprint;
-    const r = await runLister(env('hostkey', { SFTP_HOST_KEY_FINGERPRINTS: only }));
-    expect(r.stderr).not.toMatch(/"level":"error"/);
-    expect(r.code).toBe(0);
-  });
+  test.each(['rsa-sha2-512', 'ecdsa-sha2-nistp256', 'ssh-ed25519'])(
+    'GIVEN only the %s host key fingerprint WHEN the lister connects THEN it accepts the server',
+    async (type) => {
+      fs.mkdirSync(path.join(sftp.root, 'hostkey'), { recursive: true });
+      const only = sftp.hostKeys.find((k) => k.type === type)!.fingerprint;
+      const r = await runLister(env('hostkey', { SFTP_HOST_KEY_FINGERPRINTS: only }));
+      expect(r.stderr).not.toMatch(/"level":"error"/);
+      expect(r.code).toBe(0);
+    },
+  );
 
-  test.each(['leave', 'delete', 'move'])('GIVEN the same files WHEN ingested with COMPLETION=%s THEN every object is byte-identical and announced, and completion does its job on every server', async (mode) => {
-    const files = seed(sftp.root, mode);
-    const manifestKey = `manifests/${sftp.kind}-${mode}.json`;
-    const r = await runLister(env(mode, { COMPLETION: mode, COMPLETION_MOVE_DIR: mode === 'move' ? `${mode}/done` : undefined, MANIFEST_KEY: manifestKey }));
-    const keys = [...files.keys()].map((rel) => `${sftp.kind}/${mode}/${rel}`).sort();
+  test.each(['leave', 'delete', 'move'])(
+    'GIVEN the same files WHEN ingested with COMPLETION=%s THEN every object is byte-identical and announced, and completion does its job on every server',
+    async (mode) => {
+      const files = seed(sftp.root, mode);
+      const manifestKey = `manifests/${sftp.kind}-${mode}.json`;
+      const r = await runLister(env(mode, { COMPLETION: mode, COMPLETION_MOVE_DIR: mode === 'move' ? `${mode}/done` : undefined, MANIFEST_KEY: manifestKey }));
+      const keys = [...files.keys()].map((rel) => `${sftp.kind}/${mode}/${rel}`).sort();
 
-    // Whatever the server's semantics, every file lands byte-identical and is announced.
-    expect(r.summary).toMatchObject({ ingested: files.size, failed: 0 });
-    expect(await s3.keys(BUCKET, `${sftp.kind}/${mode}/`)).toEqual(keys);
-    for (const [rel, sha] of files) expect(await objectSha(`${sftp.kind}/${mode}/${rel}`)).toBe(sha);
-    expect(JSON.parse((await s3.get(BUCKET, manifestKey)).toString()).sort()).toEqual(keys);
-    const onServer = (rel: string) => fs.existsSync(path.join(sftp.root, mode, rel));
+      // Whatever the server's semantics, every file lands byte-identical and is announced.
+      expect(r.summary).toMatchObject({ ingested: files.size, failed: 0 });
+      expect(await s3.keys(BUCKET, `${sftp.kind}/${mode}/`)).toEqual(keys);
+      for (const [rel, sha] of files) expect(await objectSha(`${sftp.kind}/${mode}/${rel}`)).toBe(sha);
+      expect(JSON.parse((await s3.get(BUCKET, manifestKey)).toString()).sort()).toEqual(keys);
+      const onServer = (rel: string) => fs.existsSync(path.join(sftp.root, mode, rel));
 
-    expect(r.code).toBe(0);
-    expect(r.summary).toMatchObject({ completed: mode === 'leave' ? 0 : files.size, completionFailed: 0 });
-    for (const [rel, sha] of files) {
-      expect(onServer(rel)).toBe(mode === 'leave');
-      if (mode !== 'move') continue;
-      const moved = path.join(sftp.root, mode, 'done', rel);
-      expect(crypto.createHash('sha256').update(fs.readFileSync(moved)).digest('hex')).toBe(sha);
-      // A rename keeps the file's mtime; without rename (object store) the lister copies, verifies the
-      // copy against the bytes in S3 and deletes: the copy is a new upload, dated now.
-      const mtimeAge = Date.now() / 1000 - fs.statSync(moved).mtimeMs / 1000;
-      if (sftp.renames) expect(mtimeAge).toBeGreaterThan(3000);
-      else expect(mtimeAge).toBeLessThan(600);
-    }
-    // The sessions ran as the account: what the lister created on the server is the account's.
-    if (mode === 'move') expect(fs.statSync(path.join(sftp.root, mode, 'done')).uid).toBe(Number(execFileSync('id', ['-u', sftp.user], { encoding: 'utf8' })));
-    expect(onServer('.upload.tmp')).toBe(true);
+      expect(r.code).toBe(0);
+      expect(r.summary).toMatchObject({ completed: mode === 'leave' ? 0 : files.size, completionFailed: 0 });
+      for (const [rel, sha] of files) {
+        expect(onServer(rel)).toBe(mode === 'leave');
+        if (mode !== 'move') continue;
+        const moved = path.join(sftp.root, mode, 'done', rel);
+        expect(crypto.createHash('sha256').update(fs.readFileSync(moved)).digest('hex')).toBe(sha);
+        // A rename keeps the file's mtime; without rename (object store) the lister copies, verifies the
+        // copy against the bytes in S3 and deletes: the copy is a new upload, dated now.
+        const mtimeAge = Date.now() / 1000 - fs.statSync(moved).mtimeMs / 1000;
+        if (sftp.renames) expect(mtimeAge).toBeGreaterThan(3000);
+        else expect(mtimeAge).toBeLessThan(600);
+      }
+      // The sessions ran as the account: what the lister created on the server is the account's.
+      if (mode === 'move')
+        expect(fs.statSync(path.join(sftp.root, mode, 'done')).uid).toBe(Number(execFileSync('id', ['-u', sftp.user], { encoding: 'utf8' })));
+      expect(onServer('.upload.tmp')).toBe(true);
 
-    // A second run finds nothing new (and never ingests the move folder).
-    const again = await runLister(env(mode, { COMPLETION: mode, COMPLETION_MOVE_DIR: mode === 'move' ? `${mode}/done` : undefined }));
-    expect(again.summary).toMatchObject({ ingested: 0, failed: 0 });
-    expect(await s3.keys(BUCKET, `${sftp.kind}/${mode}/`)).toEqual(keys);
-  });
+      // A second run finds nothing new (and never ingests the move folder).
+      const again = await runLister(env(mode, { COMPLETION: mode, COMPLETION_MOVE_DIR: mode === 'move' ? `${mode}/done` : undefined }));
+      expect(again.summary).toMatchObject({ ingested: 0, failed: 0 });
+      expect(await s3.keys(BUCKET, `${sftp.kind}/${mode}/`)).toEqual(keys);
+    },
+  );
 });

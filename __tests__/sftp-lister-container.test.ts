@@ -52,14 +52,23 @@ test('GIVEN the task definition WHEN the container starts THEN it can make tempo
 });
 
 test('GIVEN files on SFTP WHEN the container runs with a read-only root THEN it ingests them and writes the manifest; a second run ingests none', async () => {
-  for (const [name, body] of [['a.xml', '<a/>'], ['b.xml', '<b>2</b>']]) {
+  for (const [name, body] of [
+    ['a.xml', '<a/>'],
+    ['b.xml', '<b>2</b>'],
+  ]) {
     const p = path.join(sftp.root, 'inbox', name);
     fs.mkdirSync(path.dirname(p), { recursive: true });
     fs.writeFileSync(p, body);
     age(p, 3600);
   }
   // The image's own PATH and HOME, as in ECS; everything else as the task definition would set it.
-  const env = listerEnv(sftp, s3, BUCKET, { PATH: undefined, HOME: undefined, SFTP_REMOTE_DIR: 'inbox', DEST_PREFIX: 'landing/', MANIFEST_KEY: 'manifests/run-1.json' });
+  const env = listerEnv(sftp, s3, BUCKET, {
+    PATH: undefined,
+    HOME: undefined,
+    SFTP_REMOTE_DIR: 'inbox',
+    DEST_PREFIX: 'landing/',
+    MANIFEST_KEY: 'manifests/run-1.json',
+  });
 
   const r = await runTask(TAG, task, { env });
   expect(r.stderr).not.toMatch(/EROFS|EACCES|PRIVATE KEY/);

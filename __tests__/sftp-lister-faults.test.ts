@@ -9,7 +9,17 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { S3Server, startS3 } from '../tools/servers/s3';
 import type { SftpServer } from '../tools/servers/sshd';
-import { age, LISTER_DIR, LISTER_MAIN, ListerResult, ListerServers, listerEnv, runLister, startListerServers, writeRandomFile } from '../tools/servers/lister-harness';
+import {
+  age,
+  LISTER_DIR,
+  LISTER_MAIN,
+  ListerResult,
+  ListerServers,
+  listerEnv,
+  runLister,
+  startListerServers,
+  writeRandomFile,
+} from '../tools/servers/lister-harness';
 
 const BUCKET = 'ingest';
 const MiB = 1024 * 1024;
@@ -41,7 +51,10 @@ async function objectSha(key: string): Promise<string> {
 }
 
 /** Runs with debug progress lines and calls `act` once, after the first part of `key` is uploaded (mid-transfer). */
-function runAndActMidTransfer(e: Record<string, string>, act: (child: import('node:child_process').ChildProcess) => void): Promise<ListerResult & { acted: boolean }> {
+function runAndActMidTransfer(
+  e: Record<string, string>,
+  act: (child: import('node:child_process').ChildProcess) => void,
+): Promise<ListerResult & { acted: boolean }> {
   let acted = false;
   return runLister(
     { ...e, LOG_LEVEL: 'debug' },
@@ -320,7 +333,14 @@ async function startNoFstatServer(root: string, clientPublicKey: string): Promis
           const handles = new Map<string, { fd?: number; dir?: string[]; path?: string }>();
           let next = 0;
           const local = (p: string) => path.join(root, path.posix.resolve('/', p));
-          const attrs = (st: fs.Stats) => ({ mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, atime: Math.floor(st.atimeMs / 1000), mtime: Math.floor(st.mtimeMs / 1000) });
+          const attrs = (st: fs.Stats) => ({
+            mode: st.mode,
+            uid: st.uid,
+            gid: st.gid,
+            size: st.size,
+            atime: Math.floor(st.atimeMs / 1000),
+            mtime: Math.floor(st.mtimeMs / 1000),
+          });
           const handle = (h: { fd?: number; dir?: string[]; path?: string }) => {
             const id = Buffer.alloc(4);
             id.writeUInt32BE(next++);
@@ -340,7 +360,10 @@ async function startNoFstatServer(root: string, clientPublicKey: string): Promis
             if (!d?.dir) return sftp.status(id, STATUS_CODE.FAILURE);
             if (d.dir.length === 0) return sftp.status(id, STATUS_CODE.EOF);
             const batch = d.dir.splice(0, 100);
-            sftp.name(id, batch.map((n) => ({ filename: n, longname: n, attrs: attrs(fs.lstatSync(path.join(d.path!, n))) })));
+            sftp.name(
+              id,
+              batch.map((n) => ({ filename: n, longname: n, attrs: attrs(fs.lstatSync(path.join(d.path!, n))) })),
+            );
           });
           sftp.on('OPEN', (id: number, p: string, flags: number) => {
             if (flags !== OPEN_MODE.READ) return sftp.status(id, STATUS_CODE.PERMISSION_DENIED);

@@ -77,7 +77,15 @@ test('GIVEN 10,000 small new files and the defaults WHEN one run comes THEN all 
   s3.clearRequests();
   const r = await runLister(env('ten-k', { MANIFEST_KEY: 'manifests/run-1.json', METRICS_PIPELINE: 'xml-test', LISTING_WARN_FILES: '5000' }));
   expect(r.code).toBe(0);
-  expect(r.summary).toMatchObject({ listed: 10_000, ingested: 10_000, deferred: 0, failed: 0, heads: 0, batches: 50, batchIndexKey: 'manifests/run-1/batches.json' });
+  expect(r.summary).toMatchObject({
+    listed: 10_000,
+    ingested: 10_000,
+    deferred: 0,
+    failed: 0,
+    heads: 0,
+    batches: 50,
+    batchIndexKey: 'manifests/run-1/batches.json',
+  });
 
   // S3 requests: one PutObject per file, plus a bounded number per run (index GET/PUT, manifest, batches).
   const requests = s3.requests();
@@ -87,14 +95,20 @@ test('GIVEN 10,000 small new files and the defaults WHEN one run comes THEN all 
   expect([...perKey.values()].filter((ops) => ops.length !== 1 || ops[0] !== 'PutObject')).toEqual([]);
   const perRun = requests.filter((q) => !q.key?.startsWith('ten-k/'));
   expect(perRun.length).toBeLessThanOrEqual(1 /* index GET */ + 1 /* index PUT */ + 1 /* manifest */ + 50 /* batches */ + 1 /* batch index */);
-  console.log(`10,000 small files: ${r.summary!.seconds} s, ${(requests.length / 10_000).toFixed(4)} S3 requests per file, peak RSS ${r.summary!.maxRssMB} MiB`);
+  console.log(
+    `10,000 small files: ${r.summary!.seconds} s, ${(requests.length / 10_000).toFixed(4)} S3 requests per file, peak RSS ${r.summary!.maxRssMB} MiB`,
+  );
 
   // Contract C3: batches of at most 200 keys, together exactly the manifest; the index is the last write.
   const manifest = await json<string[]>('manifests/run-1.json');
   expect(manifest).toEqual(names.map((n) => `ten-k/${n}`));
   const index = await json<{ manifest: string; files: number; bytes: number }[]>('manifests/run-1/batches.json');
   expect(index).toHaveLength(50);
-  expect(index[0]).toEqual({ manifest: 'manifests/run-1/batches/00001.json', files: 200, bytes: manifest.slice(0, 200).reduce((n, k) => n + `<f n="${Number(k.slice(7, 12))}"/>`.length, 0) });
+  expect(index[0]).toEqual({
+    manifest: 'manifests/run-1/batches/00001.json',
+    files: 200,
+    bytes: manifest.slice(0, 200).reduce((n, k) => n + `<f n="${Number(k.slice(7, 12))}"/>`.length, 0),
+  });
   const batched: string[] = [];
   for (const item of index) {
     const keys = await json<string[]>(item.manifest);
@@ -116,8 +130,24 @@ test('GIVEN 10,000 small new files and the defaults WHEN one run comes THEN all 
   expect(lines.every((l) => l.FilesIngested === 1 && l.msg === 'ingested' && l.IngestRetries === 0)).toBe(true);
   expect(lines.reduce((n, l) => n + (l.BytesIngested as number), 0)).toBe(r.summary!.bytes);
   const runLine = JSON.parse(r.stdout.trim()) as Record<string, unknown>;
-  expect(checkEmf(runLine, 'xml-test')).toEqual(['ListerRuns', 'ListerRunFailures', 'FilesListed', 'FilesTooYoung', 'FilesPresent', 'IngestRunSeconds', 'IngestThroughput']);
-  expect(runLine).toMatchObject({ ListerRuns: 1, ListerRunFailures: 0, FilesListed: 10_000, FilesTooYoung: 0, FilesPresent: 0, IngestRunSeconds: r.summary!.seconds, IngestThroughput: r.summary!.MBps });
+  expect(checkEmf(runLine, 'xml-test')).toEqual([
+    'ListerRuns',
+    'ListerRunFailures',
+    'FilesListed',
+    'FilesTooYoung',
+    'FilesPresent',
+    'IngestRunSeconds',
+    'IngestThroughput',
+  ]);
+  expect(runLine).toMatchObject({
+    ListerRuns: 1,
+    ListerRunFailures: 0,
+    FilesListed: 10_000,
+    FilesTooYoung: 0,
+    FilesPresent: 0,
+    IngestRunSeconds: r.summary!.seconds,
+    IngestThroughput: r.summary!.MBps,
+  });
 
   // State between runs follows what is still on the server: 9,000 files leave it, the index drops them.
   for (const n of names.slice(1000)) fs.unlinkSync(path.join(sftp.root, 'ten-k', n));
@@ -151,7 +181,10 @@ test('GIVEN files of mixed sizes WHEN batched by BATCH_MAX_FILES and BATCH_MAX_B
 
 test('GIVEN 100 small files and S3 holding every PutObject WHEN run THEN exactly SMALL_FILE_CONCURRENCY of them are in flight at once (32 by default, 8 when set)', async () => {
   seedMany('inflight', 100);
-  for (const [setting, expected] of [[undefined, 32], ['8', 8]] as const) {
+  for (const [setting, expected] of [
+    [undefined, 32],
+    ['8', 8],
+  ] as const) {
     const prefix = `inflight-${expected}/`;
     const stall = s3.fault({ operation: 'PutObject', key: new RegExp(`^${prefix}`), action: { kind: 'stall' } });
     const running = runLister(env('inflight', { DEST_PREFIX: prefix, SMALL_FILE_CONCURRENCY: setting }));
@@ -204,7 +237,10 @@ test('GIVEN a file already in S3 that the index does not record WHEN a small fil
   s3.clearRequests();
   const r = await runLister(env('known', { MANIFEST_KEY: 'manifests/known.json' }));
   expect(r.summary).toMatchObject({ ingested: 0, alreadyPresent: 2, announcedAgain: 2, heads: 2 });
-  const ops = s3.requests().filter((q) => q.key === 'known/f00000.xml').map((q) => `${q.operation} ${q.status}`);
+  const ops = s3
+    .requests()
+    .filter((q) => q.key === 'known/f00000.xml')
+    .map((q) => `${q.operation} ${q.status}`);
   expect(ops).toEqual(['PutObject 412', 'HeadObject 200']);
   expect(await json<string[]>('manifests/known.json')).toEqual(['known/f00000.xml', 'known/f00001.xml']);
 });

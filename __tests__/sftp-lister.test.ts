@@ -52,7 +52,15 @@ describe('ingest runs', () => {
     const r = await runLister(env('basic', { SFTP_RECURSIVE: 'true', MANIFEST_KEY: 'manifests/basic-1.json' }));
 
     expect(r.code).toBe(0);
-    expect(r.summary).toMatchObject({ listed: 4, tooYoung: 0, alreadyPresent: 0, ingested: 4, failed: 0, bytes: 100_008, manifestKey: 'manifests/basic-1.json' });
+    expect(r.summary).toMatchObject({
+      listed: 4,
+      tooYoung: 0,
+      alreadyPresent: 0,
+      ingested: 4,
+      failed: 0,
+      bytes: 100_008,
+      manifestKey: 'manifests/basic-1.json',
+    });
     const keys = ['basic/a.xml', 'basic/b.xml', 'basic/empty.xml', 'basic/sub/c.xml'];
     expect(await s3.keys(BUCKET, 'basic/')).toEqual(keys);
     expect((await manifest('manifests/basic-1.json')).sort()).toEqual(keys);
@@ -266,7 +274,11 @@ describe('S3 object content', () => {
     expect(a.summary!.failed + b.summary!.failed).toBe(0);
     for (const [name, body] of Object.entries(files)) expect(sha256(await s3.get(BUCKET, `overlap/${name}`))).toBe(sha256(body));
     const union = new Set([...(await manifest('manifests/overlap-a.json')), ...(await manifest('manifests/overlap-b.json'))]);
-    expect([...union].sort()).toEqual(Object.keys(files).map((n) => `overlap/${n}`).sort());
+    expect([...union].sort()).toEqual(
+      Object.keys(files)
+        .map((n) => `overlap/${n}`)
+        .sort(),
+    );
     // Afterwards the index (merged by both runs, or repaired by HeadObject) says all are present.
     expect((await runLister(env('overlap'))).summary).toMatchObject({ alreadyPresent: 12, ingested: 0 });
   });
@@ -341,7 +353,11 @@ describe('nothing lost, duplicated or corrupted (issue 11)', () => {
     expect(a.summary!.failed + b.summary!.failed + a.summary!.completionFailed + b.summary!.completionFailed).toBe(0);
     for (const [name, body] of Object.entries(files)) expect(sha256(await s3.get(BUCKET, `overdel/${name}`))).toBe(sha256(body));
     const announced = await union('manifests/overdel-a.json', 'manifests/overdel-b.json');
-    expect([...announced].sort()).toEqual(Object.keys(files).map((n) => `overdel/${n}`).sort());
+    expect([...announced].sort()).toEqual(
+      Object.keys(files)
+        .map((n) => `overdel/${n}`)
+        .sort(),
+    );
     expect(fs.readdirSync(path.join(sftp.root, 'overdel'))).toEqual([]);
   });
 
@@ -386,7 +402,10 @@ describe('nothing lost, duplicated or corrupted (issue 11)', () => {
   test('GIVEN two names that are not valid UTF-8 WHEN run THEN each is skipped with its reason in the log and the summary, the rest lands, exit 1', async () => {
     const dir = path.join(sftp.root, 'latin1');
     seed('latin1', { 'ok.xml': 'ok' });
-    for (const bytes of [[0x63, 0x61, 0x66, 0xe9], [0x63, 0x61, 0x66, 0xe8]]) {
+    for (const bytes of [
+      [0x63, 0x61, 0x66, 0xe9],
+      [0x63, 0x61, 0x66, 0xe8],
+    ]) {
       const p = Buffer.concat([Buffer.from(`${dir}/`), Buffer.from(bytes), Buffer.from('.xml')]);
       fs.writeFileSync(p, 'latin-1 name');
       fs.utimesSync(p, Date.now() / 1000 - 3600, Date.now() / 1000 - 3600);
@@ -485,12 +504,15 @@ describe('IAM as on AWS', () => {
 describe('portability and messages (issue 11)', () => {
   beforeAll(() => seed('port', { 'a.txt': 'a' }));
 
-  test.each(['rsa-sha2-512', 'ecdsa-sha2-nistp256'])('GIVEN only the %s host key fingerprint of a server with three WHEN run THEN it connects', async (type) => {
-    const key = sftp.hostKeys.find((k) => k.type === type)!;
-    const r = await runLister(env('port', { SFTP_HOST_KEY_FINGERPRINTS: key.fingerprint, DEST_PREFIX: `port-${type}/` }));
-    expect(r.code).toBe(0);
-    expect(r.summary).toMatchObject({ ingested: 1 });
-  });
+  test.each(['rsa-sha2-512', 'ecdsa-sha2-nistp256'])(
+    'GIVEN only the %s host key fingerprint of a server with three WHEN run THEN it connects',
+    async (type) => {
+      const key = sftp.hostKeys.find((k) => k.type === type)!;
+      const r = await runLister(env('port', { SFTP_HOST_KEY_FINGERPRINTS: key.fingerprint, DEST_PREFIX: `port-${type}/` }));
+      expect(r.code).toBe(0);
+      expect(r.summary).toMatchObject({ ingested: 1 });
+    },
+  );
 
   test('GIVEN no fingerprint of the server WHEN run THEN the refusal names every key type and fingerprint presented (exit 3)', async () => {
     const r = await runLister(env('port', { SFTP_HOST_KEY_FINGERPRINTS: `SHA256:${'C'.repeat(43)}`, DEST_PREFIX: 'port-none/' }));

@@ -28,7 +28,11 @@ const FILES = Number(process.env.BENCH_FILES ?? 10_000);
 interface ListerModules {
   loadConfig(env: Record<string, string | undefined>): unknown;
   connect(cfg: unknown): Promise<{ sftp: unknown; close(): void }>;
-  ParallelReadStream: new (conn: unknown, file: { path: string; rel: string; size: number; mtime: number }, opts: { window: number; chunk: number }) => NodeJS.ReadableStream;
+  ParallelReadStream: new (
+    conn: unknown,
+    file: { path: string; rel: string; size: number; mtime: number },
+    opts: { window: number; chunk: number },
+  ) => NodeJS.ReadableStream;
 }
 
 function loadLister(): ListerModules {
@@ -46,7 +50,9 @@ function writeRandom(file: string, size: number): void {
   fs.utimesSync(file, t, t);
 }
 
-function runEntrypoint(env: Record<string, string>): Promise<{ code: number | null; summary: Record<string, number | string | null>; rssKiB: number; stderr: string }> {
+function runEntrypoint(
+  env: Record<string, string>,
+): Promise<{ code: number | null; summary: Record<string, number | string | null>; rssKiB: number; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn('/usr/bin/time', ['-f', 'maxrss_kib=%M', process.execPath, path.join(lister, 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -93,7 +99,10 @@ async function main(): Promise<void> {
       const st = fs.statSync(big);
       const t = performance.now();
       const sink = new Writable({ write: (_c, _e, cb) => cb() });
-      await pipeline(new mods.ParallelReadStream(conn, { path: 'big/big.bin', rel: 'big.bin', size: st.size, mtime: Math.floor(st.mtimeMs / 1000) }, { window, chunk }), sink);
+      await pipeline(
+        new mods.ParallelReadStream(conn, { path: 'big/big.bin', rel: 'big.bin', size: st.size, mtime: Math.floor(st.mtimeMs / 1000) }, { window, chunk }),
+        sink,
+      );
       const s = (performance.now() - t) / 1000;
       conn.close();
       return size / 1e6 / s;
@@ -127,7 +136,8 @@ async function main(): Promise<void> {
     if (fill.code !== 0 || fill.summary.ingested !== FILES) throw new Error(`setup run failed: ${JSON.stringify(fill.summary)}`);
     const decideRuns = [];
     for (let i = 0; i < 3; i++) decideRuns.push(await runEntrypoint(manyEnv));
-    for (const r of decideRuns) if (r.summary.alreadyPresent !== FILES || r.summary.ingested !== 0) throw new Error(`decide run wrong: ${JSON.stringify(r.summary)}`);
+    for (const r of decideRuns)
+      if (r.summary.alreadyPresent !== FILES || r.summary.ingested !== 0) throw new Error(`decide run wrong: ${JSON.stringify(r.summary)}`);
     const decide = Math.min(...decideRuns.map((r) => Number(r.summary.decideSeconds)));
     const newRun = await runEntrypoint({ ...manyEnv, DEST_PREFIX: 'many-fresh/', MAX_FILES: '1' });
     const decideNew = Number(newRun.summary.decideSeconds);
@@ -139,7 +149,13 @@ async function main(): Promise<void> {
     // The image's own uploader (same part size, queue and buffer pool), fed from a local file.
     const { BufferPool, uploadStream } = require(path.join(lister, 'upload.js'));
     const { S3Client } = require(path.join(repo, 'images', 'sftp-lister', 'node_modules', '@aws-sdk', 'client-s3'));
-    const client = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, requestChecksumCalculation: 'WHEN_REQUIRED' });
+    const client = new S3Client({
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+    });
     const t = performance.now();
     await uploadStream(client, new BufferPool(8 * MiB, 5), { Bucket: 'bench', Key: 'local/big.bin', Metadata: {} }, fs.createReadStream(big), size, {
       queueSize: 4,
@@ -150,17 +166,37 @@ async function main(): Promise<void> {
 
     const rows: [string, string, string, string][] = [
       ['measure', 'sftp-lister', 'anchor', 'goal'],
-      [`SFTP read, ${FILE_MIB} MiB file, best of 3 (MB/s)`, fmt(ours), `OpenSSH sftp -b get: ${fmt(sftpCli)}`, `>= 0.5x -> ${fmt(ours / sftpCli, 2)}x ${ours / sftpCli >= 0.5 ? 'MET' : 'NOT MET'}`],
+      [
+        `SFTP read, ${FILE_MIB} MiB file, best of 3 (MB/s)`,
+        fmt(ours),
+        `OpenSSH sftp -b get: ${fmt(sftpCli)}`,
+        `>= 0.5x -> ${fmt(ours / sftpCli, 2)}x ${ours / sftpCli >= 0.5 ? 'MET' : 'NOT MET'}`,
+      ],
       ['  median of 3 (MB/s)', fmt(median(oursRuns)), `OpenSSH: ${fmt(median(sshRuns))}`, `${fmt(median(oursRuns) / median(sshRuns), 2)}x`],
       ['  one read in flight (ssh2-sftp-client style)', fmt(single), '', `${fmt(single / sftpCli, 2)}x of OpenSSH`],
-      [`list ${FILES} files + decide, all present (s)`, fmt(decide, 3), `HeadObject calls: ${decideRuns.map((r) => r.summary.heads).join('/')} (vs ${FILES} without the index)`, `<= 0.5 s -> ${decide <= 0.5 ? 'MET' : 'NOT MET'}`],
+      [
+        `list ${FILES} files + decide, all present (s)`,
+        fmt(decide, 3),
+        `HeadObject calls: ${decideRuns.map((r) => r.summary.heads).join('/')} (vs ${FILES} without the index)`,
+        `<= 0.5 s -> ${decide <= 0.5 ? 'MET' : 'NOT MET'}`,
+      ],
       [`list ${FILES} files + decide, none present (s)`, fmt(decideNew, 3), '', ''],
-      ['  connect + authenticate, before listing (s)', fmt(Math.min(...decideRuns.map((r) => Number(r.summary.connectSeconds))), 3), 'not part of the figures above', ''],
+      [
+        '  connect + authenticate, before listing (s)',
+        fmt(Math.min(...decideRuns.map((r) => Number(r.summary.connectSeconds))), 3),
+        'not part of the figures above',
+        '',
+      ],
       [`end-to-end SFTP -> S3, ${FILE_MIB} MiB (MB/s)`, fmt(Number(e2e.summary.MBps)), `S3 upload of a local file (same uploader): ${fmt(s3Only)}`, ''],
       ['peak RSS, end-to-end run (MiB)', fmt(e2e.rssKiB / 1024), `file size ${FILE_MIB} MiB`, 'bounded'],
       [`peak RSS, ${FILES}-file decide run (MiB)`, fmt(Math.max(...decideRuns.map((r) => r.rssKiB)) / 1024), '', ''],
     ];
-    rows.push(['load average (1 min) at the end', require('node:os').loadavg()[0].toFixed(1), `${require('node:os').cpus().length} CPUs`, 'figures are noisy when busy']);
+    rows.push([
+      'load average (1 min) at the end',
+      require('node:os').loadavg()[0].toFixed(1),
+      `${require('node:os').cpus().length} CPUs`,
+      'figures are noisy when busy',
+    ]);
     const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
     for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join(' | '));
   } finally {

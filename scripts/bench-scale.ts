@@ -72,7 +72,20 @@ function opensshGet(sftp: SftpServer, remoteDir: string): { seconds: number; cpu
     const [cmd, ...args] = TIME;
     const r = spawnSync(
       cmd,
-      [...args, 'sftp', '-q', '-b', '-', '-P', String(sftp.port), '-i', sftp.privateKeyFile, '-o', `UserKnownHostsFile=${knownHosts}`, `${sftp.user}@127.0.0.1`],
+      [
+        ...args,
+        'sftp',
+        '-q',
+        '-b',
+        '-',
+        '-P',
+        String(sftp.port),
+        '-i',
+        sftp.privateKeyFile,
+        '-o',
+        `UserKnownHostsFile=${knownHosts}`,
+        `${sftp.user}@127.0.0.1`,
+      ],
       { input: `get ${remoteDir}/* ${into}/\n`, stdio: ['pipe', 'ignore', 'pipe'], encoding: 'utf8' },
     );
     const seconds = (performance.now() - t) / 1000;
@@ -106,9 +119,12 @@ async function listerVsOpenssh(names: readonly string[]): Promise<ListerFigures>
     // OpenSSH first: both then read from the same (warm) page cache.
     const openssh = opensshGet(sftp, 'scale');
     s3.clearRequests();
-    const r = await runLister(listerEnv(sftp, s3, 'bench', { SFTP_REMOTE_DIR: 'scale', DEST_PREFIX: 'scale/', MANIFEST_KEY: 'manifests/bench.json', RETRY_BASE_MS: undefined }), {
-      command: [...TIME, process.execPath, LISTER_MAIN],
-    });
+    const r = await runLister(
+      listerEnv(sftp, s3, 'bench', { SFTP_REMOTE_DIR: 'scale', DEST_PREFIX: 'scale/', MANIFEST_KEY: 'manifests/bench.json', RETRY_BASE_MS: undefined }),
+      {
+        command: [...TIME, process.execPath, LISTER_MAIN],
+      },
+    );
     const s = r.summary;
     if (r.code !== 0 || !s || s.ingested !== FILES) throw new Error(`lister run failed (exit ${r.code}): ${JSON.stringify(s)}\n${r.stderr.slice(-2000)}`);
     const requests = s3.requests();
@@ -137,7 +153,9 @@ function countTransitions(): { transitions: number; largestPayload: number; larg
   type Logger = { dispatchStateEnteredEvent(n: string, t: string, i: Json): void; dispatchStateExitedEvent(n: string, t: string, i: Json, o: Json): void };
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { StateMachine } = require('aws-local-stepfunctions') as { StateMachine: { prototype: object } };
-  const proto = StateMachine.prototype as { execute: (input: Json, options: { eventLogger: Logger; runOptions?: { localUnchecked?: boolean } }, cleanup: () => void) => Promise<Json> };
+  const proto = StateMachine.prototype as {
+    execute: (input: Json, options: { eventLogger: Logger; runOptions?: { localUnchecked?: boolean } }, cleanup: () => void) => Promise<Json>;
+  };
   const original = proto.execute;
   const seen = (name: string, value: Json) => {
     const size = byteSize(value);
@@ -225,9 +243,17 @@ async function main(): Promise<number> {
     const l = await listerVsOpenssh(names);
     rows.push(
       ['files, total size', `${FILES}, ${fmt(l.bytes / 1e6)} MB`, ''],
-      ['files/s, SFTP -> S3 (whole run)', fmt(FILES / l.listerSeconds), `sftp -b get to local disk: ${fmt(FILES / l.opensshSeconds)} files/s (${fmt(l.opensshSeconds)} s), lister ${fmt(l.opensshSeconds / l.listerSeconds, 2)}x`],
+      [
+        'files/s, SFTP -> S3 (whole run)',
+        fmt(FILES / l.listerSeconds),
+        `sftp -b get to local disk: ${fmt(FILES / l.opensshSeconds)} files/s (${fmt(l.opensshSeconds)} s), lister ${fmt(l.opensshSeconds / l.listerSeconds, 2)}x`,
+      ],
       ['files/s, transfer phase', fmt(l.transferFilesPerSecond), `lister run ${fmt(l.listerSeconds)} s`],
-      ['client CPU ms per file', fmt((l.listerCpu * 1000) / FILES, 2), `sftp -b (with its ssh): ${fmt((l.opensshCpu * 1000) / FILES, 2)} ms; the S3 stand-in's CPU (in this process) is in neither`],
+      [
+        'client CPU ms per file',
+        fmt((l.listerCpu * 1000) / FILES, 2),
+        `sftp -b (with its ssh): ${fmt((l.opensshCpu * 1000) / FILES, 2)} ms; the S3 stand-in's CPU (in this process) is in neither`,
+      ],
       ['S3 requests per file', fmt(l.requestsPerFile, 4), `${fmt(l.perFileRequests, 2)} per file + ${l.perRunRequests} per run (index, manifest, batches)`],
       ['lister peak RSS (MiB)', fmt(l.peakRssMiB), ''],
     );
@@ -239,14 +265,23 @@ async function main(): Promise<number> {
     ok = p.status === 'SUCCEEDED' && p.converted === FILES;
     rows.push(
       ['scheduled run', `${p.status}, ${p.converted} of ${FILES} converted`, ok ? 'every key in the results' : 'NOT every key converted'],
-      ['converter tasks per 10,000 files', fmt((p.converterTasks * 10_000) / FILES, 0), `${p.converterTasks} tasks for ${FILES} files (goal <= 100 per 10,000)`],
+      [
+        'converter tasks per 10,000 files',
+        fmt((p.converterTasks * 10_000) / FILES, 0),
+        `${p.converterTasks} tasks for ${FILES} files (goal <= 100 per 10,000)`,
+      ],
       ['state transitions per file', fmt(p.transitions / FILES, 3), `${p.transitions} states entered`],
       ['largest state payload (bytes)', String(p.largestPayload), `state "${p.largestState}" (limit 262,144)`],
       ['wall time of the run (s)', fmt(p.seconds), `lister task ${fmt(p.listerSeconds)} s; local processes on a shared machine, no Fargate start latency`],
     );
   }
   const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
-  console.log(`load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} on ${os.cpus().length} CPUs`);
+  console.log(
+    `load average ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')} on ${os.cpus().length} CPUs`,
+  );
   for (const [a, b, c] of rows) console.log(`${a.padEnd(w[0])}  ${b.padEnd(w[1])}  ${c}`);
   return ok ? 0 : 1;
 }

@@ -35,7 +35,15 @@ async function main(): Promise<number> {
     throw e;
   });
   try {
-    const campaign = await runCampaign({ seed, rounds, sftp, s3, bucket, log: (l) => console.log(l), listerMain: process.env.CAMPAIGN_LISTER_MAIN || undefined });
+    const campaign = await runCampaign({
+      seed,
+      rounds,
+      sftp,
+      s3,
+      bucket,
+      log: (l) => console.log(l),
+      listerMain: process.env.CAMPAIGN_LISTER_MAIN || undefined,
+    });
     campaign.close();
     console.log(formatReport(campaign.report));
     return campaign.report.violations.length ? 1 : 0;

@@ -56,12 +56,7 @@ export async function startListerServers(bucket: string): Promise<ListerServers>
   };
 }
 
-export function listerEnv(
-  sftp: SftpServer,
-  s3: S3Server,
-  bucket: string,
-  overrides: Record<string, string | undefined> = {},
-): Record<string, string> {
+export function listerEnv(sftp: SftpServer, s3: S3Server, bucket: string, overrides: Record<string, string | undefined> = {}): Record<string, string> {
   const env: Record<string, string | undefined> = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,

@@ -200,7 +200,11 @@ export function authRequests(call: S3Call): S3AuthRequest[] {
       return write();
     case 'CopyObject':
     case 'UploadPartCopy': {
-      const src = decodeURIComponent(String(header(call, 'x-amz-copy-source') ?? '').replace(/^\//, '').split('?')[0]);
+      const src = decodeURIComponent(
+        String(header(call, 'x-amz-copy-source') ?? '')
+          .replace(/^\//, '')
+          .split('?')[0],
+      );
       return [...write(), { action: 's3:GetObject', resource: `arn:aws:s3:::${src}`, context: commonContext(call) }];
     }
     case 'AbortMultipartUpload':

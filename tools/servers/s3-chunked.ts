@@ -51,14 +51,17 @@ export class Checksum {
 
 /** The checksum algorithm a request declares (header value, or the trailer it announces). */
 export function declaredChecksum(headers: Record<string, string | string[] | undefined>): { name: ChecksumName; value?: string } | undefined {
-  const trailer = String(headers['x-amz-trailer'] ?? '').trim().toLowerCase();
+  const trailer = String(headers['x-amz-trailer'] ?? '')
+    .trim()
+    .toLowerCase();
   const fromTrailer = /^x-amz-checksum-([a-z0-9]+)$/.exec(trailer)?.[1];
   const fromHeader = Object.keys(headers)
     .map((h) => /^x-amz-checksum-([a-z0-9]+)$/.exec(h)?.[1])
     .find((n) => n !== undefined && n !== 'algorithm' && n !== 'type' && n !== 'mode');
   const name = fromTrailer ?? fromHeader;
   if (name === undefined) return undefined;
-  if (!(CHECKSUM_NAMES as string[]).includes(name)) throw new S3RequestError(501, 'NotImplemented', `The S3 stand-in cannot verify x-amz-checksum-${name} (only ${CHECKSUM_NAMES.join(', ')}).`);
+  if (!(CHECKSUM_NAMES as string[]).includes(name))
+    throw new S3RequestError(501, 'NotImplemented', `The S3 stand-in cannot verify x-amz-checksum-${name} (only ${CHECKSUM_NAMES.join(', ')}).`);
   return { name: name as ChecksumName, value: fromTrailer ? undefined : String(headers[`x-amz-checksum-${name}`]) };
 }
 

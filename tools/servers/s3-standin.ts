@@ -244,7 +244,9 @@ const xmlEscape = (s: string) =>
   );
 const xmlUnescape = (s: string) =>
   s.replace(/&(quot|amp|lt|gt|apos|#\d+|#x[0-9a-f]+);/gi, (_, e: string) =>
-    e[0] === '#' ? String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : Number(e.slice(1))) : ({ quot: '"', amp: '&', lt: '<', gt: '>', apos: "'" } as Record<string, string>)[e.toLowerCase()],
+    e[0] === '#'
+      ? String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : Number(e.slice(1)))
+      : ({ quot: '"', amp: '&', lt: '<', gt: '>', apos: "'" } as Record<string, string>)[e.toLowerCase()],
   );
 const xml = (body: string) => Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>\n${body}`);
 const NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"';
@@ -341,7 +343,8 @@ export class S3Standin {
     const out: InProgressUpload[] = [];
     for (const b of this.buckets.values()) {
       if (bucket !== undefined && b.name !== bucket) continue;
-      for (const u of b.uploads.values()) out.push({ bucket: b.name, key: u.key, uploadId: u.id, initiated: u.initiated, initiator: u.initiator, parts: u.parts.size });
+      for (const u of b.uploads.values())
+        out.push({ bucket: b.name, key: u.key, uploadId: u.id, initiated: u.initiated, initiator: u.initiator, parts: u.parts.size });
     }
     return out;
   }
@@ -418,7 +421,11 @@ export class S3Standin {
       if (before) {
         rec.fault = `${before.rule.action.kind} before`;
         if (before.rule.action.kind === 'stall') await before.stall(this.stopSignal.promise);
-        else if (before.rule.action.kind === 'reset' && before.rule.action.afterBytes !== undefined && (call.operation === 'PutObject' || call.operation === 'UploadPart'))
+        else if (
+          before.rule.action.kind === 'reset' &&
+          before.rule.action.afterBytes !== undefined &&
+          (call.operation === 'PutObject' || call.operation === 'UploadPart')
+        )
           resetAfter.set(req, before.rule.action.afterBytes);
         else if (before.rule.action.kind === 'reset') return this.reset(req, rec);
         else return this.send(req, res, rec, this.faultReply(call, before.rule.action, requestId));
@@ -492,8 +499,13 @@ export class S3Standin {
       err = new S3RequestError(500, 'InternalError', DEFAULT_MESSAGES.InternalError);
     }
     const resource = call.bucket ? `/${call.bucket}${call.key !== undefined ? `/${call.key}` : ''}` : '/';
-    const extra = [call.key !== undefined ? `<Key>${xmlEscape(call.key)}</Key>` : call.bucket ? `<BucketName>${xmlEscape(call.bucket)}</BucketName>` : '', `<Resource>${xmlEscape(resource)}</Resource>`].join('');
-    const body = xml(`<Error><Code>${err.code}</Code><Message>${xmlEscape(err.message)}</Message>${extra}<RequestId>${requestId}</RequestId><HostId>stand-in</HostId></Error>`);
+    const extra = [
+      call.key !== undefined ? `<Key>${xmlEscape(call.key)}</Key>` : call.bucket ? `<BucketName>${xmlEscape(call.bucket)}</BucketName>` : '',
+      `<Resource>${xmlEscape(resource)}</Resource>`,
+    ].join('');
+    const body = xml(
+      `<Error><Code>${err.code}</Code><Message>${xmlEscape(err.message)}</Message>${extra}<RequestId>${requestId}</RequestId><HostId>stand-in</HostId></Error>`,
+    );
     return { status: err.status, headers: { 'content-type': 'application/xml' }, body };
   }
 
@@ -520,8 +532,15 @@ export class S3Standin {
   private async authenticate(req: http.IncomingMessage, call: S3Call): Promise<void> {
     const auth = String(req.headers.authorization ?? '');
     if (!auth) throw new S3RequestError(403, 'AccessDenied', 'Anonymous requests are not allowed by this stand-in (sign with SigV4).');
-    const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$/.exec(auth);
-    if (!m) throw new S3RequestError(400, 'AuthorizationHeaderMalformed', 'The authorization header is malformed (only AWS4-HMAC-SHA256 header signing is supported).');
+    const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$/.exec(
+      auth,
+    );
+    if (!m)
+      throw new S3RequestError(
+        400,
+        'AuthorizationHeaderMalformed',
+        'The authorization header is malformed (only AWS4-HMAC-SHA256 header signing is supported).',
+      );
     const [, accessKeyId, , region, service, signedHeaders, signature] = m;
     const secretAccessKey = this.credentials.get(accessKeyId);
     if (secretAccessKey === undefined) throw new S3RequestError(403, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.');
@@ -529,7 +548,8 @@ export class S3Standin {
     const dm = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(amzDate);
     if (!dm) throw new S3RequestError(403, 'AccessDenied', 'AWS authentication requires a valid Date or x-amz-date header');
     const signingDate = new Date(Date.UTC(+dm[1], +dm[2] - 1, +dm[3], +dm[4], +dm[5], +dm[6]));
-    if (Math.abs(Date.now() - signingDate.getTime()) > MAX_SKEW_MS) throw new S3RequestError(403, 'RequestTimeTooSkewed', 'The difference between the request time and the current time is too large.');
+    if (Math.abs(Date.now() - signingDate.getTime()) > MAX_SKEW_MS)
+      throw new S3RequestError(403, 'RequestTimeTooSkewed', 'The difference between the request time and the current time is too large.');
     const headers: Record<string, string> = {};
     for (const h of signedHeaders.split(';')) {
       const v = req.headers[h];
@@ -542,13 +562,25 @@ export class S3Standin {
       query[k] = prev === undefined ? v : ([] as string[]).concat(prev, v);
     }
     const rawPath = (req.url ?? '/').split('?')[0];
-    const signer = new SignatureV4({ credentials: { accessKeyId, secretAccessKey }, region, service, sha256: NodeSha256, uriEscapePath: false, applyChecksum: false });
+    const signer = new SignatureV4({
+      credentials: { accessKeyId, secretAccessKey },
+      region,
+      service,
+      sha256: NodeSha256,
+      uriEscapePath: false,
+      applyChecksum: false,
+    });
     const signed = await signer.sign(
       { method: call.method, protocol: 'http:', hostname: '127.0.0.1', path: rawPath, query, headers },
       { signingDate, signingRegion: region, signingService: service },
     );
     const expected = /Signature=([0-9a-f]{64})/.exec(String(signed.headers.authorization ?? signed.headers.Authorization))?.[1];
-    if (expected !== signature) throw new S3RequestError(403, 'SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided. Check your key and signing method.');
+    if (expected !== signature)
+      throw new S3RequestError(
+        403,
+        'SignatureDoesNotMatch',
+        'The request signature we calculated does not match the signature you provided. Check your key and signing method.',
+      );
   }
 
   private async allowed(principal: string, call: S3Call, request: S3AuthRequest, operation: S3Operation | 'implicit' = call.operation): Promise<boolean> {
@@ -619,11 +651,19 @@ export class S3Standin {
    * x-amz-content-sha256 and any x-amz-checksum-* (header or trailer) are checked.
    */
   private async receive(req: http.IncomingMessage, limit: number): Promise<DataFile & { md5: Buffer; checksum?: StoredChecksum }> {
-    const chunked = String(req.headers['content-encoding'] ?? '').includes('aws-chunked') || String(req.headers['x-amz-content-sha256'] ?? '').startsWith('STREAMING-');
+    const chunked =
+      String(req.headers['content-encoding'] ?? '').includes('aws-chunked') || String(req.headers['x-amz-content-sha256'] ?? '').startsWith('STREAMING-');
     const lengthHeader = chunked ? req.headers['x-amz-decoded-content-length'] : req.headers['content-length'];
     // An aws-chunked body may travel with Transfer-Encoding: chunked (no Content-Length), as the SDK sends it.
-    if (lengthHeader === undefined || (req.headers['content-length'] === undefined && !(chunked && /chunked/i.test(String(req.headers['transfer-encoding'] ?? '')))))
-      throw new S3RequestError(411, 'MissingContentLength', `You must provide the ${chunked ? 'x-amz-decoded-content-length and ' : ''}Content-Length HTTP header.`);
+    if (
+      lengthHeader === undefined ||
+      (req.headers['content-length'] === undefined && !(chunked && /chunked/i.test(String(req.headers['transfer-encoding'] ?? ''))))
+    )
+      throw new S3RequestError(
+        411,
+        'MissingContentLength',
+        `You must provide the ${chunked ? 'x-amz-decoded-content-length and ' : ''}Content-Length HTTP header.`,
+      );
     const expected = Number(lengthHeader);
     if (!Number.isSafeInteger(expected) || expected < 0) throw new S3RequestError(400, 'InvalidArgument', `Bad content length ${String(lengthHeader)}`);
     if (expected > limit) throw new S3RequestError(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
@@ -661,17 +701,22 @@ export class S3Standin {
     req.pipe(first);
     try {
       await (decoder ? pipeline(decoder, count, fs.createWriteStream(file)) : pipeline(count, fs.createWriteStream(file)));
-      if (size !== expected) throw new S3RequestError(400, 'IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header.');
+      if (size !== expected)
+        throw new S3RequestError(400, 'IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header.');
       const digest = md5.digest();
       const contentMd5 = req.headers['content-md5'];
-      if (contentMd5 !== undefined && Buffer.from(String(contentMd5), 'base64').compare(digest) !== 0) throw new S3RequestError(400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.');
-      if (sha && sha.digest('hex') !== claimedSha) throw new S3RequestError(400, 'XAmzContentSHA256Mismatch', "The provided 'x-amz-content-sha256' header does not match what was computed.");
+      if (contentMd5 !== undefined && Buffer.from(String(contentMd5), 'base64').compare(digest) !== 0)
+        throw new S3RequestError(400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.');
+      if (sha && sha.digest('hex') !== claimedSha)
+        throw new S3RequestError(400, 'XAmzContentSHA256Mismatch', "The provided 'x-amz-content-sha256' header does not match what was computed.");
       let stored: StoredChecksum | undefined;
       if (declared && checksum) {
         const value = declared.value ?? decoder?.trailers[`x-amz-checksum-${declared.name}`];
-        if (value === undefined) throw new S3RequestError(400, 'InvalidRequest', `The x-amz-checksum-${declared.name} trailer announced by x-amz-trailer is missing.`);
+        if (value === undefined)
+          throw new S3RequestError(400, 'InvalidRequest', `The x-amz-checksum-${declared.name} trailer announced by x-amz-trailer is missing.`);
         const actual = checksum.digest();
-        if (value !== actual) throw new S3RequestError(400, 'BadDigest', `The ${declared.name.toUpperCase()} you specified did not match the calculated checksum.`);
+        if (value !== actual)
+          throw new S3RequestError(400, 'BadDigest', `The ${declared.name.toUpperCase()} you specified did not match the calculated checksum.`);
         stored = { name: declared.name, value };
       }
       return { path: file, size, md5: digest, checksum: stored };
@@ -700,11 +745,15 @@ export class S3Standin {
         metaBytes += Buffer.byteLength(k.slice('x-amz-meta-'.length)) + Buffer.byteLength(value);
       } else if (k === 'content-encoding') {
         // aws-chunked is how the body travelled, not how the object is stored.
-        const kept = value.split(',').map((t) => t.trim()).filter((t) => t && t !== 'aws-chunked');
+        const kept = value
+          .split(',')
+          .map((t) => t.trim())
+          .filter((t) => t && t !== 'aws-chunked');
         if (kept.length) out[k] = kept.join(',');
       } else if (SYSTEM_HEADERS.includes(k)) out[k] = value;
     }
-    if (metaBytes > MAX_USER_METADATA_BYTES) throw new S3RequestError(400, 'MetadataTooLarge', 'Your metadata headers exceed the maximum allowed metadata size.');
+    if (metaBytes > MAX_USER_METADATA_BYTES)
+      throw new S3RequestError(400, 'MetadataTooLarge', 'Your metadata headers exceed the maximum allowed metadata size.');
     out['content-type'] ??= 'binary/octet-stream';
     return out;
   }
@@ -730,7 +779,8 @@ export class S3Standin {
       if (cond.ifNoneMatch !== undefined && current) throw new S3RequestError(412, 'PreconditionFailed', DEFAULT_MESSAGES.PreconditionFailed);
       if (cond.ifMatch !== undefined) {
         if (!current) throw new S3RequestError(404, 'NoSuchKey', DEFAULT_MESSAGES.NoSuchKey);
-        if (cond.ifMatch.trim() !== '*' && unquote(cond.ifMatch) !== unquote(current.etag)) throw new S3RequestError(412, 'PreconditionFailed', DEFAULT_MESSAGES.PreconditionFailed);
+        if (cond.ifMatch.trim() !== '*' && unquote(cond.ifMatch) !== unquote(current.etag))
+          throw new S3RequestError(412, 'PreconditionFailed', DEFAULT_MESSAGES.PreconditionFailed);
       }
     }
     const old = b.objects.get(key);
@@ -748,7 +798,13 @@ export class S3Standin {
     const file = await this.receive(req, MAX_PUT_BYTES);
     const etag = `"${file.md5.toString('hex')}"`;
     try {
-      this.commit(b, call.key!, { files: [{ path: file.path, size: file.size }], size: file.size, etag, checksum: file.checksum, lastModified: new Date(), headers }, cond, since);
+      this.commit(
+        b,
+        call.key!,
+        { files: [{ path: file.path, size: file.size }], size: file.size, etag, checksum: file.checksum, lastModified: new Date(), headers },
+        cond,
+        since,
+      );
     } catch (e) {
       discard([file]);
       throw e;
@@ -768,7 +824,12 @@ export class S3Standin {
       'last-modified': obj.lastModified.toUTCString(),
       'accept-ranges': 'bytes',
     };
-    if (h['if-none-match'] !== undefined && String(h['if-none-match']).split(',').some((t) => t.trim() === '*' || unquote(t) === unquote(obj.etag)))
+    if (
+      h['if-none-match'] !== undefined &&
+      String(h['if-none-match'])
+        .split(',')
+        .some((t) => t.trim() === '*' || unquote(t) === unquote(obj.etag))
+    )
       return { status: 304, headers: { etag: obj.etag, 'last-modified': common['last-modified'] } };
     for (const [q, header] of [
       ['response-content-type', 'content-type'],
@@ -794,7 +855,8 @@ export class S3Standin {
       const n = Number(partNumber);
       const multipart = /-\d+"$/.test(obj.etag);
       if (range) throw new S3RequestError(400, 'InvalidRequest', 'Cannot specify both Range header and partNumber query parameter');
-      if (!Number.isInteger(n) || n < 1 || n > (multipart ? obj.files.length : 1)) throw new S3RequestError(416, 'InvalidPartNumber', 'The requested partnumber is not satisfiable');
+      if (!Number.isInteger(n) || n < 1 || n > (multipart ? obj.files.length : 1))
+        throw new S3RequestError(416, 'InvalidPartNumber', 'The requested partnumber is not satisfiable');
       start = obj.files.slice(0, n - 1).reduce((sum, f) => sum + f.size, 0);
       end = multipart ? start + obj.files[n - 1].size - 1 : obj.size - 1;
       if (multipart) {
@@ -914,14 +976,25 @@ export class S3Standin {
 
   private createUpload(b: Bucket, call: S3Call, principal: string): Reply {
     const id = randomBytes(24).toString('base64url');
-    b.uploads.set(id, { id, key: call.key!, initiated: new Date(), initiator: principal, since: this.counter, headers: this.objectHeaders(call), parts: new Map() });
-    const body = xml(`<InitiateMultipartUploadResult ${NS}><Bucket>${xmlEscape(b.name)}</Bucket><Key>${xmlEscape(call.key!)}</Key><UploadId>${id}</UploadId></InitiateMultipartUploadResult>`);
+    b.uploads.set(id, {
+      id,
+      key: call.key!,
+      initiated: new Date(),
+      initiator: principal,
+      since: this.counter,
+      headers: this.objectHeaders(call),
+      parts: new Map(),
+    });
+    const body = xml(
+      `<InitiateMultipartUploadResult ${NS}><Bucket>${xmlEscape(b.name)}</Bucket><Key>${xmlEscape(call.key!)}</Key><UploadId>${id}</UploadId></InitiateMultipartUploadResult>`,
+    );
     return { status: 200, headers: { 'content-type': 'application/xml' }, body };
   }
 
   private async uploadPart(req: http.IncomingMessage, b: Bucket, call: S3Call): Promise<Reply> {
     const n = Number(call.partNumber);
-    if (!Number.isInteger(n) || n < 1 || n > MAX_PARTS) throw new S3RequestError(400, 'InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive');
+    if (!Number.isInteger(n) || n < 1 || n > MAX_PARTS)
+      throw new S3RequestError(400, 'InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive');
     this.upload(b, call);
     continueBody(req);
     const file = await this.receive(req, MAX_PUT_BYTES);
@@ -962,18 +1035,31 @@ export class S3Standin {
     const upload = this.upload(b, call);
     const parts: Part[] = [];
     for (let i = 0; i < listed.length; i++) {
-      if (i > 0 && listed[i].number <= listed[i - 1].number) throw new S3RequestError(400, 'InvalidPartOrder', 'The list of parts was not in ascending order. Parts must be ordered by part number.');
+      if (i > 0 && listed[i].number <= listed[i - 1].number)
+        throw new S3RequestError(400, 'InvalidPartOrder', 'The list of parts was not in ascending order. Parts must be ordered by part number.');
       const part = upload.parts.get(listed[i].number);
       if (!part || unquote(part.etag) !== unquote(listed[i].etag))
-        throw new S3RequestError(400, 'InvalidPart', 'One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part\'s entity tag.');
+        throw new S3RequestError(
+          400,
+          'InvalidPart',
+          "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.",
+        );
       parts.push(part);
     }
-    for (let i = 0; i < parts.length - 1; i++) if (parts[i].size < MIN_PART_BYTES) throw new S3RequestError(400, 'EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed object size.');
+    for (let i = 0; i < parts.length - 1; i++)
+      if (parts[i].size < MIN_PART_BYTES)
+        throw new S3RequestError(400, 'EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed object size.');
     const md5s = Buffer.concat(parts.map((p) => Buffer.from(unquote(p.etag), 'hex')));
     const etag = `"${createHash('md5').update(md5s).digest('hex')}-${parts.length}"`;
     const size = parts.reduce((s, p) => s + p.size, 0);
     // On 412/409 the upload stays in progress: the caller must abort it (or retry).
-    this.commit(b, upload.key, { files: parts.map((p) => ({ path: p.path, size: p.size })), size, etag, lastModified: new Date(), headers: upload.headers }, cond, upload.since);
+    this.commit(
+      b,
+      upload.key,
+      { files: parts.map((p) => ({ path: p.path, size: p.size })), size, etag, lastModified: new Date(), headers: upload.headers },
+      cond,
+      upload.since,
+    );
     b.uploads.delete(upload.id);
     discard([...upload.parts.values()].filter((p) => !parts.includes(p)));
     const body = xml(
@@ -995,7 +1081,9 @@ export class S3Standin {
 
   private listUploads(b: Bucket, call: S3Call): Reply {
     const prefix = call.query.get('prefix') ?? '';
-    const uploads = [...b.uploads.values()].filter((u) => u.key.startsWith(prefix)).sort((x, y) => utf8Order(x.key, y.key) || x.initiated.getTime() - y.initiated.getTime());
+    const uploads = [...b.uploads.values()]
+      .filter((u) => u.key.startsWith(prefix))
+      .sort((x, y) => utf8Order(x.key, y.key) || x.initiated.getTime() - y.initiated.getTime());
     const shown = uploads.slice(0, 1000);
     const body = xml(
       [
@@ -1033,7 +1121,8 @@ async function* readSlices(handles: { fd: number; size: number }[], start: numbe
     for (const h of handles) {
       const s = Math.max(start - offset, 0);
       const e = Math.min(end - offset, h.size - 1);
-      if (s <= e) for await (const chunk of fs.createReadStream('', { fd: h.fd, start: s, end: e, autoClose: false, highWaterMark: 256 * 1024 })) yield chunk as Buffer;
+      if (s <= e)
+        for await (const chunk of fs.createReadStream('', { fd: h.fd, start: s, end: e, autoClose: false, highWaterMark: 256 * 1024 })) yield chunk as Buffer;
       offset += h.size;
     }
   } finally {

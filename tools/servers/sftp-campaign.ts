@@ -318,10 +318,12 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
     report.runs++;
     const exit = result.signal ?? String(result.code);
     report.exits[exit] = (report.exits[exit] ?? 0) + 1;
-    if (result.signal === 'SIGKILL' && !fired.includes('sigkill')) violate('run-hung', `${plan.label} did not finish within ${RUN_TIMEOUT_MS / 1000} s (killed)`);
+    if (result.signal === 'SIGKILL' && !fired.includes('sigkill'))
+      violate('run-hung', `${plan.label} did not finish within ${RUN_TIMEOUT_MS / 1000} s (killed)`);
     if (result.signal !== 'SIGKILL') {
       const lines = result.stdout.split('\n').filter(Boolean);
-      if (lines.length !== 1 || !result.summary) violate('summary-line', `${plan.label} exited ${exit} with ${lines.length} stdout lines, not one JSON summary`);
+      if (lines.length !== 1 || !result.summary)
+        violate('summary-line', `${plan.label} exited ${exit} with ${lines.length} stdout lines, not one JSON summary`);
     }
     return { result, fired };
   };
@@ -348,7 +350,12 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
         if (rng.chance(p)) faults.push({ kind, afterLines: rng.int(1, 4), extraMs: rng.int(0, 1500) });
       }
       const cfg = drawConfig(round, i);
-      plans.push({ env: baseEnv(cfg), delayMs: i === 0 ? 0 : rng.int(0, 600), faults, label: `round ${round} run ${i + 1} (${cfg.COMPLETION}${cfg.COMPLETION_MOVE_DIR ? ` to ${cfg.COMPLETION_MOVE_DIR}` : ''})` });
+      plans.push({
+        env: baseEnv(cfg),
+        delayMs: i === 0 ? 0 : rng.int(0, 600),
+        faults,
+        label: `round ${round} run ${i + 1} (${cfg.COMPLETION}${cfg.COMPLETION_MOVE_DIR ? ` to ${cfg.COMPLETION_MOVE_DIR}` : ''})`,
+      });
     }
     if (overlapping) count('overlapping-runs');
 
@@ -391,11 +398,24 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
     const clean = !s3Restart && s3Faults.every((f) => f.fault.fired === 0) && outcomes.every((x) => x.fired.length === 0);
     for (const [i, x] of outcomes.entries()) {
       const code = x.result.code;
-      if (clean && code !== 0) violate('clean-run-failed', `${plans[i].label} had no fault but exited ${code ?? x.result.signal}: ${x.result.summary?.error ?? x.result.stderr.split('\n').filter((l) => /"level":"error"/.test(l)).slice(0, 3).join(' | ')}`);
+      if (clean && code !== 0)
+        violate(
+          'clean-run-failed',
+          `${plans[i].label} had no fault but exited ${code ?? x.result.signal}: ${
+            x.result.summary?.error ??
+            x.result.stderr
+              .split('\n')
+              .filter((l) => /"level":"error"/.test(l))
+              .slice(0, 3)
+              .join(' | ')
+          }`,
+        );
     }
     const checkStart = Date.now();
     await checkRound();
-    say(`  round ${round}: exits ${outcomes.map((x) => x.result.signal ?? x.result.code).join('/')}, runs ${((checkStart - roundStart) / 1000).toFixed(1)} s (lister says ${runSeconds}), check ${((Date.now() - checkStart) / 1000).toFixed(1)} s`);
+    say(
+      `  round ${round}: exits ${outcomes.map((x) => x.result.signal ?? x.result.code).join('/')}, runs ${((checkStart - roundStart) / 1000).toFixed(1)} s (lister says ${runSeconds}), check ${((Date.now() - checkStart) / 1000).toFixed(1)} s`,
+    );
   }
 
   // Settle: clean runs (leave) until one has nothing left to do, with every file older than the
@@ -404,7 +424,12 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
   for (let i = 0; i < 4 && !settled; i++) {
     const wait = files.lastWrite + 3000 - Date.now();
     if (wait > 0) await sleep(wait);
-    const { result } = await runOne({ env: baseEnv({ COMPLETION: 'leave', EXCLUDE: `${DONE}/**`, MANIFEST_KEY: `manifests/settle-${i}.json` }), delayMs: 0, faults: [], label: `settling run ${i + 1}` });
+    const { result } = await runOne({
+      env: baseEnv({ COMPLETION: 'leave', EXCLUDE: `${DONE}/**`, MANIFEST_KEY: `manifests/settle-${i}.json` }),
+      delayMs: 0,
+      faults: [],
+      label: `settling run ${i + 1}`,
+    });
     if (result.code !== 0) violate('clean-run-failed', `settling run ${i + 1} exited ${result.code ?? result.signal}: ${result.summary?.error ?? ''}`);
     const s = result.summary as (Record<string, number> & { tooYoung?: number }) | undefined;
     settled = !!s && s.ingested === 0 && (s.tooYoung ?? 0) === 0 && (s.failed ?? 0) === 0;
@@ -554,7 +579,10 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
     for (const s of observed.values()) {
       const times = announced.get(s.key) ?? [];
       if (!times.some((t) => t >= s.lastModified)) {
-        violate('unannounced', `${s.key} (state landed ${new Date(s.lastModified).toISOString()}) is in no manifest written after it landed${times.length ? ` (only in ${times.length} earlier)` : ''}`);
+        violate(
+          'unannounced',
+          `${s.key} (state landed ${new Date(s.lastModified).toISOString()}) is in no manifest written after it landed${times.length ? ` (only in ${times.length} earlier)` : ''}`,
+        );
       }
     }
   }

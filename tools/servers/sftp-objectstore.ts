@@ -11,7 +11,9 @@ import { makeHostKeys } from './sftp-account';
 import { listening, serverDir, SftpServer } from './sshd';
 
 const PYTHON = '/usr/bin/python3'; // Debian's, where python3-asyncssh is installed (not a pyenv shim)
-const SCRIPT = [path.join(__dirname, 'sftp-objectstore.py'), path.resolve(__dirname, '../../../tools/servers/sftp-objectstore.py')].find((f) => fs.existsSync(f))!;
+const SCRIPT = [path.join(__dirname, 'sftp-objectstore.py'), path.resolve(__dirname, '../../../tools/servers/sftp-objectstore.py')].find((f) =>
+  fs.existsSync(f),
+)!;
 
 export async function startObjectStoreSftp(options: { root?: string } = {}): Promise<SftpServer> {
   if (!fs.existsSync(PYTHON)) throw new Error(`${PYTHON} not found: install Debian python3-asyncssh (scripts/test.sh does)`);
@@ -25,12 +27,16 @@ export async function startObjectStoreSftp(options: { root?: string } = {}): Pro
   for (const f of [staging, authorized, ...hostKeys.map((k) => k.file)]) fs.chownSync(f, account.uid, account.gid);
   const log = path.join(dir, 'server.log');
   const out = fs.openSync(log, 'a');
-  const child = spawn(PYTHON, ['-W', 'ignore', SCRIPT, String(port), fs.realpathSync(root), staging, authorized, account.name, ...hostKeys.map((k) => k.file)], {
-    stdio: ['ignore', out, out],
-    uid: account.uid,
-    gid: account.gid,
-    env: { PATH: '/usr/bin:/bin', HOME: dir, PYTHONDONTWRITEBYTECODE: '1' },
-  });
+  const child = spawn(
+    PYTHON,
+    ['-W', 'ignore', SCRIPT, String(port), fs.realpathSync(root), staging, authorized, account.name, ...hostKeys.map((k) => k.file)],
+    {
+      stdio: ['ignore', out, out],
+      uid: account.uid,
+      gid: account.gid,
+      env: { PATH: '/usr/bin:/bin', HOME: dir, PYTHONDONTWRITEBYTECODE: '1' },
+    },
+  );
   fs.closeSync(out);
   return listening({
     kind: 'objectstore',

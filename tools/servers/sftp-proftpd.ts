@@ -14,7 +14,8 @@ const PROFTPD = '/usr/sbin/proftpd';
 const MOD_SFTP = '/usr/lib/proftpd/mod_sftp.so';
 
 export async function startProftpd(options: { root?: string } = {}): Promise<SftpServer> {
-  if (!fs.existsSync(PROFTPD) || !fs.existsSync(MOD_SFTP)) throw new Error('ProFTPD mod_sftp not found: install Debian proftpd-core and proftpd-mod-crypto (scripts/test.sh does)');
+  if (!fs.existsSync(PROFTPD) || !fs.existsSync(MOD_SFTP))
+    throw new Error('ProFTPD mod_sftp not found: install Debian proftpd-core and proftpd-mod-crypto (scripts/test.sh does)');
   const { account, dir, root, clientKey, port } = await serverDir('proftpd-', options.root);
   // mod_sftp reads PEM host keys (RSA, ECDSA) and OpenSSH-format ED25519 keys.
   const hostKeys = makeHostKeys(dir, true);

@@ -45,8 +45,13 @@ export function batchBase(manifestKey: string): string {
 export async function writeBatches(s3: S3Client, bucket: string, manifestKey: string, batches: readonly Batch[]): Promise<string> {
   const base = batchBase(manifestKey);
   const width = Math.max(5, String(batches.length).length);
-  const items: BatchIndexItem[] = batches.map((b, i) => ({ manifest: `${base}/batches/${String(i + 1).padStart(width, '0')}.json`, files: b.keys.length, bytes: b.bytes }));
-  const put = (Key: string, body: unknown) => s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: JSON.stringify(body), ContentType: 'application/json' }));
+  const items: BatchIndexItem[] = batches.map((b, i) => ({
+    manifest: `${base}/batches/${String(i + 1).padStart(width, '0')}.json`,
+    files: b.keys.length,
+    bytes: b.bytes,
+  }));
+  const put = (Key: string, body: unknown) =>
+    s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: JSON.stringify(body), ContentType: 'application/json' }));
   let failure: { error: unknown } | undefined;
   await pool(
     8,

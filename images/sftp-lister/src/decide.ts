@@ -119,7 +119,9 @@ async function resolveFolders(sftp: SFTPWrapper, cfg: Config): Promise<{ remoteA
   // The folder may not exist yet (created on the first move).
   const moveAbs = await realpath(sftp, spelled).catch(() => spelled);
   if (moveAbs === remoteAbs) {
-    throw new RemoteConfigError(`COMPLETION_MOVE_DIR '${cfg.completionMoveDir}' is the listed folder SFTP_REMOTE_DIR '${cfg.remoteDir}' (${remoteAbs}): moved files would be listed again`);
+    throw new RemoteConfigError(
+      `COMPLETION_MOVE_DIR '${cfg.completionMoveDir}' is the listed folder SFTP_REMOTE_DIR '${cfg.remoteDir}' (${remoteAbs}): moved files would be listed again`,
+    );
   }
   return { remoteAbs, moveAbs };
 }

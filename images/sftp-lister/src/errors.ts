@@ -30,7 +30,12 @@ export function describe(e: unknown): string {
   for (let cur: unknown = e, depth = 0; cur && depth < 4; cur = (cur as { cause?: unknown }).cause, depth++) {
     const err = cur as Error & { code?: string; $metadata?: { httpStatusCode?: number } };
     const status = err.$metadata?.httpStatusCode;
-    const text = [err.name && err.name !== 'Error' ? err.name : '', err.message, err.code && !String(err.message).includes(err.code) ? `(${err.code})` : '', status ? `[HTTP ${status}]` : '']
+    const text = [
+      err.name && err.name !== 'Error' ? err.name : '',
+      err.message,
+      err.code && !String(err.message).includes(err.code) ? `(${err.code})` : '',
+      status ? `[HTTP ${status}]` : '',
+    ]
       .filter(Boolean)
       .join(' ');
     if (text && !parts.includes(text)) parts.push(text);

@@ -31,7 +31,13 @@ export async function finish(ctx: RunContext, o: Outcome, decision: Decision | u
     log('warn', 'completion skipped: left for the next run', { files: o.proven.length, reason: announced ? `aborted: ${aborted()}` : 'manifest not written' });
     return;
   }
-  await pool(cfg.concurrency, o.proven, (file) => complete(ctx, file), () => !!aborted(), (left) => (summary.deferred += left));
+  await pool(
+    cfg.concurrency,
+    o.proven,
+    (file) => complete(ctx, file),
+    () => !!aborted(),
+    (left) => (summary.deferred += left),
+  );
 }
 
 /**
@@ -72,7 +78,8 @@ async function copyThenDelete({ cfg, session }: RunContext, { file, sha256 }: Pr
   const source = new ParallelReadStream(conn, file, { window: cfg.readWindow, chunk: cfg.readChunkBytes });
   await writeFile(conn.sftp, target, source);
   const copied = await stat(conn.sftp, target);
-  if (source.bytesRead !== file.size || copied.size !== file.size) throw new Error(`${file.path}: copy to ${target} has ${copied.size} B, expected ${file.size} B`);
+  if (source.bytesRead !== file.size || copied.size !== file.size)
+    throw new Error(`${file.path}: copy to ${target} has ${copied.size} B, expected ${file.size} B`);
   if (source.hash.digest('hex') !== sha256) throw new Error(`${file.path}: changed since its transfer (not the bytes in S3): kept`);
   await unlink(conn.sftp, file.path);
 }

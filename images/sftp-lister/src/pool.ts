@@ -1,5 +1,11 @@
 /** Runs `work` over `items` with `width` workers; once `stop()` says so, nothing new starts and `skipped(n)` gets what was left. */
-export async function pool<T>(width: number, items: readonly T[], work: (item: T) => Promise<void>, stop: () => boolean, skipped: (n: number) => void): Promise<void> {
+export async function pool<T>(
+  width: number,
+  items: readonly T[],
+  work: (item: T) => Promise<void>,
+  stop: () => boolean,
+  skipped: (n: number) => void,
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(width, items.length) }, async () => {

@@ -98,7 +98,9 @@ export async function connect(cfg: Config, preferred?: { type?: string }): Promi
     } catch (e) {
       // Every type the server holds was refused: it has nothing left to offer.
       if (refused.length > 0 && e instanceof ConnectError && /no matching host key/i.test(e.message)) {
-        throw new FatalError(`host key of ${cfg.host}:${cfg.port} is ${refused.join(', ')}, none of which is in SFTP_HOST_KEY_FINGERPRINTS; refusing to connect`);
+        throw new FatalError(
+          `host key of ${cfg.host}:${cfg.port} is ${refused.join(', ')}, none of which is in SFTP_HOST_KEY_FINGERPRINTS; refusing to connect`,
+        );
       }
       if (!(e instanceof HostKeyMismatch)) throw e;
       refused.push(`${e.type} ${e.presented}`);
@@ -489,9 +491,7 @@ export class ParallelReadStream extends Readable {
         this.sftp.read(handle, buf, got, length - got, position + got, (err, n) => {
           if (err) return reject(withPath(err, this.file.path));
           if (n === 0) {
-            return reject(
-              new Error(`${this.file.path} ended at ${position + got} bytes but was listed with ${this.file.size}: changed while reading`),
-            );
+            return reject(new Error(`${this.file.path} ended at ${position + got} bytes but was listed with ${this.file.size}: changed while reading`));
           }
           got += n;
           if (got < length) more();
@@ -529,9 +529,7 @@ export class ParallelReadStream extends Readable {
       return stat(this.sftp, this.file.path);
     });
     if (s.size !== this.file.size || s.mtime !== this.file.mtime) {
-      throw new Error(
-        `${this.file.path} changed while reading (listed ${this.file.size} B mtime ${this.file.mtime}, now ${s.size} B mtime ${s.mtime})`,
-      );
+      throw new Error(`${this.file.path} changed while reading (listed ${this.file.size} B mtime ${this.file.mtime}, now ${s.size} B mtime ${s.mtime})`);
     }
   }
 

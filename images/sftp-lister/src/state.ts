@@ -9,14 +9,7 @@
  * The index is not pruned by what S3 lists: a landing object expired by a lifecycle rule after
  * conversion is NOT ingested again while the file version on SFTP is unchanged.
  */
-import {
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  S3ServiceException,
-} from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import type { RemoteFile } from './sftp';
 
 export const META_SIZE = 'sftp-size';

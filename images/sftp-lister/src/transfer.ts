@@ -65,7 +65,13 @@ export class Ingestor {
       }
     };
     const width = Math.max(cfg.concurrency, cfg.smallFileConcurrency);
-    await pool(width, jobs, work, () => !!aborted(), (left) => (summary.deferred += left));
+    await pool(
+      width,
+      jobs,
+      work,
+      () => !!aborted(),
+      (left) => (summary.deferred += left),
+    );
     const seconds = (performance.now() - t0) / 1000;
     summary.MBps = seconds > 0 ? round(summary.bytes / 1e6 / seconds, 1) : 0;
   }

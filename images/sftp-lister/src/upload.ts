@@ -105,10 +105,16 @@ export async function uploadStream(s3: S3Client, pool: BufferPool, target: Objec
   const check = () => {
     if (failure) throw failure.error;
   };
-  const settle = () => Promise.race(inFlight).catch(() => undefined).then(check);
+  const settle = () =>
+    Promise.race(inFlight)
+      .catch(() => undefined)
+      .then(check);
   const sendPart = (buf: Buffer, partNumber: number, length: number) => {
     const p = s3
-      .send(new UploadPartCommand({ ...where, ...checksum, UploadId: uploadId, PartNumber: partNumber, Body: buf.subarray(0, length), ContentLength: length }), send)
+      .send(
+        new UploadPartCommand({ ...where, ...checksum, UploadId: uploadId, PartNumber: partNumber, Body: buf.subarray(0, length), ContentLength: length }),
+        send,
+      )
       .then((res) => {
         parts.push({
           PartNumber: partNumber,
@@ -137,7 +143,7 @@ export async function uploadStream(s3: S3Client, pool: BufferPool, target: Objec
   try {
     for await (const chunk of source as AsyncIterable<Buffer>) {
       read += chunk.length;
-      for (let off = 0; off < chunk.length; ) {
+      for (let off = 0; off < chunk.length;) {
         const n = Math.min(chunk.length - off, buf!.length - fill);
         chunk.copy(buf!, fill, off, off + n);
         fill += n;

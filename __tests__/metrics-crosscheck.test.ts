@@ -119,7 +119,7 @@ function referencedMetrics(monitoring: { resource?: Record<string, Record<string
 function crossCheck(refs: Referenced[], emitted: Emitted[]): string[] {
   const problems: string[] = [];
   for (const r of refs) {
-    if (r.namespace.startsWith('AWS/')) continue; // published by AWS itself, documented per service
+    if (r.namespace.startsWith('AWS/') || r.namespace === 'ECS/ContainerInsights') continue; // published by AWS itself, documented per service
     const same = emitted.filter((e) => e.namespace === r.namespace && e.name === r.name);
     const dimensionNames = Object.keys(r.dimensions).sort();
     const label = `${r.where}: ${r.namespace} ${r.name} [${dimensionNames.join(', ')}]`;

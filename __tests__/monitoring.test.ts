@@ -82,7 +82,8 @@ function monitoringWith(settings: MonitoringSettings, env: Record<string, string
     stateMachine: { arn: 'arn:aws:states:us-east-1:123456789012:stateMachine:xmlpipe-dev-pipeline' },
     scheduleGroup: { name: 'xmlpipe-dev-schedules' },
     scheduleDeadLetterQueue: { name: 'xmlpipe-dev-schedule-dlq' },
-    cluster: { cluster: { arn: 'arn:aws:ecs:us-east-1:123456789012:cluster/xmlpipe-dev-cluster' } },
+    cluster: { cluster: { arn: 'arn:aws:ecs:us-east-1:123456789012:cluster/xmlpipe-dev-cluster', name: 'xmlpipe-dev-cluster' } },
+    taskFamilies: { lister: 'xmlpipe-dev-sftp-lister', converter: 'xmlpipe-dev-converter' },
     settings,
   });
   app.synth();
@@ -222,7 +223,22 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
       'Task durations (s)',
       'Schedule dead-letter queue depth',
       'Tasks and runs',
+      'Task memory (MiB, highest task) vs reserved',
+      'Task CPU (units, highest task) vs reserved',
     ]);
+    // Container Insights per task family: resolved across stacks to this cluster and the two task definitions.
+    const resolver = new Resolver(readApp(outdir));
+    for (const [title, used, reserved] of [
+      ['Task memory (MiB, highest task) vs reserved', 'MemoryUtilized', 'MemoryReserved'],
+      ['Task CPU (units, highest task) vs reserved', 'CpuUtilized', 'CpuReserved'],
+    ]) {
+      const rows = body.widgets.find((w: any) => w.properties.title === title).properties.metrics;
+      expect(rows.map((m: any[]) => [m[0], m[1], m[2], resolver.text('monitoring', m[3]), m[4], resolver.text('monitoring', m[5]), m[6].stat])).toEqual(
+        ['xmlpipe-dev-sftp-lister', 'xmlpipe-dev-converter'].flatMap((family) =>
+          [used, reserved].map((metric) => ['ECS/ContainerInsights', metric, 'ClusterName', 'xmlpipe-dev-cluster', 'TaskDefinitionFamily', family, 'Maximum']),
+        ),
+      );
+    }
     expect(body.widgets[0].properties.alarms).toHaveLength(DEFAULT_SECTIONS.length);
     const dlq = body.widgets.find((w: any) => w.properties.title === 'Schedule dead-letter queue depth');
     expect(dlq.properties.metrics.map((m: any[]) => m.slice(0, 3))).toEqual([

@@ -41,6 +41,7 @@ export function buildInfrastructure(app: App, config: PipelineConfig, options: I
     scheduleGroup: ingest.scheduleGroup,
     scheduleDeadLetterQueue: ingest.deadLetterQueue,
     cluster,
+    taskFamilies: { lister: ingest.taskDefinition.family, converter: batch.taskDefinition.family },
     settings: { alarmEmails, alarmListerFailures, alarmConversionFailures, alarmNoIngestMinutes, runbookUrl },
   });
   return { network, sftp, cluster, images, ingest, batch, monitoring };

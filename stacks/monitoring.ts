@@ -44,7 +44,9 @@ export interface MonitoringStackProps extends PipelineStackProps {
   /** The pipeline's own schedule group (ingest stack): the Scheduler's metrics are per group. */
   readonly scheduleGroup: { readonly name: string };
   readonly scheduleDeadLetterQueue: { readonly name: string };
-  readonly cluster: { readonly cluster: { readonly arn: string } };
+  readonly cluster: { readonly cluster: { readonly arn: string; readonly name: string } };
+  /** The lister's and the converter's task definition families (their Container Insights metrics). */
+  readonly taskFamilies: { readonly lister: string; readonly converter: string };
   readonly settings?: MonitoringSettings;
 }
 
@@ -306,7 +308,7 @@ export class MonitoringStack extends PipelineStack {
 
     this.dashboard = new CloudwatchDashboard(this, 'dashboard', {
       dashboardName: this.name('pipeline'),
-      dashboardBody: JSON.stringify(dashboardBody({ region, pipeline, stateMachineArn: props.stateMachine.arn, dlqName: props.scheduleDeadLetterQueue.name, alarmArns: Object.values(this.alarms).map((a) => a.arn), runbookUrl: s.runbookUrl })),
+      dashboardBody: JSON.stringify(dashboardBody({ region, pipeline, stateMachineArn: props.stateMachine.arn, dlqName: props.scheduleDeadLetterQueue.name, clusterName: props.cluster.cluster.name, taskFamilies: props.taskFamilies, alarmArns: Object.values(this.alarms).map((a) => a.arn), runbookUrl: s.runbookUrl })),
     });
 
     new TerraformOutput(this, 'alarm_topic_arn', { value: this.topic.arn });
@@ -350,6 +352,8 @@ interface DashboardRefs {
   readonly pipeline: string;
   readonly stateMachineArn: string;
   readonly dlqName: string;
+  readonly clusterName: string;
+  readonly taskFamilies: { readonly lister: string; readonly converter: string };
   readonly alarmArns: string[];
   readonly runbookUrl: string;
 }
@@ -365,6 +369,15 @@ function dashboardBody(r: DashboardRefs) {
     height: 6,
     properties: { title, region: r.region, view: 'timeSeries', stacked: false, period: 300, metrics, ...extra },
   });
+  const insights = (metric: string, task: 'lister' | 'converter') => [
+    'ECS/ContainerInsights',
+    metric,
+    'ClusterName',
+    r.clusterName,
+    'TaskDefinitionFamily',
+    r.taskFamilies[task],
+    { stat: 'Maximum', label: `${task} ${metric}` },
+  ];
   const execution = (metric: string) => ['AWS/States', metric, 'StateMachineArn', r.stateMachineArn, { stat: 'Sum', label: metric }];
   return {
     widgets: [
@@ -396,6 +409,11 @@ function dashboardBody(r: DashboardRefs) {
         21,
       ),
       graph('Tasks and runs', [own('ListerRuns'), own('ConverterTasks')], 12, 21),
+      // The cluster has Container Insights on: per task definition family, memory used (the highest
+      // task) against what the task reserves, the first thing to look at for Task out of memory.
+      // https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Container-Insights-metrics-ECS.html
+      graph('Task memory (MiB, highest task) vs reserved', (['lister', 'converter'] as const).flatMap((t) => [insights('MemoryUtilized', t), insights('MemoryReserved', t)]), 0, 27),
+      graph('Task CPU (units, highest task) vs reserved', (['lister', 'converter'] as const).flatMap((t) => [insights('CpuUtilized', t), insights('CpuReserved', t)]), 12, 27),
     ],
   };
 }

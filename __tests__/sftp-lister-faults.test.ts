@@ -308,7 +308,6 @@ test('GIVEN 4 files of 100 MiB and the defaults WHEN ingested in parallel THEN p
  * Every other request the lister makes (REALPATH, OPENDIR/READDIR, OPEN, READ, STAT, CLOSE) is real.
  */
 // ssh2's server API, untyped here (its types live in the image's node_modules).
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 async function startNoFstatServer(root: string, clientPublicKey: string): Promise<{ port: number; fingerprint: string; stop(): Promise<void> }> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -10,6 +10,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -35,9 +36,13 @@ interface ListerModules {
   ) => NodeJS.ReadableStream;
 }
 
+/** The image's compiled modules, by path at run time (they are not part of this project's compilation). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const loadModule = (file: string) => require(file);
+
 function loadLister(): ListerModules {
   if (!fs.existsSync(path.join(lister, 'main.js'))) throw new Error(`${lister} missing: run npm ci (it builds images/*)`);
-  return { ...require(path.join(lister, 'config.js')), ...require(path.join(lister, 'sftp.js')) } as ListerModules;
+  return { ...loadModule(path.join(lister, 'config.js')), ...loadModule(path.join(lister, 'sftp.js')) } as ListerModules;
 }
 
 function writeRandom(file: string, size: number): void {
@@ -147,8 +152,8 @@ async function main(): Promise<void> {
     if (e2e.code !== 0 || e2e.summary.ingested !== 1) throw new Error(`end-to-end run failed: ${JSON.stringify(e2e.summary)}\n${e2e.stderr.slice(-2000)}`);
     // Same file, S3 write cost without SFTP: the S3 stand-in's own ceiling on this machine, for context.
     // The image's own uploader (same part size, queue and buffer pool), fed from a local file.
-    const { BufferPool, uploadStream } = require(path.join(lister, 'upload.js'));
-    const { S3Client } = require(path.join(repo, 'images', 'sftp-lister', 'node_modules', '@aws-sdk', 'client-s3'));
+    const { BufferPool, uploadStream } = loadModule(path.join(lister, 'upload.js'));
+    const { S3Client } = loadModule(path.join(repo, 'images', 'sftp-lister', 'node_modules', '@aws-sdk', 'client-s3'));
     const client = new S3Client({
       endpoint: s3.endpoint,
       forcePathStyle: true,
@@ -191,12 +196,7 @@ async function main(): Promise<void> {
       ['peak RSS, end-to-end run (MiB)', fmt(e2e.rssKiB / 1024), `file size ${FILE_MIB} MiB`, 'bounded'],
       [`peak RSS, ${FILES}-file decide run (MiB)`, fmt(Math.max(...decideRuns.map((r) => r.rssKiB)) / 1024), '', ''],
     ];
-    rows.push([
-      'load average (1 min) at the end',
-      require('node:os').loadavg()[0].toFixed(1),
-      `${require('node:os').cpus().length} CPUs`,
-      'figures are noisy when busy',
-    ]);
+    rows.push(['load average (1 min) at the end', os.loadavg()[0].toFixed(1), `${os.cpus().length} CPUs`, 'figures are noisy when busy']);
     const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
     for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join(' | '));
   } finally {

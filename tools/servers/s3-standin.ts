@@ -238,7 +238,9 @@ interface Reply {
   body?: Buffer | Readable;
 }
 
+// Control characters cannot stand literally in XML 1.0 text: they are written as character references.
 const xmlEscape = (s: string) =>
+  // eslint-disable-next-line no-control-regex
   s.replace(/[&<>"'\r]|[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, (c) =>
     c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '"' ? '&quot;' : c === "'" ? '&apos;' : `&#${c.charCodeAt(0)};`,
   );

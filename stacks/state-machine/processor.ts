@@ -68,7 +68,7 @@ const P = {
 const s3Retry = { ErrorEquals: ['S3.S3Exception', 'S3.SdkClientException', 'States.Timeout'], IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 3, JitterStrategy: 'FULL' };
 
 /** The last `/` segment of the manifest key, up to its first `.`: `manifests/x/batches/00001.json` -> `00001`. */
-const MANIFEST_BASENAME = (path: string) =>
+const manifestBasename = (path: string) =>
   `States.ArrayGetItem(States.StringSplit(States.ArrayGetItem(States.StringSplit(${path}, '/'), States.MathAdd(States.ArrayLength(States.StringSplit(${path}, '/')), -1)), '.'), 0)`;
 
 // One converter task per batch, in a Distributed Map child execution. Its output {resultKey, converted,
@@ -101,7 +101,7 @@ function batchProcessor(s: Settings, variant: ProcessorVariant): Processor {
               'batchId.$': 'States.UUID()',
               attempt: 0,
             }
-          : { 'manifest.$': '$.item.manifest', 'execution.$': '$.execution', 'batchId.$': MANIFEST_BASENAME('$.item.manifest'), attempt: 0 };
+          : { 'manifest.$': '$.item.manifest', 'execution.$': '$.execution', 'batchId.$': manifestBasename('$.item.manifest'), attempt: 0 };
   const recordCall: Pick<TaskState<never>, 'Resource' | 'Parameters'> =
     source === 'keys'
       ? { Resource: s3PutObject(t.bucketArn, failedPrefix), Parameters: { Bucket: bucket, 'Key.$': '$.failedManifest', 'Body.$': 'States.JsonToString($.failedKeys)', ContentType: 'application/json' } }

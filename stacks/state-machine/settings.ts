@@ -91,7 +91,7 @@ export interface PipelineDefinitionProps {
   readonly taskAttempts?: number;
   /** Retry of ECS API errors (capacity, throttling) when starting tasks. */
   readonly ecsRetry?: RetrySettings;
-  /** Delays (s) before re-running a failed task; full jitter picks 1..delay. @default [15, 60, 240] */
+  /** Delays (s) before re-running a failed task; full jitter picks 1..delay. @default [15, 60, 240], then 240 for more attempts */
   readonly taskRetryDelays?: number[];
 }
 

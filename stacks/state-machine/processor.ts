@@ -260,7 +260,7 @@ export function conversionStates(s: Settings) {
   const { bucket, resultPrefix, maxBatchBytes, tolerated } = s;
   const t = s.props.targets;
   // ItemBatcher bounds each batch by count and by bytes: the byte bound keeps its S3PATHS override
-  // within ECS's limit whatever the key lengths (maxOverrideChars). The execution name reaches the
+  // within ECS's limit whatever the key lengths (converterOverridesFixedChars, checked in settings.ts). The execution name reaches the
   // children through ItemSelector, which is documented to take values from the Context object
   // (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemselector.html), not
   // through ItemBatcher.BatchInput, which is documented only as fixed JSON

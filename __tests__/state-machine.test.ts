@@ -12,7 +12,6 @@ import {
   states,
   KEY_NEEDS_ESCAPES,
   KEY_OUTSIDE_INPUT,
-  maskTerraformRefs,
   MAX_KEYS_PER_EXECUTION,
   PREFIX_OUTSIDE_INPUT,
   PipelineDefinitionProps,
@@ -621,15 +620,5 @@ describe('typed states: a target must be a declared state (issue 13.1)', () => {
   test('GIVEN a nested flow with renamed states THEN every target is renamed with it', () => {
     const f = flow('a', { a: { Type: 'Choice', Choices: [{ Variable: '$.x', IsPresent: true, Next: 'b' }], Default: 'b' }, b: { Type: 'Succeed' } }, (n) => `${n} (x)`);
     expect(f.json).toEqual({ StartAt: 'a (x)', States: { 'a (x)': { Type: 'Choice', Choices: [{ Variable: '$.x', IsPresent: true, Next: 'b (x)' }], Default: 'b (x)' }, 'b (x)': { Type: 'Succeed' } } });
-  });
-});
-
-describe('maskTerraformRefs', () => {
-  test('GIVEN expressions with quotes and braces WHEN masked THEN the JSON parses and equal expressions share a placeholder', () => {
-    const text = JSON.stringify({ a: '${aws_s3_bucket.b.id}', b: 'x-${try(regex("SHA256:[A-Z]{43}", var.k), "")}', c: '${aws_s3_bucket.b.id}/k' })
-      .replace(/\\"/g, '"'); // as cdktf writes references: raw, unescaped inside the string
-    const masked = maskTerraformRefs(text);
-    expect(JSON.parse(masked.text)).toEqual({ a: 'TF_REF_0', b: 'x-TF_REF_1', c: 'TF_REF_0/k' });
-    expect(masked.refs.TF_REF_1).toBe('${try(regex("SHA256:[A-Z]{43}", var.k), "")}');
   });
 });

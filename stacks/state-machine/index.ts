@@ -32,7 +32,6 @@ export { POLICY_ORDER } from './iam';
 export { processorStateNames, type ProcessorVariant } from './processor';
 export { containerOverridesChars, RUN_TASK_SYNC, type EcsCluster } from './run-task';
 export type { AwsTargets, PipelineDefinitionProps, RetrySettings, TaskLaunch } from './settings';
-export { maskTerraformRefs } from './terraform-refs';
 
 export interface PipelineDefinition {
   readonly definition: JsonObject;

@@ -5,7 +5,15 @@ import js from '@eslint/js';
 import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
-const node = { require: 'readonly', module: 'writable', exports: 'writable', process: 'readonly', __dirname: 'readonly', console: 'readonly', Buffer: 'readonly' };
+const node = {
+  require: 'readonly',
+  module: 'writable',
+  exports: 'writable',
+  process: 'readonly',
+  __dirname: 'readonly',
+  console: 'readonly',
+  Buffer: 'readonly',
+};
 
 export default defineConfig(
   { ignores: ['**/node_modules/**', '**/dist/**', 'cdktf.out/**', '.gen/**', 'coverage/**', '__tests__/fixtures/xml-corpus/**'] },

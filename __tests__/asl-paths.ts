@@ -27,7 +27,17 @@ const RESULT_FIELDS: Record<string, string[]> = {
 /** A Distributed Map with a ResultWriter returns its map run and where the results are. */
 const RESULT_WRITER_FIELDS = ['$.MapRunArn', '$.ResultWriterDetails', '$.ResultWriterDetails.Bucket', '$.ResultWriterDetails.Key'];
 /** Context object fields of every execution (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html). */
-const CONTEXT = ['$$.Execution.Id', '$$.Execution.Name', '$$.Execution.StartTime', '$$.Execution.Input', '$$.Execution.RoleArn', '$$.StateMachine.Id', '$$.StateMachine.Name', '$$.State.Name', '$$.State.EnteredTime'];
+const CONTEXT = [
+  '$$.Execution.Id',
+  '$$.Execution.Name',
+  '$$.Execution.StartTime',
+  '$$.Execution.Input',
+  '$$.Execution.RoleArn',
+  '$$.StateMachine.Id',
+  '$$.StateMachine.Name',
+  '$$.State.Name',
+  '$$.State.EnteredTime',
+];
 
 /** `$.a[3].b` and `$.a[*].b` -> `$.a[].b`: array elements are known as one. */
 function normalize(path: string): string {
@@ -179,7 +189,11 @@ class Analyzer {
           if (state.Default) flow(state.Default, facts);
           break;
         case 'Pass': {
-          const result = state.Parameters ? self.template(where, state.Parameters, facts, scope) : state.Result !== undefined ? staticFacts(state.Result) : facts;
+          const result = state.Parameters
+            ? self.template(where, state.Parameters, facts, scope)
+            : state.Result !== undefined
+              ? staticFacts(state.Result)
+              : facts;
           if (state.Next) flow(state.Next, Analyzer.resultPath(facts, result, state.ResultPath));
           break;
         }
@@ -201,7 +215,9 @@ class Analyzer {
             iteration = new Set();
             add(iteration, '$.Items[]');
             for (const f of item) if (f !== '$') add(iteration, `$.Items[]${f.slice(1)}`);
-            if (state.ItemBatcher.BatchInput) for (const f of self.template(`${where} BatchInput`, state.ItemBatcher.BatchInput, facts, scope)) if (f !== '$') add(iteration, `$.BatchInput${f.slice(1)}`);
+            if (state.ItemBatcher.BatchInput)
+              for (const f of self.template(`${where} BatchInput`, state.ItemBatcher.BatchInput, facts, scope))
+                if (f !== '$') add(iteration, `$.BatchInput${f.slice(1)}`);
           }
           const processor = state.ItemProcessor ?? state.Iterator;
           // Each processor is analysed once, with what its items guarantee.

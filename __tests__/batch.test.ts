@@ -18,7 +18,9 @@ import { synthesize } from './stacks/synth';
 const aslValidator = require('asl-validator') as (d: unknown) => { isValid: boolean; errorsText: (sep?: string) => string };
 
 describe('batch stack', () => {
-  const synth = synthesize({ env: { PIPELINE_STAGE: 'qa', PIPELINE_LOG_RETENTION_DAYS: '14', PIPELINE_CONVERTER_CPU: '2048', PIPELINE_CONVERTER_MEMORY: '4096' } });
+  const synth = synthesize({
+    env: { PIPELINE_STAGE: 'qa', PIPELINE_LOG_RETENTION_DAYS: '14', PIPELINE_CONVERTER_CPU: '2048', PIPELINE_CONVERTER_MEMORY: '4096' },
+  });
   const batch = readStack(synth.outdir, 'batch');
   const sm = batch.only('aws_sfn_state_machine');
   const masked = maskTerraformRefs(sm.definition);
@@ -27,7 +29,14 @@ describe('batch stack', () => {
 
   test('GIVEN converter sizes WHEN synthesized THEN its task definition is Fargate, non-root, read-only root with /tmp volume', () => {
     const td = batch.only('aws_ecs_task_definition');
-    expect(td).toMatchObject({ family: 'xmlpipe-qa-converter', requires_compatibilities: ['FARGATE'], network_mode: 'awsvpc', cpu: '2048', memory: '4096', volume: [{ name: 'tmp' }] });
+    expect(td).toMatchObject({
+      family: 'xmlpipe-qa-converter',
+      requires_compatibilities: ['FARGATE'],
+      network_mode: 'awsvpc',
+      cpu: '2048',
+      memory: '4096',
+      volume: [{ name: 'tmp' }],
+    });
     const [container] = JSON.parse(maskTerraformRefs(td.container_definitions).text);
     expect(container).toMatchObject({
       name: 'converter',
@@ -48,7 +57,10 @@ describe('batch stack', () => {
       logging_configuration: { level: 'ALL', include_execution_data: true, log_destination: '${aws_cloudwatch_log_group.state-machine-logs.arn}:*' },
       tracing_configuration: { enabled: true },
     });
-    expect(batch.resources('aws_cloudwatch_log_group')['state-machine-logs']).toMatchObject({ name: '/aws/vendedlogs/states/xmlpipe-qa-pipeline', retention_in_days: 14 });
+    expect(batch.resources('aws_cloudwatch_log_group')['state-machine-logs']).toMatchObject({
+      name: '/aws/vendedlogs/states/xmlpipe-qa-pipeline',
+      retention_in_days: 14,
+    });
   });
 
   test('THEN the synthesized definition passes asl-validator and uses JSONPath', () => {
@@ -61,7 +73,9 @@ describe('batch stack', () => {
 
   test('THEN every ECS task runs .sync in private subnets with no public IP, from this cluster', () => {
     const ecs = Object.entries(taskStates(definition)).filter(([, s]) => s.Resource === 'arn:aws:states:::ecs:runTask.sync');
-    expect(ecs.map(([n]) => n).sort()).toEqual([...(['keys', 'prefix', 'manifest', 'batches', 'replay'] as const).map((v) => processorStateNames(v).run), STATE.runLister].sort());
+    expect(ecs.map(([n]) => n).sort()).toEqual(
+      [...(['keys', 'prefix', 'manifest', 'batches', 'replay'] as const).map((v) => processorStateNames(v).run), STATE.runLister].sort(),
+    );
     for (const [, state] of ecs) {
       const p = state.Parameters as any;
       expect(ref(p.Cluster)).toContain('aws_ecs_clusterclusterarn');
@@ -73,7 +87,11 @@ describe('batch stack', () => {
   test('THEN the distributed maps read from S3, batch keys, bound concurrency and tolerate a share of failures', () => {
     const manifest = definition.States[STATE.convertManifest];
     expect(manifest).toMatchObject({
-      ItemReader: { Resource: 'arn:aws:states:::s3:getObject', ReaderConfig: { InputType: 'JSON' }, Parameters: { 'Bucket.$': '$.manifest.bucket', 'Key.$': '$.manifest.key' } },
+      ItemReader: {
+        Resource: 'arn:aws:states:::s3:getObject',
+        ReaderConfig: { InputType: 'JSON' },
+        Parameters: { 'Bucket.$': '$.manifest.bucket', 'Key.$': '$.manifest.key' },
+      },
       ItemSelector: { 'Key.$': '$$.Map.Item.Value', 'execution.$': '$$.Execution.Name' },
       ItemBatcher: { MaxItemsPerBatch: 50, MaxInputBytesPerBatch: 6144 },
       MaxConcurrency: 20,
@@ -114,7 +132,13 @@ describe('batch stack', () => {
     ]);
     expect(run.Catch.map((c: any) => c.ErrorEquals.at(-1))).toEqual(['AmazonECS.Unknown', 'States.TaskFailed', 'States.ALL']);
     const env = Object.fromEntries(run.Parameters.Overrides.ContainerOverrides[0].Environment.map((e: any) => [e.Name, e.Value ?? e['Value.$']]));
-    expect(env).toMatchObject({ S3PATHS: 'States.JsonToString($.keys)', RESULT_KEY: "States.Format('results/{}/{}.json', $.execution, $.batchId)", OUTPUT_PREFIX: 'json/', RUN_ID: '$.execution', BATCH_ID: '$.batchId' });
+    expect(env).toMatchObject({
+      S3PATHS: 'States.JsonToString($.keys)',
+      RESULT_KEY: "States.Format('results/{}/{}.json', $.execution, $.batchId)",
+      OUTPUT_PREFIX: 'json/',
+      RUN_ID: '$.execution',
+      BATCH_ID: '$.batchId',
+    });
     expect(run.Parameters.Overrides.ContainerOverrides[0].Name).toBe('converter');
   });
 
@@ -142,7 +166,10 @@ describe('batch stack', () => {
       condition: [{ test: 'StringEquals', variable: 'iam:PassedToService', values: ['ecs-tasks.amazonaws.com'] }],
     });
     expect(bySid.PassOnlyPipelineTaskRoles.resources).toHaveLength(4);
-    expect(bySid.SyncTaskCompletionRule).toMatchObject({ actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'], resources: [expect.stringMatching(/:rule\/StepFunctionsGetEventsForECSTaskRule$/)] });
+    expect(bySid.SyncTaskCompletionRule).toMatchObject({
+      actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
+      resources: [expect.stringMatching(/:rule\/StepFunctionsGetEventsForECSTaskRule$/)],
+    });
     expect(bySid.ReadManifestsAndBatchResults.actions).toEqual(['s3:GetObject']);
     expect(bySid.ReadManifestsAndBatchResults.resources.map((r: string) => r.replace(/^\$\{[^}]+\}/, 'B'))).toEqual(['B/manifests/*', 'B/results/*']);
     // no statement grants object reads of the whole bucket
@@ -156,15 +183,30 @@ describe('batch stack', () => {
     expect(Object.keys(converter).sort()).toEqual(['FileFailedKeys', 'ReadBatchManifests', 'ReadInputPrefixes', 'WriteOutputsAndSummaries']);
     expect(converter.ReadInputPrefixes.actions).toEqual(['s3:GetObject']);
     expect(converter.ReadInputPrefixes.resources.map(strip)).toEqual(['B/incoming/*']);
-    expect([converter.ReadBatchManifests.actions, converter.ReadBatchManifests.resources.map(strip)]).toEqual([['s3:GetObject'], ['B/manifests/*/batches/*', 'B/manifests/failed/*']]);
-    expect([converter.FileFailedKeys.actions, converter.FileFailedKeys.resources.map(strip)]).toEqual([['s3:PutObject', 's3:DeleteObject'], ['B/manifests/failed/*']]);
+    expect([converter.ReadBatchManifests.actions, converter.ReadBatchManifests.resources.map(strip)]).toEqual([
+      ['s3:GetObject'],
+      ['B/manifests/*/batches/*', 'B/manifests/failed/*'],
+    ]);
+    expect([converter.FileFailedKeys.actions, converter.FileFailedKeys.resources.map(strip)]).toEqual([
+      ['s3:PutObject', 's3:DeleteObject'],
+      ['B/manifests/failed/*'],
+    ]);
     const machine = Object.fromEntries(batch.policyOf('state-machine-role').map((s) => [s.sid, s]));
-    expect(machine.ListInputPrefixes).toMatchObject({ actions: ['s3:ListBucket'], condition: [{ test: 'StringLike', variable: 's3:prefix', values: ['incoming/*'] }] });
-    expect(machine.ListFailedManifests).toMatchObject({ actions: ['s3:ListBucket'], condition: [{ test: 'StringLike', variable: 's3:prefix', values: ['manifests/failed/*'] }] });
+    expect(machine.ListInputPrefixes).toMatchObject({
+      actions: ['s3:ListBucket'],
+      condition: [{ test: 'StringLike', variable: 's3:prefix', values: ['incoming/*'] }],
+    });
+    expect(machine.ListFailedManifests).toMatchObject({
+      actions: ['s3:ListBucket'],
+      condition: [{ test: 'StringLike', variable: 's3:prefix', values: ['manifests/failed/*'] }],
+    });
     expect([machine.WriteFailedManifests.actions, machine.WriteFailedManifests.resources.map(strip)]).toEqual([['s3:PutObject'], ['B/manifests/failed/*']]);
     // and the definition refuses prefixes and keys the role could not serve
     expect(definition.States[STATE.prefixAllowed].Choices[0].And[1]).toEqual({ Variable: '$.prefix', StringMatches: 'incoming/*' });
-    expect(definition.States[STATE.checkKeys].ItemProcessor.States[STATE.keyAllowed].Choices[0].And[0].And[1]).toEqual({ Variable: '$', StringMatches: 'incoming/*' });
+    expect(definition.States[STATE.checkKeys].ItemProcessor.States[STATE.keyAllowed].Choices[0].And[0].And[1]).toEqual({
+      Variable: '$',
+      StringMatches: 'incoming/*',
+    });
   });
 
   test('THEN the role may tag only the tasks RunTask creates in this cluster (PropagateTags: tag-on-create authorization)', () => {
@@ -173,19 +215,29 @@ describe('batch stack', () => {
       sid: 'TagTasksOnRunTask',
       effect: 'Allow',
       actions: ['ecs:TagResource'],
-      resources: [expect.stringMatching(/^arn:\$\{data\.aws_partition\.partition\.partition\}:ecs:us-east-1:\$\{data\.aws_caller_identity\.account\.account_id\}:task\/\$\{data\.terraform_remote_state\.cross-stack-reference-input-cluster\.outputs\.cross-stack-output-aws_ecs_clusterclustername\}\/\*$/)],
+      resources: [
+        expect.stringMatching(
+          /^arn:\$\{data\.aws_partition\.partition\.partition\}:ecs:us-east-1:\$\{data\.aws_caller_identity\.account\.account_id\}:task\/\$\{data\.terraform_remote_state\.cross-stack-reference-input-cluster\.outputs\.cross-stack-output-aws_ecs_clusterclustername\}\/\*$/,
+        ),
+      ],
       condition: [{ test: 'StringEquals', variable: 'ecs:CreateAction', values: ['RunTask'] }],
     });
     expect(bySid.WatchAndStopTasks.resources).toEqual(bySid.TagTasksOnRunTask.resources);
   });
 
-  test('THEN the state machine is created only after its role\'s policy (depends_on)', () => {
+  test("THEN the state machine is created only after its role's policy (depends_on)", () => {
     expect(batch.resources('aws_iam_role_policy')['state-machine-role-policy'].role).toBe('${aws_iam_role.state-machine-role.id}');
     expect(sm.depends_on).toEqual(['aws_iam_role_policy.state-machine-role-policy']);
   });
 
   test('THEN the lock table is on-demand and encrypted, keyed by `lock`', () => {
-    expect(batch.only('aws_dynamodb_table')).toMatchObject({ name: 'xmlpipe-qa-locks', billing_mode: 'PAY_PER_REQUEST', hash_key: 'lock', attribute: [{ name: 'lock', type: 'S' }], server_side_encryption: { enabled: true } });
+    expect(batch.only('aws_dynamodb_table')).toMatchObject({
+      name: 'xmlpipe-qa-locks',
+      billing_mode: 'PAY_PER_REQUEST',
+      hash_key: 'lock',
+      attribute: [{ name: 'lock', type: 'S' }],
+      server_side_encryption: { enabled: true },
+    });
   });
 
   test('THEN terraform validate passes offline', async () => {
@@ -195,11 +247,17 @@ describe('batch stack', () => {
 
 describe('batching from the config', () => {
   test('GIVEN non-default batch size, concurrency, failure percentage and converter concurrency in the environment WHEN the app is synthesized THEN the definition and task carry them', () => {
-    const synth = synthesize({ env: { PIPELINE_BATCH_SIZE: '120', PIPELINE_MAX_CONCURRENCY: '7', PIPELINE_TOLERATED_FAILURE_PERCENTAGE: '12.5', PIPELINE_CONVERTER_CONCURRENCY: '9' } });
+    const synth = synthesize({
+      env: { PIPELINE_BATCH_SIZE: '120', PIPELINE_MAX_CONCURRENCY: '7', PIPELINE_TOLERATED_FAILURE_PERCENTAGE: '12.5', PIPELINE_CONVERTER_CONCURRENCY: '9' },
+    });
     const batch = readStack(synth.outdir, 'batch');
     const definition = JSON.parse(maskTerraformRefs(batch.only('aws_sfn_state_machine').definition).text);
     for (const state of [STATE.convertManifest, STATE.convertPrefix]) {
-      expect(definition.States[state]).toMatchObject({ ItemBatcher: { MaxItemsPerBatch: 120, MaxInputBytesPerBatch: 6144 }, MaxConcurrency: 7, ToleratedFailurePercentage: 12.5 });
+      expect(definition.States[state]).toMatchObject({
+        ItemBatcher: { MaxItemsPerBatch: 120, MaxInputBytesPerBatch: 6144 },
+        MaxConcurrency: 7,
+        ToleratedFailurePercentage: 12.5,
+      });
     }
     const [container] = JSON.parse(maskTerraformRefs(batch.only('aws_ecs_task_definition').container_definitions).text);
     expect(container.environment).toContainEqual({ name: 'CONCURRENCY', value: '9' });
@@ -215,7 +273,13 @@ describe('batch settings', () => {
       network: { privateSubnets: [ref], taskSecurityGroup: ref },
       cluster: { cluster: ref, logGroups: { sftpLister: ref, converter: ref }, repositories: { sftpLister: ref, converter: ref }, xmlBucket: { bucket: ref } },
       images: { imageRefs: { sftpLister: 'img', converter: 'img' } },
-      lister: { taskDefinition: { arnWithoutRevision: 'arn:aws:ecs:us-east-1:1:task-definition/l' }, taskRole: ref, executionRole: ref, containerName: 'sftp-lister', layout: DEFAULT_LAYOUT },
+      lister: {
+        taskDefinition: { arnWithoutRevision: 'arn:aws:ecs:us-east-1:1:task-definition/l' },
+        taskRole: ref,
+        executionRole: ref,
+        containerName: 'sftp-lister',
+        layout: DEFAULT_LAYOUT,
+      },
       settings,
     });
     return stack.definition as any;
@@ -225,7 +289,9 @@ describe('batch settings', () => {
     const d = build({ converterOnSpot: true, batchSize: 80, maxConcurrency: 100, toleratedFailurePercentage: 0, keysBatchSize: 20 });
     const map = d.States[STATE.convertManifest];
     expect(map).toMatchObject({ ItemBatcher: { MaxItemsPerBatch: 80 }, MaxConcurrency: 100, ToleratedFailurePercentage: 0 });
-    expect(map.ItemProcessor.States[processorStateNames('manifest').run].Parameters.CapacityProviderStrategy).toEqual([{ CapacityProvider: 'FARGATE_SPOT', Weight: 1 }]);
+    expect(map.ItemProcessor.States[processorStateNames('manifest').run].Parameters.CapacityProviderStrategy).toEqual([
+      { CapacityProvider: 'FARGATE_SPOT', Weight: 1 },
+    ]);
     // the lister stays on demand
     expect(d.States[STATE.runLister].Parameters.CapacityProviderStrategy).toEqual([{ CapacityProvider: 'FARGATE', Weight: 1 }]);
     expect(d.States[STATE.convertKeys].ItemBatcher.MaxItemsPerBatch).toBe(20);
@@ -233,7 +299,12 @@ describe('batch settings', () => {
 
   test('GIVEN two input prefixes in the config WHEN built THEN keys and prefixes under either are accepted', () => {
     const d = build({}, { PIPELINE_INPUT_PREFIXES: 'incoming/,lab/xml/' });
-    expect(d.States[STATE.prefixAllowed].Choices[0].And[1]).toEqual({ Or: [{ Variable: '$.prefix', StringMatches: 'incoming/*' }, { Variable: '$.prefix', StringMatches: 'lab/xml/*' }] });
+    expect(d.States[STATE.prefixAllowed].Choices[0].And[1]).toEqual({
+      Or: [
+        { Variable: '$.prefix', StringMatches: 'incoming/*' },
+        { Variable: '$.prefix', StringMatches: 'lab/xml/*' },
+      ],
+    });
   });
 
   test.each([

@@ -18,7 +18,10 @@ const taskDefinition = {
         { sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false },
         { sourceVolume: 'data', containerPath: '/data/', readOnly: false },
       ],
-      environment: [{ name: 'PROBE', value: 'from-task' }, { name: 'REF', value: '${aws_s3_bucket.x.bucket}' }],
+      environment: [
+        { name: 'PROBE', value: 'from-task' },
+        { name: 'REF', value: '${aws_s3_bucket.x.bucket}' },
+      ],
     },
   ]),
   volume: [{ name: 'tmp' }, { name: 'data' }],

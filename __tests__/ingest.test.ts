@@ -87,12 +87,21 @@ describe('ingest stack', () => {
 
   test('THEN only the execution role may read the secret, and the task role only touches its prefixes', () => {
     const exec = ingest.policyOf('execution-role');
-    expect(exec.find((s) => s.sid === 'InjectSecrets')).toMatchObject({ actions: ['secretsmanager:GetSecretValue'], resources: [expect.stringMatching(/secret/)] });
+    expect(exec.find((s) => s.sid === 'InjectSecrets')).toMatchObject({
+      actions: ['secretsmanager:GetSecretValue'],
+      resources: [expect.stringMatching(/secret/)],
+    });
     const task = ingest.policyOf('task-role');
     expect(task.flatMap((s) => s.actions).sort()).toEqual(['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
     const write = task.find((s) => s.sid === 'WriteIngestedFilesManifestAndIndex');
-    expect(write.resources.map((r: string) => r.replace(/^\$\{[^}]+\}/, 'BUCKET'))).toEqual(['BUCKET/incoming/*', 'BUCKET/manifests/*', 'BUCKET/.sftp-lister/*']);
-    expect(task.find((s) => s.sid === 'ListLandingPrefixes').condition).toEqual([{ test: 'StringLike', variable: 's3:prefix', values: ['incoming/*', '.sftp-lister/*'] }]);
+    expect(write.resources.map((r: string) => r.replace(/^\$\{[^}]+\}/, 'BUCKET'))).toEqual([
+      'BUCKET/incoming/*',
+      'BUCKET/manifests/*',
+      'BUCKET/.sftp-lister/*',
+    ]);
+    expect(task.find((s) => s.sid === 'ListLandingPrefixes').condition).toEqual([
+      { test: 'StringLike', variable: 's3:prefix', values: ['incoming/*', '.sftp-lister/*'] },
+    ]);
     expect(JSON.stringify(task)).not.toMatch(/"\*"/);
     expect(ingest.trustOf('task-role')[0]).toMatchObject({ principals: [{ type: 'Service', identifiers: ['ecs-tasks.amazonaws.com'] }] });
   });
@@ -113,7 +122,9 @@ describe('ingest stack', () => {
     // In the pipeline's own group, so the Scheduler's per-group metrics are this schedule's alone.
     expect(ingest.only('aws_scheduler_schedule_group').name).toBe('xmlpipe-prod-schedules');
     expect(schedule.group_name).toBe('${aws_scheduler_schedule_group.schedule-group.name}');
-    expect(schedule.target.arn).toMatch(/^arn:\$\{data\.aws_partition\.partition\.partition\}:states:us-east-1:\$\{data\.aws_caller_identity\.account\.account_id\}:stateMachine:xmlpipe-prod-pipeline$/);
+    expect(schedule.target.arn).toMatch(
+      /^arn:\$\{data\.aws_partition\.partition\.partition\}:states:us-east-1:\$\{data\.aws_caller_identity\.account\.account_id\}:stateMachine:xmlpipe-prod-pipeline$/,
+    );
     expect(ingest.only('aws_sqs_queue')).toMatchObject({ sqs_managed_sse_enabled: true, message_retention_seconds: 1209600 });
   });
 

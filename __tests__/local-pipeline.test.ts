@@ -51,7 +51,7 @@ describe('the schedule: {"ingest": ...} ingests new SFTP files and converts them
     world.beforeTask = undefined;
   });
 
-  test('GIVEN the lab samples WHEN the scheduled run ends THEN their JSON in S3 is byte-identical to the lab\'s expected output', async () => {
+  test("GIVEN the lab samples WHEN the scheduled run ends THEN their JSON in S3 is byte-identical to the lab's expected output", async () => {
     expect(first.status).toBe('SUCCEEDED');
     for (const name of ['customer.xml', 'plane.xml', 'attributes.xml', 'repeated_noncontiguous.xml', 'unicode_text.xml']) {
       const body = await session.world.s3.get(session.world.bucket, `json/incoming/${name}.json`);
@@ -75,7 +75,18 @@ describe('the schedule: {"ingest": ...} ingests new SFTP files and converts them
     const expected = [
       // the state machine: lock, lister and converter tasks (RunTask, tag-on-create, PassRole), manifest (ItemReader),
       // map children, results (ResultWriter), the overlapping run's look at the lock holder
-      ...['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem', 'states:DescribeExecution', 'ecs:RunTask', 'ecs:TagResource', 'iam:PassRole', 's3:GetObject', 'states:StartExecution', 's3:PutObject'].map((a) => `batch/state-machine-role ${a}`),
+      ...[
+        'dynamodb:PutItem',
+        'dynamodb:GetItem',
+        'dynamodb:DeleteItem',
+        'states:DescribeExecution',
+        'ecs:RunTask',
+        'ecs:TagResource',
+        'iam:PassRole',
+        's3:GetObject',
+        'states:StartExecution',
+        's3:PutObject',
+      ].map((a) => `batch/state-machine-role ${a}`),
       // ECS starting the tasks with their execution roles
       ...['ecr:GetAuthorizationToken', 'ecr:BatchGetImage', 'logs:PutLogEvents', 'secretsmanager:GetSecretValue'].map((a) => `ingest/execution-role ${a}`),
       'batch/execution-role ecr:BatchGetImage',
@@ -123,7 +134,7 @@ describe('the schedule: {"ingest": ...} ingests new SFTP files and converts them
     expect([...(session.world.tables.values().next().value?.values() ?? [])]).toEqual([]);
     const next = await session.pipeline.execute({ ingest: { source: 'schedule' } }, 'next-run');
     expect(next.status).toBe('SUCCEEDED');
-    expect((await outcomes(session.world, next.output))).toEqual([]);
+    expect(await outcomes(session.world, next.output)).toEqual([]);
     expect(tasksOf(next.arn, 'sftp-lister')).toHaveLength(1);
     expect(tasksOf(next.arn, 'converter')).toHaveLength(0);
     expect(JSON.parse((await session.world.s3.get(session.world.bucket, 'manifests/next-run.json')).toString())).toEqual([]);
@@ -141,7 +152,7 @@ describe('the schedule: {"ingest": ...} ingests new SFTP files and converts them
   });
 });
 
-describe('contract 1 (the lab\'s): a JSON array of keys', () => {
+describe("contract 1 (the lab's): a JSON array of keys", () => {
   const copies = Array.from({ length: 14 }, (_, i) => `incoming/lab/copy-${String(i).padStart(2, '0')}.xml`);
 
   beforeAll(async () => {
@@ -169,7 +180,10 @@ describe('contract 1 (the lab\'s): a JSON array of keys', () => {
     session.world.beforeTask = undefined;
     expect(run.status).toBe('SUCCEEDED');
     const tasks = tasksOf(run.arn, 'converter');
-    expect(tasks.map((t) => [t.injected ? 'injected' : 'ran', t.exitCode])).toEqual([['injected', null], ['ran', 0]]);
+    expect(tasks.map((t) => [t.injected ? 'injected' : 'ran', t.exitCode])).toEqual([
+      ['injected', null],
+      ['ran', 0],
+    ]);
     // the rerun is the same batch: same keys, same result key
     expect(tasks[1].overrides).toEqual(tasks[0].overrides);
     expect((await outcomes(session.world, run.output)).filter((o) => o.status === 'converted')).toHaveLength(3);
@@ -181,14 +195,16 @@ describe('contract 1 (the lab\'s): a JSON array of keys', () => {
     session.world.beforeTask = undefined;
     expect(run.status).toBe('SUCCEEDED');
     expect(tasksOf(run.arn, 'converter')).toHaveLength(3); // taskAttempts default
-    expect((await outcomes(session.world, run.output))).toEqual(copies.slice(0, 2).map((key) => ({ key, status: 'failed', error: expect.stringMatching(/^States\.TaskFailed: .*CannotPullContainerError/) })));
+    expect(await outcomes(session.world, run.output)).toEqual(
+      copies.slice(0, 2).map((key) => ({ key, status: 'failed', error: expect.stringMatching(/^States\.TaskFailed: .*CannotPullContainerError/) })),
+    );
   });
 
   test('GIVEN a key that does not exist WHEN executed THEN the batch is re-run (I/O error, not malformed), then its summary reports each key', async () => {
     const run = await session.pipeline.execute([copies[0], 'incoming/lab/does-not-exist.xml'], 'missing-key');
     expect(run.status).toBe('SUCCEEDED');
     expect(tasksOf(run.arn, 'converter').map((t) => t.exitCode)).toEqual([74, 74, 74]);
-    expect((await outcomes(session.world, run.output))).toEqual([
+    expect(await outcomes(session.world, run.output)).toEqual([
       { key: copies[0], status: 'converted', output: `json/${copies[0]}.json` },
       { key: 'incoming/lab/does-not-exist.xml', status: 'failed', error: expect.stringMatching(/does-not-exist\.xml/) },
     ]);
@@ -197,7 +213,11 @@ describe('contract 1 (the lab\'s): a JSON array of keys', () => {
   test('GIVEN a key outside the input prefixes among good ones WHEN executed THEN the execution fails naming it and no task runs', async () => {
     await session.world.s3.put(session.world.bucket, 'lab/elsewhere.xml', '<a/>');
     const run = await session.pipeline.execute([copies[0], 'lab/elsewhere.xml', copies[1]], 'key-outside');
-    expect(run).toMatchObject({ status: 'FAILED', error: KEY_OUTSIDE_INPUT, cause: 'key "lab/elsewhere.xml" is outside the input prefixes (incoming/); nothing was converted' });
+    expect(run).toMatchObject({
+      status: 'FAILED',
+      error: KEY_OUTSIDE_INPUT,
+      cause: 'key "lab/elsewhere.xml" is outside the input prefixes (incoming/); nothing was converted',
+    });
     expect(tasksOf(run.arn)).toEqual([]);
     expect(await session.world.s3.keys(session.world.bucket, 'json/lab/')).toEqual([]);
   });
@@ -211,7 +231,7 @@ describe('contract 1 (the lab\'s): a JSON array of keys', () => {
   });
 });
 
-describe('contract 2: a prefix or a manifest, through the Distributed Map\'s item processor', () => {
+describe("contract 2: a prefix or a manifest, through the Distributed Map's item processor", () => {
   const keys = Array.from({ length: 60 }, (_, i) => `incoming/bulk/f-${String(i).padStart(3, '0')}.xml`);
 
   beforeAll(async () => {
@@ -233,7 +253,11 @@ describe('contract 2: a prefix or a manifest, through the Distributed Map\'s ite
   test('GIVEN a prefix outside the input prefixes WHEN executed THEN the execution fails naming it and nothing is listed or run', async () => {
     for (const prefix of ['bulk/', 'json/', 'incoming', '']) {
       const run = await session.pipeline.execute({ prefix }, `prefix-outside-${prefix.replace(/\W/g, '') || 'root'}`);
-      expect(run).toMatchObject({ status: 'FAILED', error: PREFIX_OUTSIDE_INPUT, cause: `prefix ${JSON.stringify(prefix)} is outside the input prefixes (incoming/); nothing was converted` });
+      expect(run).toMatchObject({
+        status: 'FAILED',
+        error: PREFIX_OUTSIDE_INPUT,
+        cause: `prefix ${JSON.stringify(prefix)} is outside the input prefixes (incoming/); nothing was converted`,
+      });
       expect(tasksOf(run.arn)).toEqual([]);
     }
   });
@@ -258,7 +282,7 @@ describe('contract 2: a prefix or a manifest, through the Distributed Map\'s ite
 describe('replay (contract C2): {"replay": "<execution name>"} converts the keys an execution failed', () => {
   const keys = ['incoming/replay/r-1.xml', 'incoming/replay/r-2.xml', 'incoming/replay/r-3.xml'];
 
-  test('GIVEN a batch whose task never ran WHEN its execution ends THEN the state machine files the batch\'s keys; fixed, a replay converts exactly them', async () => {
+  test("GIVEN a batch whose task never ran WHEN its execution ends THEN the state machine files the batch's keys; fixed, a replay converts exactly them", async () => {
     const customer = fs.readFileSync(samples.find((s) => s.name === 'customer.xml')!.source);
     for (const key of keys) await session.world.s3.put(session.world.bucket, key, customer);
     session.world.beforeTask = ({ container }) => (container === 'converter' ? 'CannotPullContainerError: stood in' : undefined);
@@ -289,7 +313,10 @@ describe('replay (contract C2): {"replay": "<execution name>"} converts the keys
     const run = await session.pipeline.execute([good, bad], 'malformed-source');
     expect(run.status).toBe('SUCCEEDED');
     expect(tasksOf(run.arn, 'converter').map((t) => t.exitCode)).toEqual([65]);
-    expect((await outcomes(session.world, run.output)).map((o) => [o.key, o.status])).toEqual([[bad, 'failed'], [good, 'converted']]);
+    expect((await outcomes(session.world, run.output)).map((o) => [o.key, o.status])).toEqual([
+      [bad, 'failed'],
+      [good, 'converted'],
+    ]);
     // The converter ran to its end: it filed exactly the key it failed (the state machine filed nothing).
     const filed = await session.world.s3.keys(session.world.bucket, 'manifests/failed/malformed-source/');
     expect(filed).toEqual([`manifests/failed/malformed-source/${tasksOf(run.arn, 'converter')[0].overrides.BATCH_ID}.json`]);

@@ -60,7 +60,7 @@ async function withSession<T>(outdir: string, fn: (s: Session) => Promise<T>): P
 
 describe.each([
   ['ecs:RunTask', 'the state machine may not run the task definition'],
-  ['ecs:TagResource', 'tag-on-create: PropagateTags copies the task definition\'s tags onto the new task'],
+  ['ecs:TagResource', "tag-on-create: PropagateTags copies the task definition's tags onto the new task"],
   ['iam:PassRole', 'RunTask passes the task and execution roles'],
 ])('GIVEN the state machine role without %s (%s)', (action) => {
   test('WHEN keys are converted THEN RunTask fails with ECS.AccessDeniedException naming the action, and no task starts', async () => {
@@ -78,7 +78,7 @@ describe.each([
   });
 });
 
-test('GIVEN the converter\'s task role without s3:GetObject WHEN keys are converted THEN the converter\'s reads are denied by S3 and each key is reported failed with AccessDenied', async () => {
+test("GIVEN the converter's task role without s3:GetObject WHEN keys are converted THEN the converter's reads are denied by S3 and each key is reported failed with AccessDenied", async () => {
   await withSession(withoutAction('batch', 'task-role-policy-doc', 's3:GetObject'), async (session) => {
     const keys = ['incoming/iam/a.xml', 'incoming/iam/b.xml'];
     for (const k of keys) await session.world.s3.put(session.world.bucket, k, customer());
@@ -91,11 +91,13 @@ test('GIVEN the converter\'s task role without s3:GetObject WHEN keys are conver
     expect(result.every((o) => /AccessDenied/.test(o.error ?? ''))).toBe(true);
     expect(await session.world.s3.keys(session.world.bucket, 'json/')).toEqual([]);
     const denied = session.world.iam.log.filter((d) => d.role === 'batch/task-role' && d.decision !== 'Allowed');
-    expect(denied.map((d) => [d.action, d.resource.replace(/^arn:aws:s3:::[^/]+\//, '')])).toEqual(expect.arrayContaining(keys.map((k) => ['s3:GetObject', k])));
+    expect(denied.map((d) => [d.action, d.resource.replace(/^arn:aws:s3:::[^/]+\//, '')])).toEqual(
+      expect.arrayContaining(keys.map((k) => ['s3:GetObject', k])),
+    );
   });
 });
 
-test('GIVEN the lister\'s task role without s3:PutObject WHEN the schedule runs THEN the lister\'s uploads are denied by S3, nothing lands, and the execution fails', async () => {
+test("GIVEN the lister's task role without s3:PutObject WHEN the schedule runs THEN the lister's uploads are denied by S3, nothing lands, and the execution fails", async () => {
   await withSession(withoutAction('ingest', 'task-role-policy-doc', 's3:PutObject'), async (session) => {
     uploadToSftp(session.world.sftp, sampleFiles().slice(0, 2));
     const run = await session.pipeline.execute({ ingest: {} }, 'lister-denied');

@@ -50,11 +50,22 @@ describe('256 KiB of state input and output (https://docs.aws.amazon.com/step-fu
     const definition = {
       StartAt: 'Read',
       States: {
-        Read: { Type: 'Task', Resource: 'arn:aws:states:::aws-sdk:s3:getObject', Parameters: { Bucket: bucket, Key: 'manifests/big.json' }, Retry: [{ ErrorEquals: ['States.ALL'], MaxAttempts: 2 }], Catch: catchAll, End: true },
+        Read: {
+          Type: 'Task',
+          Resource: 'arn:aws:states:::aws-sdk:s3:getObject',
+          Parameters: { Bucket: bucket, Key: 'manifests/big.json' },
+          Retry: [{ ErrorEquals: ['States.ALL'], MaxAttempts: 2 }],
+          Catch: catchAll,
+          End: true,
+        },
         ...caught,
       },
     };
-    expect(await run(definition, {}, 'big-result')).toMatchObject({ status: 'FAILED', error: 'States.DataLimitExceeded', cause: expect.stringMatching(/s3:getObject result has \d+ bytes, over the 262144-byte payload quota/) });
+    expect(await run(definition, {}, 'big-result')).toMatchObject({
+      status: 'FAILED',
+      error: 'States.DataLimitExceeded',
+      cause: expect.stringMatching(/s3:getObject result has \d+ bytes, over the 262144-byte payload quota/),
+    });
   });
 
   test('GIVEN a state whose Parameters make its input over the quota WHEN run THEN it fails with States.DataLimitExceeded before the call', async () => {
@@ -62,25 +73,50 @@ describe('256 KiB of state input and output (https://docs.aws.amazon.com/step-fu
     const half = 'y'.repeat(90_000);
     const definition = {
       StartAt: 'Read',
-      States: { Read: { Type: 'Task', Resource: 'arn:aws:states:::aws-sdk:s3:getObject', Parameters: { Bucket: bucket, 'Key.$': '$.a', 'Extra1.$': '$.a', 'Extra2.$': '$.b' }, Catch: catchAll, End: true }, ...caught },
+      States: {
+        Read: {
+          Type: 'Task',
+          Resource: 'arn:aws:states:::aws-sdk:s3:getObject',
+          Parameters: { Bucket: bucket, 'Key.$': '$.a', 'Extra1.$': '$.a', 'Extra2.$': '$.b' },
+          Catch: catchAll,
+          End: true,
+        },
+        ...caught,
+      },
     };
-    expect(await run(definition, { a: half, b: half }, 'big-parameters')).toMatchObject({ status: 'FAILED', error: 'States.DataLimitExceeded', cause: expect.stringContaining('after Parameters') });
+    expect(await run(definition, { a: half, b: half }, 'big-parameters')).toMatchObject({
+      status: 'FAILED',
+      error: 'States.DataLimitExceeded',
+      cause: expect.stringContaining('after Parameters'),
+    });
     expect(session.world.s3.requests()).toEqual([]);
   });
 
   test('GIVEN a Pass state whose output is over the quota WHEN run THEN the execution fails with States.DataLimitExceeded', async () => {
     const definition = { StartAt: 'Grow', States: { Grow: { Type: 'Pass', Parameters: { 'a.$': '$.s', 'b.$': '$.s' }, End: true } } };
-    expect(await run(definition, { s: 'z'.repeat(140_000) }, 'big-output')).toMatchObject({ status: 'FAILED', error: 'States.DataLimitExceeded', cause: expect.stringContaining('the output of state "Grow"') });
+    expect(await run(definition, { s: 'z'.repeat(140_000) }, 'big-output')).toMatchObject({
+      status: 'FAILED',
+      error: 'States.DataLimitExceeded',
+      cause: expect.stringContaining('the output of state "Grow"'),
+    });
   });
 });
 
 describe('error and cause (https://docs.aws.amazon.com/step-functions/latest/apireference/API_ExecutionFailedEventDetails.html)', () => {
   const fail = { StartAt: 'Fail', States: { Fail: { Type: 'Fail', Error: 'Boom', CausePath: '$.cause' } } };
   test(`GIVEN a Fail state with a cause of ${MAX_CAUSE_CHARS} characters THEN the execution fails with that error and cause`, async () => {
-    expect(await run(fail, { cause: 'c'.repeat(MAX_CAUSE_CHARS) }, 'cause-at-limit')).toMatchObject({ status: 'FAILED', error: 'Boom', cause: 'c'.repeat(MAX_CAUSE_CHARS) });
+    expect(await run(fail, { cause: 'c'.repeat(MAX_CAUSE_CHARS) }, 'cause-at-limit')).toMatchObject({
+      status: 'FAILED',
+      error: 'Boom',
+      cause: 'c'.repeat(MAX_CAUSE_CHARS),
+    });
   });
   test(`GIVEN a Fail state with a cause of ${MAX_CAUSE_CHARS + 1} characters THEN the execution fails with States.DataLimitExceeded`, async () => {
-    expect(await run(fail, { cause: 'c'.repeat(MAX_CAUSE_CHARS + 1) }, 'cause-over-limit')).toMatchObject({ status: 'FAILED', error: 'States.DataLimitExceeded', cause: expect.stringContaining(`cause of ${MAX_CAUSE_CHARS + 1} characters`) });
+    expect(await run(fail, { cause: 'c'.repeat(MAX_CAUSE_CHARS + 1) }, 'cause-over-limit')).toMatchObject({
+      status: 'FAILED',
+      error: 'States.DataLimitExceeded',
+      cause: expect.stringContaining(`cause of ${MAX_CAUSE_CHARS + 1} characters`),
+    });
   });
 });
 
@@ -96,15 +132,22 @@ describe(`ECS container overrides, ${MAX_ECS_OVERRIDE_CHARS} characters (https:/
       { Name: 'OUTPUT_PREFIX', Value: 'json/' },
       { Name: 'RESULT_KEY', Value: 'results/limits/overrides.json' },
     ];
-    return { StartAt: 'Run', States: { Run: { Type: 'Task', Resource: 'arn:aws:states:::ecs:runTask.sync', Parameters: parameters, Catch: catchAll, End: true }, ...caught } };
+    return {
+      StartAt: 'Run',
+      States: { Run: { Type: 'Task', Resource: 'arn:aws:states:::ecs:runTask.sync', Parameters: parameters, Catch: catchAll, End: true }, ...caught },
+    };
   };
-  const keysOf = (chars: number) => JSON.stringify(Array.from({ length: Math.floor(chars / 110) }, (_, i) => `incoming/limits/${String(i).padStart(95, '0')}.xml`));
+  const keysOf = (chars: number) =>
+    JSON.stringify(Array.from({ length: Math.floor(chars / 110) }, (_, i) => `incoming/limits/${String(i).padStart(95, '0')}.xml`));
 
   test('GIVEN overrides over the limit WHEN the task state runs THEN RunTask fails with ECS.InvalidParameterException and no task starts', async () => {
     const before = session.world.tasks.length;
     const result = await run(withKeys(keysOf(MAX_ECS_OVERRIDE_CHARS + 200)), {}, 'overrides-over');
     expect(result.status).toBe('SUCCEEDED');
-    expect((result.output as JsonObject).caught).toMatchObject({ Error: 'ECS.InvalidParameterException', Cause: expect.stringContaining(`at most ${MAX_ECS_OVERRIDE_CHARS}`) });
+    expect((result.output as JsonObject).caught).toMatchObject({
+      Error: 'ECS.InvalidParameterException',
+      Cause: expect.stringContaining(`at most ${MAX_ECS_OVERRIDE_CHARS}`),
+    });
     expect(session.world.tasks.length).toBe(before);
   });
 
@@ -120,9 +163,23 @@ describe('a missing path is an uncatchable States.Runtime (https://docs.aws.amaz
     const getItem = realTask('arn:aws:states:::dynamodb:getItem');
     const definition = {
       StartAt: 'Read',
-      States: { Read: { Type: 'Task', Resource: 'arn:aws:states:::dynamodb:getItem', Parameters: getItem.Parameters, ResultSelector: { 'holder.$': '$.Item.holder.S' }, Catch: catchAll, End: true }, ...caught },
+      States: {
+        Read: {
+          Type: 'Task',
+          Resource: 'arn:aws:states:::dynamodb:getItem',
+          Parameters: getItem.Parameters,
+          ResultSelector: { 'holder.$': '$.Item.holder.S' },
+          Catch: catchAll,
+          End: true,
+        },
+        ...caught,
+      },
     };
-    expect(await run(definition, {}, 'missing-path')).toMatchObject({ status: 'FAILED', error: 'States.Runtime', cause: expect.stringContaining('$.Item.holder.S') });
+    expect(await run(definition, {}, 'missing-path')).toMatchObject({
+      status: 'FAILED',
+      error: 'States.Runtime',
+      cause: expect.stringContaining('$.Item.holder.S'),
+    });
   });
 
   test('GIVEN a Distributed Map whose ItemSelector selects a path an item lacks THEN the execution fails with States.Runtime despite its Catch', async () => {
@@ -132,7 +189,11 @@ describe('a missing path is an uncatchable States.Runtime (https://docs.aws.amaz
       States: {
         Map: {
           Type: 'Map',
-          ItemReader: { Resource: 'arn:aws:states:::s3:getObject', ReaderConfig: { InputType: 'JSON' }, Parameters: { Bucket: bucket, Key: 'manifests/items.json' } },
+          ItemReader: {
+            Resource: 'arn:aws:states:::s3:getObject',
+            ReaderConfig: { InputType: 'JSON' },
+            Parameters: { Bucket: bucket, Key: 'manifests/items.json' },
+          },
           ItemSelector: { 'key.$': '$$.Map.Item.Value.Key' },
           ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' }, StartAt: 'Done', States: { Done: { Type: 'Succeed' } } },
           Catch: catchAll,
@@ -161,7 +222,13 @@ describe('Distributed Map: ItemReader, ItemBatcher, ResultWriter, ToleratedFailu
             Check: {
               Type: 'Choice',
               Choices: [
-                { And: [{ Variable: '$.fail', IsPresent: true }, { Variable: '$.fail', BooleanEquals: true }], Next: 'Fail' },
+                {
+                  And: [
+                    { Variable: '$.fail', IsPresent: true },
+                    { Variable: '$.fail', BooleanEquals: true },
+                  ],
+                  Next: 'Fail',
+                },
                 { Variable: '$.Items', IsPresent: true, Next: 'AnyFailing' },
               ],
               Default: 'Done',
@@ -195,7 +262,9 @@ describe('Distributed Map: ItemReader, ItemBatcher, ResultWriter, ToleratedFailu
 
   test('GIVEN batches of 5 and one failing item THEN its whole batch counts: 5 of 10 items failed, over 10 %', async () => {
     const result = await run(mapOver('manifests/one.json', { ToleratedFailurePercentage: 10, ItemBatcher: { MaxItemsPerBatch: 5 } }), {}, 'tolerated-batch');
-    expect(result).toMatchObject({ output: { caught: { Error: 'States.ExceedToleratedFailureThreshold', Cause: expect.stringContaining('5 of 10 items failed') } } });
+    expect(result).toMatchObject({
+      output: { caught: { Error: 'States.ExceedToleratedFailureThreshold', Cause: expect.stringContaining('5 of 10 items failed') } },
+    });
   });
 
   test('GIVEN ItemBatcher with MaxItemsPerBatch and MaxInputBytesPerBatch THEN every batch is within both and the items are all there, in order', async () => {
@@ -204,7 +273,11 @@ describe('Distributed Map: ItemReader, ItemBatcher, ResultWriter, ToleratedFailu
     await session.world.s3.put(bucket, 'manifests/batched.json', JSON.stringify(list));
     const definition = mapOver('manifests/batched.json', { ItemBatcher: { MaxItemsPerBatch: 7, MaxInputBytesPerBatch: 1024 } });
     // Each child returns its input: the batches come back as the map's result.
-    ((definition.States as JsonObject).Map as { ItemProcessor: JsonObject }).ItemProcessor = { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' }, StartAt: 'Echo', States: { Echo: { Type: 'Pass', End: true } } };
+    ((definition.States as JsonObject).Map as { ItemProcessor: JsonObject }).ItemProcessor = {
+      ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' },
+      StartAt: 'Echo',
+      States: { Echo: { Type: 'Pass', End: true } },
+    };
     const result = await run(definition, {}, 'batched');
     const batches = result.output as { Items: Json[] }[];
     expect(batches.every((b) => b.Items.length <= 7 && Buffer.byteLength(JSON.stringify(b)) <= 1024)).toBe(true);
@@ -215,26 +288,47 @@ describe('Distributed Map: ItemReader, ItemBatcher, ResultWriter, ToleratedFailu
 
   test('GIVEN a manifest that is not a JSON array THEN the map fails with States.ItemReaderFailed (catchable)', async () => {
     await session.world.s3.put(bucket, 'manifests/object.json', JSON.stringify({ not: 'an array' }));
-    expect(await run(mapOver('manifests/object.json'), {}, 'reader-not-array')).toMatchObject({ status: 'SUCCEEDED', output: { caught: { Error: 'States.ItemReaderFailed' } } });
+    expect(await run(mapOver('manifests/object.json'), {}, 'reader-not-array')).toMatchObject({
+      status: 'SUCCEEDED',
+      output: { caught: { Error: 'States.ItemReaderFailed' } },
+    });
   });
 
-  test('GIVEN a ResultWriter THEN the state\'s result names manifest.json, which lists the SUCCEEDED and FAILED files as AWS writes them', async () => {
-    const definition = mapOver('manifests/one.json', { ToleratedFailurePercentage: 50, ResultWriter: { Resource: 'arn:aws:states:::s3:putObject', Parameters: { Bucket: bucket, Prefix: 'results/limits' } } });
+  test("GIVEN a ResultWriter THEN the state's result names manifest.json, which lists the SUCCEEDED and FAILED files as AWS writes them", async () => {
+    const definition = mapOver('manifests/one.json', {
+      ToleratedFailurePercentage: 50,
+      ResultWriter: { Resource: 'arn:aws:states:::s3:putObject', Parameters: { Bucket: bucket, Prefix: 'results/limits' } },
+    });
     const result = await run(definition, {}, 'written');
     const details = (result.output as JsonObject).ResultWriterDetails as JsonObject;
-    expect(result.output).toEqual({ MapRunArn: expect.stringMatching(/^arn:aws:states:us-east-1:123456789012:mapRun:[\w-]+\/Limits:[0-9a-f-]{36}$/), ResultWriterDetails: { Bucket: bucket, Key: expect.stringMatching(/^results\/limits\/[0-9a-f-]{36}\/manifest\.json$/) } });
+    expect(result.output).toEqual({
+      MapRunArn: expect.stringMatching(/^arn:aws:states:us-east-1:123456789012:mapRun:[\w-]+\/Limits:[0-9a-f-]{36}$/),
+      ResultWriterDetails: { Bucket: bucket, Key: expect.stringMatching(/^results\/limits\/[0-9a-f-]{36}\/manifest\.json$/) },
+    });
     const manifest = JSON.parse((await session.world.s3.get(bucket, String(details.Key))).toString());
     const folder = String(details.Key).replace(/manifest\.json$/, '');
     expect(manifest).toEqual({
       DestinationBucket: bucket,
       MapRunArn: (result.output as JsonObject).MapRunArn,
-      ResultFiles: { FAILED: [{ Key: `${folder}FAILED_0.json`, Size: expect.any(Number) }], PENDING: [], SUCCEEDED: [{ Key: `${folder}SUCCEEDED_0.json`, Size: expect.any(Number) }] },
+      ResultFiles: {
+        FAILED: [{ Key: `${folder}FAILED_0.json`, Size: expect.any(Number) }],
+        PENDING: [],
+        SUCCEEDED: [{ Key: `${folder}SUCCEEDED_0.json`, Size: expect.any(Number) }],
+      },
     });
     const succeeded = JSON.parse((await session.world.s3.get(bucket, `${folder}SUCCEEDED_0.json`)).toString());
     const failed = JSON.parse((await session.world.s3.get(bucket, `${folder}FAILED_0.json`)).toString());
     expect(succeeded).toHaveLength(9);
     expect(manifest.ResultFiles.SUCCEEDED[0].Size).toBe(Buffer.byteLength(JSON.stringify(succeeded)));
-    expect(failed).toEqual([expect.objectContaining({ Status: 'FAILED', Error: 'ItemFailed', Cause: 'asked to', Input: JSON.stringify({ i: 3, fail: true }), ExecutionArn: expect.stringMatching(/:execution:[\w-]+\/Limits:/) })]);
+    expect(failed).toEqual([
+      expect.objectContaining({
+        Status: 'FAILED',
+        Error: 'ItemFailed',
+        Cause: 'asked to',
+        Input: JSON.stringify({ i: 3, fail: true }),
+        ExecutionArn: expect.stringMatching(/:execution:[\w-]+\/Limits:/),
+      }),
+    ]);
     expect(succeeded[0]).toMatchObject({ Status: 'SUCCEEDED', Output: expect.any(String), InputDetails: { Included: true } });
     // Every write was authorized as the state machine's role.
     const writes = session.world.iam.log.filter((d) => d.action === 's3:PutObject' && d.resource.includes(`/${folder}`));

@@ -41,7 +41,10 @@ afterAll(async () => {
 
 test(`GIVEN ${FILES} files on SFTP whose keys are ${KEY_CHARS} characters WHEN the schedule runs THEN every file is ingested and converted, and every state stayed within 256 KiB`, async () => {
   const { world } = session;
-  const names = Array.from({ length: FILES }, (_, i) => `f-${String(i).padStart(5, '0')}-`.padEnd(KEY_CHARS - 'incoming/'.length - '.xml'.length, 'x') + '.xml');
+  const names = Array.from(
+    { length: FILES },
+    (_, i) => `f-${String(i).padStart(5, '0')}-`.padEnd(KEY_CHARS - 'incoming/'.length - '.xml'.length, 'x') + '.xml',
+  );
   const when = new Date(Date.now() - 3600_000);
   for (const [i, name] of names.entries()) {
     const file = path.join(world.sftp.root, name);
@@ -70,10 +73,12 @@ test(`GIVEN ${FILES} files on SFTP whose keys are ${KEY_CHARS} characters WHEN t
   expect(converters.map((t) => t.overrides.S3PATHS_MANIFEST).sort()).toEqual(index.map((b) => b.manifest).sort());
   expect(converters.every((t) => t.overrides.S3PATHS === undefined && t.exitCode === 0)).toBe(true);
   expect(converters.length).toBeLessThanOrEqual((MAX_TASKS_PER_10K * FILES) / 10_000);
-  console.log(`${FILES} files, ${KEY_CHARS}-character keys: ${seconds.toFixed(0)} s, ${converters.length} converter tasks, ${world.iam.log.length} calls authorized`);
+  console.log(
+    `${FILES} files, ${KEY_CHARS}-character keys: ${seconds.toFixed(0)} s, ${converters.length} converter tasks, ${world.iam.log.length} calls authorized`,
+  );
 });
 
-test('GIVEN the lab\'s contract at the largest input accepted (the most keys, each as long as the 256 KiB input allows) WHEN executed THEN every key is converted; one key more, or one character more, is refused before any task', async () => {
+test("GIVEN the lab's contract at the largest input accepted (the most keys, each as long as the 256 KiB input allows) WHEN executed THEN every key is converted; one key more, or one character more, is refused before any task", async () => {
   const { world } = session;
   // n keys of length L are a JSON array of n * (L + 3) + 1 bytes (quotes, commas, brackets).
   const n = MAX_KEYS_PER_EXECUTION;
@@ -82,13 +87,20 @@ test('GIVEN the lab\'s contract at the largest input accepted (the most keys, ea
   const keys = Array.from({ length: n }, (_, i) => keyOf(i, length));
   expect(byteSize(keys)).toBeLessThanOrEqual(MAX_PAYLOAD_BYTES);
   expect(byteSize(Array.from({ length: n }, (_, i) => keyOf(i, length + 1)))).toBeGreaterThan(MAX_PAYLOAD_BYTES);
-  await Promise.all(Array.from({ length: 8 }, async (_, w) => {
-    for (let i = w; i < n; i += 8) await world.s3.put(world.bucket, keys[i], `<lab><n>${i}</n></lab>\n`);
-  }));
+  await Promise.all(
+    Array.from({ length: 8 }, async (_, w) => {
+      for (let i = w; i < n; i += 8) await world.s3.put(world.bucket, keys[i], `<lab><n>${i}</n></lab>\n`);
+    }),
+  );
 
   const tooMany = await session.pipeline.execute([...keys.slice(0, n - 1), 'incoming/lab/a.xml', 'incoming/lab/b.xml'], 'lab-too-many');
   expect(tooMany).toMatchObject({ status: 'FAILED', error: TOO_MANY_KEYS });
-  await expect(session.pipeline.execute(Array.from({ length: n }, (_, i) => keyOf(i, length + 1)), 'lab-too-long')).rejects.toMatchObject({ name: 'InvalidExecutionInput' });
+  await expect(
+    session.pipeline.execute(
+      Array.from({ length: n }, (_, i) => keyOf(i, length + 1)),
+      'lab-too-long',
+    ),
+  ).rejects.toMatchObject({ name: 'InvalidExecutionInput' });
   expect(world.tasks.filter((t) => t.execution.endsWith(':lab-too-many') || t.execution.endsWith(':lab-too-long'))).toEqual([]);
 
   const started = Date.now();

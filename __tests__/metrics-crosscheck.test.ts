@@ -93,7 +93,13 @@ function referencedMetrics(monitoring: { resource?: Record<string, Record<string
   for (const [id, a] of Object.entries(monitoring.resource?.aws_cloudwatch_metric_alarm ?? {})) {
     if (a.metric_name !== undefined) refs.push({ where: `alarm ${a.alarm_name}`, namespace: a.namespace, name: a.metric_name, dimensions: a.dimensions ?? {} });
     for (const q of a.metric_query ?? []) {
-      if (q.metric) refs.push({ where: `alarm ${a.alarm_name ?? id} query ${q.id}`, namespace: q.metric.namespace, name: q.metric.metric_name, dimensions: q.metric.dimensions ?? {} });
+      if (q.metric)
+        refs.push({
+          where: `alarm ${a.alarm_name ?? id} query ${q.id}`,
+          namespace: q.metric.namespace,
+          name: q.metric.metric_name,
+          dimensions: q.metric.dimensions ?? {},
+        });
     }
   }
   for (const d of Object.values(monitoring.resource?.aws_cloudwatch_dashboard ?? {})) {
@@ -143,7 +149,12 @@ const UNIT = /\((Count|Bytes|Seconds|Megabytes\/Second)\b/;
  */
 function documentedMetrics(readme: string): string[] {
   const section = readme.split(/^## /m).find((s) => s.startsWith('Metrics')) ?? '';
-  const cells = (line: string) => line.trim().replace(/^\||\|$/g, '').split('|').map((c) => c.trim());
+  const cells = (line: string) =>
+    line
+      .trim()
+      .replace(/^\||\|$/g, '')
+      .split('|')
+      .map((c) => c.trim());
   const out: string[] = [];
   let header: string[] = [];
   for (const line of section.split('\n')) {
@@ -210,7 +221,13 @@ beforeAll(async () => {
     fs.writeFileSync(path.join(dir, name), content);
     age(path.join(dir, name), secondsAgo);
   }
-  const env = listerEnv(sftp, s3, BUCKET, { SFTP_REMOTE_DIR: 'metrics', DEST_PREFIX: 'metrics/', MIN_AGE_SECONDS: '600', RETRIES: '2', ...pipelineOf('ingest') });
+  const env = listerEnv(sftp, s3, BUCKET, {
+    SFTP_REMOTE_DIR: 'metrics',
+    DEST_PREFIX: 'metrics/',
+    MIN_AGE_SECONDS: '600',
+    RETRIES: '2',
+    ...pipelineOf('ingest'),
+  });
   const fault = s3.fault({ key: 'metrics/failing.xml', method: 'PUT', action: { kind: 'error', status: 500 } });
   const run1 = await runLister({ ...env, MANIFEST_KEY: 'manifests/metrics-1.json' });
   fault.remove();
@@ -244,7 +261,7 @@ afterAll(async () => {
   await servers?.stop();
 });
 
-describe('GIVEN both images run with the task definitions\' METRICS_PIPELINE', () => {
+describe("GIVEN both images run with the task definitions' METRICS_PIPELINE", () => {
   test('THEN both emit EMF lines, every one valid by the specification, in one dimension set [Pipeline]', () => {
     expect(invalid).toEqual([]);
     expect([...new Set(emitted.map((e) => e.component))].sort()).toEqual(['converter', 'sftp-lister']);
@@ -252,7 +269,11 @@ describe('GIVEN both images run with the task definitions\' METRICS_PIPELINE', (
   });
 
   test('THEN the task definitions set METRICS_PIPELINE to the Pipeline value the alarms and widgets use', () => {
-    const named = new Set(referencedMetrics(monitoring).filter((r) => r.namespace === 'XmlPipeline').map((r) => r.dimensions.Pipeline));
+    const named = new Set(
+      referencedMetrics(monitoring)
+        .filter((r) => r.namespace === 'XmlPipeline')
+        .map((r) => r.dimensions.Pipeline),
+    );
     expect([...named]).toEqual(['xmlpipe-dev']);
     expect({ ingest: taskPipeline(outdir, 'ingest'), batch: taskPipeline(outdir, 'batch') }).toEqual({ ingest: 'xmlpipe-dev', batch: 'xmlpipe-dev' });
   });
@@ -266,7 +287,10 @@ describe('GIVEN both images run with the task definitions\' METRICS_PIPELINE', (
   });
 
   test('THEN each image README lists exactly the metrics that image emitted, with the unit it emitted', () => {
-    for (const [component, dir] of [['sftp-lister', 'sftp-lister'], ['converter', 'converter']]) {
+    for (const [component, dir] of [
+      ['sftp-lister', 'sftp-lister'],
+      ['converter', 'converter'],
+    ]) {
       const readme = fs.readFileSync(path.join(__dirname, '..', 'images', dir, 'README.md'), 'utf8');
       const seen = [...new Set(emitted.filter((e) => e.component === component).map((e) => `${e.name} ${e.unit}`))].sort();
       expect(seen.length).toBeGreaterThanOrEqual(11);
@@ -279,7 +303,7 @@ describe('GIVEN both images run with the task definitions\' METRICS_PIPELINE', (
       '## Metrics',
       '| line | metrics (unit) |',
       '|---|---|',
-      '| run | `Runs` (Count, 1), `Listed`, `Young` (Count: `listed`, `tooYoung`), `Speed` (Megabytes/Second, the summary\'s `MBps`) |',
+      "| run | `Runs` (Count, 1), `Listed`, `Young` (Count: `listed`, `tooYoung`), `Speed` (Megabytes/Second, the summary's `MBps`) |",
       '',
       '| Metric | Unit | Line |',
       '| --- | --- | --- |',
@@ -305,7 +329,11 @@ describe('GIVEN both images run with the task definitions\' METRICS_PIPELINE', (
 
     // Only what the breakage adds (independent of whether the real references pass yet).
     const before = new Set(crossCheck(referencedMetrics(monitoring), emitted));
-    expect(crossCheck(referencedMetrics(broken), emitted).filter((p) => !before.has(p)).sort()).toEqual(
+    expect(
+      crossCheck(referencedMetrics(broken), emitted)
+        .filter((p) => !before.has(p))
+        .sort(),
+    ).toEqual(
       [
         'alarm xmlpipe-dev-files-failing-conversion query failed: XmlPipeline FilesConvertFail [Pipeline]: no image emits metric FilesConvertFail in XmlPipeline',
         'alarm xmlpipe-dev-lister-failing query runs: XmlPipeline ListerRuns [Component, Pipeline]: emitted only with dimension set(s) [Pipeline]',
@@ -317,8 +345,20 @@ describe('GIVEN both images run with the task definitions\' METRICS_PIPELINE', (
 
   test('WHEN a line breaks the EMF specification THEN it is reported, not counted', () => {
     const lines = [
-      JSON.stringify({ _aws: { Timestamp: 1, CloudWatchMetrics: [{ Namespace: 'XmlPipeline', Dimensions: [['Pipeline']], Metrics: [{ Name: 'FilesConverted', Unit: 'Count' }] }] }, Pipeline: 'p' }),
-      JSON.stringify({ _aws: { Timestamp: 1, CloudWatchMetrics: [{ Namespace: 'XmlPipeline', Dimensions: [['Pipeline']], Metrics: [{ Name: 'FilesConverted', Unit: 'Count' }] }] }, FilesConverted: 1 }),
+      JSON.stringify({
+        _aws: {
+          Timestamp: 1,
+          CloudWatchMetrics: [{ Namespace: 'XmlPipeline', Dimensions: [['Pipeline']], Metrics: [{ Name: 'FilesConverted', Unit: 'Count' }] }],
+        },
+        Pipeline: 'p',
+      }),
+      JSON.stringify({
+        _aws: {
+          Timestamp: 1,
+          CloudWatchMetrics: [{ Namespace: 'XmlPipeline', Dimensions: [['Pipeline']], Metrics: [{ Name: 'FilesConverted', Unit: 'Count' }] }],
+        },
+        FilesConverted: 1,
+      }),
       JSON.stringify({ _aws: { CloudWatchMetrics: [] }, FilesConverted: 1 }),
       'plain text',
     ].join('\n');

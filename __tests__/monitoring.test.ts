@@ -18,7 +18,12 @@ const RUNBOOK = path.join(__dirname, '..', 'docs', 'runbook.md');
 const DEFAULT_SECTIONS = MONITORING_ALARMS.filter((s) => s !== 'no-files-ingested');
 
 /** GitHub's heading anchor: lower case, punctuation other than `-` dropped, spaces to `-`. */
-const anchor = (heading: string) => heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s-]/gu, '').replace(/\s/g, '-');
+const anchor = (heading: string) =>
+  heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s-]/gu, '')
+    .replace(/\s/g, '-');
 
 /** The runbook's `## ` sections by anchor, each with its text. */
 function runbookSections(): Map<string, string> {
@@ -48,7 +53,9 @@ function matches(pattern: Record<string, unknown>, event: unknown): boolean {
   return Object.entries(pattern).every(([field, want]) => {
     const got = values(event).flatMap((e) => (e && typeof e === 'object' && field in e ? values((e as Record<string, unknown>)[field]) : []));
     if (!Array.isArray(want)) return got.length > 0 && matches(want as Record<string, unknown>, got);
-    return got.some((g) => want.some((w) => (w !== null && typeof w === 'object' ? typeof g === 'string' && g.startsWith((w as { prefix: string }).prefix) : g === w)));
+    return got.some((g) =>
+      want.some((w) => (w !== null && typeof w === 'object' ? typeof g === 'string' && g.startsWith((w as { prefix: string }).prefix) : g === w)),
+    );
   });
 }
 
@@ -60,7 +67,13 @@ function taskEvent(clusterArn: string, lastStatus: string, containers: Record<st
     'detail-type': 'ECS Task State Change',
     detail: {
       clusterArn,
-      containers: containers.map((c) => ({ containerArn: 'arn:aws:ecs:us-east-1:123456789012:container/xmlpipe-dev-cluster/t/c', lastStatus, name: 'converter', taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/xmlpipe-dev-cluster/t', ...c })),
+      containers: containers.map((c) => ({
+        containerArn: 'arn:aws:ecs:us-east-1:123456789012:container/xmlpipe-dev-cluster/t/c',
+        lastStatus,
+        name: 'converter',
+        taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/xmlpipe-dev-cluster/t',
+        ...c,
+      })),
       desiredStatus: 'STOPPED',
       group: 'family:xmlpipe-dev-converter',
       lastStatus,
@@ -115,7 +128,8 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
       expect(a.alarm_description.length).toBeLessThanOrEqual(1024);
       const text = sections.get(section);
       expect({ section, found: text !== undefined }).toEqual({ section, found: true });
-      for (const part of ['**Means:**', '**Look:**', '**Fix:**', '**Replay:**']) expect({ section, part, has: text!.includes(part) }).toEqual({ section, part, has: true });
+      for (const part of ['**Means:**', '**Look:**', '**Fix:**', '**Replay:**'])
+        expect({ section, part, has: text!.includes(part) }).toEqual({ section, part, has: true });
     }
     for (const section of MONITORING_ALARMS) expect({ section, found: sections.has(section) }).toEqual({ section, found: true });
     // The replay section documents the input and the helper of contract C2.
@@ -130,14 +144,25 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
       ['executions-timed-out', 'ExecutionsTimedOut'],
       ['executions-aborted', 'ExecutionsAborted'],
     ]) {
-      expect(alarms[section]).toMatchObject({ namespace: 'AWS/States', metric_name: metric, statistic: 'Sum', threshold: 1, comparison_operator: 'GreaterThanOrEqualToThreshold' });
+      expect(alarms[section]).toMatchObject({
+        namespace: 'AWS/States',
+        metric_name: metric,
+        statistic: 'Sum',
+        threshold: 1,
+        comparison_operator: 'GreaterThanOrEqualToThreshold',
+      });
       expect(Object.keys(alarms[section].dimensions)).toEqual(['StateMachineArn']);
       expect(alarms[section].dimensions.StateMachineArn).toMatch(/^\$\{data\.terraform_remote_state\.cross-stack-reference-input-batch\.outputs\.\S+\}$/);
     }
   });
 
-  test('THEN the schedule alarms watch its dead-letter queue (any message) and its group\'s target errors', () => {
-    expect(alarms['schedule-dead-letters']).toMatchObject({ namespace: 'AWS/SQS', metric_name: 'ApproximateNumberOfMessagesVisible', statistic: 'Maximum', threshold: 1 });
+  test("THEN the schedule alarms watch its dead-letter queue (any message) and its group's target errors", () => {
+    expect(alarms['schedule-dead-letters']).toMatchObject({
+      namespace: 'AWS/SQS',
+      metric_name: 'ApproximateNumberOfMessagesVisible',
+      statistic: 'Maximum',
+      threshold: 1,
+    });
     expect(alarms['schedule-dead-letters'].dimensions.QueueName).toMatch(/remote_state\.cross-stack-reference-input-ingest/);
     expect(alarms['schedule-target-errors']).toMatchObject({ namespace: 'AWS/Scheduler', metric_name: 'TargetErrorCount', statistic: 'Sum' });
     expect(Object.keys(alarms['schedule-target-errors'].dimensions)).toEqual(['ScheduleGroup']);
@@ -150,10 +175,22 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
 
   test('THEN the lister alarm needs 3 failing periods in a row, skips periods without a run, and reads the failed share of runs', () => {
     const a = alarms['lister-failing'];
-    expect(a).toMatchObject({ evaluation_periods: 3, datapoints_to_alarm: 3, treat_missing_data: 'missing', threshold: 1, comparison_operator: 'GreaterThanOrEqualToThreshold' });
+    expect(a).toMatchObject({
+      evaluation_periods: 3,
+      datapoints_to_alarm: 3,
+      treat_missing_data: 'missing',
+      threshold: 1,
+      comparison_operator: 'GreaterThanOrEqualToThreshold',
+    });
     const byId = Object.fromEntries(a.metric_query.map((q: any) => [q.id, q]));
     expect(byId.failedshare).toMatchObject({ expression: 'FILL(failures, 0) / runs', return_data: true });
-    expect(byId.runs.metric).toMatchObject({ namespace: 'XmlPipeline', metric_name: 'ListerRuns', dimensions: { Pipeline: 'xmlpipe-dev' }, period: 300, stat: 'Sum' });
+    expect(byId.runs.metric).toMatchObject({
+      namespace: 'XmlPipeline',
+      metric_name: 'ListerRuns',
+      dimensions: { Pipeline: 'xmlpipe-dev' },
+      period: 300,
+      stat: 'Sum',
+    });
     expect(byId.failures.metric).toMatchObject({ metric_name: 'ListerRunFailures', dimensions: { Pipeline: 'xmlpipe-dev' } });
   });
 
@@ -165,7 +202,7 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
     expect(a).toMatchObject({ threshold: 1, treat_missing_data: 'notBreaching' });
   });
 
-  test('THEN out-of-memory stops of the cluster\'s tasks are matched by a rule that notifies the topic and raises the alarm', () => {
+  test("THEN out-of-memory stops of the cluster's tasks are matched by a rule that notifies the topic and raises the alarm", () => {
     const rule = stack.only('aws_cloudwatch_event_rule');
     expect(rule.name).toBe('xmlpipe-dev-task-out-of-memory');
     const pattern = JSON.parse(rule.event_pattern);
@@ -180,7 +217,15 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
     const resolved = { ...pattern, detail: { ...pattern.detail, clusterArn: [cluster] } };
     const oom = 'OutOfMemoryError: Container killed due to memory usage';
     expect(matches(resolved, taskEvent(cluster, 'STOPPED', [{ exitCode: 137, reason: oom }]))).toBe(true);
-    expect(matches(resolved, taskEvent(cluster, 'STOPPED', [{ name: 'sidecar', exitCode: 0 }, { exitCode: 137, reason: oom }]))).toBe(true);
+    expect(
+      matches(
+        resolved,
+        taskEvent(cluster, 'STOPPED', [
+          { name: 'sidecar', exitCode: 0 },
+          { exitCode: 137, reason: oom },
+        ]),
+      ),
+    ).toBe(true);
     expect(matches(resolved, taskEvent(cluster, 'STOPPED', [{ exitCode: 65 }]))).toBe(false);
     expect(matches(resolved, taskEvent(cluster, 'STOPPED', [{ exitCode: 137 }]))).toBe(false);
     expect(matches(resolved, taskEvent('arn:aws:ecs:us-east-1:123456789012:cluster/other', 'STOPPED', [{ exitCode: 137, reason: oom }]))).toBe(false);
@@ -188,10 +233,14 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
     const target = stack.only('aws_cloudwatch_event_target');
     expect(target.arn).toBe(topicRef);
     expect(JSON.parse(target.input_transformer.input_template)).toContain('docs/runbook.md#task-out-of-memory');
-    expect(alarms['task-out-of-memory']).toMatchObject({ namespace: 'AWS/Events', metric_name: 'TriggeredRules', dimensions: { RuleName: '${aws_cloudwatch_event_rule.out-of-memory-rule.name}' } });
+    expect(alarms['task-out-of-memory']).toMatchObject({
+      namespace: 'AWS/Events',
+      metric_name: 'TriggeredRules',
+      dimensions: { RuleName: '${aws_cloudwatch_event_rule.out-of-memory-rule.name}' },
+    });
   });
 
-  test('THEN the topic is encrypted with a rotating key that alarms and EventBridge may use, and only this app\'s alarms and rule may publish', () => {
+  test("THEN the topic is encrypted with a rotating key that alarms and EventBridge may use, and only this app's alarms and rule may publish", () => {
     const topic = stack.only('aws_sns_topic');
     expect(topic.kms_master_key_id).toBe('${aws_kms_key.key.arn}');
     const key = stack.only('aws_kms_key');
@@ -203,8 +252,14 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
 
     const topicDoc = stack.json.data!.aws_iam_policy_document['topic-policy'];
     const bySid = Object.fromEntries(topicDoc.statement.map((s: any) => [s.sid, s]));
-    expect(bySid.AlarmsPublish.condition).toContainEqual({ test: 'ArnLike', variable: 'aws:SourceArn', values: [expect.stringMatching(/:cloudwatch:us-east-1:.*:alarm:xmlpipe-dev-\*$/)] });
-    expect(bySid.OutOfMemoryRulePublishes.condition).toEqual([{ test: 'ArnEquals', variable: 'aws:SourceArn', values: [expect.stringMatching(/:events:us-east-1:.*:rule\/xmlpipe-dev-task-out-of-memory$/)] }]);
+    expect(bySid.AlarmsPublish.condition).toContainEqual({
+      test: 'ArnLike',
+      variable: 'aws:SourceArn',
+      values: [expect.stringMatching(/:cloudwatch:us-east-1:.*:alarm:xmlpipe-dev-\*$/)],
+    });
+    expect(bySid.OutOfMemoryRulePublishes.condition).toEqual([
+      { test: 'ArnEquals', variable: 'aws:SourceArn', values: [expect.stringMatching(/:events:us-east-1:.*:rule\/xmlpipe-dev-task-out-of-memory$/)] },
+    ]);
     expect(stack.only('aws_sns_topic_policy').policy).toBe('${data.aws_iam_policy_document.topic-policy.json}');
     // No address configured: no subscription.
     expect(stack.resources('aws_sns_topic_subscription')).toEqual({});
@@ -250,10 +305,11 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
     const cells = new Set<string>();
     for (const w of body.widgets) {
       expect(w.x + w.width).toBeLessThanOrEqual(24);
-      for (let x = w.x; x < w.x + w.width; x++) for (let y = w.y; y < w.y + w.height; y++) {
-        expect(cells.has(`${x},${y}`)).toBe(false);
-        cells.add(`${x},${y}`);
-      }
+      for (let x = w.x; x < w.x + w.width; x++)
+        for (let y = w.y; y < w.y + w.height; y++) {
+          expect(cells.has(`${x},${y}`)).toBe(false);
+          cells.add(`${x},${y}`);
+        }
     }
   });
 
@@ -282,19 +338,32 @@ describe('GIVEN the app with default settings WHEN synthesized', () => {
 
 describe('GIVEN monitoring settings', () => {
   test('WHEN e-mails and a no-ingest period are set THEN each address is subscribed and the no-ingest alarm counts hours without a file as breaching', () => {
-    const stack = monitoringWith({ alarmEmails: ['ops@example.com', 'oncall@example.org'], alarmNoIngestMinutes: 2880, runbookUrl: 'https://git.example.com/pipeline/blob/main/docs/runbook.md' });
+    const stack = monitoringWith({
+      alarmEmails: ['ops@example.com', 'oncall@example.org'],
+      alarmNoIngestMinutes: 2880,
+      runbookUrl: 'https://git.example.com/pipeline/blob/main/docs/runbook.md',
+    });
     const subs = Object.values(stack.resources('aws_sns_topic_subscription'));
     expect(subs.map((s: any) => [s.protocol, s.endpoint])).toEqual([
       ['email', 'ops@example.com'],
       ['email', 'oncall@example.org'],
     ]);
     const a = alarmsBySection(stack)['no-files-ingested'];
-    expect(a).toMatchObject({ namespace: 'XmlPipeline', metric_name: 'FilesIngested', dimensions: { Pipeline: 'xmlpipe-dev' }, period: 3600, evaluation_periods: 48, comparison_operator: 'LessThanThreshold', threshold: 1, treat_missing_data: 'breaching' });
+    expect(a).toMatchObject({
+      namespace: 'XmlPipeline',
+      metric_name: 'FilesIngested',
+      dimensions: { Pipeline: 'xmlpipe-dev' },
+      period: 3600,
+      evaluation_periods: 48,
+      comparison_operator: 'LessThanThreshold',
+      threshold: 1,
+      treat_missing_data: 'breaching',
+    });
     expect(a.alarm_description).toContain('Runbook: https://git.example.com/pipeline/blob/main/docs/runbook.md#no-files-ingested');
     expect(runbookSections().has('no-files-ingested')).toBe(true);
   });
 
-  test('WHEN the no-ingest window is set in minutes THEN its periods are the longest that divide it within CloudWatch\'s range', () => {
+  test("WHEN the no-ingest window is set in minutes THEN its periods are the longest that divide it within CloudWatch's range", () => {
     expect(noIngestWindow(0)).toBeUndefined();
     expect(noIngestWindow(10)).toEqual({ period: 300, periods: 2 });
     expect(noIngestWindow(12)).toEqual({ period: 60, periods: 12 });
@@ -316,12 +385,20 @@ describe('GIVEN monitoring settings', () => {
   });
 
   test.each([
-    [{ alarmEmails: ['ops@example.com, dev@example.com'] }, {}, /alarmEmails \(env PIPELINE_ALARM_EMAILS\): "ops@example.com, dev@example.com" is not an e-mail address/],
+    [
+      { alarmEmails: ['ops@example.com, dev@example.com'] },
+      {},
+      /alarmEmails \(env PIPELINE_ALARM_EMAILS\): "ops@example.com, dev@example.com" is not an e-mail address/,
+    ],
     [{ alarmNoIngestMinutes: 10081 }, {}, /alarmNoIngestMinutes \(env PIPELINE_ALARM_NO_INGEST_MINUTES\): must be 0 \(off\) or 10-10080/],
     [{ alarmNoIngestMinutes: 5 }, {}, /alarmNoIngestMinutes .*must be 0 \(off\) or 10-10080/],
     [{ alarmNoIngestMinutes: 1441 }, {}, /alarmNoIngestMinutes .*1441 minutes is more than a day and not whole hours/],
     [{ alarmListerFailures: 0 }, {}, /alarmListerFailures \(env PIPELINE_ALARM_LISTER_FAILURES\): must be an integer >= 1/],
-    [{ alarmListerFailures: 8 }, { PIPELINE_SCHEDULE: 'rate(1 day)' }, /alarmListerFailures .*8 runs of rate\(1 day\): 8 periods of 86400 s span 691200 s; CloudWatch allows at most 604800 s/],
+    [
+      { alarmListerFailures: 8 },
+      { PIPELINE_SCHEDULE: 'rate(1 day)' },
+      /alarmListerFailures .*8 runs of rate\(1 day\): 8 periods of 86400 s span 691200 s; CloudWatch allows at most 604800 s/,
+    ],
     [{ alarmListerFailures: 289 }, {}, /alarmListerFailures .*289 periods of 300 s span 86700 s; CloudWatch allows at most 86400 s/],
     [{ alarmConversionFailures: 0 }, {}, /alarmConversionFailures \(env PIPELINE_ALARM_CONVERSION_FAILURES\): must be >= 1/],
   ])('WHEN %j (env %j) THEN synth fails naming the setting', (settings, env, message) => {

@@ -26,8 +26,16 @@ test('GIVEN folders on PATH WHEN looking up a program THEN only an executable fi
 });
 
 test.each([
-  ['neither', '/nonexistent', 'needs sshd and ssh-keygen (OpenSSH), not found on PATH: install with `sudo apt-get install openssh-server openssh-client` (Debian/Ubuntu), or add the folder holding them'],
-  ['no sshd', withoutSbin, 'needs sshd (OpenSSH), not found on PATH: install with `sudo apt-get install openssh-server` (Debian/Ubuntu), or add the folder holding it (sshd: usually /usr/sbin) to PATH'],
+  [
+    'neither',
+    '/nonexistent',
+    'needs sshd and ssh-keygen (OpenSSH), not found on PATH: install with `sudo apt-get install openssh-server openssh-client` (Debian/Ubuntu), or add the folder holding them',
+  ],
+  [
+    'no sshd',
+    withoutSbin,
+    'needs sshd (OpenSSH), not found on PATH: install with `sudo apt-get install openssh-server` (Debian/Ubuntu), or add the folder holding it (sshd: usually /usr/sbin) to PATH',
+  ],
 ])('GIVEN %s on PATH THEN the message names what is missing and the package', (_name, PATH, message) => {
   expect(missingPrograms('npm run local', OPENSSH, { PATH })).toContain(`npm run local ${message}`);
 });
@@ -42,7 +50,9 @@ test('GIVEN PATH without sshd WHEN npm run local runs THEN one line on stderr sa
   const res = spawnSync('npm', ['run', '--silent', 'local'], { cwd: repo, env, encoding: 'utf8', timeout: 300_000 });
   expect({ status: res.status, stderr: res.stderr.trim().split('\n') }).toEqual({
     status: 2,
-    stderr: ['npm run local needs sshd (OpenSSH), not found on PATH: install with `sudo apt-get install openssh-server` (Debian/Ubuntu), or add the folder holding it (sshd: usually /usr/sbin) to PATH'],
+    stderr: [
+      'npm run local needs sshd (OpenSSH), not found on PATH: install with `sudo apt-get install openssh-server` (Debian/Ubuntu), or add the folder holding it (sshd: usually /usr/sbin) to PATH',
+    ],
   });
   expect(res.stdout).not.toMatch(/synthesizing|sshd on/);
   expect(fs.existsSync(path.join(bin, 'cdktf.out'))).toBe(false);

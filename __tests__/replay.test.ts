@@ -21,7 +21,7 @@ describe('npm run replay', () => {
       `aws stepfunctions start-execution --state-machine-arn 'arn:aws:states:eu-west-1:123456789012:stateMachine:m' --input '{"replay":"run-1"}'`,
     ],
     [
-      'a name alone (the ARN from the batch stack\'s output)',
+      "a name alone (the ARN from the batch stack's output)",
       "it's-1",
       undefined,
       `aws stepfunctions start-execution --state-machine-arn "$(terraform -chdir=cdktf.out/stacks/batch output -raw state_machine_arn)" --input '{"replay":"it'\\''s-1"}'`,
@@ -37,7 +37,11 @@ describe('npm run replay', () => {
   });
 
   test.each([
-    ['a child execution of a Distributed Map', 'arn:aws:states:eu-west-1:123456789012:execution:m/ConvertKeys:0b5c', /not the ARN of one of the state machine's executions .*replay that/],
+    [
+      'a child execution of a Distributed Map',
+      'arn:aws:states:eu-west-1:123456789012:execution:m/ConvertKeys:0b5c',
+      /not the ARN of one of the state machine's executions .*replay that/,
+    ],
     ['a name with a space', 'my run', /Invalid Name: 'my run'/],
     ['a name over 80 characters', 'x'.repeat(81), /Invalid Name/],
   ])('GIVEN %s THEN it is refused naming it', (_what, arg, message) => {
@@ -56,7 +60,10 @@ describe('npm run replay', () => {
     expect([bad.status, bad.stderr.trim()]).toEqual([2, expect.stringMatching(/^npm run replay: Invalid Name: 'a b'/)]);
     expect(run('--help').status).toBe(0);
     const ok = run('arn:aws:states:eu-west-1:123456789012:execution:m:run-9');
-    expect([ok.status, ok.stdout]).toEqual([0, `aws stepfunctions start-execution --state-machine-arn 'arn:aws:states:eu-west-1:123456789012:stateMachine:m' --input '{"replay":"run-9"}'\n`]);
+    expect([ok.status, ok.stdout]).toEqual([
+      0,
+      `aws stepfunctions start-execution --state-machine-arn 'arn:aws:states:eu-west-1:123456789012:stateMachine:m' --input '{"replay":"run-9"}'\n`,
+    ]);
     fs.rmSync(dir, { recursive: true, force: true });
   }, 30_000);
 });

@@ -70,7 +70,13 @@ describe('buildDefinition', () => {
 
   test('THEN the input is routed by shape, with presence tested before type (a type test on a missing path fails the execution)', () => {
     const route = d.States[STATE.route];
-    expect(route.Choices.map((c: any) => c.Next)).toEqual([STATE.acceptIngest, STATE.acceptManifest, STATE.acceptPrefix, STATE.acceptReplay, STATE.keysWithinLimit]);
+    expect(route.Choices.map((c: any) => c.Next)).toEqual([
+      STATE.acceptIngest,
+      STATE.acceptManifest,
+      STATE.acceptPrefix,
+      STATE.acceptReplay,
+      STATE.keysWithinLimit,
+    ]);
     for (const choice of route.Choices.slice(1)) {
       const rules = choice.And;
       for (let i = 0; i < rules.length; i += 2) {
@@ -86,7 +92,10 @@ describe('buildDefinition', () => {
     expect(d.States[STATE.keysWithinLimit].Default).toBe(STATE.checkKeys);
     expect(d.States[STATE.checkKeys]).toMatchObject({ Type: 'Map', ItemsPath: '$', ResultPath: null, Next: STATE.convertKeys });
     const keyStates = d.States[STATE.checkKeys].ItemProcessor.States;
-    expect(keyStates[STATE.keyAllowed].Choices[0].And[0].And).toEqual([{ Variable: '$', IsString: true }, { Variable: '$', StringMatches: 'incoming/*' }]);
+    expect(keyStates[STATE.keyAllowed].Choices[0].And[0].And).toEqual([
+      { Variable: '$', IsString: true },
+      { Variable: '$', StringMatches: 'incoming/*' },
+    ]);
     expect(keyStates[STATE.keyRejected]).toEqual({ Type: 'Fail', Error: KEY_OUTSIDE_INPUT, CausePath: '$.cause' });
     expect(d.States[STATE.prefixRejected]).toEqual({ Type: 'Fail', Error: PREFIX_OUTSIDE_INPUT, CausePath: '$.cause' });
     const odd = buildDefinition({ ...base, inputPrefixes: ['incoming/', "it's{a}*star/"] }).definition as any;
@@ -99,7 +108,12 @@ describe('buildDefinition', () => {
     const n = processorStateNames('keys');
     const states = d.States[STATE.convertKeys].ItemProcessor.States;
     expect(JSON.stringify(states)).not.toContain('"ExitCode":');
-    expect(states[n.parseStopped]).toEqual({ Type: 'Pass', Parameters: { 'task.$': 'States.StringToJson($.taskError.Cause)' }, ResultPath: '$.stopped', Next: n.exitCode });
+    expect(states[n.parseStopped]).toEqual({
+      Type: 'Pass',
+      Parameters: { 'task.$': 'States.StringToJson($.taskError.Cause)' },
+      ResultPath: '$.stopped',
+      Next: n.exitCode,
+    });
     expect(states[n.rerun]).toEqual({ Type: 'Choice', Choices: [{ Variable: '$.attempt', NumericLessThan: 2, Next: n.backoff }], Default: n.read });
     expect(states[n.read].Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.readError', Next: n.noSummary }]);
     expect(states[n.noSummary].Choices).toEqual([{ Variable: '$.taskError', IsPresent: true, Next: n.failed }]);
@@ -122,13 +136,23 @@ describe('buildDefinition', () => {
         return {};
       };
     }
-    const waits = Object.fromEntries(Object.entries(processor.States as Record<string, any>).filter(([, st]) => st.Type === 'Wait').map(([name]) => [name, 0]));
+    const waits = Object.fromEntries(
+      Object.entries(processor.States as Record<string, any>)
+        .filter(([, st]) => st.Type === 'Wait')
+        .map(([name]) => [name, 0]),
+    );
     await new StateMachine(processor, { validationOptions: { checkArn: false } }).run({ Items: [{ Key: 'incoming/a.xml', execution: 'run-1' }] } as never, {
       overrides: { taskResourceLocalHandlers: handlers as never, waitTimeOverrides: waits },
     }).result;
     return calls;
   }
-  const stopped = (container: Record<string, unknown>) => JSON.stringify({ Containers: [{ Name: 'converter', LastStatus: 'STOPPED', ...container }], LastStatus: 'STOPPED', StopCode: 'EssentialContainerExited', TaskArn: 'arn:aws:ecs:eu-west-1:123456789012:task/c/1' });
+  const stopped = (container: Record<string, unknown>) =>
+    JSON.stringify({
+      Containers: [{ Name: 'converter', LastStatus: 'STOPPED', ...container }],
+      LastStatus: 'STOPPED',
+      StopCode: 'EssentialContainerExited',
+      TaskArn: 'arn:aws:ecs:eu-west-1:123456789012:task/c/1',
+    });
 
   test.each([
     ['exit 65 (malformed input: never re-run)', stopped({ ExitCode: CONVERTER_MALFORMED_EXIT }), 1],
@@ -144,17 +168,31 @@ describe('buildDefinition', () => {
     expect(calls).toEqual([...Array(runs).fill(n.run), n.read]);
   });
 
-  const mapOf = { keys: STATE.convertKeys, prefix: STATE.convertPrefix, manifest: STATE.convertManifest, batches: STATE.convertBatches, replay: STATE.convertReplay } as const;
+  const mapOf = {
+    keys: STATE.convertKeys,
+    prefix: STATE.convertPrefix,
+    manifest: STATE.convertManifest,
+    batches: STATE.convertBatches,
+    replay: STATE.convertReplay,
+  } as const;
   const envOf = (variant: keyof typeof mapOf) =>
     Object.fromEntries(
-      d.States[mapOf[variant]].ItemProcessor.States[processorStateNames(variant).run].Parameters.Overrides.ContainerOverrides[0].Environment.map((e: any) => [e.Name, e.Value ?? e['Value.$']]),
+      d.States[mapOf[variant]].ItemProcessor.States[processorStateNames(variant).run].Parameters.Overrides.ContainerOverrides[0].Environment.map((e: any) => [
+        e.Name,
+        e.Value ?? e['Value.$'],
+      ]),
     );
 
   test('THEN every converter task gets its keys as S3PATHS, a per-batch RESULT_KEY under the results prefix, RUN_ID and BATCH_ID', () => {
     for (const v of ['keys', 'prefix', 'manifest'] as const) {
       const n = processorStateNames(v);
       const processor = d.States[mapOf[v]].ItemProcessor;
-      expect(processor.States[n.prepare].Parameters).toEqual({ 'keys.$': '$.Items[*].Key', 'execution.$': '$.Items[0].execution', 'batchId.$': 'States.UUID()', attempt: 0 });
+      expect(processor.States[n.prepare].Parameters).toEqual({
+        'keys.$': '$.Items[*].Key',
+        'execution.$': '$.Items[0].execution',
+        'batchId.$': 'States.UUID()',
+        attempt: 0,
+      });
       expect(envOf(v)).toEqual({
         BUCKET: 'data-bucket',
         S3PATHS: 'States.JsonToString($.keys)',
@@ -164,11 +202,14 @@ describe('buildDefinition', () => {
         RUN_ID: '$.execution',
         BATCH_ID: '$.batchId',
       });
-      expect(processor.States[n.read]).toMatchObject({ Resource: 'arn:aws:states:::aws-sdk:s3:getObject', Parameters: { Bucket: 'data-bucket', 'Key.$': "States.Format('results/{}/{}.json', $.execution, $.batchId)" } });
+      expect(processor.States[n.read]).toMatchObject({
+        Resource: 'arn:aws:states:::aws-sdk:s3:getObject',
+        Parameters: { Bucket: 'data-bucket', 'Key.$': "States.Format('results/{}/{}.json', $.execution, $.batchId)" },
+      });
     }
   });
 
-  test('THEN a batch-manifest or replay task gets the manifest\'s key as S3PATHS_MANIFEST (no keys in the state or environment) and its basename as BATCH_ID', () => {
+  test("THEN a batch-manifest or replay task gets the manifest's key as S3PATHS_MANIFEST (no keys in the state or environment) and its basename as BATCH_ID", () => {
     for (const v of ['batches', 'replay'] as const) {
       const env = envOf(v);
       expect(env.S3PATHS_MANIFEST).toBe('$.manifest');
@@ -183,12 +224,19 @@ describe('buildDefinition', () => {
       ReaderConfig: { InputType: 'JSON' },
       Parameters: { Bucket: 'data-bucket', 'Key.$': "States.Format('manifests/{}/batches.json', $$.Execution.Name)" },
     });
-    expect(d.States[STATE.convertReplay].ItemReader).toEqual({ Resource: 'arn:aws:states:::s3:listObjectsV2', Parameters: { Bucket: 'data-bucket', 'Prefix.$': "States.Format('manifests/failed/{}/', $.replay)" } });
+    expect(d.States[STATE.convertReplay].ItemReader).toEqual({
+      Resource: 'arn:aws:states:::s3:listObjectsV2',
+      Parameters: { Bucket: 'data-bucket', 'Prefix.$': "States.Format('manifests/failed/{}/', $.replay)" },
+    });
   });
 
   test('THEN the ingest path takes a lock, runs the lister, converts its manifest and always releases the lock', () => {
     expect(d.States[STATE.acceptIngest].Next).toBe(STATE.acquireLock);
-    expect(d.States[STATE.acquireLock]).toMatchObject({ Resource: 'arn:aws:states:::dynamodb:putItem', Parameters: { ConditionExpression: 'attribute_not_exists(#lock)' }, Next: STATE.runLister });
+    expect(d.States[STATE.acquireLock]).toMatchObject({
+      Resource: 'arn:aws:states:::dynamodb:putItem',
+      Parameters: { ConditionExpression: 'attribute_not_exists(#lock)' },
+      Next: STATE.runLister,
+    });
     expect(d.States[STATE.runLister].Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.ingestError', Next: STATE.locateManifest }]);
     expect(d.States[STATE.locateManifest].Next).toBe(STATE.convertBatches);
     // no index (the lister failed before writing it): the manifest is converted in key batches
@@ -207,11 +255,18 @@ describe('buildDefinition', () => {
   // ASL sets no Task timeout by default: a hung task would hold the execution (and the lock) until the
   // execution's own limit (https://docs.aws.amazon.com/step-functions/latest/dg/sfn-stuck-execution.html).
   test('THEN every ECS task state has an explicit TimeoutSeconds: its task setting, else 3600', () => {
-    const timed = buildDefinition({ ...base, converter: { ...base.converter, timeoutSeconds: 900 }, lister: { ...base.lister, timeoutSeconds: 600 } }).definition as any;
+    const timed = buildDefinition({ ...base, converter: { ...base.converter, timeoutSeconds: 900 }, lister: { ...base.lister, timeoutSeconds: 600 } })
+      .definition as any;
     const timeouts = (def: any) =>
       Object.entries(taskStates(def))
         .filter(([, s]) => String(s.Resource).includes('ecs:runTask'))
-        .map(([name, s]) => [name, String((s.Parameters as any).TaskDefinition).split('/').pop(), s.TimeoutSeconds]);
+        .map(([name, s]) => [
+          name,
+          String((s.Parameters as any).TaskDefinition)
+            .split('/')
+            .pop(),
+          s.TimeoutSeconds,
+        ]);
     const set = timeouts(timed);
     expect(set.map(([, family]) => family).sort()).toEqual(expect.arrayContaining(['converter', 'sftp-lister']));
     for (const [name, family, seconds] of set) expect([name, seconds]).toEqual([name, family === 'converter' ? 900 : 600]);
@@ -222,7 +277,10 @@ describe('buildDefinition', () => {
     [{ batchSize: 0 }, /batchSize must be an integer from 1 to 512, got 0/],
     [{ batchSize: 300, maxBatchBytes: 3000 }, /batchSize must be an integer from 1 to 250, got 300/],
     [{ maxBatchBytes: 9000 }, /maxBatchBytes must be an integer from 256 to 7168/],
-    [{ maxBatchBytes: 7168, converter: { ...task('c'.repeat(700)) } }, /maxBatchBytes 7168 \+ \d+ characters of the converter's other overrides exceed ECS's 8192-character override limit/],
+    [
+      { maxBatchBytes: 7168, converter: { ...task('c'.repeat(700)) } },
+      /maxBatchBytes 7168 \+ \d+ characters of the converter's other overrides exceed ECS's 8192-character override limit/,
+    ],
     [{ toleratedFailurePercentage: 101 }, /toleratedFailurePercentage must be 0-100/],
     [{ keysMaxConcurrency: 0 }, /keysMaxConcurrency/],
     [{ taskAttempts: 4, taskRetryDelays: [5, 5] }, /taskRetryDelays needs 3 integer delays/],
@@ -281,11 +339,14 @@ async function runLocally(definition: any, input: unknown, stopAt?: string): Pro
   // The first call to anything that would reach AWS aborts the run (its error paths need AWS too).
   let abort = () => undefined as void;
   const handlers: Record<string, () => Promise<unknown>> = Object.fromEntries(
-    Object.keys(taskStates(def)).map((name) => [name, () => {
-      calls.push(name);
-      abort();
-      return new Promise(() => undefined);
-    }]),
+    Object.keys(taskStates(def)).map((name) => [
+      name,
+      () => {
+        calls.push(name);
+        abort();
+        return new Promise(() => undefined);
+      },
+    ]),
   );
   const run = new StateMachine(def, { validationOptions: { checkArn: false } }).run(input as never, {
     overrides: { taskResourceLocalHandlers: handlers as never },
@@ -315,7 +376,9 @@ describe('contract 1: the largest input the machine carries (defect 3), run loca
   test(`GIVEN one key more than MAX_KEYS_PER_EXECUTION (${MAX_KEYS_PER_EXECUTION}) WHEN executed THEN it fails with TooManyKeys before any check or task`, async () => {
     const run = await runLocally(d, keysOf(MAX_KEYS_PER_EXECUTION + 1));
     expect(run).toMatchObject({ error: TOO_MANY_KEYS, calls: [] });
-    expect(run.cause).toBe(`${MAX_KEYS_PER_EXECUTION + 1} keys given: one execution takes at most ${MAX_KEYS_PER_EXECUTION} (Step Functions limits an execution to ${SFN_HISTORY_EVENT_LIMIT} history events); split the list, or write it to S3 as a JSON array and start the manifest input; nothing was converted`);
+    expect(run.cause).toBe(
+      `${MAX_KEYS_PER_EXECUTION + 1} keys given: one execution takes at most ${MAX_KEYS_PER_EXECUTION} (Step Functions limits an execution to ${SFN_HISTORY_EVENT_LIMIT} history events); split the list, or write it to S3 as a JSON array and start the manifest input; nothing was converted`,
+    );
   });
 
   test('GIVEN valid keys THEN they are checked, one inline Map iteration of EVENTS_PER_CHECKED_KEY events each, and reach the conversion map with no task before it', async () => {
@@ -327,7 +390,12 @@ describe('contract 1: the largest input the machine carries (defect 3), run loca
 
   test(`GIVEN the largest accepted input (${MAX_KEYS_PER_EXECUTION} keys) with the last one outside the input prefixes THEN every key is checked within the history limit, KeyOutsideInputPrefixes names it, no task ran`, async () => {
     const run = await runLocally(d, [...keysOf(MAX_KEYS_PER_EXECUTION - 1), 'lab/last.xml'], STATE.convertKeys);
-    expect(run).toMatchObject({ error: KEY_OUTSIDE_INPUT, cause: 'key "lab/last.xml" is outside the input prefixes (incoming/); nothing was converted', calls: [], reached: false });
+    expect(run).toMatchObject({
+      error: KEY_OUTSIDE_INPUT,
+      cause: 'key "lab/last.xml" is outside the input prefixes (incoming/); nothing was converted',
+      calls: [],
+      reached: false,
+    });
     // What the history keeps for the rest (the map run's own events, failure paths): a generous margin.
     expect(run.events).toBeGreaterThanOrEqual(EVENTS_PER_CHECKED_KEY * (MAX_KEYS_PER_EXECUTION - 40));
     expect(SFN_HISTORY_EVENT_LIMIT - run.events).toBeGreaterThanOrEqual(900);
@@ -336,16 +404,22 @@ describe('contract 1: the largest input the machine carries (defect 3), run loca
   });
 });
 
-describe('every state\'s output stays small (defect 3)', () => {
+describe("every state's output stays small (defect 3)", () => {
   const d = buildDefinition(base).definition as any;
-  const maps = (states: Record<string, any>): [string, any][] => Object.entries(states).flatMap(([n, s]) => (s.Type === 'Map' ? [[n, s], ...maps(s.ItemProcessor.States)] : []));
+  const maps = (states: Record<string, any>): [string, any][] =>
+    Object.entries(states).flatMap(([n, s]) => (s.Type === 'Map' ? [[n, s], ...maps(s.ItemProcessor.States)] : []));
 
-  test('GIVEN every Map THEN it either discards its iterations\' outputs or writes them to S3 (ResultWriter), never into the state', () => {
+  test("GIVEN every Map THEN it either discards its iterations' outputs or writes them to S3 (ResultWriter), never into the state", () => {
     const all = maps(d.States);
-    expect(all.map(([n]) => n).sort()).toEqual([STATE.checkKeys, STATE.convertKeys, STATE.convertManifest, STATE.convertPrefix, STATE.convertBatches, STATE.convertReplay].sort());
+    expect(all.map(([n]) => n).sort()).toEqual(
+      [STATE.checkKeys, STATE.convertKeys, STATE.convertManifest, STATE.convertPrefix, STATE.convertBatches, STATE.convertReplay].sort(),
+    );
     for (const [name, map] of all) {
       if (map.ResultPath === null) continue;
-      expect({ name, writer: map.ResultWriter }).toEqual({ name, writer: { Resource: 'arn:aws:states:::s3:putObject', Parameters: { Bucket: 'data-bucket', Prefix: 'results/map' } } });
+      expect({ name, writer: map.ResultWriter }).toEqual({
+        name,
+        writer: { Resource: 'arn:aws:states:::s3:putObject', Parameters: { Bucket: 'data-bucket', Prefix: 'results/map' } },
+      });
       expect({ name, mode: map.ItemProcessor.ProcessorConfig.Mode }).toEqual({ name, mode: 'DISTRIBUTED' });
     }
   });
@@ -358,7 +432,7 @@ describe('every state\'s output stays small (defect 3)', () => {
   });
 });
 
-describe('no container override can exceed ECS\'s 8,192 characters (defect 6)', () => {
+describe("no container override can exceed ECS's 8,192 characters (defect 6)", () => {
   const d = buildDefinition(base).definition as any;
   const bucket = 'b'.repeat(63);
   const execution = 'e'.repeat(80);
@@ -369,7 +443,10 @@ describe('no container override can exceed ECS\'s 8,192 characters (defect 6)', 
     let current: unknown[] = [];
     for (const item of items) {
       const next = [...current, item];
-      if (current.length > 0 && (next.length > batcher.MaxItemsPerBatch || Buffer.byteLength(JSON.stringify({ Items: next })) > batcher.MaxInputBytesPerBatch)) {
+      if (
+        current.length > 0 &&
+        (next.length > batcher.MaxItemsPerBatch || Buffer.byteLength(JSON.stringify({ Items: next })) > batcher.MaxInputBytesPerBatch)
+      ) {
         out.push(current);
         current = [item];
       } else current = next;
@@ -401,7 +478,7 @@ describe('no container override can exceed ECS\'s 8,192 characters (defect 6)', 
     ['1,024-byte keys of two-byte characters', nonAscii],
     ['the shortest keys', short],
     ['long and short keys mixed', mixed],
-  ])('GIVEN %s WHEN batched by each converting map THEN every batch\'s overrides fit', (_name, make) => {
+  ])("GIVEN %s WHEN batched by each converting map THEN every batch's overrides fit", (_name, make) => {
     for (const state of [STATE.convertKeys, STATE.convertManifest, STATE.convertPrefix]) {
       const map = d.States[state];
       expect({ state, bytes: map.ItemBatcher?.MaxInputBytesPerBatch }).toEqual({ state, bytes: 6144 });
@@ -423,11 +500,16 @@ describe('no container override can exceed ECS\'s 8,192 characters (defect 6)', 
     ['a double quote', 'incoming/say "hi".xml', '"incoming/say \\"hi\\".xml"'],
     ['a backslash', 'incoming/a\\b.xml', '"incoming/a\\\\b.xml"'],
     ['a control character', 'incoming/a\u0001b.xml', '"incoming/a\\u0001b.xml"'],
-  ])('GIVEN a contract-1 key with %s (JSON escapes count twice in the override) WHEN executed THEN KeyNeedsEscapes names it before any task', async (_what, key) => {
-    const run = await runLocally(d, ['incoming/fine.xml', key]);
-    expect(run).toMatchObject({ error: KEY_NEEDS_ESCAPES, calls: [] });
-    expect(run.cause).toMatch(/^key .* holds a double quote, a backslash or a control character: JSON escapes count twice against ECS's 8192-character override limit, so its batch could not be started; nothing was converted$/);
-  });
+  ])(
+    'GIVEN a contract-1 key with %s (JSON escapes count twice in the override) WHEN executed THEN KeyNeedsEscapes names it before any task',
+    async (_what, key) => {
+      const run = await runLocally(d, ['incoming/fine.xml', key]);
+      expect(run).toMatchObject({ error: KEY_NEEDS_ESCAPES, calls: [] });
+      expect(run.cause).toMatch(
+        /^key .* holds a double quote, a backslash or a control character: JSON escapes count twice against ECS's 8192-character override limit, so its batch could not be started; nothing was converted$/,
+      );
+    },
+  );
 });
 
 describe('only documented semantics (defect 7)', () => {
@@ -436,7 +518,10 @@ describe('only documented semantics (defect 7)', () => {
   test('GIVEN every ItemBatcher THEN it has no BatchInput (documented only as fixed JSON); the execution name reaches the batch through ItemSelector', () => {
     for (const state of [STATE.convertKeys, STATE.convertManifest, STATE.convertPrefix]) {
       const map = d.States[state];
-      expect({ state, batcher: map.ItemBatcher }).toEqual({ state, batcher: { MaxItemsPerBatch: state === STATE.convertKeys ? 10 : 50, MaxInputBytesPerBatch: 6144 } });
+      expect({ state, batcher: map.ItemBatcher }).toEqual({
+        state,
+        batcher: { MaxItemsPerBatch: state === STATE.convertKeys ? 10 : 50, MaxInputBytesPerBatch: 6144 },
+      });
       expect(map.ItemSelector['execution.$']).toBe('$$.Execution.Name');
     }
   });
@@ -451,7 +536,7 @@ describe('every selected path is present or guarded (defect 4)', () => {
     expect(unguardedPaths(odd)).toEqual([]);
   });
 
-  test('GIVEN the lock read as it was (the holder selected from GetItem\'s result) THEN the walk reports it: the check can fail', () => {
+  test("GIVEN the lock read as it was (the holder selected from GetItem's result) THEN the walk reports it: the check can fail", () => {
     const broken = structuredClone(d);
     broken.States[STATE.readLock].ResultSelector = { 'holder.$': '$.Item.holder.S' };
     expect(unguardedPaths(broken)).toContain('Read ingest lock ResultSelector .holder.$: $.Item.holder.S is not guaranteed present');
@@ -460,7 +545,7 @@ describe('every selected path is present or guarded (defect 4)', () => {
     timeout.States[STATE.runLister].TimeoutSecondsPath = '$.ingest.timeout';
     expect(unguardedPaths(timeout)).toContain(`${STATE.runLister} TimeoutSecondsPath: $.ingest.timeout is not guaranteed present`);
     const cause = structuredClone(d);
-    cause.States[STATE.convertFailed].Parameters['cause.$'] = 'States.Format(\'{}\', $.error.Cause)';
+    cause.States[STATE.convertFailed].Parameters['cause.$'] = "States.Format('{}', $.error.Cause)";
     expect(unguardedPaths(cause)).toContain(`${STATE.convertFailed} .cause.$: $.error.Cause is not guaranteed present`);
   });
 
@@ -469,7 +554,15 @@ describe('every selected path is present or guarded (defect 4)', () => {
     expect(d.States[STATE.readLock].ResultSelector).toBeUndefined();
     expect(d.States[STATE.lockStillHeld]).toEqual({
       Type: 'Choice',
-      Choices: [{ And: [{ Variable: '$.lockRead.Item.holder.S', IsPresent: true }, { Variable: '$.lockRead.Item.holder.S', IsString: true }], Next: STATE.noteLockHolder }],
+      Choices: [
+        {
+          And: [
+            { Variable: '$.lockRead.Item.holder.S', IsPresent: true },
+            { Variable: '$.lockRead.Item.holder.S', IsString: true },
+          ],
+          Next: STATE.noteLockHolder,
+        },
+      ],
       Default: STATE.ingestSkipped,
     });
   });
@@ -541,7 +634,7 @@ describe('IAM: each state brings its permissions (defect 1, issue 13.1)', () => 
   const d = definition as any;
   const bySid = Object.fromEntries(statements.map((st) => [st.sid, st]));
 
-  test('GIVEN runTask.sync with PropagateTags THEN RunTask comes with ecs:TagResource on the cluster\'s tasks, only as part of RunTask', () => {
+  test("GIVEN runTask.sync with PropagateTags THEN RunTask comes with ecs:TagResource on the cluster's tasks, only as part of RunTask", () => {
     const runTasks = Object.values(taskStates(d)).filter((s) => s.Resource === 'arn:aws:states:::ecs:runTask.sync');
     expect(runTasks.every((s) => (s.Parameters as any).PropagateTags === 'TASK_DEFINITION')).toBe(true);
     expect(bySid.TagTasksOnRunTask).toEqual({
@@ -576,7 +669,9 @@ describe('IAM: each state brings its permissions (defect 1, issue 13.1)', () => 
       'arn:aws:ecs:eu-west-1:123456789012:task-definition/sftp-lister',
       'arn:aws:ecs:eu-west-1:123456789012:task-definition/sftp-lister:*',
     ]);
-    expect(bySid.PassOnlyPipelineTaskRoles.resources).toEqual(['converter-task', 'converter-exec', 'sftp-lister-task', 'sftp-lister-exec'].map((r) => `arn:aws:iam::123456789012:role/${r}`));
+    expect(bySid.PassOnlyPipelineTaskRoles.resources).toEqual(
+      ['converter-task', 'converter-exec', 'sftp-lister-task', 'sftp-lister-exec'].map((r) => `arn:aws:iam::123456789012:role/${r}`),
+    );
     expect(bySid.ReadManifestsAndBatchResults.resources).toEqual(['arn:aws:s3:::data-bucket/manifests/*', 'arn:aws:s3:::data-bucket/results/*']);
     expect(bySid.IngestLock.actions).toEqual(['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem']);
     expect(bySid.OwnExecutions.actions).toEqual(['states:DescribeExecution', 'states:StopExecution']);
@@ -608,7 +703,8 @@ describe('typed states: a target must be a declared state (issue 13.1)', () => {
     // @ts-expect-error "Nowhere" is not a state of this flow
     const typo = () => flow('A', { A: { Type: 'Pass', Next: 'Nowhere' }, B: { Type: 'Succeed' } });
     expect(typo).toThrow('state machine: state "A" names "Nowhere", which is not a declared state of its flow');
-    const choice = () => flow('A', { A: { Type: 'Choice', Choices: [{ Variable: '$.x', IsPresent: true, Next: 'B' }], Default: 'C' as never }, B: { Type: 'Succeed' } });
+    const choice = () =>
+      flow('A', { A: { Type: 'Choice', Choices: [{ Variable: '$.x', IsPresent: true, Next: 'B' }], Default: 'C' as never }, B: { Type: 'Succeed' } });
     expect(choice).toThrow('state machine: state "A" names "C", which is not a declared state of its flow');
   });
 
@@ -618,7 +714,14 @@ describe('typed states: a target must be a declared state (issue 13.1)', () => {
   });
 
   test('GIVEN a nested flow with renamed states THEN every target is renamed with it', () => {
-    const f = flow('a', { a: { Type: 'Choice', Choices: [{ Variable: '$.x', IsPresent: true, Next: 'b' }], Default: 'b' }, b: { Type: 'Succeed' } }, (n) => `${n} (x)`);
-    expect(f.json).toEqual({ StartAt: 'a (x)', States: { 'a (x)': { Type: 'Choice', Choices: [{ Variable: '$.x', IsPresent: true, Next: 'b (x)' }], Default: 'b (x)' }, 'b (x)': { Type: 'Succeed' } } });
+    const f = flow(
+      'a',
+      { a: { Type: 'Choice', Choices: [{ Variable: '$.x', IsPresent: true, Next: 'b' }], Default: 'b' }, b: { Type: 'Succeed' } },
+      (n) => `${n} (x)`,
+    );
+    expect(f.json).toEqual({
+      StartAt: 'a (x)',
+      States: { 'a (x)': { Type: 'Choice', Choices: [{ Variable: '$.x', IsPresent: true, Next: 'b (x)' }], Default: 'b (x)' }, 'b (x)': { Type: 'Succeed' } },
+    });
   });
 });

@@ -37,12 +37,14 @@ describe('splitTerraformRefs', () => {
     expect(() => splitTerraformRefs('ab${x.y')).toThrow('unterminated Terraform expression at offset 2: ${x.y');
     expect(() => splitTerraformRefs('${f("}")')).toThrow(/offset 0/);
   });
-
 });
 
 describe('maskTerraformRefs and parseWithRefs', () => {
   // As cdktf writes references into JSON held in a string: raw, unescaped quotes inside the string.
-  const text = JSON.stringify({ a: '${aws_s3_bucket.b.id}', b: 'x-${try(regex("SHA256:[A-Z]{43}", var.k), "")}', c: '${aws_s3_bucket.b.id}/k' }).replace(/\\"/g, '"');
+  const text = JSON.stringify({ a: '${aws_s3_bucket.b.id}', b: 'x-${try(regex("SHA256:[A-Z]{43}", var.k), "")}', c: '${aws_s3_bucket.b.id}/k' }).replace(
+    /\\"/g,
+    '"',
+  );
 
   test('GIVEN expressions with quotes and braces WHEN masked THEN the JSON parses and equal expressions share a placeholder', () => {
     expect(() => JSON.parse(text)).toThrow();

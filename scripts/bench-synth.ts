@@ -78,7 +78,9 @@ async function main(): Promise<void> {
     const verdict = (ok: boolean) => (ok ? 'meets goal' : 'MISSES goal');
     const f = (v: number, unit: string, digits: number) => `${v.toFixed(digits)} ${unit}`.padEnd(10);
 
-    console.log(`bench:synth  node ${process.version}, ${os.cpus().length} CPUs, ${stackCount} stacks (${stackNames.join(', ')}), ${runs} runs each after 2 warm-ups`);
+    console.log(
+      `bench:synth  node ${process.version}, ${os.cpus().length} CPUs, ${stackCount} stacks (${stackNames.join(', ')}), ${runs} runs each after 2 warm-ups`,
+    );
     console.log(`${'metric'.padEnd(44)}${'median'.padEnd(10)}${'min'.padEnd(10)}${'max'.padEnd(10)}${'goal'.padEnd(11)}verdict`);
     const rows: [string, Run[]][] = [
       ['cdktf app (dist/main.bundle.js, cdktf.json)', bundled],
@@ -91,12 +93,21 @@ async function main(): Promise<void> {
       const rss = stats(results.map((r) => r.peakRssMb));
       const primary = results === bundled;
       console.log(label);
-      console.log(`${'  synth wall time (process)'.padEnd(44)}${f(wall.median, 's', 3)}${f(wall.min, 's', 3)}${f(wall.max, 's', 3)}${primary ? `${`<= ${GOAL_SECONDS} s`.padEnd(11)}${verdict(wall.median <= GOAL_SECONDS)}` : ''}`);
+      console.log(
+        `${'  synth wall time (process)'.padEnd(44)}${f(wall.median, 's', 3)}${f(wall.min, 's', 3)}${f(wall.max, 's', 3)}${primary ? `${`<= ${GOAL_SECONDS} s`.padEnd(11)}${verdict(wall.median <= GOAL_SECONDS)}` : ''}`,
+      );
       console.log(`${'    of which inside node'.padEnd(44)}${f(inProc.median, 's', 3)}${f(inProc.min, 's', 3)}${f(inProc.max, 's', 3)}`);
       console.log(`${'    CPU time (user + system)'.padEnd(44)}${f(cpu.median, 's', 3)}${f(cpu.min, 's', 3)}${f(cpu.max, 's', 3)}`);
-      console.log(`${'  peak RSS'.padEnd(44)}${f(rss.median, 'MB', 1)}${f(rss.min, 'MB', 1)}${f(rss.max, 'MB', 1)}${primary ? `${`<= ${GOAL_RSS_MB} MB`.padEnd(11)}${verdict(rss.max <= GOAL_RSS_MB)}` : ''}`);
+      console.log(
+        `${'  peak RSS'.padEnd(44)}${f(rss.median, 'MB', 1)}${f(rss.min, 'MB', 1)}${f(rss.max, 'MB', 1)}${primary ? `${`<= ${GOAL_RSS_MB} MB`.padEnd(11)}${verdict(rss.max <= GOAL_RSS_MB)}` : ''}`,
+      );
     }
-    console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (wall time suffers when it exceeds the CPU count)`);
+    console.log(
+      `load average at the end: ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')} (wall time suffers when it exceeds the CPU count)`,
+    );
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

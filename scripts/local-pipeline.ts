@@ -71,7 +71,8 @@ export interface Outcome {
  */
 export async function batchResults(world: LocalWorld, output: Json | undefined): Promise<JsonObject[]> {
   const s3 = world.s3.client();
-  const read = async (bucket: string, key: string): Promise<Json> => JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString()) as Json;
+  const read = async (bucket: string, key: string): Promise<Json> =>
+    JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString()) as Json;
   const keysOf = async (batch: JsonObject): Promise<Json[]> => {
     if (Array.isArray(batch.failedKeys)) return batch.failedKeys;
     if (Array.isArray(batch.Items)) return (batch.Items as JsonObject[]).map((i) => i.Key);
@@ -91,7 +92,8 @@ export async function batchResults(world: LocalWorld, output: Json | undefined):
           for (const f of files as JsonObject[]) {
             for (const child of (await read(String(manifest.DestinationBucket), String(f.Key))) as JsonObject[]) {
               if (child.Status === 'SUCCEEDED') await walk(JSON.parse(String(child.Output)) as Json);
-              else out.push({ batchError: { Error: child.Error, Cause: child.Cause }, failedKeys: await keysOf(JSON.parse(String(child.Input)) as JsonObject) });
+              else
+                out.push({ batchError: { Error: child.Error, Cause: child.Cause }, failedKeys: await keysOf(JSON.parse(String(child.Input)) as JsonObject) });
             }
           }
         }
@@ -176,7 +178,9 @@ export async function demo(outdir: string, log: (line: string) => void = (l) => 
     log(`\nscheduled run 1: ${first.status}${first.error ? ` ${first.error}: ${first.cause}` : ''}`);
     if (process.env.LOCAL_DEBUG) for (const t of world.tasks) log([t.container, t.exitCode, t.stdout.slice(-800), t.stderr.slice(-800)].join(' '));
     const lock = (second?.output as JsonObject | undefined)?.lock as JsonObject | undefined;
-    log(`scheduled run 2 (overlapping): ${second ? `${second.status}, ${lock ? `skipped: lock held by ${String(lock.holder)}` : 'NOT skipped'}` : 'NOT started (the first run\'s lister task never started)'}`);
+    log(
+      `scheduled run 2 (overlapping): ${second ? `${second.status}, ${lock ? `skipped: lock held by ${String(lock.holder)}` : 'NOT skipped'}` : "NOT started (the first run's lister task never started)"}`,
+    );
     // Both runs succeed: a malformed file fails alone (in the output), never the execution; the overlap skips.
     ok &&= first.status === 'SUCCEEDED' && second?.status === 'SUCCEEDED' && !!lock;
 
@@ -191,7 +195,10 @@ export async function demo(outdir: string, log: (line: string) => void = (l) => 
       else if (o.status !== 'converted') verdict = `FAILED: ${o.error}`;
       else {
         const body = (await world.s3.get(world.bucket, o.output!)).toString('utf8');
-        verdict = body === sample.expected ? `converted -> ${o.output} (identical to the lab's expected output)` : `converted -> ${o.output} but DIFFERS from the expected output`;
+        verdict =
+          body === sample.expected
+            ? `converted -> ${o.output} (identical to the lab's expected output)`
+            : `converted -> ${o.output} but DIFFERS from the expected output`;
       }
       ok &&= /^(converted ->.*identical|failed as expected)/.test(verdict);
       log(`  ${key.padEnd(36)} ${verdict}`);
@@ -200,7 +207,9 @@ export async function demo(outdir: string, log: (line: string) => void = (l) => 
     log(`  ${'incoming/still-uploading.xml'.padEnd(36)} ${young ? 'INGESTED although too young' : 'left on SFTP for a later run (too young)'}`);
     ok &&= !young;
     const tasks1 = world.tasks.filter((t) => t.execution === first.arn);
-    log(`  tasks: ${tasks1.filter((t) => t.container === 'sftp-lister').length} lister, ${tasks1.filter((t) => t.container === 'converter').length} converter (batches of up to 50 keys)`);
+    log(
+      `  tasks: ${tasks1.filter((t) => t.container === 'sftp-lister').length} lister, ${tasks1.filter((t) => t.container === 'converter').length} converter (batches of up to 50 keys)`,
+    );
 
     // 2. The next scheduled run finds nothing new.
     const next = await pipeline.execute({ ingest: { source: 'schedule' } }, 'scheduled-3');
@@ -209,7 +218,9 @@ export async function demo(outdir: string, log: (line: string) => void = (l) => 
     ok &&= next.status === 'SUCCEEDED' && nextOutcomes.length === 0;
 
     // 3. Contract 1, the lab's: a JSON array of keys.
-    const keys = samples.filter((s) => s.name.startsWith('customer') || s.name.startsWith('plane') || s.name.startsWith('mismatched')).map((s) => `incoming/${s.name}`);
+    const keys = samples
+      .filter((s) => s.name.startsWith('customer') || s.name.startsWith('plane') || s.name.startsWith('mismatched'))
+      .map((s) => `incoming/${s.name}`);
     const lab = await pipeline.execute(keys, 'lab-contract');
     log(`\ncontract 1 ${JSON.stringify(keys)}: ${lab.status}${lab.error ? ` ${lab.error}: ${lab.cause}` : ''}`);
     const labOutcomes = await outcomes(world, lab.output);
@@ -219,19 +230,25 @@ export async function demo(outdir: string, log: (line: string) => void = (l) => 
     // 4. Contract 2: a prefix.
     const prefix = await pipeline.execute({ prefix: 'incoming/' }, 'prefix-contract');
     const prefixOutcomes = await outcomes(world, prefix.output);
-    log(`\ncontract 2 {"prefix": "incoming/"}: ${prefix.status}, ${prefixOutcomes.filter((o) => o.status === 'converted').length} converted, ${prefixOutcomes.filter((o) => o.status === 'failed').length} failed${prefix.error ? ` ${prefix.error}: ${prefix.cause}` : ''}`);
+    log(
+      `\ncontract 2 {"prefix": "incoming/"}: ${prefix.status}, ${prefixOutcomes.filter((o) => o.status === 'converted').length} converted, ${prefixOutcomes.filter((o) => o.status === 'failed').length} failed${prefix.error ? ` ${prefix.error}: ${prefix.cause}` : ''}`,
+    );
     ok &&= prefix.status === 'SUCCEEDED' && prefixOutcomes.length === samples.length;
 
     log('\ntasks (container-override environment as the state computed it; exit code):');
     for (const t of world.tasks) {
-      const env = Object.entries(t.overrides).map(([k, v]) => `${k}=${v.length > 90 ? `${v.slice(0, 87)}...` : v}`).join(' ');
+      const env = Object.entries(t.overrides)
+        .map(([k, v]) => `${k}=${v.length > 90 ? `${v.slice(0, 87)}...` : v}`)
+        .join(' ');
       log(`  ${t.execution.split(':').pop()!.padEnd(16)} ${t.container.padEnd(11)} exit ${String(t.exitCode).padEnd(4)} ${t.seconds.toFixed(1)}s  ${env}`);
     }
     // IAM: every call the state machine and the tasks made, as the simulator decided it.
     const denied = world.iam.log.filter((d) => d.decision !== 'Allowed');
     const byRole = new Map<string, number>();
     for (const d of world.iam.log) byRole.set(d.role, (byRole.get(d.role) ?? 0) + 1);
-    log(`\nIAM: ${world.iam.log.length} calls authorized against the synthesized policies (${[...byRole].map(([r, n]) => `${r} ${n}`).join(', ')}), ${denied.length} denied`);
+    log(
+      `\nIAM: ${world.iam.log.length} calls authorized against the synthesized policies (${[...byRole].map(([r, n]) => `${r} ${n}`).join(', ')}), ${denied.length} denied`,
+    );
     for (const d of denied.slice(0, 10)) log(`  DENIED ${d.role}: ${d.action} on ${d.resource}${d.note ? ` ${d.note}` : ''}`);
     log(`\n${ok ? 'OK' : 'FAILED'}: ${world.tasks.length} tasks run in all`);
     return ok;

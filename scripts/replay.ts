@@ -34,7 +34,8 @@ export function replayCommand(execution: string, stateMachineArn?: string): stri
 if (require.main === module) {
   const args = process.argv.slice(2);
   if (args.length !== 1 || args[0] === '--help' || args[0] === '-h') {
-    const help = 'usage: npm run replay -- <execution ARN or name>\nprints the aws stepfunctions start-execution command that converts again the keys that execution failed';
+    const help =
+      'usage: npm run replay -- <execution ARN or name>\nprints the aws stepfunctions start-execution command that converts again the keys that execution failed';
     if (args.length === 1) {
       console.log(help);
       process.exit(0);

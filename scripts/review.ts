@@ -25,7 +25,13 @@ import { findTerraform, terraformVersion } from './terraform';
 async function run(): Promise<number> {
   const progress = new Progress();
   const width = reportWidth();
-  const print = (text: string) => console.log(text.split('\n').flatMap((l) => wrapText(l, width, '    ')).join('\n'));
+  const print = (text: string) =>
+    console.log(
+      text
+        .split('\n')
+        .flatMap((l) => wrapText(l, width, '    '))
+        .join('\n'),
+    );
   try {
     progress.begin('synthesizing');
     try {
@@ -58,7 +64,15 @@ async function run(): Promise<number> {
       const sections: string[] = [];
       for (const stack of stacks) {
         progress.step(stack, 'simulating');
-        sections.push(await stackSection(model, stack, exposure, plans.find((p) => p.stack === stack), width));
+        sections.push(
+          await stackSection(
+            model,
+            stack,
+            exposure,
+            plans.find((p) => p.stack === stack),
+            width,
+          ),
+        );
         progress.finish(stack, 'done');
       }
       progress.end();
@@ -74,7 +88,9 @@ async function run(): Promise<number> {
       for (const section of sections) console.log(section);
 
       const publicItems = exposure.filter((e) => e.public);
-      print(`\n=== summary: ${stacks.length} stacks, ${model.roles.length} IAM roles, ${model.buckets.length} buckets, ${publicItems.length} public exposure item(s)`);
+      print(
+        `\n=== summary: ${stacks.length} stacks, ${model.roles.length} IAM roles, ${model.buckets.length} buckets, ${publicItems.length} public exposure item(s)`,
+      );
       for (const e of publicItems) print(`  PUBLIC ${e.stack}: ${e.detail}`);
       const failed = plans.filter((p) => p.status === 'failed');
       for (const p of failed) print(`  PLAN FAILED ${p.stack}: ${p.reason}`);

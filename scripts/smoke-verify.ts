@@ -29,7 +29,10 @@ export interface SmokeRow {
 
 /** The lab's samples (`NAME.xml` with `NAME.expected.json`) in a corpus folder, sorted by name. */
 export function labCases(folder: string): SmokeCase[] {
-  const names = fs.readdirSync(folder).filter((f) => f.endsWith('.xml')).sort();
+  const names = fs
+    .readdirSync(folder)
+    .filter((f) => f.endsWith('.xml'))
+    .sort();
   if (names.length === 0) throw new Error(`no .xml samples in ${folder}`);
   return names.map((name) => {
     const expected = path.join(folder, name.replace(/\.xml$/, '.expected.json'));
@@ -50,12 +53,7 @@ function isMissing(e: unknown): boolean {
 }
 
 /** Reads `outputKeyOf(case)` for each case from `bucket` and compares it with the expected bytes. */
-export async function verifyOutputs(
-  s3: S3Client,
-  bucket: string,
-  cases: readonly SmokeCase[],
-  outputKeyOf: (c: SmokeCase) => string,
-): Promise<SmokeRow[]> {
+export async function verifyOutputs(s3: S3Client, bucket: string, cases: readonly SmokeCase[], outputKeyOf: (c: SmokeCase) => string): Promise<SmokeRow[]> {
   const rows: SmokeRow[] = [];
   for (const c of cases) {
     const outputKey = outputKeyOf(c);
@@ -72,7 +70,12 @@ export async function verifyOutputs(
       throw e;
     }
     const diff = firstDifference(body, c.expected);
-    rows.push({ ...base, outputBytes: body.length, verdict: diff === undefined ? 'identical' : 'different', ...(diff === undefined ? {} : { firstDifference: diff }) });
+    rows.push({
+      ...base,
+      outputBytes: body.length,
+      verdict: diff === undefined ? 'identical' : 'different',
+      ...(diff === undefined ? {} : { firstDifference: diff }),
+    });
   }
   return rows;
 }
@@ -88,7 +91,11 @@ export function formatTable(rows: readonly SmokeRow[]): string {
     r.verdict === 'different' ? `different from byte ${r.firstDifference}` : r.verdict,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
   const ok = rows.filter((r) => r.verdict === 'identical').length;
   return [line(header), ...body.map(line), `${ok} of ${rows.length} outputs identical to the lab's`].join('\n');
 }

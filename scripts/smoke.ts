@@ -51,7 +51,8 @@ function parseArgs(argv: string[]): Options {
   }
   if (!opts.stage) throw new UsageError('--stage NAME is required (a throwaway stage, e.g. smoke1)');
   // The smoke run destroys what it deployed: never against a stage that looks like a real one.
-  if (/^(prod|production|prd|live|main)$/.test(opts.stage)) throw new UsageError(`--stage ${opts.stage} looks like a real stage; the smoke run destroys its stage`);
+  if (/^(prod|production|prd|live|main)$/.test(opts.stage))
+    throw new UsageError(`--stage ${opts.stage} looks like a real stage; the smoke run destroys its stage`);
   if (!opts.region) throw new UsageError('--region (or PIPELINE_REGION / AWS_REGION) is required');
   if (!(opts.timeoutMinutes! > 0)) throw new UsageError('--timeout-minutes must be a positive number');
   return opts as Options;
@@ -115,7 +116,22 @@ async function main(): Promise<number> {
     outputs = JSON.parse(fs.readFileSync(outputsFile, 'utf8')) as Outputs;
 
     // The key goes from the file to Secrets Manager directly; only its ARN is printed.
-    run('aws', ['secretsmanager', 'put-secret-value', '--secret-id', output(outputs, 'sftp', 'sftp_private_key_secret_arn'), '--secret-string', `file://${keyFile}`, '--output', 'text', '--query', 'ARN'], { env });
+    run(
+      'aws',
+      [
+        'secretsmanager',
+        'put-secret-value',
+        '--secret-id',
+        output(outputs, 'sftp', 'sftp_private_key_secret_arn'),
+        '--secret-string',
+        `file://${keyFile}`,
+        '--output',
+        'text',
+        '--query',
+        'ARN',
+      ],
+      { env },
+    );
 
     const s3 = new S3Client({ region: opts.region });
     const sftpBucket = output(outputs, 'sftp', 'sftp_bucket_name');
@@ -132,12 +148,19 @@ async function main(): Promise<number> {
     await sleep(75_000);
     let rows = await verifyOutputs(s3, xmlBucket, cases, outputKeyOf);
     while (rows.some((r) => r.verdict === 'missing') && Date.now() < deadline) {
-      const exec = JSON.parse(run('aws', ['stepfunctions', 'start-execution', '--state-machine-arn', stateMachine, '--input', '{"ingest": {}}', '--output', 'json'], { capture: true, env }));
+      const exec = JSON.parse(
+        run('aws', ['stepfunctions', 'start-execution', '--state-machine-arn', stateMachine, '--input', '{"ingest": {}}', '--output', 'json'], {
+          capture: true,
+          env,
+        }),
+      );
       console.log(`smoke: started ${exec.executionArn}`);
       let status = 'RUNNING';
       while (status === 'RUNNING' && Date.now() < deadline) {
         await sleep(15_000);
-        status = JSON.parse(run('aws', ['stepfunctions', 'describe-execution', '--execution-arn', exec.executionArn, '--output', 'json'], { capture: true, env })).status;
+        status = JSON.parse(
+          run('aws', ['stepfunctions', 'describe-execution', '--execution-arn', exec.executionArn, '--output', 'json'], { capture: true, env }),
+        ).status;
       }
       console.log(`smoke: execution ${status}`);
       rows = await verifyOutputs(s3, xmlBucket, cases, outputKeyOf);
@@ -174,7 +197,10 @@ async function emptyBucket(s3: S3Client, bucket: string): Promise<void> {
 async function teardown(opts: Options, env: NodeJS.ProcessEnv, outputs: Outputs): Promise<boolean> {
   try {
     const s3 = new S3Client({ region: opts.region });
-    for (const [stack, name] of [['sftp', 'sftp_bucket_name'], ['cluster', 'xml_bucket_name']]) {
+    for (const [stack, name] of [
+      ['sftp', 'sftp_bucket_name'],
+      ['cluster', 'xml_bucket_name'],
+    ]) {
       const bucket = outputs[stack]?.[name];
       if (typeof bucket === 'string' && bucket) await emptyBucket(s3, bucket);
     }
@@ -182,13 +208,22 @@ async function teardown(opts: Options, env: NodeJS.ProcessEnv, outputs: Outputs)
       const uri = outputs.cluster?.[name];
       if (typeof uri !== 'string' || !uri) continue;
       const repo = uri.slice(uri.indexOf('/') + 1);
-      const ids = JSON.parse(run('aws', ['ecr', 'list-images', '--repository-name', repo, '--query', 'imageIds', '--output', 'json'], { capture: true, env })) as unknown[];
-      if (ids.length > 0) run('aws', ['ecr', 'batch-delete-image', '--repository-name', repo, '--image-ids', JSON.stringify(ids), '--output', 'text', '--query', 'length(imageIds)'], { env });
+      const ids = JSON.parse(
+        run('aws', ['ecr', 'list-images', '--repository-name', repo, '--query', 'imageIds', '--output', 'json'], { capture: true, env }),
+      ) as unknown[];
+      if (ids.length > 0)
+        run(
+          'aws',
+          ['ecr', 'batch-delete-image', '--repository-name', repo, '--image-ids', JSON.stringify(ids), '--output', 'text', '--query', 'length(imageIds)'],
+          { env },
+        );
     }
     run('npx', ['cdktf', 'destroy', '*', '--auto-approve'], { cwd: REPO, env });
     return true;
   } catch (e) {
-    console.error(`smoke: destroy failed (${(e as Error).message}); run PIPELINE_STAGE=${opts.stage} npx cdktf destroy '*' and check the account for resources tagged stage=${opts.stage}`);
+    console.error(
+      `smoke: destroy failed (${(e as Error).message}); run PIPELINE_STAGE=${opts.stage} npx cdktf destroy '*' and check the account for resources tagged stage=${opts.stage}`,
+    );
     return false;
   }
 }

@@ -8,10 +8,7 @@ import { listStacks } from '../tools/tf-json';
 import { findTerraform, terraformVersion, validateStack } from './terraform';
 
 /** Synthesizes the app and validates its stacks; reports through `log` (errors: `error`); returns the exit code. */
-export async function synthAndValidate(
-  log: (line: string) => void = console.log,
-  error: (line: string) => void = console.error,
-): Promise<number> {
+export async function synthAndValidate(log: (line: string) => void = console.log, error: (line: string) => void = console.error): Promise<number> {
   const started = process.hrtime.bigint();
   try {
     main();

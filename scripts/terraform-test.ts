@@ -117,7 +117,10 @@ export function remoteReferences(app: SynthesizedApp): RemoteReference[] {
 export function danglingRemoteReferences(app: SynthesizedApp): string[] {
   return remoteReferences(app)
     .filter((r) => !app.stacks[r.producer]?.output?.[r.output])
-    .map((r) => `stack ${r.consumer} (${r.where}) reads output ${r.output} of stack ${r.producer}, which ${app.stacks[r.producer] ? 'has no such output' : 'does not exist'}`);
+    .map(
+      (r) =>
+        `stack ${r.consumer} (${r.where}) reads output ${r.output} of stack ${r.producer}, which ${app.stacks[r.producer] ? 'has no such output' : 'does not exist'}`,
+    );
 }
 
 /**
@@ -139,13 +142,17 @@ export async function computedSchema(terraform: string, awsVersion: string, env 
   if (fs.existsSync(cache)) return JSON.parse(fs.readFileSync(cache, 'utf8')) as ComputedSchema;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tf-aws-schema-'));
   try {
-    fs.writeFileSync(path.join(dir, 'main.tf.json'), JSON.stringify({ terraform: { required_providers: { aws: { source: 'hashicorp/aws', version: awsVersion } } } }));
+    fs.writeFileSync(
+      path.join(dir, 'main.tf.json'),
+      JSON.stringify({ terraform: { required_providers: { aws: { source: 'hashicorp/aws', version: awsVersion } } } }),
+    );
     const init = await run(terraform, ['init', '-input=false', '-no-color'], dir, env);
     if (init.code !== 0) throw new Error(`terraform init for the aws ${awsVersion} schema failed: ${errorLines(init.stderr || init.stdout)}`);
     const shown = await run(terraform, ['providers', 'schema', '-json'], dir, env);
     if (shown.code !== 0) throw new Error(`terraform providers schema failed: ${errorLines(shown.stderr)}`);
     const all = JSON.parse(shown.stdout).provider_schemas['registry.terraform.io/hashicorp/aws'];
-    const computed = (schemas: Record<string, { block: SchemaBlock }>) => Object.fromEntries(Object.entries(schemas).map(([type, x]) => [type, computedBlock(x.block)]));
+    const computed = (schemas: Record<string, { block: SchemaBlock }>) =>
+      Object.fromEntries(Object.entries(schemas).map(([type, x]) => [type, computedBlock(x.block)]));
     const result: ComputedSchema = { resources: computed(all.resource_schemas), data: computed(all.data_source_schemas) };
     fs.writeFileSync(`${cache}.${process.pid}`, JSON.stringify(result));
     fs.renameSync(`${cache}.${process.pid}`, cache);
@@ -183,7 +190,8 @@ function genericArn(type: string, id: string, region: string): string {
  * the mock draws at random differs between plan and apply ("Provider produced inconsistent final plan").
  */
 function placeholder(type: string, attr: string, attrType: unknown, id: string, region: string): unknown {
-  if (attrType === 'string') return attr === 'arn' || attr.endsWith('_arn') ? genericArn(type, attr === 'arn' ? id : `${id}-${attr}`, region) : `${id}-${attr.replace(/_/g, '-')}`;
+  if (attrType === 'string')
+    return attr === 'arn' || attr.endsWith('_arn') ? genericArn(type, attr === 'arn' ? id : `${id}-${attr}`, region) : `${id}-${attr.replace(/_/g, '-')}`;
   if (attrType === 'number') return 0;
   if (attrType === 'bool') return false;
   if (Array.isArray(attrType) && ['list', 'set', 'map'].includes(attrType[0] as string)) return attrType[0] === 'map' ? {} : [];
@@ -221,14 +229,24 @@ function typed(value: unknown, type: unknown): unknown {
 function dataExtras(type: string, region: string): Json {
   switch (type) {
     case 'aws_caller_identity':
-      return { account_id: FAKE_ACCOUNT, id: FAKE_ACCOUNT, arn: `arn:${FAKE_PARTITION}:iam::${FAKE_ACCOUNT}:user/terraform-test`, user_id: 'AIDAQTERRAFORMTEST01' };
+      return {
+        account_id: FAKE_ACCOUNT,
+        id: FAKE_ACCOUNT,
+        arn: `arn:${FAKE_PARTITION}:iam::${FAKE_ACCOUNT}:user/terraform-test`,
+        user_id: 'AIDAQTERRAFORMTEST01',
+      };
     case 'aws_partition':
       return { partition: FAKE_PARTITION, id: FAKE_PARTITION, dns_suffix: 'amazonaws.com', reverse_dns_prefix: 'com.amazonaws' };
     case 'aws_region':
       return { name: region, region, id: region, endpoint: `ec2.${region}.amazonaws.com`, description: region };
     case 'aws_availability_zones': {
       const letters = ['a', 'b', 'c', 'd', 'e', 'f'];
-      return { id: region, names: letters.map((l) => `${region}${l}`), zone_ids: letters.map((_, i) => `${region.replace(/-/g, '').slice(0, 4)}-az${i + 1}`), group_names: [region] };
+      return {
+        id: region,
+        names: letters.map((l) => `${region}${l}`),
+        zone_ids: letters.map((_, i) => `${region.replace(/-/g, '').slice(0, 4)}-az${i + 1}`),
+        group_names: [region],
+      };
     }
     default:
       return {};
@@ -236,7 +254,12 @@ function dataExtras(type: string, region: string): Json {
 }
 
 /** The test file for one stack, plus the config changes it needs (policy documents on the real provider). */
-export function buildStackTest(app: SynthesizedApp, stack: string, schema: ComputedSchema, remote: Record<string, Record<string, unknown>>): { config: Json; test: Json } {
+export function buildStackTest(
+  app: SynthesizedApp,
+  stack: string,
+  schema: ComputedSchema,
+  remote: Record<string, Record<string, unknown>>,
+): { config: Json; test: Json } {
   const resolver = new Resolver(app);
   const region = resolver.region(stack);
   const config = JSON.parse(JSON.stringify(app.stacks[stack])) as Json;
@@ -435,7 +458,14 @@ export async function testStacks(app: SynthesizedApp, workroot: string, options:
   const names = options.stacks ?? all;
   if (!terraform) return names.map((stack) => ({ stack, status: 'skipped', reason: 'terraform is not on PATH', workdir: '' }));
   const dangling = danglingRemoteReferences(app);
-  const env = { ...terraformEnv(), AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_SESSION_TOKEN: '', AWS_PROFILE: '', AWS_EC2_METADATA_DISABLED: 'true' };
+  const env = {
+    ...terraformEnv(),
+    AWS_ACCESS_KEY_ID: '',
+    AWS_SECRET_ACCESS_KEY: '',
+    AWS_SESSION_TOKEN: '',
+    AWS_PROFILE: '',
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
   const versions = [...new Set(all.map((s) => app.stacks[s].terraform?.required_providers?.aws?.version as string | undefined).filter(Boolean))] as string[];
   if (versions.length !== 1) throw new Error(`expected one aws provider version across the stacks, found ${versions.join(', ') || 'none'}`);
   const schema = await computedSchema(terraform, versions[0], env);

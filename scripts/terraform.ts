@@ -73,7 +73,12 @@ export async function validateStack(dir: string, terraform = findTerraform()): P
 }
 
 function firstLines(text: string): string {
-  return text.trim().split('\n').filter((l) => l.trim() !== '').slice(0, 3).join(' | ');
+  return text
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(0, 3)
+    .join(' | ');
 }
 
 /** Version line of terraform, for reports. */

@@ -95,31 +95,53 @@ export class BatchStack extends PipelineStack {
       ['outputPrefix', layout.outputPrefix],
       ['manifestPrefix', layout.manifestPrefix],
       ['resultPrefix', layout.resultPrefix],
-      ['the lister\'s index prefix', layout.listerStatePrefix],
+      ["the lister's index prefix", layout.listerStatePrefix],
     ];
     for (const p of inputPrefixes) {
       for (const [name, other] of reserved) {
-        if (other.startsWith(p) || p.startsWith(other)) throw settingError('inputPrefixes', `"${p}" and ${name} "${other}" must not contain one another (the converter would read what the pipeline writes)`);
+        if (other.startsWith(p) || p.startsWith(other))
+          throw settingError('inputPrefixes', `"${p}" and ${name} "${other}" must not contain one another (the converter would read what the pipeline writes)`);
       }
     }
     if (!inputPrefixes.some((p) => layout.ingestPrefix.startsWith(p))) {
-      throw settingError('inputPrefixes', `[${inputPrefixes.join(', ')}] must include the lister's landing prefix "${layout.ingestPrefix}" (scheduled runs convert what it lands)`);
+      throw settingError(
+        'inputPrefixes',
+        `[${inputPrefixes.join(', ')}] must include the lister's landing prefix "${layout.ingestPrefix}" (scheduled runs convert what it lands)`,
+      );
     }
     const failedPrefix = `${layout.manifestPrefix}failed/`;
-    this.taskRole = serviceRole(this, 'task-role', this.name('converter-task'), 'ecs-tasks.amazonaws.com', [
-      { sid: 'ReadInputPrefixes', effect: 'Allow', actions: ['s3:GetObject'], resources: inputPrefixes.map((p) => `${bucket.arn}/${p}*`) },
-      {
-        sid: 'WriteOutputsAndSummaries',
-        effect: 'Allow',
-        actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
-        resources: [layout.outputPrefix, layout.resultPrefix].map((p) => `${bucket.arn}/${p}*`),
-      },
-      // Contract C3: `<manifest key without .json>/batches/<n>.json`; contract C2: failed-keys manifests.
-      { sid: 'ReadBatchManifests', effect: 'Allow', actions: ['s3:GetObject'], resources: [`${bucket.arn}/${layout.manifestPrefix}*/batches/*`, `${bucket.arn}/${failedPrefix}*`] },
-      // Contract C2: the keys a task failed, written (conditionally) or deleted when a rerun succeeds.
-      { sid: 'FileFailedKeys', effect: 'Allow', actions: ['s3:PutObject', 's3:DeleteObject'], resources: [`${bucket.arn}/${failedPrefix}*`] },
-    ], sourceAccount);
-    this.executionRole = executionRole(this, 'execution-role', this.name('converter-exec'), props.cluster.repositories.converter.arn, props.cluster.logGroups.converter.arn);
+    this.taskRole = serviceRole(
+      this,
+      'task-role',
+      this.name('converter-task'),
+      'ecs-tasks.amazonaws.com',
+      [
+        { sid: 'ReadInputPrefixes', effect: 'Allow', actions: ['s3:GetObject'], resources: inputPrefixes.map((p) => `${bucket.arn}/${p}*`) },
+        {
+          sid: 'WriteOutputsAndSummaries',
+          effect: 'Allow',
+          actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
+          resources: [layout.outputPrefix, layout.resultPrefix].map((p) => `${bucket.arn}/${p}*`),
+        },
+        // Contract C3: `<manifest key without .json>/batches/<n>.json`; contract C2: failed-keys manifests.
+        {
+          sid: 'ReadBatchManifests',
+          effect: 'Allow',
+          actions: ['s3:GetObject'],
+          resources: [`${bucket.arn}/${layout.manifestPrefix}*/batches/*`, `${bucket.arn}/${failedPrefix}*`],
+        },
+        // Contract C2: the keys a task failed, written (conditionally) or deleted when a rerun succeeds.
+        { sid: 'FileFailedKeys', effect: 'Allow', actions: ['s3:PutObject', 's3:DeleteObject'], resources: [`${bucket.arn}/${failedPrefix}*`] },
+      ],
+      sourceAccount,
+    );
+    this.executionRole = executionRole(
+      this,
+      'execution-role',
+      this.name('converter-exec'),
+      props.cluster.repositories.converter.arn,
+      props.cluster.logGroups.converter.arn,
+    );
     this.taskDefinition = fargateTaskDefinition(this, 'task', {
       family: this.name('converter'),
       containerName: this.containerName,
@@ -209,31 +231,38 @@ export class BatchStack extends PipelineStack {
     });
 
     this.definition = built.definition;
-    this.stateMachineRole = serviceRole(this, 'state-machine-role', this.name('state-machine'), 'states.amazonaws.com', [
-      ...built.statements,
-      {
-        // Log delivery and X-Ray APIs have no resource-level permissions.
-        sid: 'LogDelivery',
-        effect: 'Allow',
-        actions: [
-          'logs:CreateLogDelivery',
-          'logs:GetLogDelivery',
-          'logs:UpdateLogDelivery',
-          'logs:DeleteLogDelivery',
-          'logs:ListLogDeliveries',
-          'logs:PutResourcePolicy',
-          'logs:DescribeResourcePolicies',
-          'logs:DescribeLogGroups',
-        ],
-        resources: ['*'],
-      },
-      {
-        sid: 'XRay',
-        effect: 'Allow',
-        actions: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets'],
-        resources: ['*'],
-      },
-    ], sourceAccount);
+    this.stateMachineRole = serviceRole(
+      this,
+      'state-machine-role',
+      this.name('state-machine'),
+      'states.amazonaws.com',
+      [
+        ...built.statements,
+        {
+          // Log delivery and X-Ray APIs have no resource-level permissions.
+          sid: 'LogDelivery',
+          effect: 'Allow',
+          actions: [
+            'logs:CreateLogDelivery',
+            'logs:GetLogDelivery',
+            'logs:UpdateLogDelivery',
+            'logs:DeleteLogDelivery',
+            'logs:ListLogDeliveries',
+            'logs:PutResourcePolicy',
+            'logs:DescribeResourcePolicies',
+            'logs:DescribeLogGroups',
+          ],
+          resources: ['*'],
+        },
+        {
+          sid: 'XRay',
+          effect: 'Allow',
+          actions: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets'],
+          resources: ['*'],
+        },
+      ],
+      sourceAccount,
+    );
     // serviceRole's inline policy: the machine is created only once its role may act (otherwise
     // creation, or the first executions, can fail on permissions that are still being attached).
     const rolePolicy = this.node.findChild('state-machine-role-policy') as IamRolePolicy;

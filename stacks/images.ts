@@ -107,7 +107,9 @@ export function pinnedBaseImage(dockerfile: string): string {
   const base = /^\s*ARG\s+BASE_IMAGE=(\S+)\s*$/m.exec(text)?.[1];
   if (!base) throw new Error(`images stack: ${dockerfile} has no "ARG BASE_IMAGE=<image>@sha256:<digest>" default`);
   if (!/^[^@\s]+@sha256:[0-9a-f]{64}$/.test(base)) {
-    throw new Error(`images stack: ${dockerfile}: BASE_IMAGE "${base}" is not pinned by digest (<image>@sha256:<64 hex digits>); a floating tag makes every rebuild a different image`);
+    throw new Error(
+      `images stack: ${dockerfile}: BASE_IMAGE "${base}" is not pinned by digest (<image>@sha256:<64 hex digits>); a floating tag makes every rebuild a different image`,
+    );
   }
   const stages = new Set<string>();
   for (const m of text.matchAll(/^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?/gim)) {
@@ -141,7 +143,11 @@ export function contextHash(dir: string): string {
   files.sort();
   const hash = crypto.createHash('sha256');
   for (const f of files) {
-    hash.update(f).update('\0').update(fs.readFileSync(path.join(dir, f))).update('\0');
+    hash
+      .update(f)
+      .update('\0')
+      .update(fs.readFileSync(path.join(dir, f)))
+      .update('\0');
   }
   return hash.digest('hex');
 }

@@ -48,29 +48,43 @@ export class IngestStack extends PipelineStack {
     const { ingestPrefix, manifestPrefix, listerStatePrefix } = this.layout;
 
     // The lister: lists SFTP, streams new files into incoming/, keeps its index, writes the manifest.
-    this.taskRole = serviceRole(this, 'task-role', this.name('lister-task'), 'ecs-tasks.amazonaws.com', [
-      {
-        sid: 'WriteIngestedFilesManifestAndIndex',
-        effect: 'Allow',
-        actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
-        resources: [ingestPrefix, manifestPrefix, listerStatePrefix].map((p) => `${bucket.arn}/${p}*`),
-      },
-      {
-        sid: 'ReadOwnIndexAndLandedFiles',
-        effect: 'Allow',
-        actions: ['s3:GetObject'],
-        resources: [ingestPrefix, listerStatePrefix].map((p) => `${bucket.arn}/${p}*`),
-      },
-      {
-        sid: 'ListLandingPrefixes',
-        effect: 'Allow',
-        actions: ['s3:ListBucket'],
-        resources: [bucket.arn],
-        condition: [{ test: 'StringLike', variable: 's3:prefix', values: [`${ingestPrefix}*`, `${listerStatePrefix}*`] }],
-      },
-      // Confused-deputy guard: only ECS tasks of this account may assume it.
-    ], aws.sourceAccount);
-    this.executionRole = executionRole(this, 'execution-role', this.name('lister-exec'), props.cluster.repositories.sftpLister.arn, props.cluster.logGroups.sftpLister.arn, [props.sftp.privateKeySecret.arn]);
+    this.taskRole = serviceRole(
+      this,
+      'task-role',
+      this.name('lister-task'),
+      'ecs-tasks.amazonaws.com',
+      [
+        {
+          sid: 'WriteIngestedFilesManifestAndIndex',
+          effect: 'Allow',
+          actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
+          resources: [ingestPrefix, manifestPrefix, listerStatePrefix].map((p) => `${bucket.arn}/${p}*`),
+        },
+        {
+          sid: 'ReadOwnIndexAndLandedFiles',
+          effect: 'Allow',
+          actions: ['s3:GetObject'],
+          resources: [ingestPrefix, listerStatePrefix].map((p) => `${bucket.arn}/${p}*`),
+        },
+        {
+          sid: 'ListLandingPrefixes',
+          effect: 'Allow',
+          actions: ['s3:ListBucket'],
+          resources: [bucket.arn],
+          condition: [{ test: 'StringLike', variable: 's3:prefix', values: [`${ingestPrefix}*`, `${listerStatePrefix}*`] }],
+        },
+        // Confused-deputy guard: only ECS tasks of this account may assume it.
+      ],
+      aws.sourceAccount,
+    );
+    this.executionRole = executionRole(
+      this,
+      'execution-role',
+      this.name('lister-exec'),
+      props.cluster.repositories.sftpLister.arn,
+      props.cluster.logGroups.sftpLister.arn,
+      [props.sftp.privateKeySecret.arn],
+    );
 
     // Env names: images/sftp-lister/src/config.ts (and its README); settings: stacks/config.
     const environment: Record<string, string> = {
@@ -116,10 +130,17 @@ export class IngestStack extends PipelineStack {
       messageRetentionSeconds: 14 * 24 * 3600,
       sqsManagedSseEnabled: true,
     });
-    this.scheduleRole = serviceRole(this, 'schedule-role', this.name('schedule'), 'scheduler.amazonaws.com', [
-      { sid: 'StartOnlyThePipeline', effect: 'Allow', actions: ['states:StartExecution'], resources: [this.stateMachineArn] },
-      { sid: 'DeadLetters', effect: 'Allow', actions: ['sqs:SendMessage'], resources: [this.deadLetterQueue.arn] },
-    ], aws.sourceAccount);
+    this.scheduleRole = serviceRole(
+      this,
+      'schedule-role',
+      this.name('schedule'),
+      'scheduler.amazonaws.com',
+      [
+        { sid: 'StartOnlyThePipeline', effect: 'Allow', actions: ['states:StartExecution'], resources: [this.stateMachineArn] },
+        { sid: 'DeadLetters', effect: 'Allow', actions: ['sqs:SendMessage'], resources: [this.deadLetterQueue.arn] },
+      ],
+      aws.sourceAccount,
+    );
     // Its own group, not the account's shared "default": Scheduler publishes its metrics (the
     // target-errors alarm's TargetErrorCount) per group, so this group's metrics are this pipeline's.
     // https://docs.aws.amazon.com/scheduler/latest/UserGuide/monitoring-cloudwatch.html

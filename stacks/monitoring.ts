@@ -183,7 +183,14 @@ export class MonitoringStack extends PipelineStack {
         ...cfg,
       });
     };
-    const atLeastOnce = { comparisonOperator: 'GreaterThanOrEqualToThreshold', threshold: 1, evaluationPeriods: 1, period: 300, statistic: 'Sum', treatMissingData: 'notBreaching' };
+    const atLeastOnce = {
+      comparisonOperator: 'GreaterThanOrEqualToThreshold',
+      threshold: 1,
+      evaluationPeriods: 1,
+      period: 300,
+      statistic: 'Sum',
+      treatMissingData: 'notBreaching',
+    };
     const pipelineMetric = (id: string, metricName: string, period: number) => ({
       id,
       metric: { namespace: METRICS_NAMESPACE, metricName, dimensions: { [METRICS_DIMENSION]: pipeline }, period, stat: 'Sum' },
@@ -293,7 +300,9 @@ export class MonitoringStack extends PipelineStack {
       arn: this.topic.arn,
       inputTransformer: {
         inputPaths: { task: '$.detail.taskArn', definition: '$.detail.taskDefinitionArn', group: '$.detail.group', stopped: '$.detail.stoppedAt' },
-        inputTemplate: JSON.stringify(`Task <task> (<definition>, group <group>) was stopped at <stopped>: a container was killed for memory (OutOfMemoryError). Runbook: ${runbook('task-out-of-memory')}`),
+        inputTemplate: JSON.stringify(
+          `Task <task> (<definition>, group <group>) was stopped at <stopped>: a container was killed for memory (OutOfMemoryError). Runbook: ${runbook('task-out-of-memory')}`,
+        ),
       },
     });
     // Per rule, EventBridge counts the events it matched as TriggeredRules, dimension RuleName (the
@@ -308,7 +317,18 @@ export class MonitoringStack extends PipelineStack {
 
     this.dashboard = new CloudwatchDashboard(this, 'dashboard', {
       dashboardName: this.name('pipeline'),
-      dashboardBody: JSON.stringify(dashboardBody({ region, pipeline, stateMachineArn: props.stateMachine.arn, dlqName: props.scheduleDeadLetterQueue.name, clusterName: props.cluster.cluster.name, taskFamilies: props.taskFamilies, alarmArns: Object.values(this.alarms).map((a) => a.arn), runbookUrl: s.runbookUrl })),
+      dashboardBody: JSON.stringify(
+        dashboardBody({
+          region,
+          pipeline,
+          stateMachineArn: props.stateMachine.arn,
+          dlqName: props.scheduleDeadLetterQueue.name,
+          clusterName: props.cluster.cluster.name,
+          taskFamilies: props.taskFamilies,
+          alarmArns: Object.values(this.alarms).map((a) => a.arn),
+          runbookUrl: s.runbookUrl,
+        }),
+      ),
     });
 
     new TerraformOutput(this, 'alarm_topic_arn', { value: this.topic.arn });
@@ -340,11 +360,15 @@ function evaluationRangeError(period: number, periods: number): string | undefin
 /** Periods of the no-ingest alarm: the longest of 1 h, 15 min, 5 min, 1 min that divides the window and fits CloudWatch's range. */
 export function noIngestWindow(minutes: number): { period: number; periods: number } | undefined {
   if (minutes === 0) return undefined;
-  if (!Number.isInteger(minutes) || minutes < 10 || minutes > 10080) throw settingFailure('alarmNoIngestMinutes', `must be 0 (off) or 10-10080 (7 days, CloudWatch's longest evaluation range), got ${minutes}`);
+  if (!Number.isInteger(minutes) || minutes < 10 || minutes > 10080)
+    throw settingFailure('alarmNoIngestMinutes', `must be 0 (off) or 10-10080 (7 days, CloudWatch's longest evaluation range), got ${minutes}`);
   for (const period of [3600, 900, 300, 60]) {
     if ((minutes * 60) % period === 0 && !evaluationRangeError(period, (minutes * 60) / period)) return { period, periods: (minutes * 60) / period };
   }
-  throw settingFailure('alarmNoIngestMinutes', `${minutes} minutes is more than a day and not whole hours (CloudWatch evaluates periods under an hour over one day at most)`);
+  throw settingFailure(
+    'alarmNoIngestMinutes',
+    `${minutes} minutes is more than a day and not whole hours (CloudWatch evaluates periods under an hour over one day at most)`,
+  );
 }
 
 interface DashboardRefs {
@@ -387,14 +411,28 @@ function dashboardBody(r: DashboardRefs) {
       graph('Throughput (MB/s)', [own('IngestThroughput', 'Average'), own('ConvertThroughput', 'Average')], 0, 9),
       graph(
         'Failures by reason',
-        [own('FilesIngestFailed'), own('FilesMalformed'), own('FilesConvertFailed'), own('ListerRunFailures'), own('ConverterTaskFailures'), own('IngestRetries'), own('ConvertRetries')],
+        [
+          own('FilesIngestFailed'),
+          own('FilesMalformed'),
+          own('FilesConvertFailed'),
+          own('ListerRunFailures'),
+          own('ConverterTaskFailures'),
+          own('IngestRetries'),
+          own('ConvertRetries'),
+        ],
         12,
         9,
       ),
       graph('Execution outcomes', ['ExecutionsSucceeded', 'ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsAborted'].map(execution), 0, 15),
       graph(
         'Task durations (s)',
-        [own('IngestRunSeconds', 'Average'), own('IngestRunSeconds', 'Maximum', 'IngestRunSeconds max'), own('ConverterTaskSeconds', 'Average'), own('ConverterTaskSeconds', 'Maximum', 'ConverterTaskSeconds max'), own('FileConvertSeconds', 'p90', 'FileConvertSeconds p90')],
+        [
+          own('IngestRunSeconds', 'Average'),
+          own('IngestRunSeconds', 'Maximum', 'IngestRunSeconds max'),
+          own('ConverterTaskSeconds', 'Average'),
+          own('ConverterTaskSeconds', 'Maximum', 'ConverterTaskSeconds max'),
+          own('FileConvertSeconds', 'p90', 'FileConvertSeconds p90'),
+        ],
         12,
         15,
       ),
@@ -412,8 +450,18 @@ function dashboardBody(r: DashboardRefs) {
       // The cluster has Container Insights on: per task definition family, memory used (the highest
       // task) against what the task reserves, the first thing to look at for Task out of memory.
       // https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Container-Insights-metrics-ECS.html
-      graph('Task memory (MiB, highest task) vs reserved', (['lister', 'converter'] as const).flatMap((t) => [insights('MemoryUtilized', t), insights('MemoryReserved', t)]), 0, 27),
-      graph('Task CPU (units, highest task) vs reserved', (['lister', 'converter'] as const).flatMap((t) => [insights('CpuUtilized', t), insights('CpuReserved', t)]), 12, 27),
+      graph(
+        'Task memory (MiB, highest task) vs reserved',
+        (['lister', 'converter'] as const).flatMap((t) => [insights('MemoryUtilized', t), insights('MemoryReserved', t)]),
+        0,
+        27,
+      ),
+      graph(
+        'Task CPU (units, highest task) vs reserved',
+        (['lister', 'converter'] as const).flatMap((t) => [insights('CpuUtilized', t), insights('CpuReserved', t)]),
+        12,
+        27,
+      ),
     ],
   };
 }

@@ -118,10 +118,7 @@ export class SftpStack extends PipelineStack {
       // The user's role: list and read/write only inside its home folder; assumable only by this server's users.
       const userRole = new IamRole(this, 'user-role', {
         name: this.name('sftp-user'),
-        assumeRolePolicy: transferTrust(
-          aws.accountId,
-          aws.arn('transfer', `user/${this.server.id}/*`),
-        ),
+        assumeRolePolicy: transferTrust(aws.accountId, aws.arn('transfer', `user/${this.server.id}/*`)),
       });
       new IamRolePolicy(this, 'user-policy', {
         name: 'home-folder-only',
@@ -163,10 +160,7 @@ export class SftpStack extends PipelineStack {
       this.host = Fn.lookup(Fn.element(endpoint.dnsEntry, 0), 'dns_name', '');
       this.port = 22;
       // Transfer reports the fingerprint like ssh-keygen -l; keep just the `SHA256:...` token tasks compare.
-      this.hostKeyFingerprints = Fn.try([
-        Fn.regex('SHA256:[A-Za-z0-9+/]{43}', this.server.hostKeyFingerprint),
-        this.server.hostKeyFingerprint,
-      ]);
+      this.hostKeyFingerprints = Fn.try([Fn.regex('SHA256:[A-Za-z0-9+/]{43}', this.server.hostKeyFingerprint), this.server.hostKeyFingerprint]);
 
       new TerraformOutput(this, 'sftp_server_id', { value: this.server.id });
       new TerraformOutput(this, 'sftp_bucket_name', { value: bucketName, description: 'Bucket behind the SFTP server (lab output)' });

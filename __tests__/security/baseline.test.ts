@@ -7,7 +7,15 @@ import { synthesize, TEST_PUBLIC_KEY } from '../stacks/synth';
 
 const VARIANTS: [string, Record<string, string>][] = [
   ['defaults (managed Transfer server)', { PIPELINE_SFTP_PUBLIC_KEYS: TEST_PUBLIC_KEY, PIPELINE_SFTP_ALLOWED_CIDRS: '192.168.10.0/24' }],
-  ['external SFTP host with NAT', { PIPELINE_SFTP_SOURCE: 'external', PIPELINE_NAT: 'true', PIPELINE_SFTP_HOST: 'sftp.example.com', PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: `SHA256:${'b'.repeat(43)}` }],
+  [
+    'external SFTP host with NAT',
+    {
+      PIPELINE_SFTP_SOURCE: 'external',
+      PIPELINE_NAT: 'true',
+      PIPELINE_SFTP_HOST: 'sftp.example.com',
+      PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: `SHA256:${'b'.repeat(43)}`,
+    },
+  ],
 ];
 
 const ANYWHERE = ['0.0.0.0/0', '::/0'];
@@ -35,14 +43,23 @@ describe.each(VARIANTS)('security baseline: %s', (_variant, env) => {
       for (const b of buckets) {
         const [pab, ...more] = pointingAt(model, b.stack, 'aws_s3_bucket_public_access_block', 'bucket', b.ref('id'));
         expect(more).toEqual([]);
-        expect({ ...pab, bucket: b.name }).toMatchObject({ bucket: b.name, block_public_acls: true, block_public_policy: true, ignore_public_acls: true, restrict_public_buckets: true });
+        expect({ ...pab, bucket: b.name }).toMatchObject({
+          bucket: b.name,
+          block_public_acls: true,
+          block_public_policy: true,
+          ignore_public_acls: true,
+          restrict_public_buckets: true,
+        });
       }
     });
 
     test('GIVEN every bucket THEN default encryption is configured (SSE-KMS or SSE-S3) and ACLs are disabled', () => {
       for (const b of buckets) {
         const [sse] = pointingAt(model, b.stack, 'aws_s3_bucket_server_side_encryption_configuration', 'bucket', b.ref('id'));
-        expect({ bucket: b.name, algorithm: sse?.rule?.[0]?.apply_server_side_encryption_by_default?.sse_algorithm }).toEqual({ bucket: b.name, algorithm: expect.stringMatching(/^(aws:kms|aws:kms:dsse|AES256)$/) });
+        expect({ bucket: b.name, algorithm: sse?.rule?.[0]?.apply_server_side_encryption_by_default?.sse_algorithm }).toEqual({
+          bucket: b.name,
+          algorithm: expect.stringMatching(/^(aws:kms|aws:kms:dsse|AES256)$/),
+        });
         const [own] = pointingAt(model, b.stack, 'aws_s3_bucket_ownership_controls', 'bucket', b.ref('id'));
         expect({ bucket: b.name, ownership: own?.rule?.object_ownership }).toEqual({ bucket: b.name, ownership: 'BucketOwnerEnforced' });
       }
@@ -59,12 +76,29 @@ describe.each(VARIANTS)('security baseline: %s', (_variant, env) => {
       for (const b of model.buckets) {
         expect({ bucket: b.name, hasPolicy: b.policy !== undefined }).toEqual({ bucket: b.name, hasPolicy: true });
         const admin: RoleModel = {
-          stack: 'test', logical: 'admin', key: 'test/admin', name: 'admin', arn: 'arn:aws:iam::123456789012:role/admin',
+          stack: 'test',
+          logical: 'admin',
+          key: 'test/admin',
+          name: 'admin',
+          arn: 'arn:aws:iam::123456789012:role/admin',
           trust: { Version: '2012-10-17', Statement: [] },
-          policies: [{ name: 'all-s3', document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:ListBucket'], Resource: '*' }] } }],
+          policies: [
+            {
+              name: 'all-s3',
+              document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:ListBucket'], Resource: '*' }] },
+            },
+          ],
         };
-        for (const [action, resource] of [['s3:GetObject', `${b.arn}/k`], ['s3:PutObject', `${b.arn}/k`], ['s3:ListBucket', b.arn]]) {
-          expect([b.name, action, await simulate(model, admin, { action, resource, context: { 'aws:SecureTransport': 'false' } })]).toEqual([b.name, action, 'ExplicitlyDenied']);
+        for (const [action, resource] of [
+          ['s3:GetObject', `${b.arn}/k`],
+          ['s3:PutObject', `${b.arn}/k`],
+          ['s3:ListBucket', b.arn],
+        ]) {
+          expect([b.name, action, await simulate(model, admin, { action, resource, context: { 'aws:SecureTransport': 'false' } })]).toEqual([
+            b.name,
+            action,
+            'ExplicitlyDenied',
+          ]);
           expect([b.name, action, await simulate(model, admin, { action, resource })]).toEqual([b.name, action, 'Allowed']);
         }
       }
@@ -86,7 +120,11 @@ describe.each(VARIANTS)('security baseline: %s', (_variant, env) => {
       for (const { family, c } of containers) {
         const user = String(c.user ?? '');
         expect({ family, user, nonRoot: user !== '' && !/^(0|root)(:|$)/.test(user) }).toMatchObject({ family, nonRoot: true });
-        expect({ family, readonlyRootFilesystem: c.readonlyRootFilesystem, privileged: c.privileged ?? false }).toEqual({ family, readonlyRootFilesystem: true, privileged: false });
+        expect({ family, readonlyRootFilesystem: c.readonlyRootFilesystem, privileged: c.privileged ?? false }).toEqual({
+          family,
+          readonlyRootFilesystem: true,
+          privileged: false,
+        });
         expect({ family, addedCapabilities: c.linuxParameters?.capabilities?.add ?? [] }).toEqual({ family, addedCapabilities: [] });
       }
     });
@@ -101,7 +139,11 @@ describe.each(VARIANTS)('security baseline: %s', (_variant, env) => {
 
     test('GIVEN every task definition THEN it is Fargate awsvpc (no host networking, no host paths)', () => {
       for (const td of taskDefs) {
-        expect({ family: td.block.family, networkMode: td.block.network_mode, compat: td.block.requires_compatibilities }).toEqual({ family: td.block.family, networkMode: 'awsvpc', compat: ['FARGATE'] });
+        expect({ family: td.block.family, networkMode: td.block.network_mode, compat: td.block.requires_compatibilities }).toEqual({
+          family: td.block.family,
+          networkMode: 'awsvpc',
+          compat: ['FARGATE'],
+        });
         for (const v of td.block.volume ?? []) expect(v.host_path).toBeUndefined();
       }
     });
@@ -111,7 +153,11 @@ describe.each(VARIANTS)('security baseline: %s', (_variant, env) => {
     const repos = ofType(model, 'aws_ecr_repository');
     expect(repos.length).toBe(2);
     for (const r of repos) {
-      expect({ repo: r.block.name, scanOnPush: r.block.image_scanning_configuration?.scan_on_push, mutability: r.block.image_tag_mutability }).toEqual({ repo: r.block.name, scanOnPush: true, mutability: 'IMMUTABLE' });
+      expect({ repo: r.block.name, scanOnPush: r.block.image_scanning_configuration?.scan_on_push, mutability: r.block.image_tag_mutability }).toEqual({
+        repo: r.block.name,
+        scanOnPush: true,
+        mutability: 'IMMUTABLE',
+      });
     }
   });
 
@@ -120,7 +166,11 @@ describe.each(VARIANTS)('security baseline: %s', (_variant, env) => {
     expect(machines.length).toBeGreaterThan(0);
     for (const m of machines) {
       const logging = m.block.logging_configuration;
-      expect({ name: m.block.name, level: logging?.level, tracing: m.block.tracing_configuration?.enabled }).toEqual({ name: m.block.name, level: expect.stringMatching(/^(ALL|ERROR)$/), tracing: true });
+      expect({ name: m.block.name, level: logging?.level, tracing: m.block.tracing_configuration?.enabled }).toEqual({
+        name: m.block.name,
+        level: expect.stringMatching(/^(ALL|ERROR)$/),
+        tracing: true,
+      });
       const group = /^\$\{aws_cloudwatch_log_group\.([\w-]+)\.arn\}:\*$/.exec(logging.log_destination);
       expect(group).not.toBeNull();
       expect(model.app.stacks[m.stack].resource!.aws_cloudwatch_log_group[group![1]].retention_in_days).toBeGreaterThan(0);
@@ -144,9 +194,12 @@ describe.each(VARIANTS)('security baseline: %s', (_variant, env) => {
     test('GIVEN every security group rule in every stack THEN none admits ingress from 0.0.0.0/0 or ::/0', () => {
       const ingress: string[] = [];
       for (const [stack, type, name, b] of allResources(model.app)) {
-        if (type === 'aws_vpc_security_group_ingress_rule') ingress.push(`${stack}/${name} ${b.cidr_ipv4 ?? b.cidr_ipv6 ?? b.prefix_list_id ?? b.referenced_security_group_id}`);
-        if (type === 'aws_security_group_rule' && b.type === 'ingress') ingress.push(`${stack}/${name} ${[...(b.cidr_blocks ?? []), ...(b.ipv6_cidr_blocks ?? [])].join(',')}`);
-        if (type === 'aws_security_group') for (const r of b.ingress ?? []) ingress.push(`${stack}/${name} ${[...(r.cidr_blocks ?? []), ...(r.ipv6_cidr_blocks ?? [])].join(',')}`);
+        if (type === 'aws_vpc_security_group_ingress_rule')
+          ingress.push(`${stack}/${name} ${b.cidr_ipv4 ?? b.cidr_ipv6 ?? b.prefix_list_id ?? b.referenced_security_group_id}`);
+        if (type === 'aws_security_group_rule' && b.type === 'ingress')
+          ingress.push(`${stack}/${name} ${[...(b.cidr_blocks ?? []), ...(b.ipv6_cidr_blocks ?? [])].join(',')}`);
+        if (type === 'aws_security_group')
+          for (const r of b.ingress ?? []) ingress.push(`${stack}/${name} ${[...(r.cidr_blocks ?? []), ...(r.ipv6_cidr_blocks ?? [])].join(',')}`);
         if (type === 'aws_network_acl_rule' && !b.egress && b.rule_action === 'allow') ingress.push(`${stack}/${name} ${b.cidr_block ?? b.ipv6_cidr_block}`);
       }
       expect(ingress.length).toBeGreaterThan(0);
@@ -154,7 +207,8 @@ describe.each(VARIANTS)('security baseline: %s', (_variant, env) => {
     });
 
     test('GIVEN every subnet THEN none assigns public IPs, and tasks start without one', () => {
-      for (const s of ofType(model, 'aws_subnet')) expect({ subnet: s.name, public: s.block.map_public_ip_on_launch }).toEqual({ subnet: s.name, public: false });
+      for (const s of ofType(model, 'aws_subnet'))
+        expect({ subnet: s.name, public: s.block.map_public_ip_on_launch }).toEqual({ subnet: s.name, public: false });
       for (const m of ofType(model, 'aws_sfn_state_machine')) {
         const assigns = [...String(m.block.definition).matchAll(/"AssignPublicIp":"(\w+)"/g)].map((x) => x[1]);
         expect(assigns.length).toBeGreaterThan(0);

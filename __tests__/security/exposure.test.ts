@@ -26,11 +26,22 @@ describe('network exposure', () => {
   test('GIVEN an external SFTP host with NAT WHEN reviewed THEN exactly the internet path is public, and no ingress', () => {
     const model = buildSecurityModel(
       readSynthesized(
-        synthesize({ env: { PIPELINE_SFTP_SOURCE: 'external', PIPELINE_NAT: 'true', PIPELINE_SFTP_HOST: 'sftp.example.com', PIPELINE_SFTP_PORT: '2222', PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: `SHA256:${'b'.repeat(43)}` } }).outdir,
+        synthesize({
+          env: {
+            PIPELINE_SFTP_SOURCE: 'external',
+            PIPELINE_NAT: 'true',
+            PIPELINE_SFTP_HOST: 'sftp.example.com',
+            PIPELINE_SFTP_PORT: '2222',
+            PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: `SHA256:${'b'.repeat(43)}`,
+          },
+        }).outdir,
       ),
     );
     const items = networkExposure(model);
-    const pub = items.filter((i) => i.public).map((i) => `${i.kind}: ${i.detail}`).sort();
+    const pub = items
+      .filter((i) => i.public)
+      .map((i) => `${i.kind}: ${i.detail}`)
+      .sort();
     expect(pub).toEqual(
       [
         'egress: xmlpipe-dev-tasks: tcp/2222 to 0.0.0.0/0 (SFTP to the external host sftp.example.com through NAT)',

@@ -54,7 +54,14 @@ function records(bytes: number, seed = 1): Buffer {
 
 /** The lister's environment for one drill folder (the state machine sets DEST_*, MANIFEST_KEY). */
 function listerFor(dir: string, extra: Record<string, string> = {}): Record<string, string> {
-  return listerEnv(sftp, s3, BUCKET, { SFTP_REMOTE_DIR: dir, DEST_PREFIX: `incoming/${dir}/`, RETRIES: '0', AWS_MAX_ATTEMPTS: '1', LOG_LEVEL: 'debug', ...extra });
+  return listerEnv(sftp, s3, BUCKET, {
+    SFTP_REMOTE_DIR: dir,
+    DEST_PREFIX: `incoming/${dir}/`,
+    RETRIES: '0',
+    AWS_MAX_ATTEMPTS: '1',
+    LOG_LEVEL: 'debug',
+    ...extra,
+  });
 }
 
 /** Runs the lister and calls `act` once mid-transfer (first progress line of a file not yet complete). */
@@ -119,7 +126,13 @@ async function restartS3(): Promise<void> {
   await s3.restart();
 }
 
-function listerDrill(dir: string, injure: (child: ChildProcess, file: string) => void | Promise<void>, code: number, error: RegExp, options: { restartS3?: boolean } = {}): Drill {
+function listerDrill(
+  dir: string,
+  injure: (child: ChildProcess, file: string) => void | Promise<void>,
+  code: number,
+  error: RegExp,
+  options: { restartS3?: boolean } = {},
+): Drill {
   // One random file on the SFTP server, old enough to be ingested.
   const src = { file: path.join(sftp?.root ?? '', dir, 'big.bin'), sha: () => fileSha(path.join(sftp.root, dir, 'big.bin')) };
   const landed = `incoming/${dir}/big.bin`;
@@ -143,7 +156,8 @@ function listerDrill(dir: string, injure: (child: ChildProcess, file: string) =>
       expect(fs.existsSync(src.file)).toBe(true);
       if (dir !== 'changing') expect(src.sha()).toBe(originalSha);
     },
-    rerun: () => runLister(listerFor(dir, { MANIFEST_KEY: `manifests/${dir}-2.json` })).then((r) => ({ code: r.code, stdout: r.stdout, stderr: r.stderr, acted: false })),
+    rerun: () =>
+      runLister(listerFor(dir, { MANIFEST_KEY: `manifests/${dir}-2.json` })).then((r) => ({ code: r.code, stdout: r.stdout, stderr: r.stderr, acted: false })),
     outputPrefix: `incoming/${dir}/`,
     expectedOutputs: async () => ({ [landed]: src.sha() }),
     async afterwards() {
@@ -156,7 +170,15 @@ function listerDrill(dir: string, injure: (child: ChildProcess, file: string) =>
   };
 }
 
-function converterDrill(name: string, build: () => Record<string, Buffer>, faultRun: (env: Record<string, string>) => Promise<RunResult>, code: number, error: RegExp, partialOf: string[], fix?: Record<string, Buffer>): Drill {
+function converterDrill(
+  name: string,
+  build: () => Record<string, Buffer>,
+  faultRun: (env: Record<string, string>) => Promise<RunResult>,
+  code: number,
+  error: RegExp,
+  partialOf: string[],
+  fix?: Record<string, Buffer>,
+): Drill {
   let inputs: Record<string, Buffer> = {};
   const env = () => ({ S3PATHS: JSON.stringify(Object.keys(inputs)), RESULT_KEY: `results/${name}/1.json` });
   return {
@@ -220,7 +242,14 @@ const DRILLS: [string, Drill][] = [
   ['SFTP session killed mid-file (sftp-lister)', listerDrill('killed', () => sftp.killSessions(), 1, /"level":"error".*big\.bin/)],
   [
     'SIGTERM mid-convert (converter)',
-    converterDrill('sigterm', () => big('sigterm'), (env) => converterMidKey(env, (child) => child.kill('SIGTERM')), 143, /SIGTERM/, ['drill/sigterm/big.xml']),
+    converterDrill(
+      'sigterm',
+      () => big('sigterm'),
+      (env) => converterMidKey(env, (child) => child.kill('SIGTERM')),
+      143,
+      /SIGTERM/,
+      ['drill/sigterm/big.xml'],
+    ),
   ],
   [
     'malformed XML in a batch (converter)',

@@ -3,14 +3,7 @@
 // and each request of the matrix below is evaluated by @cloud-copilot/iam-simulate, with the data
 // buckets' bucket policies applied. A role with no case here fails the coverage test.
 import { isWildcardOnlyAction } from '@cloud-copilot/iam-simulate';
-import {
-  asArray,
-  buildSecurityModel,
-  SecurityModel,
-  simulate,
-  statementsOf,
-  trustedPrincipals,
-} from '../../tools/review';
+import { asArray, buildSecurityModel, SecurityModel, simulate, statementsOf, trustedPrincipals } from '../../tools/review';
 import { readApp as readSynthesized } from '../../tools/tf-json';
 import { synthesize, TEST_PUBLIC_KEY } from '../stacks/synth';
 
@@ -67,7 +60,14 @@ function matrix(m: SecurityModel): Case[] {
   const roleArn = (key: string) => m.role(key).arn;
   const home = m.app.stacks.sftp.resource!.aws_transfer_user.user.user_name as string;
 
-  const c = (role: string, action: string, resource: string, expect: Expect, why: string, context?: Record<string, string>): Case => ({ role, action, resource, expect, why, context });
+  const c = (role: string, action: string, resource: string, expect: Expect, why: string, context?: Record<string, string>): Case => ({
+    role,
+    action,
+    resource,
+    expect,
+    why,
+    context,
+  });
   return [
     // The converter reads its input prefix only and writes its output prefix; deletes nothing; never sees SFTP.
     c('batch/task-role', 's3:GetObject', `${xml}/incoming/2024/a.xml`, 'allow', 'reads keys inside its input prefix (incoming/)'),
@@ -88,7 +88,9 @@ function matrix(m: SecurityModel): Case[] {
     c('batch/task-role', 's3:GetObject', `${sftpBucket}/${home}/a.xml`, 'deny', 'may not read the SFTP bucket'),
     c('batch/task-role', 's3:ListBucket', sftpBucket, 'deny', 'may not list the SFTP bucket'),
     c('batch/task-role', 'secretsmanager:GetSecretValue', secret, 'deny', 'never sees the SFTP key'),
-    c('batch/task-role', 's3:GetObject', `${xml}/incoming/2024/a.xml`, 'explicit-deny', 'TLS-only bucket policy denies plain HTTP', { 'aws:SecureTransport': 'false' }),
+    c('batch/task-role', 's3:GetObject', `${xml}/incoming/2024/a.xml`, 'explicit-deny', 'TLS-only bucket policy denies plain HTTP', {
+      'aws:SecureTransport': 'false',
+    }),
     // The converter's execution role: its own image and log group only.
     c('batch/execution-role', 'ecr:BatchGetImage', repo('converter'), 'allow', 'pulls its image'),
     c('batch/execution-role', 'ecr:GetAuthorizationToken', '*', 'allow', 'registry login'),
@@ -133,7 +135,9 @@ function matrix(m: SecurityModel): Case[] {
     c('batch/state-machine-role', 'ecs:TagResource', clusterTask, 'allow', 'tags the tasks RunTask creates (tag-on-create)', { 'ecs:CreateAction': 'RunTask' }),
     c('batch/state-machine-role', 'ecs:TagResource', clusterTask, 'deny', 'tags no existing task (TagResource on its own)'),
     c('batch/state-machine-role', 'ecs:TagResource', clusterTask, 'deny', 'tags on no other create action', { 'ecs:CreateAction': 'CreateService' }),
-    c('batch/state-machine-role', 'ecs:TagResource', clusterTask.replace(/task\/[^/]+\//, 'task/other-cluster/'), 'deny', "tags no other cluster's tasks", { 'ecs:CreateAction': 'RunTask' }),
+    c('batch/state-machine-role', 'ecs:TagResource', clusterTask.replace(/task\/[^/]+\//, 'task/other-cluster/'), 'deny', "tags no other cluster's tasks", {
+      'ecs:CreateAction': 'RunTask',
+    }),
     c('batch/state-machine-role', 'iam:PassRole', roleArn('batch/task-role'), 'allow', "passes the converter's task role to ECS", PASSED_TO_ECS),
     c('batch/state-machine-role', 'iam:PassRole', roleArn('batch/execution-role'), 'allow', "passes the converter's execution role", PASSED_TO_ECS),
     c('batch/state-machine-role', 'iam:PassRole', roleArn('ingest/task-role'), 'allow', "passes the lister's task role", PASSED_TO_ECS),
@@ -218,7 +222,7 @@ describe('IAM least privilege (simulated on the synthesized policies)', () => {
     expect(trustedPrincipals(model.role(key).trust)).toEqual([TRUST[key]]);
   });
 
-  test('GIVEN the SFTP user role THEN only users of this account\'s server may assume it', () => {
+  test("GIVEN the SFTP user role THEN only users of this account's server may assume it", () => {
     const [st] = statementsOf(model.role('sftp/user-role').trust);
     const server = model.attrs('sftp', 'aws_transfer_server', 'server').id;
     expect(st.Condition).toEqual({
@@ -230,7 +234,11 @@ describe('IAM least privilege (simulated on the synthesized policies)', () => {
   test('GIVEN the matrix THEN every role of every stack has at least one allowed and one denied case', () => {
     for (const role of model.roles) {
       const mine = cases.filter((x) => x.role === role.key);
-      expect({ role: role.key, allows: mine.some((x) => x.expect === 'allow'), denies: mine.some((x) => x.expect !== 'allow') }).toEqual({ role: role.key, allows: true, denies: true });
+      expect({ role: role.key, allows: mine.some((x) => x.expect === 'allow'), denies: mine.some((x) => x.expect !== 'allow') }).toEqual({
+        role: role.key,
+        allows: true,
+        denies: true,
+      });
     }
   });
 
@@ -268,23 +276,38 @@ describe('IAM: input prefixes from the config scope the converter and the state 
     ['batch/state-machine-role', 's3:ListBucket', xml, 'deny', { 's3:prefix': 'lab/' }],
     ['batch/state-machine-role', 's3:GetObject', `${xml}/lab/xml/a.xml`, 'deny'],
   ];
-  test.each(cases.map((x) => [x[0], x[1], x[2].replace(/^arn:aws:s3:::[^/]+/, 'xml-bucket'), x[3], x]))('%s: %s on %s -> %s', async (_role, _action, _resource, _expected, x) => {
-    const [role, action, resource, expected, context] = x as (typeof cases)[number];
-    expect(await simulate(model, model.role(role), { action, resource, context })).toBe(decision[expected]);
-  });
+  test.each(cases.map((x) => [x[0], x[1], x[2].replace(/^arn:aws:s3:::[^/]+/, 'xml-bucket'), x[3], x]))(
+    '%s: %s on %s -> %s',
+    async (_role, _action, _resource, _expected, x) => {
+      const [role, action, resource, expected, context] = x as (typeof cases)[number];
+      expect(await simulate(model, model.role(role), { action, resource, context })).toBe(decision[expected]);
+    },
+  );
 });
 
 /** Generic rules, on the default app and on the external-SFTP + NAT variant (a different set of resources). */
 describe.each([
   ['defaults (managed Transfer server)', {}],
-  ['external SFTP host with NAT', { PIPELINE_SFTP_SOURCE: 'external', PIPELINE_NAT: 'true', PIPELINE_SFTP_HOST: 'sftp.example.com', PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: `SHA256:${'b'.repeat(43)}` }],
+  [
+    'external SFTP host with NAT',
+    {
+      PIPELINE_SFTP_SOURCE: 'external',
+      PIPELINE_NAT: 'true',
+      PIPELINE_SFTP_HOST: 'sftp.example.com',
+      PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: `SHA256:${'b'.repeat(43)}`,
+    },
+  ],
 ])('IAM policy shape: %s', (_name, env) => {
   const model = buildSecurityModel(readSynthesized(synthesize({ env }).outdir));
   const grants = model.roles.flatMap((r) => r.policies.flatMap((p) => statementsOf(p.document).map((st) => ({ role: r.key, policy: p.name, st }))));
 
   test('GIVEN every permission policy THEN no Allow names "*", "service:*" or any wildcard action, nor uses NotAction/NotResource', () => {
     expect(grants.length).toBeGreaterThan(10);
-    const bad = grants.filter(({ st }) => st.Effect === 'Allow' && (asArray(st.Action).some((a) => a.includes('*') || a.includes('?')) || st.NotAction !== undefined || st.NotResource !== undefined));
+    const bad = grants.filter(
+      ({ st }) =>
+        st.Effect === 'Allow' &&
+        (asArray(st.Action).some((a) => a.includes('*') || a.includes('?')) || st.NotAction !== undefined || st.NotResource !== undefined),
+    );
     expect(bad).toEqual([]);
   });
 
@@ -305,7 +328,9 @@ describe.each([
 
   test('GIVEN every bucket policy and trust policy THEN no Allow is granted to "*"', () => {
     const docs = [...model.buckets.flatMap((b) => (b.policy ? [b.policy] : [])), ...model.roles.map((r) => r.trust)];
-    const open = docs.flatMap((d) => statementsOf(d)).filter((st) => st.Effect === 'Allow' && JSON.stringify(st.Principal ?? null).match(/^"\*"$|"AWS":"\*"|"AWS":\["\*"\]/));
+    const open = docs
+      .flatMap((d) => statementsOf(d))
+      .filter((st) => st.Effect === 'Allow' && JSON.stringify(st.Principal ?? null).match(/^"\*"$|"AWS":"\*"|"AWS":\["\*"\]/));
     expect(open).toEqual([]);
   });
 

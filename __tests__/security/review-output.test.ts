@@ -7,12 +7,22 @@ describe('wrapping', () => {
   test('GIVEN a line longer than the width WHEN wrapped THEN it breaks at spaces, continuation lines indented, none too long', () => {
     const text = 'Allow  s3:GetObject, s3:PutObject, s3:DeleteObject  xml-bucket/incoming/*, xml-bucket/manifests/*, xml-bucket/json/*';
     const lines = wrapText(text, 40, '       ');
-    expect(lines).toEqual(['Allow  s3:GetObject, s3:PutObject,', '       s3:DeleteObject', '       xml-bucket/incoming/*,', '       xml-bucket/manifests/*,', '       xml-bucket/json/*']);
+    expect(lines).toEqual([
+      'Allow  s3:GetObject, s3:PutObject,',
+      '       s3:DeleteObject',
+      '       xml-bucket/incoming/*,',
+      '       xml-bucket/manifests/*,',
+      '       xml-bucket/json/*',
+    ]);
     expect(lines.join(' ').replace(/\s+/g, ' ')).toBe(text.replace(/\s+/g, ' '));
   });
 
   test('GIVEN a word longer than the width THEN it is cut, never dropped', () => {
-    expect(wrapText('arn:aws:s3:::a-very-long-bucket-name-without-spaces', 20, '  ')).toEqual(['arn:aws:s3:::a-very-', '  long-bucket-name-w', '  ithout-spaces']);
+    expect(wrapText('arn:aws:s3:::a-very-long-bucket-name-without-spaces', 20, '  ')).toEqual([
+      'arn:aws:s3:::a-very-',
+      '  long-bucket-name-w',
+      '  ithout-spaces',
+    ]);
   });
 
   test('GIVEN a short line or no width THEN it is unchanged', () => {
@@ -35,7 +45,7 @@ describe('wrapping', () => {
     expect(table(rows, '    ')).toBe('    Allow  s3:GetObject  bucket/a/*, bucket/b/*, bucket/c/*, bucket/d/*\n    Deny   *             everything');
   });
 
-  test('the width is the terminal\'s; without a terminal COLUMNS, else no wrapping', () => {
+  test("the width is the terminal's; without a terminal COLUMNS, else no wrapping", () => {
     expect(reportWidth({ isTTY: true, columns: 91 }, { COLUMNS: '50' })).toBe(91);
     expect(reportWidth({ isTTY: false }, { COLUMNS: '50' })).toBe(50);
     expect(reportWidth({ isTTY: false }, { COLUMNS: 'wide' })).toBe(Infinity);

@@ -75,7 +75,9 @@ function synthWith(planted: Planted): { outdir: string; output: string; error?: 
       return true;
     }),
   );
-  const consoleSpies = (['log', 'warn', 'error', 'info'] as const).map((m) => jest.spyOn(console, m).mockImplementation((...a: unknown[]) => void writes.push(a.join(' '))));
+  const consoleSpies = (['log', 'warn', 'error', 'info'] as const).map((m) =>
+    jest.spyOn(console, m).mockImplementation((...a: unknown[]) => void writes.push(a.join(' '))),
+  );
   let error: Error | undefined;
   try {
     for (const k of Object.keys(process.env)) if (k.startsWith('PIPELINE_') || k.startsWith('CDKTF_')) delete process.env[k];
@@ -98,7 +100,12 @@ const KEY = newKey('planted');
 const FIND = needles(KEY);
 
 describe('GIVEN a private key in a setting that must never hold one', () => {
-  const external = { PIPELINE_SFTP_SOURCE: 'external', PIPELINE_NAT: 'true', PIPELINE_SFTP_HOST: 'sftp.example.com', PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: `SHA256:${'c'.repeat(43)}` };
+  const external = {
+    PIPELINE_SFTP_SOURCE: 'external',
+    PIPELINE_NAT: 'true',
+    PIPELINE_SFTP_HOST: 'sftp.example.com',
+    PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: `SHA256:${'c'.repeat(43)}`,
+  };
   const cases: [string, Planted][] = [
     ['env PIPELINE_SFTP_PUBLIC_KEYS', { env: { PIPELINE_SFTP_PUBLIC_KEYS: KEY } }],
     ['cdktf.json context sftpPublicKeys', { fileContext: { sftpPublicKeys: [TEST_PUBLIC_KEY, KEY] } }],
@@ -161,7 +168,9 @@ describe('GIVEN the key in every place a user might leave it that the app does n
   test('WHEN every stack is planned offline (terraform plan -refresh=false, local state) THEN no plan, plan log or state file holds the key', () => {
     // The docker-provider images stack cannot be planned offline; every other stack must be.
     expect(plans.map((p) => `${p.stack}:${p.status}${p.reason ? ` (${p.reason})` : ''}`)).toEqual(
-      ['batch', 'cluster', 'images', 'ingest', 'monitoring', 'network', 'sftp'].map((s) => (s === 'images' ? `${s}:skipped (uses the docker provider (not in the offline provider mirror))` : `${s}:planned`)),
+      ['batch', 'cluster', 'images', 'ingest', 'monitoring', 'network', 'sftp'].map((s) =>
+        s === 'images' ? `${s}:skipped (uses the docker provider (not in the offline provider mirror))` : `${s}:planned`,
+      ),
     );
     for (const p of plans.filter((x) => x.status === 'planned')) {
       expect(p.planJson!.length).toBeGreaterThan(1000);

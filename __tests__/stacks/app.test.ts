@@ -16,50 +16,62 @@ describe('terraform validate, offline', () => {
     expect(findTerraform()).toBeDefined();
   });
 
-  test('GIVEN the default configuration WHEN validated THEN network, sftp and cluster are valid Terraform', async () => {
-    const { stacks } = synthesize();
-    const results = await Promise.all(VALIDATED.map((s) => validateStack(stacks[s].dir)));
-    expect(Object.fromEntries(VALIDATED.map((s, i) => [s, results[i]]))).toEqual({
-      network: { valid: true },
-      sftp: { valid: true },
-      cluster: { valid: true },
-    });
-  }, TF_TIMEOUT);
+  test(
+    'GIVEN the default configuration WHEN validated THEN network, sftp and cluster are valid Terraform',
+    async () => {
+      const { stacks } = synthesize();
+      const results = await Promise.all(VALIDATED.map((s) => validateStack(stacks[s].dir)));
+      expect(Object.fromEntries(VALIDATED.map((s, i) => [s, results[i]]))).toEqual({
+        network: { valid: true },
+        sftp: { valid: true },
+        cluster: { valid: true },
+      });
+    },
+    TF_TIMEOUT,
+  );
 
-  test('GIVEN NAT, 3 AZs, an external SFTP host, ARM64 and the S3 backend WHEN validated THEN all three are valid', async () => {
-    const { stacks } = synthesize({
-      env: {
-        PIPELINE_NAT: 'true',
-        PIPELINE_AZ_COUNT: '3',
-        PIPELINE_SFTP_SOURCE: 'external',
-        PIPELINE_SFTP_HOST: '203.0.113.10',
-        PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: 'SHA256:' + 'k'.repeat(43),
-        PIPELINE_CPU_ARCHITECTURE: 'ARM64',
-        PIPELINE_STATE_BUCKET: 'acme-terraform-state',
-      },
-    });
-    const results = await Promise.all(VALIDATED.map((s) => validateStack(stacks[s].dir)));
-    expect(results).toEqual([{ valid: true }, { valid: true }, { valid: true }]);
-  }, TF_TIMEOUT);
+  test(
+    'GIVEN NAT, 3 AZs, an external SFTP host, ARM64 and the S3 backend WHEN validated THEN all three are valid',
+    async () => {
+      const { stacks } = synthesize({
+        env: {
+          PIPELINE_NAT: 'true',
+          PIPELINE_AZ_COUNT: '3',
+          PIPELINE_SFTP_SOURCE: 'external',
+          PIPELINE_SFTP_HOST: '203.0.113.10',
+          PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: 'SHA256:' + 'k'.repeat(43),
+          PIPELINE_CPU_ARCHITECTURE: 'ARM64',
+          PIPELINE_STATE_BUCKET: 'acme-terraform-state',
+        },
+      });
+      const results = await Promise.all(VALIDATED.map((s) => validateStack(stacks[s].dir)));
+      expect(results).toEqual([{ valid: true }, { valid: true }, { valid: true }]);
+    },
+    TF_TIMEOUT,
+  );
 
-  test('GIVEN a stack with a wrong attribute WHEN validated THEN the error is reported (validation is not a no-op)', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'h1-invalid-'));
-    try {
-      fs.writeFileSync(
-        path.join(dir, 'cdk.tf.json'),
-        JSON.stringify({
-          terraform: { required_providers: { aws: { source: 'aws', version: '5.100.0' } } },
-          provider: { aws: [{ region: 'us-east-1' }] },
-          resource: { aws_vpc: { v: { cidr_block: '10.0.0.0/16', enable_dns_hostname: true } } },
-        }),
-      );
-      const result = await validateStack(dir);
-      expect(result.valid).toBe(false);
-      expect(result.error).toMatch(/No argument or block type is named "enable_dns_hostname"/);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  }, TF_TIMEOUT);
+  test(
+    'GIVEN a stack with a wrong attribute WHEN validated THEN the error is reported (validation is not a no-op)',
+    async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'h1-invalid-'));
+      try {
+        fs.writeFileSync(
+          path.join(dir, 'cdk.tf.json'),
+          JSON.stringify({
+            terraform: { required_providers: { aws: { source: 'aws', version: '5.100.0' } } },
+            provider: { aws: [{ region: 'us-east-1' }] },
+            resource: { aws_vpc: { v: { cidr_block: '10.0.0.0/16', enable_dns_hostname: true } } },
+          }),
+        );
+        const result = await validateStack(dir);
+        expect(result.valid).toBe(false);
+        expect(result.error).toMatch(/No argument or block type is named "enable_dns_hostname"/);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    TF_TIMEOUT,
+  );
 });
 
 describe('every stack', () => {

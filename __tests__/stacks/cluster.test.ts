@@ -33,7 +33,11 @@ describe('cluster', () => {
 
   test('THEN both ECR repositories scan on push, have immutable tags and a lifecycle policy', () => {
     const repos = cluster.resources('aws_ecr_repository');
-    expect(Object.values(repos).map((r) => r.name).sort()).toEqual(['xmlpipe-prod/converter', 'xmlpipe-prod/sftp-lister']);
+    expect(
+      Object.values(repos)
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual(['xmlpipe-prod/converter', 'xmlpipe-prod/sftp-lister']);
     for (const r of Object.values(repos)) {
       expect(r).toMatchObject({
         image_tag_mutability: 'IMMUTABLE',
@@ -48,8 +52,16 @@ describe('cluster', () => {
     ]);
     const rules = JSON.parse(policies[0].policy).rules;
     expect(rules).toEqual([
-      expect.objectContaining({ rulePriority: 1, selection: expect.objectContaining({ tagStatus: 'untagged', countType: 'sinceImagePushed', countNumber: 7 }), action: { type: 'expire' } }),
-      expect.objectContaining({ rulePriority: 2, selection: { tagStatus: 'any', countType: 'imageCountMoreThan', countNumber: 30 }, action: { type: 'expire' } }),
+      expect.objectContaining({
+        rulePriority: 1,
+        selection: expect.objectContaining({ tagStatus: 'untagged', countType: 'sinceImagePushed', countNumber: 7 }),
+        action: { type: 'expire' },
+      }),
+      expect.objectContaining({
+        rulePriority: 2,
+        selection: { tagStatus: 'any', countType: 'imageCountMoreThan', countNumber: 30 },
+        action: { type: 'expire' },
+      }),
     ]);
   });
 

@@ -40,38 +40,42 @@ describe('image tags under terraform apply', () => {
     return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.value]));
   };
 
-  test('GIVEN the images stack WHEN applied, changed, switched to ARM64 and applied after lost state THEN the tag changes exactly then', async () => {
-    expect(terraform).toBeDefined();
-    await tf('init');
-    const imagesDir = makeImagesDir();
-    const first = await apply(synthesize({}, imagesDir).stacks.images);
-    expect(Object.keys(first).sort()).toEqual(['image-converter', 'image-sftp-lister']);
-    for (const tag of Object.values(first)) expect(tag).toMatch(/^src-[0-9a-f]{16}-amd64-[0-9a-f-]{36}$/);
+  test(
+    'GIVEN the images stack WHEN applied, changed, switched to ARM64 and applied after lost state THEN the tag changes exactly then',
+    async () => {
+      expect(terraform).toBeDefined();
+      await tf('init');
+      const imagesDir = makeImagesDir();
+      const first = await apply(synthesize({}, imagesDir).stacks.images);
+      expect(Object.keys(first).sort()).toEqual(['image-converter', 'image-sftp-lister']);
+      for (const tag of Object.values(first)) expect(tag).toMatch(/^src-[0-9a-f]{16}-amd64-[0-9a-f-]{36}$/);
 
-    // Nothing changed: nothing to do, same tags (task definitions do not roll).
-    const plan = await tf('plan', '-detailed-exitcode');
-    expect(plan.code).toBe(0);
-    expect(await apply(synthesize({}, imagesDir).stacks.images)).toEqual(first);
+      // Nothing changed: nothing to do, same tags (task definitions do not roll).
+      const plan = await tf('plan', '-detailed-exitcode');
+      expect(plan.code).toBe(0);
+      expect(await apply(synthesize({}, imagesDir).stacks.images)).toEqual(first);
 
-    // The converter's source changes: only its tag changes.
-    fs.appendFileSync(path.join(imagesDir, 'converter', 'src', 'index.js'), '// changed\n');
-    const edited = await apply(synthesize({}, imagesDir).stacks.images);
-    expect(edited['image-sftp-lister']).toBe(first['image-sftp-lister']);
-    expect(edited['image-converter']).not.toBe(first['image-converter']);
+      // The converter's source changes: only its tag changes.
+      fs.appendFileSync(path.join(imagesDir, 'converter', 'src', 'index.js'), '// changed\n');
+      const edited = await apply(synthesize({}, imagesDir).stacks.images);
+      expect(edited['image-sftp-lister']).toBe(first['image-sftp-lister']);
+      expect(edited['image-converter']).not.toBe(first['image-converter']);
 
-    // Another platform: both rebuild, under arm64 tags.
-    const arm = await apply(synthesize({ env: { PIPELINE_CPU_ARCHITECTURE: 'ARM64' } }, imagesDir).stacks.images);
-    for (const [name, tag] of Object.entries(arm)) {
-      expect(tag).toMatch(/^src-[0-9a-f]{16}-arm64-[0-9a-f-]{36}$/);
-      expect(tag).not.toBe(edited[name]);
-    }
+      // Another platform: both rebuild, under arm64 tags.
+      const arm = await apply(synthesize({ env: { PIPELINE_CPU_ARCHITECTURE: 'ARM64' } }, imagesDir).stacks.images);
+      for (const [name, tag] of Object.entries(arm)) {
+        expect(tag).toMatch(/^src-[0-9a-f]{16}-arm64-[0-9a-f-]{36}$/);
+        expect(tag).not.toBe(edited[name]);
+      }
 
-    // The state is lost: the same source and platform get new tags, so the push never meets an existing one.
-    fs.rmSync(path.join(work, 'terraform.tfstate'));
-    const afterLoss = await apply(synthesize({ env: { PIPELINE_CPU_ARCHITECTURE: 'ARM64' } }, imagesDir).stacks.images);
-    for (const [name, tag] of Object.entries(afterLoss)) {
-      expect(tag.slice(0, 'src-0123456789abcdef-arm64'.length)).toBe(arm[name].slice(0, 'src-0123456789abcdef-arm64'.length));
-      expect(tag).not.toBe(arm[name]);
-    }
-  }, TF_TIMEOUT);
+      // The state is lost: the same source and platform get new tags, so the push never meets an existing one.
+      fs.rmSync(path.join(work, 'terraform.tfstate'));
+      const afterLoss = await apply(synthesize({ env: { PIPELINE_CPU_ARCHITECTURE: 'ARM64' } }, imagesDir).stacks.images);
+      for (const [name, tag] of Object.entries(afterLoss)) {
+        expect(tag.slice(0, 'src-0123456789abcdef-arm64'.length)).toBe(arm[name].slice(0, 'src-0123456789abcdef-arm64'.length));
+        expect(tag).not.toBe(arm[name]);
+      }
+    },
+    TF_TIMEOUT,
+  );
 });

@@ -30,8 +30,7 @@ describe('images', () => {
   });
 
   // Tag: content hash, platform, then the id of a terraform_data replaced with either (see stacks/images.ts).
-  const tagOf = (dir: string, hash: string, arch: string) =>
-    `src-${hash.slice(0, 16)}-${arch}-\${terraform_data.build-${dir}.id}`;
+  const tagOf = (dir: string, hash: string, arch: string) => `src-${hash.slice(0, 16)}-${arch}-\${terraform_data.build-${dir}.id}`;
 
   test('THEN each image is built from its folder for the task platform, tagged and triggered by content AND platform', () => {
     for (const dir of ['sftp-lister', 'converter']) {
@@ -129,7 +128,11 @@ describe('content-derived tag', () => {
   test.each([
     ['a floating base tag', 'ARG BASE_IMAGE=node:20-bookworm-slim\nFROM ${BASE_IMAGE}\n', /BASE_IMAGE "node:20-bookworm-slim" is not pinned by digest/],
     ['no BASE_IMAGE default', 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n', /has no "ARG BASE_IMAGE=<image>@sha256:<digest>" default/],
-    ['a second, unpinned FROM', `ARG BASE_IMAGE=${TEST_BASE_IMAGE}\nFROM \${BASE_IMAGE} AS build\nFROM debian:bookworm\nCOPY --from=build /a /a\n`, /"FROM debian:bookworm" is neither \$\{BASE_IMAGE\}, an earlier stage nor pinned by digest/],
+    [
+      'a second, unpinned FROM',
+      `ARG BASE_IMAGE=${TEST_BASE_IMAGE}\nFROM \${BASE_IMAGE} AS build\nFROM debian:bookworm\nCOPY --from=build /a /a\n`,
+      /"FROM debian:bookworm" is neither \$\{BASE_IMAGE\}, an earlier stage nor pinned by digest/,
+    ],
   ])('GIVEN a Dockerfile with %s WHEN synthesizing THEN it fails naming the Dockerfile', (_name, dockerfile, message) => {
     const imagesDir = makeImagesDir();
     const file = path.join(imagesDir, 'converter', 'Dockerfile');
@@ -140,7 +143,10 @@ describe('content-derived tag', () => {
 
   test('GIVEN stages built on earlier stages WHEN synthesizing THEN they are accepted', () => {
     const imagesDir = makeImagesDir();
-    fs.writeFileSync(path.join(imagesDir, 'converter', 'Dockerfile'), `ARG BASE_IMAGE=${TEST_BASE_IMAGE}\nFROM \${BASE_IMAGE} AS build\nFROM build AS test\nFROM $BASE_IMAGE\n`);
+    fs.writeFileSync(
+      path.join(imagesDir, 'converter', 'Dockerfile'),
+      `ARG BASE_IMAGE=${TEST_BASE_IMAGE}\nFROM \${BASE_IMAGE} AS build\nFROM build AS test\nFROM $BASE_IMAGE\n`,
+    );
     expect(() => synthesize({}, imagesDir)).not.toThrow();
   });
 

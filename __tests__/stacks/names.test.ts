@@ -27,7 +27,17 @@ function synthesizedNames(outdir: string, namePrefix: string): string[] {
 describe('derived names', () => {
   test.each([
     ['the default app', {}],
-    ['an external SFTP host, prod, another prefix', { PIPELINE_NAME_PREFIX: 'acme-data', PIPELINE_STAGE: 'prod', PIPELINE_NAT: 'true', PIPELINE_SFTP_SOURCE: 'external', PIPELINE_SFTP_HOST: 'sftp.example.com', PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: 'SHA256:' + 'k'.repeat(43) }],
+    [
+      'an external SFTP host, prod, another prefix',
+      {
+        PIPELINE_NAME_PREFIX: 'acme-data',
+        PIPELINE_STAGE: 'prod',
+        PIPELINE_NAT: 'true',
+        PIPELINE_SFTP_SOURCE: 'external',
+        PIPELINE_SFTP_HOST: 'sftp.example.com',
+        PIPELINE_SFTP_HOST_KEY_FINGERPRINTS: 'SHA256:' + 'k'.repeat(43),
+      },
+    ],
   ])('GIVEN %s WHEN synthesized THEN every name built from namePrefix is one the configuration checks', (_name, env) => {
     const { outdir, config } = synthesize({ env });
     const checked = new Set(derivedNames(config.namePrefix, config.stage).map((n) => `${n.resource}.${n.argument} = ${n.value}`));

@@ -46,9 +46,7 @@ describe('network, default configuration (no NAT)', () => {
 
   test('THEN interface endpoints exist only for what is called from inside the VPC: ECR api+dkr, Logs, Secrets Manager', () => {
     const interfaces = Object.values(net.resources('aws_vpc_endpoint')).filter((e) => e.vpc_endpoint_type === 'Interface');
-    expect(interfaces.map((e) => e.service_name).sort()).toEqual(
-      ['ecr.api', 'ecr.dkr', 'logs', 'secretsmanager'].map((s) => `com.amazonaws.us-east-1.${s}`),
-    );
+    expect(interfaces.map((e) => e.service_name).sort()).toEqual(['ecr.api', 'ecr.dkr', 'logs', 'secretsmanager'].map((s) => `com.amazonaws.us-east-1.${s}`));
     for (const e of interfaces) {
       expect(e).toMatchObject({
         private_dns_enabled: true,
@@ -100,10 +98,9 @@ describe('network, default configuration (no NAT)', () => {
         }
       }
     }
-    expect(placed.sort()).toEqual([
-      ...INTERFACE_ENDPOINT_SERVICES.map((s) => `network/aws_vpc_endpoint.endpoint-${s.replace('.', '-')}`),
-      'sftp/aws_transfer_server.server',
-    ].sort());
+    expect(placed.sort()).toEqual(
+      [...INTERFACE_ENDPOINT_SERVICES.map((s) => `network/aws_vpc_endpoint.endpoint-${s.replace('.', '-')}`), 'sftp/aws_transfer_server.server'].sort(),
+    );
     const capacity = taskAddressCapacity('10.20.0.0/16', 'transfer');
     expect(net.resources('aws_subnet')['private-0'].cidr_block).toBe(`10.20.0.0/${capacity.subnetPrefix}`);
     expect(capacity.perSubnet).toBe(2 ** (32 - capacity.subnetPrefix) - 5 - placed.length);
@@ -131,11 +128,7 @@ describe('network, default configuration (no NAT)', () => {
     const task = ref('aws_security_group', 'task-sg');
     expect(egress.every((r) => r.security_group_id === task)).toBe(true);
     const rules = egress.map((r) => `${r.from_port}-${r.to_port} ${r.cidr_ipv4 ?? r.prefix_list_id}`).sort();
-    expect(rules).toEqual([
-      '22-22 10.20.0.0/16',
-      `443-443 ${ref('aws_vpc_endpoint', 's3-endpoint', 'prefix_list_id')}`,
-      '443-443 10.20.0.0/16',
-    ]);
+    expect(rules).toEqual(['22-22 10.20.0.0/16', `443-443 ${ref('aws_vpc_endpoint', 's3-endpoint', 'prefix_list_id')}`, '443-443 10.20.0.0/16']);
     expect(net.json.output?.task_security_group_id.value).toBe(task);
   });
 

@@ -32,7 +32,10 @@ describe('settings that reach the schedule and the monitoring stack', () => {
 
   test('GIVEN alarm e-mails WHEN synthesized THEN each is an e-mail subscription of the alarm topic', () => {
     const subs = Object.values(monitoring.resources('aws_sns_topic_subscription'));
-    expect(subs.map((s) => [s.protocol, s.endpoint]).sort()).toEqual([['email', 'oncall@example.org'], ['email', 'ops@example.com']]);
+    expect(subs.map((s) => [s.protocol, s.endpoint]).sort()).toEqual([
+      ['email', 'oncall@example.org'],
+      ['email', 'ops@example.com'],
+    ]);
   });
 
   test('GIVEN alarm thresholds WHEN synthesized THEN the alarms use them', () => {
@@ -75,7 +78,12 @@ function allStates(definition: { States: Record<string, any> }): Record<string, 
 
 describe('settings that reach the state machine', () => {
   test('GIVEN Fargate Spot, task timeouts and attempts in the environment WHEN synthesized THEN the converter runs on Spot with its timeout and attempts, the lister on demand with its timeout', () => {
-    const env = { PIPELINE_CONVERTER_CAPACITY: 'FARGATE_SPOT', PIPELINE_LISTER_TIMEOUT_SECONDS: '700', PIPELINE_CONVERTER_TIMEOUT_SECONDS: '1300', PIPELINE_TASK_ATTEMPTS: '5' };
+    const env = {
+      PIPELINE_CONVERTER_CAPACITY: 'FARGATE_SPOT',
+      PIPELINE_LISTER_TIMEOUT_SECONDS: '700',
+      PIPELINE_CONVERTER_TIMEOUT_SECONDS: '1300',
+      PIPELINE_TASK_ATTEMPTS: '5',
+    };
     const { outdir } = synthesize({ env });
     const definition = JSON.parse(maskTerraformRefs(readStack(outdir, 'batch').only('aws_sfn_state_machine').definition).text);
     const states = Object.entries(allStates(definition));
@@ -85,7 +93,8 @@ describe('settings that reach the state machine', () => {
     const lister = runTasks.filter(([, s]) => container(s) === 'sftp-lister');
     expect(converter.length).toBeGreaterThanOrEqual(4);
     expect(lister).toHaveLength(1);
-    for (const [name, s] of converter) expect([name, s.TimeoutSeconds, s.Parameters.CapacityProviderStrategy]).toEqual([name, 1300, [{ CapacityProvider: 'FARGATE_SPOT', Weight: 1 }]]);
+    for (const [name, s] of converter)
+      expect([name, s.TimeoutSeconds, s.Parameters.CapacityProviderStrategy]).toEqual([name, 1300, [{ CapacityProvider: 'FARGATE_SPOT', Weight: 1 }]]);
     expect(lister[0][1]).toMatchObject({ TimeoutSeconds: 700, Parameters: { CapacityProviderStrategy: [{ CapacityProvider: 'FARGATE', Weight: 1 }] } });
     // A converter batch runs again while its attempt number (from 0) is below attempts - 1.
     const reruns = states.filter(([name]) => name.startsWith('Run again?'));

@@ -21,14 +21,20 @@ describe('sftp with the managed Transfer Family server', () => {
     });
     expect(server.endpoint_details.address_allocation_ids).toBeUndefined(); // no EIPs: not internet-facing
     expect(server.endpoint_details.subnet_ids).toHaveLength(2);
-    for (const s of server.endpoint_details.subnet_ids) expect(s).toMatch(/^\$\{data\.terraform_remote_state\.cross-stack-reference-input-network\.outputs\..*private-\d/);
+    for (const s of server.endpoint_details.subnet_ids)
+      expect(s).toMatch(/^\$\{data\.terraform_remote_state\.cross-stack-reference-input-network\.outputs\..*private-\d/);
     expect(server.endpoint_details.security_group_ids).toEqual([ref('aws_security_group', 'server-sg')]);
   });
 
   test('THEN it uses a 2024-01 or newer security policy', () => {
     const name: string = sftp.only('aws_transfer_server').security_policy_name;
     expect(name).toBe(TRANSFER_SECURITY_POLICY);
-    expect(name.match(/^TransferSecurityPolicy-(\d{4})-(\d{2})$/)!.slice(1).join('-') >= '2024-01').toBe(true);
+    expect(
+      name
+        .match(/^TransferSecurityPolicy-(\d{4})-(\d{2})$/)!
+        .slice(1)
+        .join('-') >= '2024-01',
+    ).toBe(true);
   });
 
   test('THEN structured logs go to a retained log group, with no logging role (that is for legacy logs and workflows)', () => {

@@ -21,7 +21,10 @@ describe('npm start', () => {
     process.env.CDKTF_OUTDIR = outdir;
     const lines: string[] = [];
     const errors: string[] = [];
-    const code = await synthAndValidate((l) => lines.push(l), (l) => errors.push(l));
+    const code = await synthAndValidate(
+      (l) => lines.push(l),
+      (l) => errors.push(l),
+    );
     expect({ code, errors }).toEqual({ code: 0, errors: [] });
     expect(lines[0]).toMatch(/^synthesized \d+ stacks into .* in \d+\.\d\d s$/);
     const names = listStacks(outdir).map((s) => s.name);
@@ -39,8 +42,15 @@ describe('npm start', () => {
     process.env.PIPELINE_AZ_COUNT = '0';
     const lines: string[] = [];
     const errors: string[] = [];
-    expect(await synthAndValidate((l) => lines.push(l), (l) => errors.push(l))).toBe(2);
-    expect(errors).toEqual(['Invalid configuration: azCount (env PIPELINE_AZ_COUNT, context "azCount"): must be at least 2 (tasks and endpoints span two or more AZs), got 0']);
+    expect(
+      await synthAndValidate(
+        (l) => lines.push(l),
+        (l) => errors.push(l),
+      ),
+    ).toBe(2);
+    expect(errors).toEqual([
+      'Invalid configuration: azCount (env PIPELINE_AZ_COUNT, context "azCount"): must be at least 2 (tasks and endpoints span two or more AZs), got 0',
+    ]);
     expect(lines).toEqual([]);
   });
 });

@@ -72,5 +72,4 @@ export function policy(text: string): { Version: string; Statement: any[] } {
 }
 
 /** A real ed25519 public key line (generated once with ssh-keygen for these tests). */
-export const TEST_PUBLIC_KEY =
-  'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDHfJUdk5/DLDZhqgDaigCKqVJdCCrW4yhKHn1nKPSE8 test@h1';
+export const TEST_PUBLIC_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDHfJUdk5/DLDZhqgDaigCKqVJdCCrW4yhKHn1nKPSE8 test@h1';

@@ -5,7 +5,8 @@ import { synthesize, SynthStack } from './synth';
 
 /** What destroy would do to each protected resource, read from the synthesized Terraform. */
 function teardown(stacks: Record<string, SynthStack>) {
-  const all = (type: string) => Object.values(stacks).flatMap((s) => Object.entries(s.resources(type)).map(([name, r]) => [`${s.dir.split('/').pop()}.${name}`, r] as const));
+  const all = (type: string) =>
+    Object.values(stacks).flatMap((s) => Object.entries(s.resources(type)).map(([name, r]) => [`${s.dir.split('/').pop()}.${name}`, r] as const));
   return {
     buckets: Object.fromEntries(all('aws_s3_bucket').map(([n, r]) => [n, r.force_destroy])),
     repositories: Object.fromEntries(all('aws_ecr_repository').map(([n, r]) => [n, r.force_delete])),
@@ -24,9 +25,12 @@ describe('teardown settings in the synthesized Terraform', () => {
     expect(teardown(synthesize().stacks)).toEqual(expected(true, 0));
   });
 
-  test.each(['prod', 'production', 'prd'])('GIVEN stage %s WHEN synthesized THEN buckets and repositories are kept unless empty and the secret has a 30-day window', (stage) => {
-    expect(teardown(synthesize({ env: { PIPELINE_STAGE: stage } }).stacks)).toEqual(expected(false, 30));
-  });
+  test.each(['prod', 'production', 'prd'])(
+    'GIVEN stage %s WHEN synthesized THEN buckets and repositories are kept unless empty and the secret has a 30-day window',
+    (stage) => {
+      expect(teardown(synthesize({ env: { PIPELINE_STAGE: stage } }).stacks)).toEqual(expected(false, 30));
+    },
+  );
 
   test('GIVEN a production stage with explicit teardown settings WHEN synthesized THEN they win', () => {
     const { stacks } = synthesize({ env: { PIPELINE_STAGE: 'prod', PIPELINE_FORCE_DESTROY: 'true', PIPELINE_SECRET_RECOVERY_DAYS: '0' } });

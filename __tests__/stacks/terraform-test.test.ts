@@ -33,7 +33,11 @@ test('GIVEN the synthesized app WHEN each AWS stack is tested with the mocked pr
   const results = await testStacks(app, path.join(work, 'all'));
   const expected = Object.keys(app.stacks)
     .filter((s) => app.stacks[s].provider?.aws)
-    .map((stack) => (app.stacks[stack].provider?.docker ? { stack, status: 'skipped', reason: expect.stringMatching(/docker provider/) } : { stack, status: 'passed', reason: undefined }));
+    .map((stack) =>
+      app.stacks[stack].provider?.docker
+        ? { stack, status: 'skipped', reason: expect.stringMatching(/docker provider/) }
+        : { stack, status: 'passed', reason: undefined },
+    );
   expect(summary(results)).toEqual(expected);
   // The five AWS stacks of the pipeline are among them, whatever else the app gains.
   expect(
@@ -61,7 +65,15 @@ test('GIVEN the other settings that add resources (NAT, 3 AZs, ARM64, user key, 
     }).outdir,
   );
   const external = readSynthesized(
-    synthesize({ overrides: { sftpSource: 'external', natEnabled: true, sftpHost: 'sftp.partner.example.com', sftpPort: 2222, sftpHostKeyFingerprints: `SHA256:${'x'.repeat(43)}` } }).outdir,
+    synthesize({
+      overrides: {
+        sftpSource: 'external',
+        natEnabled: true,
+        sftpHost: 'sftp.partner.example.com',
+        sftpPort: 2222,
+        sftpHostKeyFingerprints: `SHA256:${'x'.repeat(43)}`,
+      },
+    }).outdir,
   );
   // What these settings add is really there (else this test would repeat the default one).
   expect(Object.keys(widest.stacks.network.resource ?? {})).toEqual(expect.arrayContaining(['aws_nat_gateway', 'aws_eip', 'aws_internet_gateway']));
@@ -77,7 +89,9 @@ test('GIVEN the other settings that add resources (NAT, 3 AZs, ARM64, user key, 
       ...(await testStacks(external, path.join(work, 'external'), { stacks: ['ingest'], concurrency: 1 })),
     ])(),
   ]);
-  expect(summary([...first, ...second])).toEqual(['network', 'sftp', 'batch', 'ingest', 'ingest'].map((stack) => ({ stack, status: 'passed', reason: undefined })));
+  expect(summary([...first, ...second])).toEqual(
+    ['network', 'sftp', 'batch', 'ingest', 'ingest'].map((stack) => ({ stack, status: 'passed', reason: undefined })),
+  );
 }, 900_000);
 
 test('GIVEN the app WHEN its cross-stack references are listed THEN each names an output its producer exports', () => {
@@ -89,10 +103,15 @@ test('GIVEN the app WHEN its cross-stack references are listed THEN each names a
 
 test('GIVEN a stack reading an output its producer does not export WHEN checked THEN the reference is named (consumer, place, output, producer)', () => {
   const broken = withStack('batch', (json) => {
-    const text = JSON.stringify(json).replace(/(terraform_remote_state\.cross-stack-reference-input-cluster\.outputs\.)cross-stack-output-aws_ecs_clusterclusterarn/, '$1cluster_arn_typo');
+    const text = JSON.stringify(json).replace(
+      /(terraform_remote_state\.cross-stack-reference-input-cluster\.outputs\.)cross-stack-output-aws_ecs_clusterclusterarn/,
+      '$1cluster_arn_typo',
+    );
     Object.assign(json, JSON.parse(text));
   });
-  expect(danglingRemoteReferences(broken)).toEqual([expect.stringMatching(/^stack batch \((resource|data)\.[^)]+\) reads output cluster_arn_typo of stack cluster, which has no such output$/)]);
+  expect(danglingRemoteReferences(broken)).toEqual([
+    expect.stringMatching(/^stack batch \((resource|data)\.[^)]+\) reads output cluster_arn_typo of stack cluster, which has no such output$/),
+  ]);
 });
 
 describe('GIVEN deliberate defects WHEN the stacks are tested THEN each run fails, naming them', () => {
@@ -162,7 +181,9 @@ describe('GIVEN deliberate defects WHEN the stacks are tested THEN each run fail
   test("a role's inline policies over 10,240 characters: IAM would refuse them (LimitExceeded)", () => {
     const role = app.stacks.ingest.resource!.aws_iam_role[oversizedRole].name as string;
     expect(role).toMatch(/^xmlpipe-dev-/);
-    expect(ingest.log!.replace(/\s+/g, ' ')).toMatch(new RegExp(`IAM refuses inline policies over 10240 characters per role \\(LimitExceeded\\): ${role} has 1\\d{4}`));
+    expect(ingest.log!.replace(/\s+/g, ' ')).toMatch(
+      new RegExp(`IAM refuses inline policies over 10240 characters per role \\(LimitExceeded\\): ${role} has 1\\d{4}`),
+    );
   });
 
   test('an output the producer does not export: the consumer cannot plan', () => {

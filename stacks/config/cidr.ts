@@ -11,7 +11,7 @@ export function parseCidr(cidr: string): { network: number; prefix: number } | u
   const octets = m.slice(1, 5).map(Number);
   const prefix = Number(m[5]);
   if (octets.some((o) => o > 255) || prefix > 32) return undefined;
-  const network = (((octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]) >>> 0);
+  const network = ((octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]) >>> 0;
   return { network, prefix };
 }
 
@@ -20,8 +20,9 @@ export function checkCidr(cidr: string, minPrefix: number, maxPrefix: number): s
   if (!parsed) return `"${cidr}" is not an IPv4 CIDR block like 10.0.0.0/16`;
   if (parsed.prefix < minPrefix || parsed.prefix > maxPrefix) return `"${cidr}" must have a prefix length from /${minPrefix} to /${maxPrefix}`;
   const hostBits = 32 - parsed.prefix;
-  const hostMask = hostBits === 32 ? 0xffffffff : (2 ** hostBits - 1);
-  if ((parsed.network & hostMask) !== 0) return `"${cidr}" has host bits set (the network address is ${formatIp(parsed.network & ~hostMask >>> 0)}/${parsed.prefix})`;
+  const hostMask = hostBits === 32 ? 0xffffffff : 2 ** hostBits - 1;
+  if ((parsed.network & hostMask) !== 0)
+    return `"${cidr}" has host bits set (the network address is ${formatIp(parsed.network & (~hostMask >>> 0))}/${parsed.prefix})`;
   return undefined;
 }
 

@@ -37,12 +37,16 @@ function isCdktfContextKey(key: string): boolean {
 /** Unknown PIPELINE_* variables and context keys: a typo must not silently deploy a default. */
 function unknownSettings(env: Record<string, string | undefined>, context: Record<string, unknown>): string[] {
   const problems: string[] = [];
-  for (const name of Object.keys(env).filter((n) => n.startsWith('PIPELINE_') && env[n] !== undefined).sort()) {
+  for (const name of Object.keys(env)
+    .filter((n) => n.startsWith('PIPELINE_') && env[n] !== undefined)
+    .sort()) {
     if (ENV_NAMES.includes(name)) continue;
     const near = closest(name, ENV_NAMES);
     problems.push(`environment variable ${name}${near ? ` (did you mean ${near}?)` : ''}`);
   }
-  for (const key of Object.keys(context).filter((k) => !isCdktfContextKey(k)).sort()) {
+  for (const key of Object.keys(context)
+    .filter((k) => !isCdktfContextKey(k))
+    .sort()) {
     if ((NAMES as string[]).includes(key)) continue;
     // Someone may use the variable's name as the key.
     const byEnv = NAMES.find((n) => SETTINGS[n].env === key);
@@ -117,7 +121,10 @@ export function crossFieldRules(v: Values, given: ReadonlySet<SettingName>): Pip
   } else {
     if (v.sftpHost === undefined) return fail('sftpHost', 'required when sftpSource is "external"');
     if (v.sftpHostKeyFingerprints.length === 0) {
-      fail('sftpHostKeyFingerprints', 'required when sftpSource is "external": tasks refuse to connect to an unverified host (get it with `ssh-keyscan HOST | ssh-keygen -lf -`)');
+      fail(
+        'sftpHostKeyFingerprints',
+        'required when sftpSource is "external": tasks refuse to connect to an unverified host (get it with `ssh-keyscan HOST | ssh-keygen -lf -`)',
+      );
     }
     if (!v.natEnabled) fail('natEnabled', 'must be true when sftpSource is "external": private subnets have no route to an outside host otherwise');
     onlyWith(['sftpPublicKeys', 'sftpAllowedCidrs'], 'only applies to sftpSource "transfer"');
@@ -128,7 +135,10 @@ export function crossFieldRules(v: Values, given: ReadonlySet<SettingName>): Pip
     const [cpu, memoryMiB] = [v[cpuName], v[memName]];
     const allowed = FARGATE_MEMORY[cpu];
     if (!allowed.includes(memoryMiB)) {
-      fail(memName, `${memoryMiB} MiB is not valid with ${cpu} CPU units (allowed ${allowed[0]}-${allowed[allowed.length - 1]} in steps of ${allowed[1] - allowed[0]})`);
+      fail(
+        memName,
+        `${memoryMiB} MiB is not valid with ${cpu} CPU units (allowed ${allowed[0]}-${allowed[allowed.length - 1]} in steps of ${allowed[1] - allowed[0]})`,
+      );
     }
     return { cpu, memoryMiB };
   };
@@ -153,7 +163,10 @@ export function crossFieldRules(v: Values, given: ReadonlySet<SettingName>): Pip
 
   // First deploy: the schedule stays DISABLED until the operator says the key is in the secret.
   if (v.sftpKeyInstalled && sftp.kind === 'transfer' && sftp.publicKeys.length === 0) {
-    fail('sftpKeyInstalled', "is true but sftpPublicKeys is empty: the managed server's user cannot log in with the installed key until its public key is configured");
+    fail(
+      'sftpKeyInstalled',
+      "is true but sftpPublicKeys is empty: the managed server's user cannot log in with the installed key until its public key is configured",
+    );
   }
 
   // The converter reads the input prefixes; none may hold what the pipeline writes, and scheduled runs
@@ -167,11 +180,15 @@ export function crossFieldRules(v: Values, given: ReadonlySet<SettingName>): Pip
   ];
   for (const p of v.inputPrefixes) {
     for (const [name, other] of reserved) {
-      if (other.startsWith(p) || p.startsWith(other)) fail('inputPrefixes', `"${p}" and ${name} "${other}" must not contain one another (the converter would read what the pipeline writes)`);
+      if (other.startsWith(p) || p.startsWith(other))
+        fail('inputPrefixes', `"${p}" and ${name} "${other}" must not contain one another (the converter would read what the pipeline writes)`);
     }
   }
   if (!v.inputPrefixes.some((p) => layout.ingestPrefix.startsWith(p))) {
-    fail('inputPrefixes', `[${v.inputPrefixes.join(', ')}] must include the lister's landing prefix "${layout.ingestPrefix}" (scheduled runs convert what it lands)`);
+    fail(
+      'inputPrefixes',
+      `[${v.inputPrefixes.join(', ')}] must include the lister's landing prefix "${layout.ingestPrefix}" (scheduled runs convert what it lands)`,
+    );
   }
 
   // Names AWS would refuse at apply time, after a partial deploy: refused here instead.
@@ -188,7 +205,10 @@ export function crossFieldRules(v: Values, given: ReadonlySet<SettingName>): Pip
   const capacity = taskAddressCapacity(v.vpcCidr, v.sftpSource as SftpSourceKind);
   const perAz = Math.ceil((v.maxConcurrency + 1) / v.azCount);
   if (capacity.perSubnet < perAz) {
-    fail('vpcCidr', `"${v.vpcCidr}" gives /${capacity.subnetPrefix} subnets with ${capacity.perSubnet} addresses per AZ for tasks (${capacity.explain}); maxConcurrency ${v.maxConcurrency} converter tasks + 1 lister task spread over azCount ${v.azCount} AZs need ${perAz} per AZ (each Fargate task takes one address): use a larger vpcCidr, a higher azCount or a lower maxConcurrency`);
+    fail(
+      'vpcCidr',
+      `"${v.vpcCidr}" gives /${capacity.subnetPrefix} subnets with ${capacity.perSubnet} addresses per AZ for tasks (${capacity.explain}); maxConcurrency ${v.maxConcurrency} converter tasks + 1 lister task spread over azCount ${v.azCount} AZs need ${perAz} per AZ (each Fargate task takes one address): use a larger vpcCidr, a higher azCount or a lower maxConcurrency`,
+    );
   }
 
   const productionStage = isProductionStage(v.stage);

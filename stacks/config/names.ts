@@ -1,7 +1,6 @@
 // Resource names: AWS's own rules for every name the stacks build from namePrefix and stage, so a
 // name AWS would refuse at apply time (after a partial deploy) is refused at synth instead.
 
-
 /** What Terraform appends to a `bucket_prefix`/`name_prefix` (a timestamp and counter, 26 digits). */
 export const TERRAFORM_UNIQUE_SUFFIX = '20260101000000000000000001';
 
@@ -34,7 +33,8 @@ function s3BucketProblem(name: string): string | undefined {
 }
 
 /** Schedules and schedule groups share one rule (1-64 of [0-9a-zA-Z-_.]). */
-const schedulerNameProblem = (name: string) => first(length(name, 1, 64), chars(name, /^[0-9a-zA-Z_.-]+$/, 'letters, digits, hyphens, underscores and periods'));
+const schedulerNameProblem = (name: string) =>
+  first(length(name, 1, 64), chars(name, /^[0-9a-zA-Z_.-]+$/, 'letters, digits, hyphens, underscores and periods'));
 
 export const NAME_RULES = {
   s3Bucket: {
@@ -50,12 +50,13 @@ export const NAME_RULES = {
   ecrRepository: {
     what: 'ECR repository',
     doc: 'https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_CreateRepository.html',
-    check: (name: string) => first(
-      length(name, 2, 256),
-      /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/.test(name)
-        ? undefined
-        : 'each "/"-separated part must be lower-case letters and digits, separated by one ".", "_" or "-" (no "--", no leading or trailing separator)',
-    ),
+    check: (name: string) =>
+      first(
+        length(name, 2, 256),
+        /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/.test(name)
+          ? undefined
+          : 'each "/"-separated part must be lower-case letters and digits, separated by one ".", "_" or "-" (no "--", no leading or trailing separator)',
+      ),
   },
   iamRole: {
     what: 'IAM role',
@@ -65,11 +66,12 @@ export const NAME_RULES = {
   securityGroup: {
     what: 'security group',
     doc: 'https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSecurityGroup.html',
-    check: (name: string) => first(
-      length(name, 1, 255),
-      chars(name, /^[a-zA-Z0-9 ._\-:/()#,@[\]+=&;{}!$*]+$/, 'letters, digits, spaces and ._-:/()#,@[]+=&;{}!$*'),
-      /^sg-/i.test(name) ? 'must not start with "sg-" (the form of security group ids)' : undefined,
-    ),
+    check: (name: string) =>
+      first(
+        length(name, 1, 255),
+        chars(name, /^[a-zA-Z0-9 ._\-:/()#,@[\]+=&;{}!$*]+$/, 'letters, digits, spaces and ._-:/()#,@[]+=&;{}!$*'),
+        /^sg-/i.test(name) ? 'must not start with "sg-" (the form of security group ids)' : undefined,
+      ),
   },
   ecsName: {
     what: 'ECS cluster or task definition family',
@@ -79,21 +81,23 @@ export const NAME_RULES = {
   logGroup: {
     what: 'CloudWatch Logs log group',
     doc: 'https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_CreateLogGroup.html',
-    check: (name: string) => first(
-      length(name, 1, 512),
-      chars(name, /^[.\-_/#A-Za-z0-9]+$/, 'letters, digits and ._-/#'),
-      name.startsWith('aws/') ? 'must not start with "aws/"' : undefined,
-    ),
+    check: (name: string) =>
+      first(
+        length(name, 1, 512),
+        chars(name, /^[.\-_/#A-Za-z0-9]+$/, 'letters, digits and ._-/#'),
+        name.startsWith('aws/') ? 'must not start with "aws/"' : undefined,
+      ),
   },
   ssmParameter: {
     what: 'SSM parameter',
     doc: 'https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-parameter-name-constraints.html',
-    check: (name: string) => first(
-      length(name, 1, 1011),
-      chars(name, /^[a-zA-Z0-9_.\-/]+$/, 'letters, digits and _.-/'),
-      /^\/?(aws|ssm)/i.test(name) ? 'must not begin with "aws" or "ssm" (any case; reserved by AWS)' : undefined,
-      name.split('/').filter((p) => p !== '').length > 15 ? 'may have at most 15 levels' : undefined,
-    ),
+    check: (name: string) =>
+      first(
+        length(name, 1, 1011),
+        chars(name, /^[a-zA-Z0-9_.\-/]+$/, 'letters, digits and _.-/'),
+        /^\/?(aws|ssm)/i.test(name) ? 'must not begin with "aws" or "ssm" (any case; reserved by AWS)' : undefined,
+        name.split('/').filter((p) => p !== '').length > 15 ? 'may have at most 15 levels' : undefined,
+      ),
   },
   secretPrefix: {
     what: 'Secrets Manager secret',
@@ -135,11 +139,12 @@ export const NAME_RULES = {
   kmsAlias: {
     what: 'KMS alias',
     doc: 'https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateAlias.html',
-    check: (name: string) => first(
-      length(name, 1, 256),
-      chars(name, /^alias\/[a-zA-Z0-9/_-]+$/, '"alias/" then letters, digits and /_-'),
-      name.startsWith('alias/aws/') ? 'must not start with "alias/aws/" (reserved for AWS managed keys)' : undefined,
-    ),
+    check: (name: string) =>
+      first(
+        length(name, 1, 256),
+        chars(name, /^alias\/[a-zA-Z0-9/_-]+$/, '"alias/" then letters, digits and /_-'),
+        name.startsWith('alias/aws/') ? 'must not start with "alias/aws/" (reserved for AWS managed keys)' : undefined,
+      ),
   },
   eventRule: {
     what: 'EventBridge rule',
@@ -195,8 +200,22 @@ export function derivedNames(namePrefix: string, stage: string): DerivedName[] {
     values.map((value) => ({ resource, argument, value, rule }));
   return [
     ...d('aws_security_group', 'name', 'securityGroup', n('endpoints'), n('tasks'), n('sftp-endpoint')),
-    ...d('aws_cloudwatch_log_group', 'name', 'logGroup', `/vpc/${n('vpc')}/flow-logs`, `/aws/transfer/${n('sftp')}`, `/ecs/${n('sftp-lister')}`, `/ecs/${n('converter')}`, `/aws/vendedlogs/states/${n('pipeline')}`),
-    ...d('aws_iam_role', 'name', 'iamRole', ...['vpc-flow-logs', 'sftp-user', 'lister-task', 'lister-exec', 'schedule', 'converter-task', 'converter-exec', 'state-machine'].map(n)),
+    ...d(
+      'aws_cloudwatch_log_group',
+      'name',
+      'logGroup',
+      `/vpc/${n('vpc')}/flow-logs`,
+      `/aws/transfer/${n('sftp')}`,
+      `/ecs/${n('sftp-lister')}`,
+      `/ecs/${n('converter')}`,
+      `/aws/vendedlogs/states/${n('pipeline')}`,
+    ),
+    ...d(
+      'aws_iam_role',
+      'name',
+      'iamRole',
+      ...['vpc-flow-logs', 'sftp-user', 'lister-task', 'lister-exec', 'schedule', 'converter-task', 'converter-exec', 'state-machine'].map(n),
+    ),
     ...d('aws_s3_bucket', 'bucket_prefix', 's3BucketPrefix', `${n('sftp')}-`, `${n('xml')}-`),
     ...d('aws_secretsmanager_secret', 'name_prefix', 'secretPrefix', `${namePrefix}/${stage}/sftp-private-key-`),
     ...d('aws_ecs_cluster', 'name', 'ecsName', n('cluster')),

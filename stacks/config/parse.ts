@@ -79,18 +79,13 @@ export function each(problem: (item: string, index: number) => string | undefine
   return (items) => items.map(problem).find((p) => p !== undefined);
 }
 
-const SSH_KEY_TYPES = [
-  'ssh-ed25519',
-  'ssh-rsa',
-  'ecdsa-sha2-nistp256',
-  'ecdsa-sha2-nistp384',
-  'ecdsa-sha2-nistp521',
-];
+const SSH_KEY_TYPES = ['ssh-ed25519', 'ssh-rsa', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521'];
 
 /** Why `key` is not an OpenSSH public key line, or undefined; never echoes the value. */
 export function checkPublicKey(key: string): string | undefined {
   // Never echo the value: a misplaced private key must not land in logs.
-  if (/PRIVATE KEY/.test(key)) return 'looks like a PRIVATE key; only public keys go in configuration (the private key goes into the Secrets Manager secret, see README)';
+  if (/PRIVATE KEY/.test(key))
+    return 'looks like a PRIVATE key; only public keys go in configuration (the private key goes into the Secrets Manager secret, see README)';
   const parts = key.split(/\s+/);
   if (parts.length < 2 || !SSH_KEY_TYPES.includes(parts[0])) return `is not an OpenSSH public key line ("${SSH_KEY_TYPES.join('|')} AAAA... [comment]")`;
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(parts[1])) return 'has a key body that is not base64';

@@ -64,7 +64,10 @@ function range(from: number, to: number, step: number): number[] {
   return out;
 }
 const NONE = '(none)';
-const globs = list(/,/, each((g) => (/[\0\r\n]/.test(g) ? `"${g}" must not hold NUL or line breaks` : undefined)));
+const globs = list(
+  /,/,
+  each((g) => (/[\0\r\n]/.test(g) ? `"${g}" must not hold NUL or line breaks` : undefined)),
+);
 const cpu: Parser<number> = (raw, fail) => {
   const n = integer(0, Number.MAX_SAFE_INTEGER)(raw, fail);
   return FARGATE_MEMORY[n] ? n : fail(`${n} is not a Fargate CPU value (${Object.keys(FARGATE_MEMORY).join(', ')})`);
@@ -78,7 +81,11 @@ const ROWS = {
     env: 'PIPELINE_NAME_PREFIX',
     default: 'xmlpipe',
     doc: 'Prefix of resource names: lower-case letters, digits, hyphens; 2-20 chars, starts with a letter',
-    parse: text((v) => (/^[a-z][a-z0-9-]{1,19}$/.test(v) && !v.endsWith('-') ? undefined : `"${v}" must be 2-20 lower-case letters, digits or hyphens, start with a letter and not end with a hyphen`)),
+    parse: text((v) =>
+      /^[a-z][a-z0-9-]{1,19}$/.test(v) && !v.endsWith('-')
+        ? undefined
+        : `"${v}" must be 2-20 lower-case letters, digits or hyphens, start with a letter and not end with a hyphen`,
+    ),
   }),
   stage: setting({
     env: 'PIPELINE_STAGE',
@@ -97,8 +104,18 @@ const ROWS = {
       return n > 6 ? fail(`must be at most 6, got ${n}`) : n;
     },
   }),
-  vpcCidr: setting({ env: 'PIPELINE_VPC_CIDR', default: '10.20.0.0/16', doc: 'VPC IPv4 CIDR, /16 to /24, split into /(n+4) subnets', parse: text((v) => checkCidr(v, 16, 24)) }),
-  natEnabled: setting({ env: 'PIPELINE_NAT', default: false, doc: 'Public subnets, internet gateway and one NAT gateway per AZ (needed for an external SFTP host)', parse: boolean() }),
+  vpcCidr: setting({
+    env: 'PIPELINE_VPC_CIDR',
+    default: '10.20.0.0/16',
+    doc: 'VPC IPv4 CIDR, /16 to /24, split into /(n+4) subnets',
+    parse: text((v) => checkCidr(v, 16, 24)),
+  }),
+  natEnabled: setting({
+    env: 'PIPELINE_NAT',
+    default: false,
+    doc: 'Public subnets, internet gateway and one NAT gateway per AZ (needed for an external SFTP host)',
+    parse: boolean(),
+  }),
   sftpSource: setting({
     env: 'PIPELINE_SFTP_SOURCE',
     default: 'transfer',
@@ -116,23 +133,31 @@ const ROWS = {
     env: 'PIPELINE_SFTP_PUBLIC_KEYS',
     default: [] as string[],
     doc: 'OpenSSH public key(s) of the SFTP user, one per line (context: array). Never a private key',
-    parse: list(/\r?\n/, each((k, i) => {
-      const problem = checkPublicKey(k);
-      return problem ? `key #${i + 1} ${problem}` : undefined;
-    })),
+    parse: list(
+      /\r?\n/,
+      each((k, i) => {
+        const problem = checkPublicKey(k);
+        return problem ? `key #${i + 1} ${problem}` : undefined;
+      }),
+    ),
   }),
   sftpAllowedCidrs: setting({
     env: 'PIPELINE_SFTP_ALLOWED_CIDRS',
     default: [] as string[],
     doc: '`transfer` only: extra networks (VPN/Direct Connect) allowed to the SFTP VPC endpoint, comma-separated; the VPC itself is always allowed',
-    parse: list(/[,\s]+/, each((c) => checkCidr(c, 1, 32))),
+    parse: list(
+      /[,\s]+/,
+      each((c) => checkCidr(c, 1, 32)),
+    ),
   }),
   sftpHost: setting({
     env: 'PIPELINE_SFTP_HOST',
     default: undefined,
     doc: '`external` only (required): host name or IP',
     parse: text((v) =>
-      net.isIP(v) || /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/.test(v) ? undefined : `"${v}" is not a host name or IP address`,
+      net.isIP(v) || /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/.test(v)
+        ? undefined
+        : `"${v}" is not a host name or IP address`,
     ),
   }),
   sftpPort: setting({ env: 'PIPELINE_SFTP_PORT', default: 22, doc: '`external` only: TCP port', parse: integer(1, 65535) }),
@@ -143,7 +168,9 @@ const ROWS = {
     parse: (raw, fail) =>
       list(/[,\s]+/)(raw, fail).map((f) => {
         const unpadded = f.replace(/=+$/, '');
-        return /^SHA256:[A-Za-z0-9+/]{43}$/.test(unpadded) ? unpadded : fail(`"${f}" is not an OpenSSH SHA256 fingerprint (SHA256: followed by 43 base64 characters)`);
+        return /^SHA256:[A-Za-z0-9+/]{43}$/.test(unpadded)
+          ? unpadded
+          : fail(`"${f}" is not an OpenSSH SHA256 fingerprint (SHA256: followed by 43 base64 characters)`);
       }),
   }),
   scheduleExpression: setting({
@@ -196,7 +223,11 @@ const ROWS = {
     env: 'PIPELINE_BATCH_SIZE',
     default: 50,
     doc: `Prefix/manifest runs: keys per converter task, 1-${maxBatchSize()} (a batch's input is also capped at ${DEFAULT_MAX_BATCH_BYTES} bytes to stay within ECS's 8 KiB override limit)`,
-    parse: integer(1, maxBatchSize(), ` (a batch's input is capped at ${DEFAULT_MAX_BATCH_BYTES} bytes so its key list fits ECS's 8 KiB container-override limit; more keys could never fit)`),
+    parse: integer(
+      1,
+      maxBatchSize(),
+      ` (a batch's input is capped at ${DEFAULT_MAX_BATCH_BYTES} bytes so its key list fits ECS's 8 KiB container-override limit; more keys could never fit)`,
+    ),
   }),
   maxConcurrency: setting({
     env: 'PIPELINE_MAX_CONCURRENCY',
@@ -228,14 +259,25 @@ const ROWS = {
     doc: "SFTP folder the lister reads (`.` = the user's home)",
     parse: text((v) => (/[\0\r\n]/.test(v) ? 'must not hold NUL or line breaks' : undefined)),
   }),
-  sftpInclude: setting({ env: 'PIPELINE_SFTP_INCLUDE', default: [] as string[], shown: '(none: every file)', doc: 'Globs a file path must match to be ingested, comma-separated (context: array)', parse: globs }),
-  sftpExclude: setting({ env: 'PIPELINE_SFTP_EXCLUDE', default: [] as string[], doc: 'Globs of file paths never ingested, comma-separated (context: array)', parse: globs }),
+  sftpInclude: setting({
+    env: 'PIPELINE_SFTP_INCLUDE',
+    default: [] as string[],
+    shown: '(none: every file)',
+    doc: 'Globs a file path must match to be ingested, comma-separated (context: array)',
+    parse: globs,
+  }),
+  sftpExclude: setting({
+    env: 'PIPELINE_SFTP_EXCLUDE',
+    default: [] as string[],
+    doc: 'Globs of file paths never ingested, comma-separated (context: array)',
+    parse: globs,
+  }),
   // The lister's COMPLETION / COMPLETION_MOVE_DIR (images/sftp-lister/README.md); docs/scale.md
   // recommends move or delete above a few thousand files a day.
   sftpCompletion: setting({
     env: 'PIPELINE_SFTP_COMPLETION',
     default: 'leave' as const,
-    doc: 'What the lister does with a file on SFTP once its object and the run\'s manifest are in S3: `leave`, `move` (to `PIPELINE_SFTP_COMPLETION_MOVE_DIR`) or `delete`. With `leave` every run lists everything still there: use `move` or `delete` above a few thousand files a day (docs/scale.md)',
+    doc: "What the lister does with a file on SFTP once its object and the run's manifest are in S3: `leave`, `move` (to `PIPELINE_SFTP_COMPLETION_MOVE_DIR`) or `delete`. With `leave` every run lists everything still there: use `move` or `delete` above a few thousand files a day (docs/scale.md)",
     parse: oneOf(['leave', 'move', 'delete'] as const),
   }),
   sftpCompletionMoveDir: setting({
@@ -250,29 +292,54 @@ const ROWS = {
     doc: 'Files modified less than this many seconds ago are left for a later run (still being written), 0-86400',
     parse: integer(0, 86400),
   }),
-  filesPerRun: setting({ env: 'PIPELINE_FILES_PER_RUN', default: 10000, doc: 'Files one scheduled run ingests at most (oldest first), 1-100000', parse: integer(1, 100000) }),
-  batchMaxFiles: setting({ env: 'PIPELINE_BATCH_MAX_FILES', default: 200, doc: 'Scheduled runs: files per converter task (batch manifest) at most, 1-10000', parse: integer(1, 10000) }),
+  filesPerRun: setting({
+    env: 'PIPELINE_FILES_PER_RUN',
+    default: 10000,
+    doc: 'Files one scheduled run ingests at most (oldest first), 1-100000',
+    parse: integer(1, 100000),
+  }),
+  batchMaxFiles: setting({
+    env: 'PIPELINE_BATCH_MAX_FILES',
+    default: 200,
+    doc: 'Scheduled runs: files per converter task (batch manifest) at most, 1-10000',
+    parse: integer(1, 10000),
+  }),
   batchMaxBytes: setting({
     env: 'PIPELINE_BATCH_MAX_BYTES',
     default: 268435456,
     doc: 'Scheduled runs: source bytes per converter task at most (a larger file is a batch of its own), 1048576-68719476736',
     parse: integer(1048576, 68719476736),
   }),
-  listerRetries: setting({ env: 'PIPELINE_LISTER_RETRIES', default: 3, doc: 'Lister retries of one file after a dropped connection or transient error, 0-20', parse: integer(0, 20) }),
+  listerRetries: setting({
+    env: 'PIPELINE_LISTER_RETRIES',
+    default: 3,
+    doc: 'Lister retries of one file after a dropped connection or transient error, 0-20',
+    parse: integer(0, 20),
+  }),
   converterCapacity: setting({
     env: 'PIPELINE_CONVERTER_CAPACITY',
     default: 'FARGATE' as const,
     doc: '`FARGATE` or `FARGATE_SPOT` (cheaper; a reclaimed converter task is retried)',
     parse: oneOf(['FARGATE', 'FARGATE_SPOT'] as const),
   }),
-  listerTimeoutSeconds: setting({ env: 'PIPELINE_LISTER_TIMEOUT_SECONDS', default: 1800, doc: 'Stop the lister task after this many seconds, 60-604800', parse: integer(60, 604800) }),
+  listerTimeoutSeconds: setting({
+    env: 'PIPELINE_LISTER_TIMEOUT_SECONDS',
+    default: 1800,
+    doc: 'Stop the lister task after this many seconds, 60-604800',
+    parse: integer(60, 604800),
+  }),
   converterTimeoutSeconds: setting({
     env: 'PIPELINE_CONVERTER_TIMEOUT_SECONDS',
     default: 3600,
     doc: 'Stop a converter task (its batch fails) after this many seconds, 60-604800',
     parse: integer(60, 604800),
   }),
-  taskAttempts: setting({ env: 'PIPELINE_TASK_ATTEMPTS', default: 3, doc: 'Runs of a failed converter batch task before its keys count as failed, 1-10 (a lister task that ran and failed is not re-run; the next scheduled run lists again)', parse: integer(1, 10) }),
+  taskAttempts: setting({
+    env: 'PIPELINE_TASK_ATTEMPTS',
+    default: 3,
+    doc: 'Runs of a failed converter batch task before its keys count as failed, 1-10 (a lister task that ran and failed is not re-run; the next scheduled run lists again)',
+    parse: integer(1, 10),
+  }),
   // https://docs.aws.amazon.com/scheduler/latest/APIReference/API_RetryPolicy.html
   scheduleRetryAttempts: setting({
     env: 'PIPELINE_SCHEDULE_RETRY_ATTEMPTS',
@@ -296,9 +363,17 @@ const ROWS = {
     env: 'PIPELINE_ALARM_EMAILS',
     default: [] as string[],
     doc: 'E-mail addresses subscribed to the alarm topic, comma-separated (context: array); each must confirm the subscription',
-    parse: list(/[,\s]+/, each((e) => (/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(e) ? undefined : `"${e}" is not an e-mail address`))),
+    parse: list(
+      /[,\s]+/,
+      each((e) => (/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(e) ? undefined : `"${e}" is not an e-mail address`)),
+    ),
   }),
-  alarmListerFailures: setting({ env: 'PIPELINE_ALARM_LISTER_FAILURES', default: 3, doc: 'Alarm when this many lister runs in a row fail, 1-100', parse: integer(1, 100) }),
+  alarmListerFailures: setting({
+    env: 'PIPELINE_ALARM_LISTER_FAILURES',
+    default: 3,
+    doc: 'Alarm when this many lister runs in a row fail, 1-100',
+    parse: integer(1, 100),
+  }),
   alarmConversionFailures: setting({
     env: 'PIPELINE_ALARM_CONVERSION_FAILURES',
     default: 1,
@@ -329,13 +404,14 @@ const ROWS = {
     default: undefined,
     shown: '0 (30 for a production-like stage)',
     doc: 'Days a deleted SFTP key secret stays recoverable: 0 (deleted at once, so a redeploy can reuse the name) or 7-30',
-    parse: integerOr(0, 7, 30, "(deleted at once)"),
+    parse: integerOr(0, 7, 30, '(deleted at once)'),
   }),
 };
 
 /** An https:// URL or a relative path, without a fragment (the alarm adds `#<section>`) or spaces. */
 function runbookUrlProblem(v: string): string | undefined {
-  if (/[\s#"<>\\]/.test(v) || v.length > 700) return `"${v}" must be a URL or path of at most 700 characters without spaces, "#", quotes, "<", ">" or "\\" (each alarm appends #<section>)`;
+  if (/[\s#"<>\\]/.test(v) || v.length > 700)
+    return `"${v}" must be a URL or path of at most 700 characters without spaces, "#", quotes, "<", ">" or "\\" (each alarm appends #<section>)`;
   if (/^[a-z][a-z0-9+.-]*:/i.test(v)) {
     let url: URL;
     try {

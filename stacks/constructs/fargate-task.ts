@@ -69,7 +69,12 @@ export function executionRole(scope: Construct, id: string, name: string, reposi
   const statements: Statement[] = [
     // GetAuthorizationToken has no resource-level permissions.
     { sid: 'EcrLogin', effect: 'Allow', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] },
-    { sid: 'PullOwnImage', effect: 'Allow', actions: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'], resources: [repositoryArn] },
+    {
+      sid: 'PullOwnImage',
+      effect: 'Allow',
+      actions: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
+      resources: [repositoryArn],
+    },
     { sid: 'WriteLogs', effect: 'Allow', actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [`${logGroupArn}:*`] },
   ];
   if (secretArns.length > 0) {

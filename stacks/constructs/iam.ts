@@ -33,7 +33,10 @@ export class AccountScope {
    */
   readonly sourceAccount: Condition;
 
-  constructor(scope: Construct, readonly region: string) {
+  constructor(
+    scope: Construct,
+    readonly region: string,
+  ) {
     this.accountId = new DataAwsCallerIdentity(scope, 'account').accountId;
     this.partition = new DataAwsPartition(scope, 'partition').partition;
     this.sourceAccount = [{ test: 'StringEquals', variable: 'aws:SourceAccount', values: [this.accountId] }];

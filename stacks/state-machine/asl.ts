@@ -162,7 +162,11 @@ function targets(state: State<string>): string[] {
  * the unreachable-state check ASL also makes, so a cast cannot slip one through. `rename` gives every
  * state its name in the machine (state names are global across nested flows in ASL).
  */
-export function flow<N extends string>(startAt: NoInfer<N>, declared: { [K in N]: State<NoInfer<N>> } & LiteralNames<N>, rename: (name: NoInfer<N>) => string = (n) => n): Flow {
+export function flow<N extends string>(
+  startAt: NoInfer<N>,
+  declared: { [K in N]: State<NoInfer<N>> } & LiteralNames<N>,
+  rename: (name: NoInfer<N>) => string = (n) => n,
+): Flow {
   const all = declared as Record<string, State<string>>;
   const where = (name: string) => `state machine: state "${name}"`;
   if (!(startAt in all)) throw new Error(`state machine: StartAt "${startAt}" is not a declared state`);
@@ -193,7 +197,11 @@ export function flow<N extends string>(startAt: NoInfer<N>, declared: { [K in N]
     }
     if (Array.isArray(value)) return value.map(render);
     if (value !== null && typeof value === 'object') {
-      return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => [k, render(v)]));
+      return Object.fromEntries(
+        Object.entries(value)
+          .filter(([, v]) => v !== undefined)
+          .map(([k, v]) => [k, render(v)]),
+      );
     }
     return value as Json;
   };

@@ -121,4 +121,3 @@ export function maxBatchSize(maxBatchBytes = DEFAULT_MAX_BATCH_BYTES): number {
 
 /** Folder under the result prefix where every map's ResultWriter files go (one folder per map run). */
 export const MAP_RESULTS_FOLDER = 'map';
-

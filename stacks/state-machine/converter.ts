@@ -12,7 +12,12 @@ export const resultKeyOf = (resultPrefix: string) => `States.Format('${formatLit
  * The converter's container-override environment: its keys (or the manifest holding them), its
  * summary key, and RUN_ID/BATCH_ID, under which it files the keys it failed (contract C2).
  */
-export function converterEnvironment(bucket: string, outputPrefix: string, resultPrefix: string, source: BatchSource = 'keys'): { Name: string; Value?: string; 'Value.$'?: string }[] {
+export function converterEnvironment(
+  bucket: string,
+  outputPrefix: string,
+  resultPrefix: string,
+  source: BatchSource = 'keys',
+): { Name: string; Value?: string; 'Value.$'?: string }[] {
   return [
     { Name: 'BUCKET', Value: bucket },
     source === 'keys' ? { Name: 'S3PATHS', 'Value.$': 'States.JsonToString($.keys)' } : { Name: 'S3PATHS_MANIFEST', 'Value.$': '$.manifest' },

@@ -38,7 +38,8 @@ export function mergeGrants(grants: readonly Grant[]): PolicyStatement[] {
       merged.set(st.sid, { ...st, actions: [...st.actions], resources: [...st.resources] });
       continue;
     }
-    if (JSON.stringify(prev.condition ?? null) !== JSON.stringify(st.condition ?? null)) throw new Error(`state machine: statements ${st.sid} differ in their condition`);
+    if (JSON.stringify(prev.condition ?? null) !== JSON.stringify(st.condition ?? null))
+      throw new Error(`state machine: statements ${st.sid} differ in their condition`);
     merged.set(st.sid, { ...prev, actions: [...new Set([...prev.actions, ...st.actions])], resources: [...new Set([...prev.resources, ...st.resources])] });
   }
   return [...merged.values()];

@@ -42,24 +42,36 @@ export function ingestFailureStates() {
       Type: 'Choice',
       Choices: [
         { And: [...isString('$.ingestError.Error'), ...isString('$.error.Error')], Next: STATE.describeListerAndConversionFailure },
-        { And: [...isString('$.ingestError.Error'), ...isString('$.results.ResultWriterDetails.Bucket'), ...isString('$.results.ResultWriterDetails.Key')], Next: STATE.describeListerFailure },
+        {
+          And: [...isString('$.ingestError.Error'), ...isString('$.results.ResultWriterDetails.Bucket'), ...isString('$.results.ResultWriterDetails.Key')],
+          Next: STATE.describeListerFailure,
+        },
         { And: isString('$.error.Error'), Next: STATE.describeIngestConversionFailure },
       ],
       Default: STATE.describeUnknownIngestFailure,
     },
     [STATE.describeListerAndConversionFailure]: {
       Type: 'Pass',
-      Parameters: { 'cause.$': "States.Format('the SFTP lister failed with {}, then converting what it ingested (manifest s3://{}/{}) failed with {}; the lock was released; the caught errors are in the execution history', $.ingestError.Error, $.manifest.bucket, $.manifest.key, $.error.Error)" },
+      Parameters: {
+        'cause.$':
+          "States.Format('the SFTP lister failed with {}, then converting what it ingested (manifest s3://{}/{}) failed with {}; the lock was released; the caught errors are in the execution history', $.ingestError.Error, $.manifest.bucket, $.manifest.key, $.error.Error)",
+      },
       Next: STATE.ingestFailedEnd,
     },
     [STATE.describeListerFailure]: {
       Type: 'Pass',
-      Parameters: { 'cause.$': "States.Format('the SFTP lister failed with {}; what it ingested before (manifest s3://{}/{}) was converted, results in s3://{}/{}; the lock was released; the caught error is in the execution history', $.ingestError.Error, $.manifest.bucket, $.manifest.key, $.results.ResultWriterDetails.Bucket, $.results.ResultWriterDetails.Key)" },
+      Parameters: {
+        'cause.$':
+          "States.Format('the SFTP lister failed with {}; what it ingested before (manifest s3://{}/{}) was converted, results in s3://{}/{}; the lock was released; the caught error is in the execution history', $.ingestError.Error, $.manifest.bucket, $.manifest.key, $.results.ResultWriterDetails.Bucket, $.results.ResultWriterDetails.Key)",
+      },
       Next: STATE.ingestFailedEnd,
     },
     [STATE.describeIngestConversionFailure]: {
       Type: 'Pass',
-      Parameters: { 'cause.$': "States.Format('converting the ingested files (manifest s3://{}/{}) failed with {}; the lock was released; the caught error is in the execution history', $.manifest.bucket, $.manifest.key, $.error.Error)" },
+      Parameters: {
+        'cause.$':
+          "States.Format('converting the ingested files (manifest s3://{}/{}) failed with {}; the lock was released; the caught error is in the execution history', $.manifest.bucket, $.manifest.key, $.error.Error)",
+      },
       Next: STATE.ingestFailedEnd,
     },
     [STATE.describeUnknownIngestFailure]: {

@@ -7,13 +7,17 @@ import { Granted, Processor, type Flow, type ItemReader, type JsonObject, type R
 /** `aws-sdk:s3:getObject` on objects under `prefix` (a batch's summary). */
 export function s3GetObject(bucketArn: string, prefix: string): Granted<string> {
   const resource = 'arn:aws:states:::aws-sdk:s3:getObject';
-  return new Granted(`task:${resource}`, resource, [{ sid: 'ReadManifestsAndBatchResults', effect: 'Allow', actions: ['s3:GetObject'], resources: [`${bucketArn}/${prefix}*`] }]);
+  return new Granted(`task:${resource}`, resource, [
+    { sid: 'ReadManifestsAndBatchResults', effect: 'Allow', actions: ['s3:GetObject'], resources: [`${bucketArn}/${prefix}*`] },
+  ]);
 }
 
 /** `aws-sdk:s3:putObject` of objects under `prefix` (a failed batch's keys). */
 export function s3PutObject(bucketArn: string, prefix: string): Granted<string> {
   const resource = 'arn:aws:states:::aws-sdk:s3:putObject';
-  return new Granted(`task:${resource}`, resource, [{ sid: 'WriteFailedManifests', effect: 'Allow', actions: ['s3:PutObject'], resources: [`${bucketArn}/${prefix}*`] }]);
+  return new Granted(`task:${resource}`, resource, [
+    { sid: 'WriteFailedManifests', effect: 'Allow', actions: ['s3:PutObject'], resources: [`${bucketArn}/${prefix}*`] },
+  ]);
 }
 
 /**
@@ -35,7 +39,9 @@ export function s3CopyObject(bucketArn: string, from: string, to: string): Grant
 export function jsonArrayReader(bucketArn: string, prefix: string, parameters: JsonObject): ItemReader {
   const resource = 'arn:aws:states:::s3:getObject';
   return {
-    Resource: new Granted(`itemReader:${resource}`, resource, [{ sid: 'ReadManifestsAndBatchResults', effect: 'Allow', actions: ['s3:GetObject'], resources: [`${bucketArn}/${prefix}*`] }]),
+    Resource: new Granted(`itemReader:${resource}`, resource, [
+      { sid: 'ReadManifestsAndBatchResults', effect: 'Allow', actions: ['s3:GetObject'], resources: [`${bucketArn}/${prefix}*`] },
+    ]),
     ReaderConfig: { InputType: 'JSON' },
     Parameters: parameters,
   };
@@ -49,7 +55,13 @@ export function listObjectsReader(sid: string, bucketArn: string, prefixes: stri
   const resource = 'arn:aws:states:::s3:listObjectsV2';
   return {
     Resource: new Granted(`itemReader:${resource}`, resource, [
-      { sid, effect: 'Allow', actions: ['s3:ListBucket'], resources: [bucketArn], condition: [{ test: 'StringLike', variable: 's3:prefix', values: prefixes.map((p) => `${p}*`) }] },
+      {
+        sid,
+        effect: 'Allow',
+        actions: ['s3:ListBucket'],
+        resources: [bucketArn],
+        condition: [{ test: 'StringLike', variable: 's3:prefix', values: prefixes.map((p) => `${p}*`) }],
+      },
     ]),
     Parameters: parameters,
   };
@@ -63,7 +75,12 @@ export function s3ResultWriter(bucketArn: string, prefix: string, parameters: Js
   const resource = 'arn:aws:states:::s3:putObject';
   return {
     Resource: new Granted(`resultWriter:${resource}`, resource, [
-      { sid: 'WriteMapResults', effect: 'Allow', actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], resources: [`${bucketArn}/${prefix}*`] },
+      {
+        sid: 'WriteMapResults',
+        effect: 'Allow',
+        actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+        resources: [`${bucketArn}/${prefix}*`],
+      },
     ]),
     Parameters: parameters,
   };
@@ -80,7 +97,9 @@ export function dynamoItem(call: keyof typeof DYNAMO_ACTION, tableArn: string): 
 /** DescribeExecution of this machine's executions (the ingest lock's holder). */
 export function describeExecution(executionArns: string[]): Granted<string> {
   const resource = 'arn:aws:states:::aws-sdk:sfn:describeExecution';
-  return new Granted(`task:${resource}`, resource, [{ sid: 'OwnExecutions', effect: 'Allow', actions: ['states:DescribeExecution'], resources: executionArns }]);
+  return new Granted(`task:${resource}`, resource, [
+    { sid: 'OwnExecutions', effect: 'Allow', actions: ['states:DescribeExecution'], resources: executionArns },
+  ]);
 }
 
 /**

@@ -16,7 +16,12 @@ const holderIs = (name: string, path: string) => ({
   ExpressionAttributeValues: { [name]: { 'S.$': path } },
 });
 const dynamoRetry = {
-  ErrorEquals: ['DynamoDB.ProvisionedThroughputExceededException', 'DynamoDB.ThrottlingException', 'DynamoDB.InternalServerErrorException', 'DynamoDB.RequestLimitExceeded'],
+  ErrorEquals: [
+    'DynamoDB.ProvisionedThroughputExceededException',
+    'DynamoDB.ThrottlingException',
+    'DynamoDB.InternalServerErrorException',
+    'DynamoDB.RequestLimitExceeded',
+  ],
   IntervalSeconds: 1,
   BackoffRate: 2,
   MaxAttempts: 5,
@@ -27,7 +32,6 @@ const dynamoRetry = {
 export function acquireLockStates(s: Settings) {
   const t = s.props.targets;
   return states({
-
     // The schedule: one ingest at a time (a lock item naming the holding execution), so two runs never
     // ingest, and so never convert, the same file at the same time. A lock whose holder is no longer
     // RUNNING (timed out, aborted) is taken over.

@@ -65,7 +65,13 @@ const P = {
   notRecorded: 'notRecorded',
 } as const;
 
-const s3Retry = { ErrorEquals: ['S3.S3Exception', 'S3.SdkClientException', 'States.Timeout'], IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 3, JitterStrategy: 'FULL' };
+const s3Retry = {
+  ErrorEquals: ['S3.S3Exception', 'S3.SdkClientException', 'States.Timeout'],
+  IntervalSeconds: 2,
+  BackoffRate: 2,
+  MaxAttempts: 3,
+  JitterStrategy: 'FULL',
+};
 
 /** The last `/` segment of the manifest key, up to its first `.`: `manifests/x/batches/00001.json` -> `00001`. */
 const manifestBasename = (path: string) =>
@@ -92,23 +98,25 @@ function batchProcessor(s: Settings, variant: ProcessorVariant): Processor {
     Next: P.recordFailed,
   });
   const prepared: JsonObject =
-        source === 'keys'
-          ? {
-              'keys.$': '$.Items[*].Key',
-              // Every item carries the parent execution's name (ItemSelector), so a batch's summary is filed
-              // under the execution that converted it.
-              'execution.$': '$.Items[0].execution',
-              'batchId.$': 'States.UUID()',
-              attempt: 0,
-            }
-          : { 'manifest.$': '$.item.manifest', 'execution.$': '$.execution', 'batchId.$': manifestBasename('$.item.manifest'), attempt: 0 };
-  const recordCall: Pick<TaskState<never>, 'Resource' | 'Parameters'> =
     source === 'keys'
-      ? { Resource: s3PutObject(t.bucketArn, failedPrefix), Parameters: { Bucket: bucket, 'Key.$': '$.failedManifest', 'Body.$': 'States.JsonToString($.failedKeys)', ContentType: 'application/json' } }
-      : {
-          Resource: s3CopyObject(t.bucketArn, s.manifestPrefix, failedPrefix),
-          Parameters: { Bucket: bucket, 'Key.$': '$.failedManifest', 'CopySource.$': `States.Format('${formatLiteral(bucket)}/{}', $.manifest)` },
-        };
+      ? {
+          'keys.$': '$.Items[*].Key',
+          // Every item carries the parent execution's name (ItemSelector), so a batch's summary is filed
+          // under the execution that converted it.
+          'execution.$': '$.Items[0].execution',
+          'batchId.$': 'States.UUID()',
+          attempt: 0,
+        }
+      : { 'manifest.$': '$.item.manifest', 'execution.$': '$.execution', 'batchId.$': manifestBasename('$.item.manifest'), attempt: 0 };
+  const recordCall: Pick<TaskState<never>, 'Resource' | 'Parameters'> = source === 'keys'
+    ? {
+        Resource: s3PutObject(t.bucketArn, failedPrefix),
+        Parameters: { Bucket: bucket, 'Key.$': '$.failedManifest', 'Body.$': 'States.JsonToString($.failedKeys)', ContentType: 'application/json' },
+      }
+    : {
+        Resource: s3CopyObject(t.bucketArn, s.manifestPrefix, failedPrefix),
+        Parameters: { Bucket: bucket, 'Key.$': '$.failedManifest', 'CopySource.$': `States.Format('${formatLiteral(bucket)}/{}', $.manifest)` },
+      };
   const body = states({
     [P.prepare]: {
       Type: 'Pass',
@@ -248,7 +256,12 @@ function batchProcessor(s: Settings, variant: ProcessorVariant): Processor {
     [P.checkItem]: { Type: 'Choice', Choices: [{ And: isString('$.item.manifest'), Next: P.prepare }], Default: P.itemMalformed },
     [P.itemMalformed]: {
       Type: 'Pass',
-      Parameters: { converted: [], failed: [], batchError: { Error: BATCH_ITEM_MALFORMED, Cause: 'the batch item has no "manifest" string' }, 'item.$': '$.item' },
+      Parameters: {
+        converted: [],
+        failed: [],
+        batchError: { Error: BATCH_ITEM_MALFORMED, Cause: 'the batch item has no "manifest" string' },
+        'item.$': '$.item',
+      },
       End: true,
     },
   });
@@ -330,7 +343,10 @@ export function conversionStates(s: Settings) {
     // between) converts the manifest in key batches instead.
     [STATE.convertBatches]: {
       Type: 'Map',
-      ItemReader: jsonArrayReader(t.bucketArn, s.manifestPrefix, { Bucket: bucket, 'Key.$': `States.Format('${formatLiteral(s.manifestPrefix)}{}/batches.json', $$.Execution.Name)` }),
+      ItemReader: jsonArrayReader(t.bucketArn, s.manifestPrefix, {
+        Bucket: bucket,
+        'Key.$': `States.Format('${formatLiteral(s.manifestPrefix)}{}/batches.json', $$.Execution.Name)`,
+      }),
       ItemSelector: { 'item.$': '$$.Map.Item.Value', 'execution.$': '$$.Execution.Name' },
       MaxConcurrency: s.maxConcurrency,
       ToleratedFailurePercentage: tolerated,
@@ -347,8 +363,20 @@ export function conversionStates(s: Settings) {
     [STATE.afterIngestConvert]: {
       Type: 'Choice',
       Choices: [
-        { And: [{ Variable: '$.ingest', IsPresent: true }, { Variable: '$.error', IsPresent: true }], Next: STATE.releaseLockOnFailure },
-        { And: [{ Variable: '$.ingest', IsPresent: true }, { Variable: '$.ingestError', IsPresent: true }], Next: STATE.releaseLockOnFailure },
+        {
+          And: [
+            { Variable: '$.ingest', IsPresent: true },
+            { Variable: '$.error', IsPresent: true },
+          ],
+          Next: STATE.releaseLockOnFailure,
+        },
+        {
+          And: [
+            { Variable: '$.ingest', IsPresent: true },
+            { Variable: '$.ingestError', IsPresent: true },
+          ],
+          Next: STATE.releaseLockOnFailure,
+        },
         { Variable: '$.ingest', IsPresent: true, Next: STATE.releaseLock },
         { And: isString('$.error.Error'), Next: STATE.convertFailed },
       ],
@@ -359,7 +387,10 @@ export function conversionStates(s: Settings) {
     // A replay (contract C2): every failed-keys manifest an execution left, one converter task each.
     [STATE.convertReplay]: {
       Type: 'Map',
-      ItemReader: listObjectsReader('ListFailedManifests', t.bucketArn, [s.failedPrefix], { Bucket: bucket, 'Prefix.$': `States.Format('${formatLiteral(s.failedPrefix)}{}/', $.replay)` }),
+      ItemReader: listObjectsReader('ListFailedManifests', t.bucketArn, [s.failedPrefix], {
+        Bucket: bucket,
+        'Prefix.$': `States.Format('${formatLiteral(s.failedPrefix)}{}/', $.replay)`,
+      }),
       ItemSelector: { item: { 'manifest.$': '$$.Map.Item.Value.Key' }, 'execution.$': '$$.Execution.Name' },
       MaxConcurrency: s.maxConcurrency,
       ToleratedFailurePercentage: tolerated,
@@ -375,7 +406,9 @@ export function conversionStates(s: Settings) {
     // it stays in the execution history (the map's event) anyway.
     [STATE.convertFailed]: {
       Type: 'Pass',
-      Parameters: { 'cause.$': `States.Format('the conversion failed with {}; the map run and the caught error are in the execution history, per-batch results under ${formatLiteral(resultPrefix + MAP_RESULTS_FOLDER)}/', $.error.Error)` },
+      Parameters: {
+        'cause.$': `States.Format('the conversion failed with {}; the map run and the caught error are in the execution history, per-batch results under ${formatLiteral(resultPrefix + MAP_RESULTS_FOLDER)}/', $.error.Error)`,
+      },
       Next: STATE.convertFailedEnd,
     },
     [STATE.convertFailedEnd]: { Type: 'Fail', Error: 'ConversionFailed', CausePath: '$.cause' },

@@ -97,7 +97,9 @@ export function routeStates(s: Settings) {
           [STATE.keyRejected]: { Type: 'Fail', Error: KEY_OUTSIDE_INPUT, CausePath: '$.cause' },
           [STATE.describeUnsafeKey]: {
             Type: 'Pass',
-            Parameters: { 'cause.$': `States.Format('key {} holds a double quote, a backslash or a control character: JSON escapes count twice against ECS\\'s ${ECS_OVERRIDES_LIMIT_CHARS}-character override limit, so its batch could not be started; nothing was converted', States.JsonToString($))` },
+            Parameters: {
+              'cause.$': `States.Format('key {} holds a double quote, a backslash or a control character: JSON escapes count twice against ECS\\'s ${ECS_OVERRIDES_LIMIT_CHARS}-character override limit, so its batch could not be started; nothing was converted', States.JsonToString($))`,
+            },
             Next: STATE.keyUnsafe,
           },
           [STATE.keyUnsafe]: { Type: 'Fail', Error: KEY_NEEDS_ESCAPES, CausePath: '$.cause' },
@@ -113,10 +115,11 @@ export function routeStates(s: Settings) {
     },
     [STATE.describeRejectedPrefix]: {
       Type: 'Pass',
-      Parameters: { 'cause.$': `States.Format('prefix {} is outside the input prefixes (${prefixList}); nothing was converted', States.JsonToString($.prefix))` },
+      Parameters: {
+        'cause.$': `States.Format('prefix {} is outside the input prefixes (${prefixList}); nothing was converted', States.JsonToString($.prefix))`,
+      },
       Next: STATE.prefixRejected,
     },
     [STATE.prefixRejected]: { Type: 'Fail', Error: PREFIX_OUTSIDE_INPUT, CausePath: '$.cause' },
-
   });
 }

@@ -26,7 +26,13 @@ export const RUN_TASK_SYNC = 'arn:aws:states:::ecs:runTask.sync';
 function runTaskStatements(cluster: EcsCluster, task: TaskLaunch): PolicyStatement[] {
   const inCluster = [{ test: 'ArnEquals', variable: 'ecs:cluster', values: [cluster.arn] }];
   return [
-    { sid: 'RunOnlyPipelineTasks', effect: 'Allow', actions: ['ecs:RunTask'], resources: [task.taskDefinitionArn, `${task.taskDefinitionArn}:*`], condition: inCluster },
+    {
+      sid: 'RunOnlyPipelineTasks',
+      effect: 'Allow',
+      actions: ['ecs:RunTask'],
+      resources: [task.taskDefinitionArn, `${task.taskDefinitionArn}:*`],
+      condition: inCluster,
+    },
     {
       // PropagateTags TASK_DEFINITION (and the provider's default tags on the task definitions) make
       // RunTask create a tagged task: ECS then also authorizes ecs:TagResource, with ecs:CreateAction
@@ -47,7 +53,12 @@ function runTaskStatements(cluster: EcsCluster, task: TaskLaunch): PolicyStateme
       condition: [{ test: 'StringEquals', variable: 'iam:PassedToService', values: ['ecs-tasks.amazonaws.com'] }],
     },
     // runTask.sync learns that a task stopped through this managed rule.
-    { sid: 'SyncTaskCompletionRule', effect: 'Allow', actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'], resources: [cluster.syncRuleArn] },
+    {
+      sid: 'SyncTaskCompletionRule',
+      effect: 'Allow',
+      actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
+      resources: [cluster.syncRuleArn],
+    },
   ];
 }
 

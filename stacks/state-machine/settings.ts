@@ -112,7 +112,6 @@ function prefix(name: string, value: string): string {
   return value;
 }
 
-
 /** Applies the defaults and validates; throws early with the setting's name. */
 export function resolveSettings(props: PipelineDefinitionProps) {
   const ingestPrefix = prefix('ingestPrefix', props.ingestPrefix ?? 'incoming/');
@@ -120,24 +119,34 @@ export function resolveSettings(props: PipelineDefinitionProps) {
   const manifestPrefix = prefix('manifestPrefix', props.manifestPrefix ?? 'manifests/');
   const resultPrefix = prefix('resultPrefix', props.resultPrefix ?? 'results/');
   const failedPrefix = prefix('failedPrefix', props.failedPrefix ?? `${manifestPrefix}failed/`);
-  if (manifestPrefix === '' || resultPrefix === '' || failedPrefix === '') throw new Error('state machine: manifestPrefix, resultPrefix and failedPrefix must not be empty');
+  if (manifestPrefix === '' || resultPrefix === '' || failedPrefix === '')
+    throw new Error('state machine: manifestPrefix, resultPrefix and failedPrefix must not be empty');
   // Outputs inside the landing prefix (or the other way round) would be converted again by a prefix run.
   if (outputPrefix.startsWith(ingestPrefix) || (outputPrefix !== '' && ingestPrefix.startsWith(outputPrefix))) {
-    throw new Error(`state machine: outputPrefix "${outputPrefix}" and ingestPrefix "${ingestPrefix}" must not contain one another (outputs would be converted again)`);
+    throw new Error(
+      `state machine: outputPrefix "${outputPrefix}" and ingestPrefix "${ingestPrefix}" must not contain one another (outputs would be converted again)`,
+    );
   }
   const inputPrefixes = props.inputPrefixes ?? [ingestPrefix];
   if (inputPrefixes.length === 0) throw new Error('state machine: inputPrefixes must not be empty');
   for (const p of inputPrefixes) {
     prefix('inputPrefixes', p);
     if (p === '') throw new Error('state machine: an input prefix must not be empty (the bucket also holds outputs, manifests and results)');
-    for (const [name, other] of [['outputPrefix', outputPrefix], ['manifestPrefix', manifestPrefix], ['resultPrefix', resultPrefix], ['failedPrefix', failedPrefix]] as const) {
+    for (const [name, other] of [
+      ['outputPrefix', outputPrefix],
+      ['manifestPrefix', manifestPrefix],
+      ['resultPrefix', resultPrefix],
+      ['failedPrefix', failedPrefix],
+    ] as const) {
       if (other !== '' && (other.startsWith(p) || p.startsWith(other))) {
         throw new Error(`state machine: input prefix "${p}" and ${name} "${other}" must not contain one another`);
       }
     }
   }
   if (!inputPrefixes.some((p) => ingestPrefix.startsWith(p))) {
-    throw new Error(`state machine: inputPrefixes [${inputPrefixes.join(', ')}] must include the ingest prefix "${ingestPrefix}" (scheduled runs convert what the lister lands there)`);
+    throw new Error(
+      `state machine: inputPrefixes [${inputPrefixes.join(', ')}] must include the ingest prefix "${ingestPrefix}" (scheduled runs convert what the lister lands there)`,
+    );
   }
   const keysBatchSize = positiveInt('keysBatchSize', props.keysBatchSize ?? 10, 1, 100);
   const keysMaxConcurrency = positiveInt('keysMaxConcurrency', props.keysMaxConcurrency ?? 5, 1, 40);
@@ -159,14 +168,19 @@ export function resolveSettings(props: PipelineDefinitionProps) {
     MaxDelaySeconds: positiveInt('ecsRetry.maxDelaySeconds', props.ecsRetry?.maxDelaySeconds ?? 120),
     JitterStrategy: 'FULL',
   };
-  for (const [name, t] of [['converter', props.converter], ['lister', props.lister]] as const) {
+  for (const [name, t] of [
+    ['converter', props.converter],
+    ['lister', props.lister],
+  ] as const) {
     if (t.subnetIds.length === 0) throw new Error(`state machine: ${name}.subnetIds must not be empty`);
     if (t.securityGroupIds.length === 0) throw new Error(`state machine: ${name}.securityGroupIds must not be empty`);
     positiveInt(`${name}.timeoutSeconds`, t.timeoutSeconds ?? 3600, 60, 86400 * 7);
   }
   const overrideFixed = converterOverridesFixedChars(props.converter.containerName, outputPrefix, resultPrefix);
   if (overrideFixed + maxBatchBytes > ECS_OVERRIDES_LIMIT_CHARS) {
-    throw new Error(`state machine: maxBatchBytes ${maxBatchBytes} + ${overrideFixed} characters of the converter's other overrides exceed ECS's ${ECS_OVERRIDES_LIMIT_CHARS}-character override limit`);
+    throw new Error(
+      `state machine: maxBatchBytes ${maxBatchBytes} + ${overrideFixed} characters of the converter's other overrides exceed ECS's ${ECS_OVERRIDES_LIMIT_CHARS}-character override limit`,
+    );
   }
   return {
     props,

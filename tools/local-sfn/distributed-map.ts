@@ -23,7 +23,11 @@ export interface MapRuntime {
   /** Evaluates an ItemSelector over items (context `$$.Map.Item`). */
   select(selector: Json, items: Json[], input: Json, context: JsonObject): Promise<Json[]>;
   /** Runs one child workflow execution of the map's ItemProcessor. */
-  runChild(processor: JsonObject, input: Json, execution: { arn: string; name: string }): Promise<{ status: 'SUCCEEDED' | 'FAILED'; output?: Json; error?: string; cause?: string }>;
+  runChild(
+    processor: JsonObject,
+    input: Json,
+    execution: { arn: string; name: string },
+  ): Promise<{ status: 'SUCCEEDED' | 'FAILED'; output?: Json; error?: string; cause?: string }>;
 }
 
 interface ChildResult {
@@ -79,11 +83,20 @@ async function readItems(rt: MapRuntime, reader: JsonObject, input: Json, contex
       await authorize('s3:ListBucket', `arn:aws:s3:::${String(params.Bucket)}`, params.Prefix === undefined ? {} : { 's3:prefix': String(params.Prefix) });
       let page;
       try {
-        page = await rt.s3.send(new ListObjectsV2Command({ Bucket: String(params.Bucket), Prefix: params.Prefix as string | undefined, ContinuationToken: token }));
+        page = await rt.s3.send(
+          new ListObjectsV2Command({ Bucket: String(params.Bucket), Prefix: params.Prefix as string | undefined, ContinuationToken: token }),
+        );
       } catch (e) {
         throw fail(`s3:listObjectsV2 ${String(params.Bucket)}: ${(e as Error).name}`);
       }
-      for (const o of page.Contents ?? []) items.push({ Etag: o.ETag ?? '', Key: o.Key!, LastModified: o.LastModified?.toISOString() ?? '', Size: o.Size ?? 0, StorageClass: o.StorageClass ?? 'STANDARD' });
+      for (const o of page.Contents ?? [])
+        items.push({
+          Etag: o.ETag ?? '',
+          Key: o.Key!,
+          LastModified: o.LastModified?.toISOString() ?? '',
+          Size: o.Size ?? 0,
+          StorageClass: o.StorageClass ?? 'STANDARD',
+        });
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return items;
@@ -95,7 +108,13 @@ async function readItems(rt: MapRuntime, reader: JsonObject, input: Json, contex
  * ItemBatcher: items into {Items, BatchInput} inputs under MaxItemsPerBatch and MaxInputBytesPerBatch.
  * https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itembatcher.html
  */
-async function batchItems(rt: MapRuntime, batcher: JsonObject, items: Json[], input: Json, context: JsonObject): Promise<{ input: JsonObject; items: number }[]> {
+async function batchItems(
+  rt: MapRuntime,
+  batcher: JsonObject,
+  items: Json[],
+  input: Json,
+  context: JsonObject,
+): Promise<{ input: JsonObject; items: number }[]> {
   const batchInput = batcher.BatchInput === undefined ? undefined : await rt.evaluate(batcher.BatchInput, input, context);
   const maxItems = Number(batcher.MaxItemsPerBatch ?? Number.MAX_SAFE_INTEGER);
   // "up to 256 KiB" (the payload quota) when only MaxItemsPerBatch is given.
@@ -113,7 +132,10 @@ async function batchItems(rt: MapRuntime, batcher: JsonObject, items: Json[], in
     }
     if (byteSize(shape([item])) > maxBytes) {
       // An item that can never fit a batch cannot be processed (the runner's reading; AWS names no error).
-      throw namedError('States.ItemReaderFailed', `item ${index} alone makes a batch of ${byteSize(shape([item]))} bytes, over MaxInputBytesPerBatch ${maxBytes}`);
+      throw namedError(
+        'States.ItemReaderFailed',
+        `item ${index} alone makes a batch of ${byteSize(shape([item]))} bytes, over MaxInputBytesPerBatch ${maxBytes}`,
+      );
     }
     current.push(item);
     currentBytes += byteSize(item) + (current.length > 1 ? 1 : 0);
@@ -147,7 +169,9 @@ function exported(child: ChildResult, stateMachineArn: string): JsonObject {
     Status: child.status,
     StopDate: child.stop,
   };
-  return child.status === 'SUCCEEDED' ? { ...common, Output: JSON.stringify(child.output ?? null), OutputDetails: { Included: true } } : { ...common, Error: child.error ?? '', Cause: child.cause ?? '' };
+  return child.status === 'SUCCEEDED'
+    ? { ...common, Output: JSON.stringify(child.output ?? null), OutputDetails: { Included: true } }
+    : { ...common, Error: child.error ?? '', Cause: child.cause ?? '' };
 }
 
 /**
@@ -155,7 +179,14 @@ function exported(child: ChildResult, stateMachineArn: string): JsonObject {
  * the state's result names the manifest.
  * https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html
  */
-async function writeResults(rt: MapRuntime, writer: JsonObject, children: ChildResult[], mapRunArn: string, input: Json, context: JsonObject): Promise<JsonObject> {
+async function writeResults(
+  rt: MapRuntime,
+  writer: JsonObject,
+  children: ChildResult[],
+  mapRunArn: string,
+  input: Json,
+  context: JsonObject,
+): Promise<JsonObject> {
   if (writer.Resource !== 'arn:aws:states:::s3:putObject') throw new Error(`local runner: ResultWriter resource ${String(writer.Resource)} not emulated`);
   const params = (await rt.evaluate(writer.Parameters ?? {}, input, context)) as JsonObject;
   const bucket = String(params.Bucket);
@@ -173,7 +204,8 @@ async function writeResults(rt: MapRuntime, writer: JsonObject, children: ChildR
   const files: Record<string, JsonObject[]> = { FAILED: [], PENDING: [], SUCCEEDED: [] };
   for (const status of ['SUCCEEDED', 'FAILED'] as const) {
     const mine = children.filter((c) => c.status === status);
-    if (mine.length > 0) files[status].push(await put(`${folder}/${status}_0.json`, JSON.stringify(mine.map((c) => exported(c, rt.synthesized.stateMachine.arn)))));
+    if (mine.length > 0)
+      files[status].push(await put(`${folder}/${status}_0.json`, JSON.stringify(mine.map((c) => exported(c, rt.synthesized.stateMachine.arn)))));
   }
   const manifestKey = `${folder}/manifest.json`;
   await put(manifestKey, JSON.stringify({ DestinationBucket: bucket, MapRunArn: mapRunArn, ResultFiles: files }));
@@ -188,7 +220,10 @@ export async function runDistributedMap(rt: MapRuntime, stateName: string, state
     : (((await rt.evaluate({ 'items.$': String(state.ItemsPath ?? '$') }, input, context)) as JsonObject).items as Json[]);
   if (!Array.isArray(items)) throw new TerminalError('States.Runtime', `ItemsPath of "${stateName}" does not select an array`);
   const selected = state.ItemSelector === undefined ? items : await rt.select(state.ItemSelector, items, input, context);
-  const batches = state.ItemBatcher === undefined ? selected.map((i) => ({ input: i, items: 1 })) : await batchItems(rt, state.ItemBatcher as JsonObject, selected, input, context);
+  const batches =
+    state.ItemBatcher === undefined
+      ? selected.map((i) => ({ input: i, items: 1 }))
+      : await batchItems(rt, state.ItemBatcher as JsonObject, selected, input, context);
 
   const machine = rt.synthesized.stateMachine;
   const label = String(state.Label ?? stateName).replace(/[^A-Za-z0-9_-]/g, '');
@@ -224,7 +259,10 @@ export async function runDistributedMap(rt: MapRuntime, stateName: string, state
   const count = state.ToleratedFailureCount === undefined ? Infinity : Number(state.ToleratedFailureCount);
   const result = state.ResultWriter ? await writeResults(rt, state.ResultWriter as JsonObject, children, mapRunArn, input, context) : undefined;
   if (total > 0 && ((failedItems / total) * 100 > tolerated || failedItems > count)) {
-    throw namedError('States.ExceedToleratedFailureThreshold', `The specified tolerated failure threshold was exceeded: ${failedItems} of ${total} items failed (tolerated ${tolerated}%)`);
+    throw namedError(
+      'States.ExceedToleratedFailureThreshold',
+      `The specified tolerated failure threshold was exceeded: ${failedItems} of ${total} items failed (tolerated ${tolerated}%)`,
+    );
   }
   // Without ResultWriter: the children's outputs (COMPACT); a failed child's execution result unchanged.
   return result ?? children.map((c) => (c.status === 'SUCCEEDED' ? (c.output ?? null) : exported(c, machine.arn)));

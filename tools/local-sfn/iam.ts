@@ -76,7 +76,15 @@ export class Iam {
     if (!out) {
       const docs: PolicyDocument[] = [...role.policies.map((p) => p.document), ...this.model.buckets.flatMap((b) => (b.policy ? [b.policy] : []))];
       const globs = [...new Set(docs.flatMap((d) => statementsOf(d).flatMap((st) => [...asArray(st.Resource), ...asArray(st.NotResource)])))];
-      out = globs.map((g) => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`));
+      out = globs.map(
+        (g) =>
+          new RegExp(
+            `^${g
+              .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+              .replace(/\*/g, '.*')
+              .replace(/\?/g, '.')}$`,
+          ),
+      );
       this.patterns.set(role.key, out);
     }
     return out;
@@ -90,7 +98,9 @@ export class Iam {
    */
   async decide(role: RoleModel, action: string, resource: string, context: Record<string, string | string[]> = {}, note?: string): Promise<Decision> {
     const bucket = this.model.buckets.find((b) => resource === b.arn || resource.startsWith(`${b.arn}/`));
-    const shape = this.patternsOf(role).map((re) => (re.test(resource) ? '1' : '0')).join('');
+    const shape = this.patternsOf(role)
+      .map((re) => (re.test(resource) ? '1' : '0'))
+      .join('');
     const key = JSON.stringify([role.key, action, bucket?.arn ?? '', shape, Object.entries(context).sort()]);
     let decision = this.decided.get(key);
     if (!decision) {

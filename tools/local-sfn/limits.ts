@@ -32,7 +32,9 @@ export const MAX_ECS_OVERRIDE_CHARS = 8192;
 export function checkExecutionName(name: string): void {
   // eslint-disable-next-line no-control-regex
   if (name.length < 1 || name.length > 80 || /[\s?*<>{}[\]"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]/.test(name)) {
-    throw Object.assign(new Error(`Invalid Name: '${name}' (1-80 characters, no whitespace, brackets, wildcards or special characters)`), { name: 'InvalidName' });
+    throw Object.assign(new Error(`Invalid Name: '${name}' (1-80 characters, no whitespace, brackets, wildcards or special characters)`), {
+      name: 'InvalidName',
+    });
   }
 }
 
@@ -63,8 +65,10 @@ export function checkPayload(what: string, value: Json | undefined): void {
 
 /** Error and cause of a failure, held to their documented lengths (a longer one fails the execution). */
 export function checkErrorAndCause(where: string, error: string, cause: string): void {
-  if (error.length > MAX_ERROR_CHARS) throw new TerminalError('States.DataLimitExceeded', `${where}: error name of ${error.length} characters, over ${MAX_ERROR_CHARS}`);
-  if (cause.length > MAX_CAUSE_CHARS) throw new TerminalError('States.DataLimitExceeded', `${where}: cause of ${cause.length} characters, over ${MAX_CAUSE_CHARS}`);
+  if (error.length > MAX_ERROR_CHARS)
+    throw new TerminalError('States.DataLimitExceeded', `${where}: error name of ${error.length} characters, over ${MAX_ERROR_CHARS}`);
+  if (cause.length > MAX_CAUSE_CHARS)
+    throw new TerminalError('States.DataLimitExceeded', `${where}: cause of ${cause.length} characters, over ${MAX_CAUSE_CHARS}`);
 }
 
 interface EventLogger {
@@ -84,9 +88,12 @@ let installed = false;
  */
 export function installPayloadLimits(StateMachine: { prototype: object }): void {
   if (installed) return;
-  const proto = StateMachine.prototype as { execute?: (input: Json, options: { eventLogger: EventLogger; runOptions?: { localUnchecked?: boolean } }, cleanup: () => void) => Promise<Json> };
+  const proto = StateMachine.prototype as {
+    execute?: (input: Json, options: { eventLogger: EventLogger; runOptions?: { localUnchecked?: boolean } }, cleanup: () => void) => Promise<Json>;
+  };
   const original = proto.execute;
-  if (typeof original !== 'function') throw new Error('aws-local-stepfunctions: StateMachine.prototype.execute not found; the strict local runner needs the pinned version');
+  if (typeof original !== 'function')
+    throw new Error('aws-local-stepfunctions: StateMachine.prototype.execute not found; the strict local runner needs the pinned version');
   proto.execute = function strictExecute(this: unknown, input, options, cleanup) {
     // The runner's own evaluations (an ItemSelector over every item read) are no state's payload.
     if (options.runOptions?.localUnchecked) return original.call(this, input, options, cleanup);

@@ -36,7 +36,11 @@ export function localDefinition(definition: JsonObject): { definition: JsonObjec
       const rewritten = processor ? { ...processor, States: rewrite(processor.States as Record<string, JsonObject>) } : undefined;
       if (state.Type === 'Map' && (processor?.ProcessorConfig as JsonObject | undefined)?.Mode === 'DISTRIBUTED') {
         maps[name] = { ...state, ItemProcessor: rewritten! };
-        const keep = Object.fromEntries(['InputPath', 'ResultSelector', 'ResultPath', 'OutputPath', 'Retry', 'Catch', 'Next', 'End', 'Comment'].filter((k) => k in state).map((k) => [k, state[k]]));
+        const keep = Object.fromEntries(
+          ['InputPath', 'ResultSelector', 'ResultPath', 'OutputPath', 'Retry', 'Catch', 'Next', 'End', 'Comment']
+            .filter((k) => k in state)
+            .map((k) => [k, state[k]]),
+        );
         // Parameters is the Map's (effective) input and the context; the map itself is in `maps`.
         out[name] = { Type: 'Task', Resource: LOCAL_DISTRIBUTED_MAP, Parameters: { 'input.$': '$', 'context.$': '$$' }, TimeoutSeconds: 1_000_000, ...keep };
       } else {
@@ -143,7 +147,15 @@ export class LocalPipeline {
         (await run(
           {
             StartAt: 'Select',
-            States: { Select: { Type: 'Map', ItemsPath: '$$.LocalItems', ItemSelector: selector, ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' }, StartAt: 'Item', States: { Item: { Type: 'Pass', End: true } } }, End: true } },
+            States: {
+              Select: {
+                Type: 'Map',
+                ItemsPath: '$$.LocalItems',
+                ItemSelector: selector,
+                ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' }, StartAt: 'Item', States: { Item: { Type: 'Pass', End: true } } },
+                End: true,
+              },
+            },
           },
           input,
           { context: { ...context, LocalItems: items }, localUnchecked: true },
@@ -155,8 +167,17 @@ export class LocalPipeline {
           const output = await run({ ...processor, ProcessorConfig: undefined } as unknown as JsonObject, input, {
             overrides: { taskResourceLocalHandlers: this.handlers(rootArn), waitTimeOverrides: waits, retryIntervalOverrides: retries },
             context: {
-              Execution: { Id: execution.arn, Name: execution.name, Input: input, StartTime: new Date().toISOString(), RoleArn: this.synthesized.stateMachine.roleArn },
-              StateMachine: { Id: `${this.synthesized.stateMachine.arn}/${execution.arn.split('/').pop()!.split(':')[0]}`, Name: this.synthesized.stateMachine.name },
+              Execution: {
+                Id: execution.arn,
+                Name: execution.name,
+                Input: input,
+                StartTime: new Date().toISOString(),
+                RoleArn: this.synthesized.stateMachine.roleArn,
+              },
+              StateMachine: {
+                Id: `${this.synthesized.stateMachine.arn}/${execution.arn.split('/').pop()!.split(':')[0]}`,
+                Name: this.synthesized.stateMachine.name,
+              },
             },
           });
           this.world.executions.set(execution.arn, 'SUCCEEDED');

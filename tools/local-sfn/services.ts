@@ -52,7 +52,10 @@ export interface LocalWorld {
 /** A failed call of an integration: `<Service>.<Exception>` with AWS's message shape. */
 function deniedBy(errorName: string, serviceName: string, e: unknown): never {
   if (!(e instanceof AccessDenied)) throw e;
-  throw namedError(errorName, `${e.message} (Service: ${serviceName}; Status Code: 400; Error Code: AccessDeniedException; Request ID: ${crypto.randomUUID()}; Proxy: null)`);
+  throw namedError(
+    errorName,
+    `${e.message} (Service: ${serviceName}; Status Code: 400; Error Code: AccessDeniedException; Request ID: ${crypto.randomUUID()}; Proxy: null)`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -93,7 +96,10 @@ async function authorizeRunTask(ctx: EcsContext, p: JsonObject, td: TaskDefiniti
     // Tags on the new task (PropagateTags TASK_DEFINITION copies the task definition's): tag-on-create
     // needs ecs:TagResource with ecs:CreateAction = RunTask.
     // https://docs.aws.amazon.com/AmazonECS/latest/developerguide/supported-iam-actions-tagging.html
-    const tags = { ...(p.PropagateTags === 'TASK_DEFINITION' ? td.tags : {}), ...Object.fromEntries(((p.Tags ?? []) as JsonObject[]).map((t) => [String(t.Key), String(t.Value)])) };
+    const tags = {
+      ...(p.PropagateTags === 'TASK_DEFINITION' ? td.tags : {}),
+      ...Object.fromEntries(((p.Tags ?? []) as JsonObject[]).map((t) => [String(t.Key), String(t.Value)])),
+    };
     if (Object.keys(tags).length > 0) {
       const context: Record<string, string | string[]> = { 'ecs:CreateAction': 'RunTask', 'ecs:cluster': cluster, 'aws:TagKeys': Object.keys(tags) };
       for (const [k, v] of Object.entries(tags)) context[`aws:RequestTag/${k}`] = v;
@@ -106,7 +112,12 @@ async function authorizeRunTask(ctx: EcsContext, p: JsonObject, td: TaskDefiniti
 }
 
 /** What ECS does with the execution role before the container starts: pull, logs, secrets. Returns a stop reason or undefined. */
-async function startContainer(ctx: EcsContext, td: TaskDefinitionModel, container: TaskDefinitionModel['containers'][number], taskArn: string): Promise<string | undefined> {
+async function startContainer(
+  ctx: EcsContext,
+  td: TaskDefinitionModel,
+  container: TaskDefinitionModel['containers'][number],
+  taskArn: string,
+): Promise<string | undefined> {
   const { iam } = ctx.world;
   const exec = iam.role(td.executionRoleArn);
   const repo = /^(\d+)\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com\/([^:@]+)/.exec(container.image);
@@ -131,7 +142,13 @@ async function startContainer(ctx: EcsContext, td: TaskDefinitionModel, containe
   return undefined;
 }
 
-function containerEnvironment(ctx: EcsContext, td: TaskDefinitionModel, container: TaskDefinitionModel['containers'][number], overrides: Record<string, string>, tmp: string): Record<string, string> {
+function containerEnvironment(
+  ctx: EcsContext,
+  td: TaskDefinitionModel,
+  container: TaskDefinitionModel['containers'][number],
+  overrides: Record<string, string>,
+  tmp: string,
+): Record<string, string> {
   const local = ctx.localEnvironment(container.name);
   const fromTaskDefinition = { ...container.environment, ...local };
   for (const [k, v] of Object.entries(fromTaskDefinition)) {
@@ -175,17 +192,31 @@ export function ecsRunTaskSync(ctx: EcsContext, stateName: string, executionArn:
     }
     const override = ((p.Overrides as JsonObject | undefined)?.ContainerOverrides as JsonObject[] | undefined)?.[0];
     const container = td.containers.find((c) => c.name === override?.Name);
-    if (!container) throw namedError('ECS.InvalidParameterException', `Override for container named ${String(override?.Name)} is not a container in the TaskDefinition.`);
+    if (!container)
+      throw namedError('ECS.InvalidParameterException', `Override for container named ${String(override?.Name)} is not a container in the TaskDefinition.`);
     const taskArn = await authorizeRunTask(ctx, p, td);
     const entrypoint = ctx.entrypoints[container.name];
-    if (!entrypoint || !fs.existsSync(entrypoint)) throw new Error(`local runner: no built entrypoint for container ${container.name} (${entrypoint}); run npm run build:images`);
+    if (!entrypoint || !fs.existsSync(entrypoint))
+      throw new Error(`local runner: no built entrypoint for container ${container.name} (${entrypoint}); run npm run build:images`);
     // Exactly the environment the state computed.
     const overrides = Object.fromEntries(((override!.Environment ?? []) as JsonObject[]).map((e) => [String(e.Name), String(e.Value)]));
     const execution = executionArn();
-    const record = (r: Omit<TaskRecord, 'execution' | 'state' | 'container' | 'overrides'>) => ctx.world.tasks.push({ execution, state: stateName, container: container.name, overrides, ...r });
+    const record = (r: Omit<TaskRecord, 'execution' | 'state' | 'container' | 'overrides'>) =>
+      ctx.world.tasks.push({ execution, state: stateName, container: container.name, overrides, ...r });
     const stopped = (reason: string) =>
-      namedError('States.TaskFailed', JSON.stringify({ Containers: [{ Name: container.name, LastStatus: 'STOPPED', Reason: reason }], LastStatus: 'STOPPED', StopCode: 'TaskFailedToStart', StoppedReason: reason, TaskArn: taskArn }));
-    const injected = (await ctx.world.beforeTask?.({ execution, state: stateName, container: container.name, overrides })) ?? (await startContainer(ctx, td, container, taskArn));
+      namedError(
+        'States.TaskFailed',
+        JSON.stringify({
+          Containers: [{ Name: container.name, LastStatus: 'STOPPED', Reason: reason }],
+          LastStatus: 'STOPPED',
+          StopCode: 'TaskFailedToStart',
+          StoppedReason: reason,
+          TaskArn: taskArn,
+        }),
+      );
+    const injected =
+      (await ctx.world.beforeTask?.({ execution, state: stateName, container: container.name, overrides })) ??
+      (await startContainer(ctx, td, container, taskArn));
     if (injected) {
       // A Fargate failure (stood in, or a start the execution role could not authorize): no exit code.
       record({ exitCode: null, stdout: '', stderr: '', seconds: 0, injected });
@@ -196,7 +227,13 @@ export function ecsRunTaskSync(ctx: EcsContext, stateName: string, executionArn:
     try {
       const result = await runProcess(entrypoint, containerEnvironment(ctx, td, container, overrides, tmp), tmp);
       record({ exitCode: result.code, stdout: result.stdout, stderr: result.stderr, seconds: (Date.now() - started) / 1000 });
-      const task = { Containers: [{ Name: container.name, ExitCode: result.code, LastStatus: 'STOPPED' }], LastStatus: 'STOPPED', StopCode: 'EssentialContainerExited', StoppedReason: 'Essential container in task exited', TaskArn: taskArn };
+      const task = {
+        Containers: [{ Name: container.name, ExitCode: result.code, LastStatus: 'STOPPED' }],
+        LastStatus: 'STOPPED',
+        StopCode: 'EssentialContainerExited',
+        StoppedReason: 'Essential container in task exited',
+        TaskArn: taskArn,
+      };
       if (result.code === 0) return task;
       throw namedError('States.TaskFailed', JSON.stringify(task));
     } finally {
@@ -225,7 +262,12 @@ function conditionHolds(expression: string | undefined, item: JsonObject | undef
   throw new Error(`local runner: condition expression "${expression}" not emulated`);
 }
 
-const DYNAMO_ACTION: Record<string, string> = { putItem: 'dynamodb:PutItem', getItem: 'dynamodb:GetItem', deleteItem: 'dynamodb:DeleteItem', updateItem: 'dynamodb:UpdateItem' };
+const DYNAMO_ACTION: Record<string, string> = {
+  putItem: 'dynamodb:PutItem',
+  getItem: 'dynamodb:GetItem',
+  deleteItem: 'dynamodb:DeleteItem',
+  updateItem: 'dynamodb:UpdateItem',
+};
 
 export function dynamo(world: LocalWorld, synthesized: Synthesized, action: string) {
   return async (input: Json): Promise<Json> => {
@@ -242,7 +284,12 @@ export function dynamo(world: LocalWorld, synthesized: Synthesized, action: stri
     }
     const table = world.tables.get(String(p.TableName)) ?? new Map<string, JsonObject>();
     world.tables.set(String(p.TableName), table);
-    const keyOf = (item: JsonObject) => JSON.stringify(Object.entries(item).filter(([k]) => k === 'lock').map(([k, v]) => [k, dynamoValue(v)]));
+    const keyOf = (item: JsonObject) =>
+      JSON.stringify(
+        Object.entries(item)
+          .filter(([k]) => k === 'lock')
+          .map(([k, v]) => [k, dynamoValue(v)]),
+      );
     const names = (p.ExpressionAttributeNames ?? {}) as JsonObject;
     const values = (p.ExpressionAttributeValues ?? {}) as JsonObject;
     const failed = () => namedError('DynamoDB.ConditionalCheckFailedException', 'The conditional request failed');
@@ -300,9 +347,17 @@ export function s3PutObject(world: LocalWorld, synthesized: Synthesized) {
     } catch (e) {
       deniedBy('S3.S3Exception', 'Amazon S3', e);
     }
-    if (typeof p.Body !== 'string') throw namedError('S3.S3Exception', `local runner: s3:putObject Body must be a string, got ${JSON.stringify(p.Body)?.slice(0, 80)}`);
+    if (typeof p.Body !== 'string')
+      throw namedError('S3.S3Exception', `local runner: s3:putObject Body must be a string, got ${JSON.stringify(p.Body)?.slice(0, 80)}`);
     try {
-      const res = await s3.send(new PutObjectCommand({ Bucket: String(p.Bucket), Key: String(p.Key), Body: p.Body, ContentType: p.ContentType === undefined ? undefined : String(p.ContentType) }));
+      const res = await s3.send(
+        new PutObjectCommand({
+          Bucket: String(p.Bucket),
+          Key: String(p.Key),
+          Body: p.Body,
+          ContentType: p.ContentType === undefined ? undefined : String(p.ContentType),
+        }),
+      );
       return { ETag: res.ETag ?? '' };
     } catch (e) {
       throw namedError('S3.S3Exception', (e as Error).message);

@@ -57,7 +57,9 @@ const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 export function readSynthesized(outdir: string): Synthesized {
   const model = buildSecurityModel(readApp(outdir));
   const r = model.resolver;
-  const machines = Object.entries(model.app.stacks).flatMap(([stack, json]) => Object.entries(json.resource?.aws_sfn_state_machine ?? {}).map(([logical, block]) => ({ stack, logical, block })));
+  const machines = Object.entries(model.app.stacks).flatMap(([stack, json]) =>
+    Object.entries(json.resource?.aws_sfn_state_machine ?? {}).map(([logical, block]) => ({ stack, logical, block })),
+  );
   if (machines.length !== 1) throw new Error(`expected one aws_sfn_state_machine in ${outdir}, found ${machines.length}`);
   const [{ stack, logical, block }] = machines;
   const definition = r.json(stack, text(block.definition)) as JsonObject;
@@ -68,7 +70,13 @@ export function readSynthesized(outdir: string): Synthesized {
     const defaultTags = (json.provider?.aws?.[0]?.default_tags?.[0]?.tags ?? {}) as Record<string, string>;
     for (const [name, td] of Object.entries(json.resource?.aws_ecs_task_definition ?? {})) {
       const a = r.attributes(tdStack, 'aws_ecs_task_definition', name, td);
-      type Container = { name: string; image: string; environment?: { name: string; value: string }[]; secrets?: { name: string; valueFrom: string }[]; logConfiguration?: { options?: Record<string, string> } };
+      type Container = {
+        name: string;
+        image: string;
+        environment?: { name: string; value: string }[];
+        secrets?: { name: string; valueFrom: string }[];
+        logConfiguration?: { options?: Record<string, string> };
+      };
       const containers = (r.json(tdStack, text(td.container_definitions), false) as Container[]).map((c) => ({
         name: c.name,
         environment: Object.fromEntries((c.environment ?? []).map((e) => [e.name, e.value])),

@@ -29,32 +29,69 @@ export function networkExposure(model: SecurityModel): ExposureItem[] {
     switch (type) {
       case 'aws_vpc_security_group_ingress_rule':
       case 'aws_vpc_security_group_egress_rule': {
-        const source = b.cidr_ipv4 ?? b.cidr_ipv6 ?? (b.prefix_list_id ? `prefix list ${groupName(stack, b.prefix_list_id)}` : b.referenced_security_group_id ? `sg ${groupName(stack, b.referenced_security_group_id)}` : '?');
+        const source =
+          b.cidr_ipv4 ??
+          b.cidr_ipv6 ??
+          (b.prefix_list_id
+            ? `prefix list ${groupName(stack, b.prefix_list_id)}`
+            : b.referenced_security_group_id
+              ? `sg ${groupName(stack, b.referenced_security_group_id)}`
+              : '?');
         const dir = type.endsWith('ingress_rule') ? 'ingress' : 'egress';
         const ports = b.ip_protocol === '-1' ? 'all traffic' : `${b.ip_protocol}/${b.from_port === b.to_port ? b.from_port : `${b.from_port}-${b.to_port}`}`;
-        out.push({ stack, kind: dir, detail: `${groupName(stack, b.security_group_id)}: ${ports} ${dir === 'ingress' ? 'from' : 'to'} ${text(source)} (${b.description ?? logical})`, public: ANYWHERE.has(source) });
+        out.push({
+          stack,
+          kind: dir,
+          detail: `${groupName(stack, b.security_group_id)}: ${ports} ${dir === 'ingress' ? 'from' : 'to'} ${text(source)} (${b.description ?? logical})`,
+          public: ANYWHERE.has(source),
+        });
         break;
       }
       case 'aws_security_group_rule':
-        out.push({ stack, kind: b.type, detail: `${groupName(stack, b.security_group_id)}: ${b.protocol}/${b.from_port}-${b.to_port} ${asArray(b.cidr_blocks).join(',')}`, public: asArray<string>(b.cidr_blocks).some((c) => ANYWHERE.has(c)) });
+        out.push({
+          stack,
+          kind: b.type,
+          detail: `${groupName(stack, b.security_group_id)}: ${b.protocol}/${b.from_port}-${b.to_port} ${asArray(b.cidr_blocks).join(',')}`,
+          public: asArray<string>(b.cidr_blocks).some((c) => ANYWHERE.has(c)),
+        });
         break;
       case 'aws_security_group':
         for (const dir of ['ingress', 'egress'] as const) {
           for (const rule of asArray<Block>(b[dir])) {
-            out.push({ stack, kind: dir, detail: `${b.name ?? logical} (inline): ${rule.protocol}/${rule.from_port}-${rule.to_port} ${asArray(rule.cidr_blocks).join(',')}`, public: asArray<string>(rule.cidr_blocks).some((c) => ANYWHERE.has(c)) });
+            out.push({
+              stack,
+              kind: dir,
+              detail: `${b.name ?? logical} (inline): ${rule.protocol}/${rule.from_port}-${rule.to_port} ${asArray(rule.cidr_blocks).join(',')}`,
+              public: asArray<string>(rule.cidr_blocks).some((c) => ANYWHERE.has(c)),
+            });
           }
         }
         break;
       case 'aws_default_security_group': {
         const rules = asArray(b.ingress).length + asArray(b.egress).length;
-        out.push({ stack, kind: 'default-sg', detail: rules === 0 ? 'default security group: no rules (closed)' : `default security group: ${rules} rules`, public: false });
+        out.push({
+          stack,
+          kind: 'default-sg',
+          detail: rules === 0 ? 'default security group: no rules (closed)' : `default security group: ${rules} rules`,
+          public: false,
+        });
         break;
       }
       case 'aws_vpc_endpoint':
-        out.push({ stack, kind: 'endpoint', detail: `${b.vpc_endpoint_type ?? 'Gateway'} ${text(b.service_name)}${b.private_dns_enabled ? ' (private DNS)' : ''}`, public: false });
+        out.push({
+          stack,
+          kind: 'endpoint',
+          detail: `${b.vpc_endpoint_type ?? 'Gateway'} ${text(b.service_name)}${b.private_dns_enabled ? ' (private DNS)' : ''}`,
+          public: false,
+        });
         break;
       case 'aws_transfer_server':
-        out.push({ stack, kind: 'transfer', detail: `Transfer ${asArray(b.protocols).join('/')} endpoint ${b.endpoint_type ?? 'PUBLIC'}${asArray(b.endpoint_details?.address_allocation_ids).length ? ' with Elastic IPs' : ''}, policy ${b.security_policy_name ?? 'default'}`, public: (b.endpoint_type ?? 'PUBLIC') === 'PUBLIC' || asArray(b.endpoint_details?.address_allocation_ids).length > 0 });
+        out.push({
+          stack,
+          kind: 'transfer',
+          detail: `Transfer ${asArray(b.protocols).join('/')} endpoint ${b.endpoint_type ?? 'PUBLIC'}${asArray(b.endpoint_details?.address_allocation_ids).length ? ' with Elastic IPs' : ''}, policy ${b.security_policy_name ?? 'default'}`,
+          public: (b.endpoint_type ?? 'PUBLIC') === 'PUBLIC' || asArray(b.endpoint_details?.address_allocation_ids).length > 0,
+        });
         break;
       case 'aws_internet_gateway':
         out.push({ stack, kind: 'internet', detail: `internet gateway ${logical}`, public: true });
@@ -69,7 +106,13 @@ export function networkExposure(model: SecurityModel): ExposureItem[] {
         if (b.map_public_ip_on_launch) out.push({ stack, kind: 'internet', detail: `subnet ${logical} maps public IPs on launch`, public: true });
         break;
       case 'aws_route':
-        if (ANYWHERE.has(b.destination_cidr_block)) out.push({ stack, kind: 'route', detail: `default route in ${logical} via ${b.gateway_id ? 'internet gateway' : b.nat_gateway_id ? 'NAT gateway' : 'other'}`, public: Boolean(b.gateway_id) });
+        if (ANYWHERE.has(b.destination_cidr_block))
+          out.push({
+            stack,
+            kind: 'route',
+            detail: `default route in ${logical} via ${b.gateway_id ? 'internet gateway' : b.nat_gateway_id ? 'NAT gateway' : 'other'}`,
+            public: Boolean(b.gateway_id),
+          });
         break;
       case 'aws_s3_bucket_public_access_block': {
         const all = ['block_public_acls', 'block_public_policy', 'ignore_public_acls', 'restrict_public_buckets'].every((k) => b[k] === true);
@@ -84,7 +127,13 @@ export function networkExposure(model: SecurityModel): ExposureItem[] {
   for (const [stack, type, , b] of allResources(model.app)) {
     if (type !== 'aws_sfn_state_machine' || typeof b.definition !== 'string') continue;
     const assigns = [...b.definition.matchAll(/"AssignPublicIp":"(\w+)"/g)].map((m) => m[1]);
-    if (assigns.length) out.push({ stack, kind: 'tasks', detail: `state machine starts tasks with AssignPublicIp ${[...new Set(assigns)].join('/')}`, public: assigns.some((x) => x !== 'DISABLED') });
+    if (assigns.length)
+      out.push({
+        stack,
+        kind: 'tasks',
+        detail: `state machine starts tasks with AssignPublicIp ${[...new Set(assigns)].join('/')}`,
+        public: assigns.some((x) => x !== 'DISABLED'),
+      });
   }
   for (const b of model.buckets) {
     for (const st of statementsOf(b.policy ?? { Version: '', Statement: [] })) {

@@ -70,7 +70,8 @@ export function buildSecurityModel(app: SynthesizedApp): SecurityModel {
     }
     for (const [logical, p] of Object.entries(res.aws_iam_role_policy_attachment ?? {})) {
       const m = /^\$\{aws_iam_policy\.([\w-]+)\.arn\}$/.exec(p.policy_arn);
-      if (!m) throw new Error(`stack ${stack}: ${logical} attaches ${p.policy_arn}; only this app's own aws_iam_policy can be simulated (no AWS-managed policies)`);
+      if (!m)
+        throw new Error(`stack ${stack}: ${logical} attaches ${p.policy_arn}; only this app's own aws_iam_policy can be simulated (no AWS-managed policies)`);
       const policy = res.aws_iam_policy?.[m[1]];
       add(roleOf(p.role), policy?.name ?? m[1], policyArg(resolver, stack, policy?.policy));
     }
@@ -79,7 +80,10 @@ export function buildSecurityModel(app: SynthesizedApp): SecurityModel {
     }
     for (const [logical, r] of Object.entries(res.aws_iam_role ?? {})) {
       const attrs = resolver.attributes(stack, 'aws_iam_role', logical, r);
-      const inline = asArray(r.inline_policy as Block | Block[] | undefined).map((ip) => ({ name: ip.name as string, document: policyArg(resolver, stack, ip.policy) }));
+      const inline = asArray(r.inline_policy as Block | Block[] | undefined).map((ip) => ({
+        name: ip.name as string,
+        document: policyArg(resolver, stack, ip.policy),
+      }));
       if (asArray(r.managed_policy_arns).length > 0) throw new Error(`stack ${stack}: role ${logical} has managed_policy_arns; not simulated`);
       roles.push({
         stack,

@@ -47,12 +47,17 @@ export async function startAwsStub(region: string): Promise<{ url: string; reque
         body = `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::${FAKE_ACCOUNT}:user/offline-review</Arn><UserId>AIDAOFFLINEREVIEW</UserId><Account>${FAKE_ACCOUNT}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>offline</RequestId></ResponseMetadata></GetCallerIdentityResponse>`;
       } else if (action === 'DescribeAvailabilityZones') {
         const items = zones
-          .map((z, i) => `<item><zoneName>${region}${z}</zoneName><zoneState>available</zoneState><regionName>${region}</regionName><zoneId>fake-az${i + 1}</zoneId><optInStatus>opt-in-not-required</optInStatus><zoneType>availability-zone</zoneType><groupName>${region}</groupName><networkBorderGroup>${region}</networkBorderGroup><messageSet/></item>`)
+          .map(
+            (z, i) =>
+              `<item><zoneName>${region}${z}</zoneName><zoneState>available</zoneState><regionName>${region}</regionName><zoneId>fake-az${i + 1}</zoneId><optInStatus>opt-in-not-required</optInStatus><zoneType>availability-zone</zoneType><groupName>${region}</groupName><networkBorderGroup>${region}</networkBorderGroup><messageSet/></item>`,
+          )
           .join('');
         body = `<DescribeAvailabilityZonesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>offline</requestId><availabilityZoneInfo>${items}</availabilityZoneInfo></DescribeAvailabilityZonesResponse>`;
       } else {
         res.writeHead(400, { 'content-type': 'text/xml' });
-        res.end(`<ErrorResponse><Error><Type>Sender</Type><Code>UnsupportedOperation</Code><Message>offline stub: ${action || req.url} is not answered</Message></Error><RequestId>offline</RequestId></ErrorResponse>`);
+        res.end(
+          `<ErrorResponse><Error><Type>Sender</Type><Code>UnsupportedOperation</Code><Message>offline stub: ${action || req.url} is not answered</Message></Error><RequestId>offline</RequestId></ErrorResponse>`,
+        );
         return;
       }
       res.writeHead(200, { 'content-type': 'text/xml' });
@@ -81,7 +86,11 @@ function outputsState(app: SynthesizedApp, resolver: Resolver, stack: string): s
     const value = resolver.deep(stack, o.value, false);
     outputs[name] = { value, type: ctyType(value), ...(o.sensitive ? { sensitive: true } : {}) };
   }
-  return JSON.stringify({ version: 4, terraform_version: '1.11.0', serial: 1, lineage: `offline-${stack}`, outputs, resources: [], check_results: null }, null, 2);
+  return JSON.stringify(
+    { version: 4, terraform_version: '1.11.0', serial: 1, lineage: `offline-${stack}`, outputs, resources: [], check_results: null },
+    null,
+    2,
+  );
 }
 
 function run(bin: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -111,7 +120,14 @@ export async function planStacks(app: SynthesizedApp, workroot: string, options:
   fs.mkdirSync(workroot, { recursive: true });
   const regions = [...new Set(names.map((s) => app.stacks[s].provider?.aws?.[0]?.region).filter(Boolean))] as string[];
   const stub = await startAwsStub(regions[0] ?? 'us-east-1');
-  const env = { ...terraformEnv(), AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_SESSION_TOKEN: '', AWS_PROFILE: '', AWS_EC2_METADATA_DISABLED: 'true' };
+  const env = {
+    ...terraformEnv(),
+    AWS_ACCESS_KEY_ID: '',
+    AWS_SECRET_ACCESS_KEY: '',
+    AWS_SESSION_TOKEN: '',
+    AWS_PROFILE: '',
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
   try {
     const planOne = async (stack: string): Promise<PlanResult> => {
       const json = app.stacks[stack];
@@ -183,7 +199,13 @@ export async function planStacks(app: SynthesizedApp, workroot: string, options:
 }
 
 function firstError(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !/^[│╷╵]\s*$/.test(l));
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^[│╷╵]\s*$/.test(l));
   const i = lines.findIndex((l) => /Error/.test(l));
-  return lines.slice(Math.max(0, i), Math.max(0, i) + 3).map((l) => l.replace(/^[│╷╵]\s*/, '')).join(' | ');
+  return lines
+    .slice(Math.max(0, i), Math.max(0, i) + 3)
+    .map((l) => l.replace(/^[│╷╵]\s*/, ''))
+    .join(' | ');
 }

@@ -26,7 +26,12 @@ export function table(rows: string[][], indent = '    ', width = Infinity): stri
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows
     .map((r) => {
-      const head = indent + r.slice(0, -1).map((c, i) => `${c.padEnd(widths[i])}  `).join('');
+      const head =
+        indent +
+        r
+          .slice(0, -1)
+          .map((c, i) => `${c.padEnd(widths[i])}  `)
+          .join('');
       // Too little room beside the other columns: continue under the row's start instead.
       const under = width - head.length >= 30 ? ' '.repeat(head.length) : `${indent}    `;
       return wrapText((head + (r[r.length - 1] ?? '')).trimEnd(), width, under).join('\n');
@@ -99,7 +104,10 @@ export async function s3Matrix(model: SecurityModel, roles: RoleModel[], width =
 export function iamSection(model: SecurityModel, stack: string, width = Infinity): string {
   const out: string[] = [];
   for (const role of model.roles.filter((r) => r.stack === stack)) {
-    const trust = statementsOf(role.trust).map((st) => conditionText(st.Condition)).filter(Boolean).join('; ');
+    const trust = statementsOf(role.trust)
+      .map((st) => conditionText(st.Condition))
+      .filter(Boolean)
+      .join('; ');
     out.push(...wrapText(`  role ${role.name}: assumed by ${trustedPrincipals(role.trust).join(', ')}${trust ? ` when ${trust}` : ''}`, width, '      '));
     const rows: string[][] = [];
     for (const p of role.policies) {
@@ -111,7 +119,18 @@ export function iamSection(model: SecurityModel, stack: string, width = Infinity
   }
   for (const b of model.buckets.filter((x) => x.stack === stack)) {
     out.push(`  bucket policy of ${b.name}:`);
-    out.push(table(statementsOf(b.policy ?? { Version: '', Statement: [] }).map((st) => [st.Effect, `principal ${JSON.stringify(st.Principal)}`, asArray(st.Action).join(', '), conditionText(st.Condition)]), '    ', width));
+    out.push(
+      table(
+        statementsOf(b.policy ?? { Version: '', Statement: [] }).map((st) => [
+          st.Effect,
+          `principal ${JSON.stringify(st.Principal)}`,
+          asArray(st.Action).join(', '),
+          conditionText(st.Condition),
+        ]),
+        '    ',
+        width,
+      ),
+    );
   }
   return out.length ? out.join('\n') : '  (no IAM roles or bucket policies)';
 }
@@ -125,19 +144,38 @@ export function planLine(p: PlanResult | undefined): string {
 }
 
 /** The report's section for one stack: resources by type, IAM, simulated S3 access, network exposure. */
-export async function stackSection(model: SecurityModel, stack: string, exposure: ExposureItem[], plan: PlanResult | undefined, width = Infinity): Promise<string> {
+export async function stackSection(
+  model: SecurityModel,
+  stack: string,
+  exposure: ExposureItem[],
+  plan: PlanResult | undefined,
+  width = Infinity,
+): Promise<string> {
   const json = model.app.stacks[stack];
-  const counts = Object.entries(json.resource ?? {}).map(([type, byName]) => [type, String(Object.keys(byName).length)] as [string, string]).sort();
+  const counts = Object.entries(json.resource ?? {})
+    .map(([type, byName]) => [type, String(Object.keys(byName).length)] as [string, string])
+    .sort();
   const total = counts.reduce((n, [, c]) => n + Number(c), 0);
   const out = [
     ...wrapText(`\n=== stack ${stack}: ${total} resources; ${planLine(plan)}`, width, '    '),
     '  resources by type:',
-    table(counts.map(([t, c]) => [c.padStart(3), t]), '    ', width),
+    table(
+      counts.map(([t, c]) => [c.padStart(3), t]),
+      '    ',
+      width,
+    ),
     '  IAM:',
     iamSection(model, stack, width),
   ];
   const roles = model.roles.filter((r) => r.stack === stack);
   if (roles.length) out.push('  S3 access (simulated; "-" = implicitly denied):', await s3Matrix(model, roles, width));
-  out.push('  network exposure:', table(exposure.filter((e) => e.stack === stack).map((e) => [e.public ? 'PUBLIC' : 'private', e.kind, e.detail]), '    ', width));
+  out.push(
+    '  network exposure:',
+    table(
+      exposure.filter((e) => e.stack === stack).map((e) => [e.public ? 'PUBLIC' : 'private', e.kind, e.detail]),
+      '    ',
+      width,
+    ),
+  );
   return out.join('\n');
 }

@@ -85,7 +85,11 @@ export class Resolver {
     }
     if (Array.isArray(value)) return value.map((v) => this.deep(stack, v, strict));
     if (value && typeof value === 'object') {
-      return Object.fromEntries(Object.entries(value).filter(([k]) => k !== '//').map(([k, v]) => [k, this.deep(stack, v, strict)]));
+      return Object.fromEntries(
+        Object.entries(value)
+          .filter(([k]) => k !== '//')
+          .map(([k, v]) => [k, this.deep(stack, v, strict)]),
+      );
     }
     return value;
   }
@@ -136,7 +140,8 @@ export class Resolver {
     const region = this.region(stack);
     const a = FAKE_ACCOUNT;
     const p = FAKE_PARTITION;
-    const arg = (k: string): string | undefined => (typeof block[k] === 'string' ? this.text(stack, block[k]) : block[k] === undefined ? undefined : String(block[k]));
+    const arg = (k: string): string | undefined =>
+      typeof block[k] === 'string' ? this.text(stack, block[k]) : block[k] === undefined ? undefined : String(block[k]);
     const seed = `${stack}/${type}/${logical}`;
     switch (type) {
       case 'aws_s3_bucket': {
@@ -170,7 +175,13 @@ export class Resolver {
       }
       case 'aws_ecr_repository': {
         const name = arg('name')!;
-        return { id: name, name, arn: `arn:${p}:ecr:${region}:${a}:repository/${name}`, repository_url: `${a}.dkr.ecr.${region}.amazonaws.com/${name}`, registry_id: a };
+        return {
+          id: name,
+          name,
+          arn: `arn:${p}:ecr:${region}:${a}:repository/${name}`,
+          repository_url: `${a}.dkr.ecr.${region}.amazonaws.com/${name}`,
+          registry_id: a,
+        };
       }
       case 'aws_sqs_queue': {
         const name = arg('name')!;
@@ -199,7 +210,12 @@ export class Resolver {
       }
       case 'aws_transfer_server': {
         const id = `s-${fakeId(seed, 17)}`;
-        return { id, arn: `arn:${p}:transfer:${region}:${a}:server/${id}`, host_key_fingerprint: 'SHA256:' + 'A'.repeat(43), endpoint: `${id}.server.transfer.${region}.amazonaws.com` };
+        return {
+          id,
+          arn: `arn:${p}:transfer:${region}:${a}:server/${id}`,
+          host_key_fingerprint: 'SHA256:' + 'A'.repeat(43),
+          endpoint: `${id}.server.transfer.${region}.amazonaws.com`,
+        };
       }
       case 'aws_transfer_user': {
         const server = arg('server_id')!;
@@ -214,7 +230,16 @@ export class Resolver {
         return { id: fakeId(seed, 64), name: arg('name')!, image_id: `sha256:${fakeId(seed, 64)}` };
       default: {
         // EC2-style ids for everything else (vpc-, subnet-, sg-...): enough for reports and lookups.
-        const prefix = { aws_vpc: 'vpc', aws_subnet: 'subnet', aws_security_group: 'sg', aws_route_table: 'rtb', aws_internet_gateway: 'igw', aws_nat_gateway: 'nat', aws_eip: 'eipalloc' }[type] ?? type.replace(/^aws_/, '');
+        const prefix =
+          {
+            aws_vpc: 'vpc',
+            aws_subnet: 'subnet',
+            aws_security_group: 'sg',
+            aws_route_table: 'rtb',
+            aws_internet_gateway: 'igw',
+            aws_nat_gateway: 'nat',
+            aws_eip: 'eipalloc',
+          }[type] ?? type.replace(/^aws_/, '');
         const id = `${prefix}-${fakeId(seed)}`;
         const out: Record<string, string> = { id };
         if (typeof block.name === 'string') out.name = this.text(stack, block.name);

@@ -244,7 +244,9 @@ export function runTask(tag: string, task: FargateTask, options: TaskRunOptions 
   const c = task.container;
   const user = c.user || cfg.user;
   if (!user || isRoot(user)) {
-    throw new Error(`${tag} (container ${c.name}) would run as root (container user ${JSON.stringify(c.user ?? '')}, image USER ${JSON.stringify(cfg.user)}): tasks here never run as root`);
+    throw new Error(
+      `${tag} (container ${c.name}) would run as root (container user ${JSON.stringify(c.user ?? '')}, image USER ${JSON.stringify(cfg.user)}): tasks here never run as root`,
+    );
   }
   // A uid without a group runs with gid 0 in Docker/ECS; the images always name both.
   const userspec = user.includes(':') ? user : `${user}:0`;

@@ -10,7 +10,8 @@
 // CPU column (user+sys) is printed too because the machine may be shared.
 // The converter and the parse-only baselines run on the Node release the images ship (BASE_NODE_VERSION,
 // fetched and cached as the container tests' base image gets it); the converter also runs once per round
-// on the Node running this script, for comparison.
+// on the Node running this script, for comparison. The converter gets the node flags the image runs it
+// with (shippedNodeFlags: its ENTRYPOINT's flags and ENV NODE_OPTIONS), since heap flags change its peak RSS.
 import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -26,7 +27,18 @@ const CLI = path.join(CONVERTER, 'dist', 'cli.js');
 const GEN = path.join(ROOT, 'tools', 'bench', 'gen_records.py');
 const PYTHON = '/usr/bin/python3'; // Debian's python3 with python3-xmltodict, as the lab ran it
 const GNU_TIME = '/usr/bin/time';
-const LAB_MAX_MB = 100; // the lab converter needs ~15x the input in RAM (14.6 GiB at 1 GB)
+const LAB_MAX_MB = 100;
+const DOCKERFILE = path.join(CONVERTER, 'Dockerfile');
+
+/** Node flags the converter image runs with: ENTRYPOINT ["node", FLAGS..., script] and ENV NODE_OPTIONS=... */
+function shippedNodeFlags(): string[] {
+  const text = fs.readFileSync(DOCKERFILE, 'utf8').replace(/\\\n/g, ' ');
+  const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(text);
+  const argv = entry ? (JSON.parse(entry[1]) as string[]) : [];
+  const flags = argv[0] === 'node' ? argv.slice(1, -1) : [];
+  const opts = /\bNODE_OPTIONS=("([^"]*)"|\S+)/.exec(text);
+  return [...flags, ...(opts ? (opts[2] ?? opts[1]).split(/\s+/).filter(Boolean) : [])];
+} // the lab converter needs ~15x the input in RAM (14.6 GiB at 1 GB)
 
 // Issue 14: at least 6x the reference (xmltodict 0.13 on expat, the lab converter) at 100 MB, byte-identical
 // output, peak RSS at most 160 MiB at 1 GB.
@@ -140,6 +152,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs takes a positive integer');
   for (const f of [CLI, GEN, PYTHON]) if (!fs.existsSync(f)) throw new Error(`missing ${f} (run npm ci; apt-get install python3-xmltodict)`);
   const node = shippedNode();
+  const flags = shippedNodeFlags();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-convert-'));
   const rows: Row[] = [];
   const cleanup = () => fs.rmSync(tmp, { recursive: true, force: true });
@@ -164,7 +177,7 @@ async function main(): Promise<void> {
       for (let round = 1; round <= rounds; round++) {
         // Side by side: every round runs the converter, the parsers and (up to 100 MB) the reference.
         process.stderr.write(`  round ${round}/${rounds}: converter, saxes and sax parse-only${mb <= LAB_MAX_MB ? ', reference' : ''} ...\n`);
-        const c = await measure(node, [CLI, '--out-dir', outDir, xml]);
+        const c = await measure(node, [...flags, CLI, '--out-dir', outDir, xml]);
         if (c.code !== 0) throw new Error(`converter exited ${c.code}`);
         conv.push(c);
         saxes.push(await measure(node, ['-e', PARSE_ONLY, 'saxes', xml, CONVERTER]));
@@ -176,7 +189,7 @@ async function main(): Promise<void> {
           identical = (identical ?? true) && sha256(labOut) === sha256(ours);
           fs.rmSync(labOut, { force: true });
         }
-        if (process.version !== `v${BASE_NODE_VERSION}`) convHost.push(await measure(process.execPath, [CLI, '--out-dir', outDir, xml]));
+        if (process.version !== `v${BASE_NODE_VERSION}`) convHost.push(await measure(process.execPath, [...flags, CLI, '--out-dir', outDir, xml]));
       }
       const row: Row = {
         mb: bytes / 1e6,
@@ -206,6 +219,7 @@ async function main(): Promise<void> {
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(34) : c.padStart(12))).join('');
   const out: string[] = [];
   out.push(`bench:convert  converter and parsers on node v${BASE_NODE_VERSION} (the images' runtime), ${os.cpus().length} CPUs, load average ${load}`);
+  out.push(`converter node flags (from its Dockerfile): ${flags.join(' ') || 'none'}`);
   out.push(line(['', ...rows.map((r) => `${fmt(r.mb, 0)} MB`)]));
   out.push(line(['rounds (medians below)', ...rows.map((r) => String(r.runs))]));
   const rate = (m: Measure | undefined, mb: number) => (m ? fmt(mb / m.wall) : 'skipped');

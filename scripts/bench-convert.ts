@@ -114,7 +114,7 @@ function sha256(file: string): string {
   const h = crypto.createHash('sha256');
   const fd = fs.openSync(file, 'r');
   const buf = Buffer.allocUnsafe(1 << 20);
-  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
   fs.closeSync(fd);
   return h.digest('hex');
 }
@@ -215,7 +215,10 @@ async function main(): Promise<void> {
     cleanup();
   }
 
-  const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
+  const load = os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ');
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(34) : c.padStart(12))).join('');
   const out: string[] = [];
   out.push(`bench:convert  converter and parsers on node v${BASE_NODE_VERSION} (the images' runtime), ${os.cpus().length} CPUs, load average ${load}`);
@@ -254,10 +257,14 @@ async function main(): Promise<void> {
   if (r100?.lab) {
     // The converter cannot outrun its own parser: what the goal asks of saxes on this host.
     const need = r100.lab.wall / GOALS.ratioToLab100;
-    out.push(`          (${GOALS.ratioToLab100}x needs ${fmt(need, 2)} s; saxes alone parses the file in ${fmt(r100.saxes.wall, 2)} s here, ${fmt(r100.saxes.cpu, 2)} CPU-s)`);
+    out.push(
+      `          (${GOALS.ratioToLab100}x needs ${fmt(need, 2)} s; saxes alone parses the file in ${fmt(r100.saxes.wall, 2)} s here, ${fmt(r100.saxes.cpu, 2)} CPU-s)`,
+    );
   }
   out.push(`  100 MB: byte-identical to the reference -> ${verdict(r100?.identical)}`);
-  out.push(`  1 GB:   peak RSS <= ${GOALS.rssMib1000} MiB       -> ${r1000 ? fmt(r1000.conv.rssMib) : '-'} MiB: ${verdict(r1000 && r1000.conv.rssMib <= GOALS.rssMib1000)}`);
+  out.push(
+    `  1 GB:   peak RSS <= ${GOALS.rssMib1000} MiB       -> ${r1000 ? fmt(r1000.conv.rssMib) : '-'} MiB: ${verdict(r1000 && r1000.conv.rssMib <= GOALS.rssMib1000)}`,
+  );
   console.log(out.join('\n'));
 }
 

@@ -178,10 +178,11 @@ const cases: Case[] = [
   },
   {
     name: 'a 100 MB comment and a 100 MB processing instruction are read without keeping them',
-    input: () => (function* () {
-      yield* repeat('<r>a<!--', 'c', 100_000_000, '-->b');
-      yield* repeat('<?pi ', 'p', 100_000_000, '?>c</r>');
-    })(),
+    input: () =>
+      (function* () {
+        yield* repeat('<r>a<!--', 'c', 100_000_000, '-->b');
+        yield* repeat('<?pi ', 'p', 100_000_000, '?>c</r>');
+      })(),
     exit: 0,
     maxSeconds: 60,
     maxMib: MIB_BOUND,
@@ -223,11 +224,12 @@ const cases: Case[] = [
   },
   {
     name: '2 million distinct child names (1.4 GB before): MAX_CHILD_NAMES with its position',
-    input: () => (function* () {
-      yield '<r>';
-      for (let i = 0; i < 2_000_000; i += 10_000) yield Array.from({ length: 10_000 }, (_, j) => `<n${i + j}/>`).join('');
-      yield '</r>';
-    })(),
+    input: () =>
+      (function* () {
+        yield '<r>';
+        for (let i = 0; i < 2_000_000; i += 10_000) yield Array.from({ length: 10_000 }, (_, j) => `<n${i + j}/>`).join('');
+        yield '</r>';
+      })(),
     exit: 65,
     error: /^1:\d+: more than 100000 distinct child element names held for the open elements \(MAX_CHILD_NAMES\)$/,
     maxSeconds: 20,
@@ -235,11 +237,12 @@ const cases: Case[] = [
   },
   {
     name: '99,999 distinct child names (just inside MAX_CHILD_NAMES) convert within the memory bound',
-    input: () => (function* () {
-      yield '<r>';
-      for (let i = 0; i < 99_999; i += 1000) yield Array.from({ length: Math.min(1000, 99_999 - i) }, (_, j) => `<n${i + j}>v</n${i + j}>`).join('');
-      yield '</r>';
-    })(),
+    input: () =>
+      (function* () {
+        yield '<r>';
+        for (let i = 0; i < 99_999; i += 1000) yield Array.from({ length: Math.min(1000, 99_999 - i) }, (_, j) => `<n${i + j}>v</n${i + j}>`).join('');
+        yield '</r>';
+      })(),
     exit: 0,
     maxSeconds: 60,
     maxMib: MIB_BOUND,
@@ -294,7 +297,13 @@ const cases: Case[] = [
     exit: 0,
     maxSeconds: 5,
     maxMib: 150,
-    check: (o) => expect(o.stdout).toBe(labValue('r', JSON.stringify(`a😀${' '.repeat(100)}b${'😀'.repeat(50)}`).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`))),
+    check: (o) =>
+      expect(o.stdout).toBe(
+        labValue(
+          'r',
+          JSON.stringify(`a😀${' '.repeat(100)}b${'😀'.repeat(50)}`).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`),
+        ),
+      ),
   },
   {
     name: 'a bare & in a 2 MB text: fails right after it',
@@ -378,7 +387,7 @@ const cases: Case[] = [
     check: (o) => expect(o.stdout).toBe(labValue('r', '"a\\u20acb"')),
   },
   {
-    name: 'Shift_JIS is JIS X 0208 (as Python\'s shift_jis codec), not CP932: 0x8160 is U+301C WAVE DASH',
+    name: "Shift_JIS is JIS X 0208 (as Python's shift_jis codec), not CP932: 0x8160 is U+301C WAVE DASH",
     input: Buffer.from('<?xml version="1.0" encoding="Shift_JIS"?>\n<r>\x81\x60\x81\x91\x82\xa0</r>', 'latin1'),
     exit: 0,
     maxSeconds: 5,

@@ -142,7 +142,7 @@ describe('everyday use (issue 12)', () => {
     expect(fs.existsSync(outDir)).toBe(false);
   });
 
-  test('under `npm run xml2json`, relative inputs and --out-dir resolve from the caller\'s directory', () => {
+  test("under `npm run xml2json`, relative inputs and --out-dir resolve from the caller's directory", () => {
     fs.writeFileSync(path.join(tmp, 'rel.xml'), '<rel>1</rel>');
     const r = spawnSync('npm', ['--prefix', REPO_ROOT, 'run', '--silent', 'xml2json', '--', '--out-dir', 'outrel', 'rel.xml'], { cwd: tmp, encoding: 'utf8' });
     expect(r.stderr).toBe('');

@@ -77,7 +77,10 @@ test('entrypoint inside the image against S3: a value over the spill threshold s
   const r = await runTask(TAG, task, { env: { ...s3.env, BUCKET: 'in', S3PATH: 'c/doc.xml', SPILL_THRESHOLD: '1000' } });
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
-  const [keyLine, taskLine] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const [keyLine, taskLine] = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   expect(keyLine).toMatchObject({ outcome: 'converted', spilledBytes: expect.any(Number) });
   expect(keyLine.spilledBytes).toBeGreaterThanOrEqual(40_000); // both 20,000-character texts are on disk
   expect(taskLine).toMatchObject({ outcome: 'task', exitCode: 0 });

@@ -142,7 +142,9 @@ describe('streaming layouts', () => {
   });
 
   test('limits: nesting depth and input size give clear errors with a position', async () => {
-    await expect(run(Buffer.from('<a><b><c/></b></a>'), { maxDepth: 2 })).rejects.toThrow(/^doc\.xml:1:\d+: element nesting deeper than the limit of 2 \(MAX_DEPTH\)$/);
+    await expect(run(Buffer.from('<a><b><c/></b></a>'), { maxDepth: 2 })).rejects.toThrow(
+      /^doc\.xml:1:\d+: element nesting deeper than the limit of 2 \(MAX_DEPTH\)$/,
+    );
     await expect(run(records, { maxInputBytes: 100_000 }, 65536)).rejects.toThrow(/^doc\.xml:\d+:\d+: input larger than the limit of 100000 bytes/);
   });
 

@@ -84,12 +84,21 @@ test('batch with one malformed key: the others convert, the summary names the fa
     for (const f of ['bytesIn', 'bytesOut', 'records', 'seconds']) expect(typeof x[f]).toBe('number');
   }
   expect(summary.failed).toEqual([{ key: 'batch/bad.xml', error: r.stderr.trim(), malformed: true }]);
-  expect(await s3.keys('out', 'json/')).toEqual(keys.filter((k) => k !== 'batch/bad.xml').map((k) => `json/${k}.json`).sort());
+  expect(await s3.keys('out', 'json/')).toEqual(
+    keys
+      .filter((k) => k !== 'batch/bad.xml')
+      .map((k) => `json/${k}.json`)
+      .sort(),
+  );
   for (const c of good) {
     const got = (await s3.get('out', `json/batch/${path.basename(c.xml)}.json`)).toString();
     expect(JSON.stringify(JSON.parse(got))).toBe(JSON.stringify(JSON.parse(fs.readFileSync(c.expected!, 'utf8'))));
   }
-  expect(logLines(r).map((l) => l.outcome).sort()).toEqual(['converted', 'converted', 'converted', 'malformed']);
+  expect(
+    logLines(r)
+      .map((l) => l.outcome)
+      .sort(),
+  ).toEqual(['converted', 'converted', 'converted', 'malformed']);
 });
 
 test('manifest of keys; a missing key is an I/O failure (exit 74) and the rest still convert', async () => {
@@ -217,7 +226,10 @@ describe('metrics (EMF on the log lines, contract C1)', () => {
       FileConvertSeconds: [expect.any(Number), 'Seconds'],
     });
     expect(emfOf(bySource['s3://in/emf/bad.xml'], 'xp-test')).toEqual({ FilesMalformed: [1, 'Count'], FileConvertSeconds: [expect.any(Number), 'Seconds'] });
-    expect(emfOf(bySource['s3://in/emf/missing.xml'], 'xp-test')).toEqual({ FilesConvertFailed: [1, 'Count'], FileConvertSeconds: [expect.any(Number), 'Seconds'] });
+    expect(emfOf(bySource['s3://in/emf/missing.xml'], 'xp-test')).toEqual({
+      FilesConvertFailed: [1, 'Count'],
+      FileConvertSeconds: [expect.any(Number), 'Seconds'],
+    });
     const task = taskLine(r);
     expect(task).toMatchObject({ keys: 3, converted: 1, failed: 2, exitCode: 74 });
     expect(emfOf(task, 'xp-test')).toEqual({

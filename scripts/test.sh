@@ -29,4 +29,6 @@ fi
 
 npm ci --no-audit --no-fund --loglevel=error
 npm run --silent typecheck
+npm run --silent lint
+npm run --silent format:check
 npx jest --ci "$@"

@@ -56,8 +56,10 @@ function parseArgs(argv: string[]): Args {
     else if (arg === '--out-dir') a.outDir = value();
     else if (arg === '--verbose') a.verbose = true;
     else if (arg === '--help' || arg === '-h') a.help = true;
-    else if (arg === '--') a.files.push(...argv.slice(i + 1)), (i = argv.length);
-    else if (arg.startsWith('-') && arg !== '-') throw new ConfigError(`unknown option ${arg}`);
+    else if (arg === '--') {
+      a.files.push(...argv.slice(i + 1));
+      i = argv.length;
+    } else if (arg.startsWith('-') && arg !== '-') throw new ConfigError(`unknown option ${arg}`);
     else a.files.push(arg);
   }
   if (a.help) return a;
@@ -124,7 +126,15 @@ async function convertFile(displayName: string, file: string, args: Args, limits
     }
     if (args.verbose) {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const line = { source: file === '-' ? '<stdin>' : displayName, output: dest ?? '-', outcome: 'converted', format: args.format, ...r, seconds, mbPerSec: r.bytesIn / 1e6 / seconds };
+      const line = {
+        source: file === '-' ? '<stdin>' : displayName,
+        output: dest ?? '-',
+        outcome: 'converted',
+        format: args.format,
+        ...r,
+        seconds,
+        mbPerSec: r.bytesIn / 1e6 / seconds,
+      };
       process.stderr.write(JSON.stringify(line) + '\n');
     }
     return EXIT.OK;

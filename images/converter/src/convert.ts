@@ -209,7 +209,7 @@ const MAX_REFERENCE = 1024;
  * it buffer the rest of the document (unbounded memory) and then report a misleading "unclosed tag".
  * This check runs before saxes' own entity state and fails right after the '&', as expat does.
  */
-function checkEntityReferences(parser: SaxesParser<{}>): void {
+function checkEntityReferences(parser: SaxesParser<object>): void {
   const p = parser as unknown as SaxesInternals;
   const original = p.stateTable[S_ENTITY];
   if (original !== (SaxesParser.prototype as unknown as { sEntity: unknown }).sEntity) return; // layout changed: keep saxes' behaviour
@@ -318,7 +318,7 @@ class Converter {
   private buffered = 0;
   private peakBuffered = 0;
   private readonly recordPath: string[] | null;
-  private readonly parser: SaxesParser<{}>;
+  private readonly parser: SaxesParser<object>;
   private readonly spill: SpillFile;
   private readonly out: Output;
   private readonly stack: Frame[] = [];
@@ -370,7 +370,11 @@ class Converter {
     const table = (this.parser as unknown as { stateTable: unknown[] }).stateTable;
     const proto = SaxesParser.prototype as unknown as Record<string, unknown>;
     this.statesKnown =
-      table[S_TEXT] === proto.sText && table[S_ENTITY] === proto.sEntity && table[S_COMMENT] === proto.sComment && table[S_CDATA] === proto.sCData && table[S_PI_BODY] === proto.sPIBody;
+      table[S_TEXT] === proto.sText &&
+      table[S_ENTITY] === proto.sEntity &&
+      table[S_COMMENT] === proto.sComment &&
+      table[S_CDATA] === proto.sCData &&
+      table[S_PI_BODY] === proto.sPIBody;
     checkEntityReferences(this.parser); // replaces the S_ENTITY entry: checked above first
     this.captureAttribList();
     this.parser.on('doctype', (d) => this.onDoctype(d));
@@ -490,10 +494,9 @@ class Converter {
     const p = this.parser as unknown as Internals;
     const original = p.processAttribs;
     if (original !== (SaxesParser.prototype as unknown as { processAttribsPlain: unknown }).processAttribsPlain) return;
-    const self = this;
-    p.processAttribs = function (this: Internals) {
-      self.attribList = this.attribList; // saxes replaces (does not clear) the array afterwards
-      original.call(this);
+    p.processAttribs = () => {
+      this.attribList = p.attribList; // saxes replaces (does not clear) the array afterwards
+      original.call(p);
     };
   }
 
@@ -898,7 +901,7 @@ class Converter {
         await this.out.maybeFlush();
         continue;
       }
-      for (let off = p.off, end = p.off + p.len; off < end; ) {
+      for (let off = p.off, end = p.off + p.len; off < end;) {
         const buf = await this.spill.read(off, Math.min(1 << 20, end - off));
         if (buf.length === 0) throw new Error('spill file shorter than expected');
         off += buf.length;
@@ -911,4 +914,3 @@ class Converter {
     }
   }
 }
-

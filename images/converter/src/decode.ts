@@ -160,7 +160,6 @@ function map(text: string): string {
 const SHIFT_JIS = new Set(['shift_jis', 'shift-jis', 'shiftjis', 'sjis', 's_jis', 'x-sjis', 'csshiftjis']);
 const UTF8 = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii']);
 
-
 const HEAD_LIMIT = 1024;
 
 export class XmlDecoder {
@@ -211,8 +210,7 @@ export class XmlDecoder {
     const { bom, family, text } = sniff(head);
     const m = /^<\?xml\s[^>]*?\bencoding\s*=\s*(["'])([^"']*)\1/.exec(text);
     const declared = m ? m[2].toLowerCase() : undefined;
-    const incorrect = (what: string) =>
-      new DecodeError(`encoding specified in XML declaration is incorrect: "${m![2]}" in a document that ${what}`);
+    const incorrect = (what: string) => new DecodeError(`encoding specified in XML declaration is incorrect: "${m![2]}" in a document that ${what}`);
     if (family === 'utf-16le' || family === 'utf-16be') {
       if (declared !== undefined && declared !== 'utf-16' && declared !== family) {
         throw incorrect(bom ? `starts with a ${family.toUpperCase()} byte order mark` : `is ${family.toUpperCase()}`);

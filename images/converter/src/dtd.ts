@@ -82,8 +82,8 @@ export class Dtd {
       let j = 2;
       while (j < toks.length) {
         const attr = toks[j++];
-        let type = toks[j++] ?? '';
-        if (type === 'NOTATION') type += toks[j++];
+        const type = toks[j++] ?? '';
+        if (type === 'NOTATION') j++; // its (notation list) token
         let dflt = toks[j++] ?? '';
         if (dflt === '#FIXED') dflt = toks[j++] ?? '';
         if (dflt.startsWith('"') || dflt.startsWith("'")) {
@@ -222,7 +222,5 @@ function tokens(body: string): string[] {
 }
 
 function expandCharRefs(s: string): string {
-  return s.replace(/&#(x[0-9a-fA-F]+|[0-9]+);/g, (_m, n: string) =>
-    String.fromCodePoint(n[0] === 'x' ? parseInt(n.slice(1), 16) : parseInt(n, 10)),
-  );
+  return s.replace(/&#(x[0-9a-fA-F]+|[0-9]+);/g, (_m, n: string) => String.fromCodePoint(n[0] === 'x' ? parseInt(n.slice(1), 16) : parseInt(n, 10)));
 }

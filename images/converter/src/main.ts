@@ -5,13 +5,7 @@
  * 78 configuration errors, 143 stopped by SIGTERM.
  */
 import { PassThrough, Readable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { convert, ConvertResult, Format, XmlError } from './convert';
 import { ConfigError, EXIT, Limits, intFromEnv, limitsFromEnv, parseFormat } from './config';
@@ -60,7 +54,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv): JobConfig {
   const runId = env.RUN_ID || undefined;
   const batchId = env.BATCH_ID || undefined;
   if ((runId === undefined) !== (batchId === undefined)) throw new ConfigError('RUN_ID and BATCH_ID go together (both or neither)');
-  for (const [name, v] of [['RUN_ID', runId], ['BATCH_ID', batchId]] as const) {
+  for (const [name, v] of [
+    ['RUN_ID', runId],
+    ['BATCH_ID', batchId],
+  ] as const) {
     // Each becomes one path segment of the manifest key.
     if (v !== undefined && !/^[A-Za-z0-9._=-]{1,200}$/.test(v)) throw new ConfigError(`${name} must be 1-200 characters of A-Z a-z 0-9 . _ = - (got "${v}")`);
   }
@@ -336,18 +333,17 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<number>
   const results = await pool(keys, cfg.concurrency, (k) => job.convertKey(k));
   const converted = results.filter((r): r is Converted => 'output' in r);
   const failed = results.filter((r): r is Failed => 'error' in r);
-  let code: number = job.terminating
-    ? EXIT.SIGTERM
-    : failed.some((f) => !f.malformed)
-      ? EXIT.IO
-      : failed.length > 0
-        ? EXIT.MALFORMED
-        : EXIT.OK;
+  let code: number = job.terminating ? EXIT.SIGTERM : failed.some((f) => !f.malformed) ? EXIT.IO : failed.length > 0 ? EXIT.MALFORMED : EXIT.OK;
   // An I/O error outranks malformed input; SIGTERM outranks both.
   const ioFailure = () => (job.terminating ? EXIT.SIGTERM : EXIT.IO);
   if (cfg.failedManifestKey) {
     try {
-      await writeFailedManifest(s3, cfg.bucket, cfg.failedManifestKey, failed.map((f) => f.key));
+      await writeFailedManifest(
+        s3,
+        cfg.bucket,
+        cfg.failedManifestKey,
+        failed.map((f) => f.key),
+      );
     } catch (e) {
       process.stderr.write(`xml2json: cannot write the failed-keys manifest s3://${cfg.bucket}/${cfg.failedManifestKey}: ${errorText(e)}\n`);
       code = ioFailure();

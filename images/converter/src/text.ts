@@ -87,6 +87,8 @@ function jsonAsciiBytes(s: string): string {
   return buf.toString('latin1', 0, n);
 }
 
+// Control characters are exactly what JSON must escape.
+// eslint-disable-next-line no-control-regex
 const NEEDS_ESCAPE = /[\x00-\x1f"\\\ud800-\udfff]/;
 
 /** Plain JSON string (UTF-8 output). */

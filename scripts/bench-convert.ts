@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import { median } from './stats';
 import { REPO_ROOT } from './paths';
 import { BASE_NODE_VERSION, shippedNode } from '../tools/servers/container';
+import { shippedNodeFlags } from '../tools/servers/converter-records';
 
 const ROOT = REPO_ROOT;
 const CONVERTER = path.join(ROOT, 'images', 'converter');
@@ -27,18 +28,7 @@ const CLI = path.join(CONVERTER, 'dist', 'cli.js');
 const GEN = path.join(ROOT, 'tools', 'bench', 'gen_records.py');
 const PYTHON = '/usr/bin/python3'; // Debian's python3 with python3-xmltodict, as the lab ran it
 const GNU_TIME = '/usr/bin/time';
-const LAB_MAX_MB = 100;
-const DOCKERFILE = path.join(CONVERTER, 'Dockerfile');
-
-/** Node flags the converter image runs with: ENTRYPOINT ["node", FLAGS..., script] and ENV NODE_OPTIONS=... */
-function shippedNodeFlags(): string[] {
-  const text = fs.readFileSync(DOCKERFILE, 'utf8').replace(/\\\n/g, ' ');
-  const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(text);
-  const argv = entry ? (JSON.parse(entry[1]) as string[]) : [];
-  const flags = argv[0] === 'node' ? argv.slice(1, -1) : [];
-  const opts = /\bNODE_OPTIONS=("([^"]*)"|\S+)/.exec(text);
-  return [...flags, ...(opts ? (opts[2] ?? opts[1]).split(/\s+/).filter(Boolean) : [])];
-} // the lab converter needs ~15x the input in RAM (14.6 GiB at 1 GB)
+const LAB_MAX_MB = 100; // the lab converter needs ~15x the input in RAM (14.6 GiB at 1 GB)
 
 // Issue 14: at least 6x the reference (xmltodict 0.13 on expat, the lab converter) at 100 MB, byte-identical
 // output, peak RSS at most 160 MiB at 1 GB.

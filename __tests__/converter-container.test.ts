@@ -22,9 +22,9 @@ afterAll(async () => {
   disposeVolumes();
 });
 
-test('the image runs node /app/dist/main.js in /app as the non-root user the task definition names', () => {
+test('the image runs node /app/dist/main.js (with 8 MiB semi-spaces: its memory bound) in /app as the non-root user the task definition names', () => {
   const cfg = imageConfig(TAG);
-  expect(cfg.entrypoint).toEqual(['node', '/app/dist/main.js']);
+  expect(cfg.entrypoint).toEqual(['node', '--max-semi-space-size=8', '/app/dist/main.js']);
   expect(cfg.workingDir).toBe('/app');
   expect(cfg.user).toBe('10001:10001');
   expect(task.container.user).toBe(cfg.user);

@@ -8,7 +8,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { S3Server, startS3 } from '../tools/servers/s3';
-import { SftpServer, startSshd } from '../tools/servers/sshd';
+import { SftpServer, sftpClientArgs, startSshd } from '../tools/servers/sshd';
 import { startProftpd } from '../tools/servers/sftp-proftpd';
 import { startObjectStoreSftp } from '../tools/servers/sftp-objectstore';
 import { SFTP_TEST_USER } from '../tools/servers/sftp-account';
@@ -92,45 +92,17 @@ describe.each(servers)('%s', (_name, start) => {
       expect(execFileSync('getent', ['passwd', sftp.user], { encoding: 'utf8' }).trim().split(':')[6]).toBe('/usr/sbin/nologin');
     }
     const sftpAs = (user: string) =>
-      spawnSync(
-        'sftp',
-        [
-          '-b',
-          '-',
-          '-P',
-          String(sftp.port),
-          '-i',
-          sftp.privateKeyFile,
-          '-o',
-          `UserKnownHostsFile=${path.join(dir, 'scanned')}`,
-          '-o',
-          'StrictHostKeyChecking=no',
-          `${user}@127.0.0.1`,
-        ],
-        {
-          input: 'ls\n',
-          encoding: 'utf8',
-        },
-      );
+      spawnSync('sftp', sftpClientArgs(sftp, path.join(dir, 'scanned'), { user, strict: false }), {
+        input: 'ls\n',
+        encoding: 'utf8',
+      });
     expect(sftpAs('root').status).not.toBe(0);
     expect(sftpAs(sftp.user).status).toBe(0);
   });
 
   test('GIVEN a live SFTP session WHEN killSessions THEN that connection drops and the server still accepts new ones', async () => {
     const dir = path.dirname(sftp.privateKeyFile);
-    const args = [
-      '-b',
-      '-',
-      '-P',
-      String(sftp.port),
-      '-i',
-      sftp.privateKeyFile,
-      '-o',
-      `UserKnownHostsFile=${path.join(dir, 'kill_known')}`,
-      '-o',
-      'StrictHostKeyChecking=no',
-      `${sftp.user}@127.0.0.1`,
-    ];
+    const args = sftpClientArgs(sftp, path.join(dir, 'kill_known'), { strict: false });
     const client = spawn('sftp', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => client.on('exit', (code) => resolve(code)));
     let out = '';

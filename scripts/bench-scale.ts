@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { LISTER_MAIN, listerEnv, runLister, startListerServers } from '../tools/servers/lister-harness';
-import type { SftpServer } from '../tools/servers/sshd';
+import { type SftpServer, sftpClientArgs } from '../tools/servers/sshd';
 import { byteSize } from '../tools/local-sfn/limits';
 import type { Json } from '../tools/local-sfn/json';
 
@@ -70,24 +70,11 @@ function opensshGet(sftp: SftpServer, remoteDir: string): { seconds: number; cpu
   try {
     const t = performance.now();
     const [cmd, ...args] = TIME;
-    const r = spawnSync(
-      cmd,
-      [
-        ...args,
-        'sftp',
-        '-q',
-        '-b',
-        '-',
-        '-P',
-        String(sftp.port),
-        '-i',
-        sftp.privateKeyFile,
-        '-o',
-        `UserKnownHostsFile=${knownHosts}`,
-        `${sftp.user}@127.0.0.1`,
-      ],
-      { input: `get ${remoteDir}/* ${into}/\n`, stdio: ['pipe', 'ignore', 'pipe'], encoding: 'utf8' },
-    );
+    const r = spawnSync(cmd, [...args, 'sftp', ...sftpClientArgs(sftp, knownHosts, { quiet: true })], {
+      input: `get ${remoteDir}/* ${into}/\n`,
+      stdio: ['pipe', 'ignore', 'pipe'],
+      encoding: 'utf8',
+    });
     const seconds = (performance.now() - t) / 1000;
     if (r.status !== 0) throw new Error(`sftp -b exited ${r.status}: ${r.stderr}`);
     const got = fs.readdirSync(into).length;

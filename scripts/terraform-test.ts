@@ -27,7 +27,7 @@ import { main } from '../main';
 import { ConfigError } from '../stacks/config';
 import { FAKE_ACCOUNT, FAKE_PARTITION, Resolver } from '../tools/review';
 import { type Block, readApp, type SynthesizedApp } from '../tools/tf-json';
-import { findTerraform, run, terraformEnv } from './terraform';
+import { findTerraform, offlineTerraformEnv, run, terraformEnv } from './terraform';
 
 /** Name of the generated test file in each stack's work folder. */
 export const TEST_FILE = 'tests/mocked-aws.tftest.json';
@@ -458,14 +458,7 @@ export async function testStacks(app: SynthesizedApp, workroot: string, options:
   const names = options.stacks ?? all;
   if (!terraform) return names.map((stack) => ({ stack, status: 'skipped', reason: 'terraform is not on PATH', workdir: '' }));
   const dangling = danglingRemoteReferences(app);
-  const env = {
-    ...terraformEnv(),
-    AWS_ACCESS_KEY_ID: '',
-    AWS_SECRET_ACCESS_KEY: '',
-    AWS_SESSION_TOKEN: '',
-    AWS_PROFILE: '',
-    AWS_EC2_METADATA_DISABLED: 'true',
-  };
+  const env = offlineTerraformEnv();
   const versions = [...new Set(all.map((s) => app.stacks[s].terraform?.required_providers?.aws?.version as string | undefined).filter(Boolean))] as string[];
   if (versions.length !== 1) throw new Error(`expected one aws provider version across the stacks, found ${versions.join(', ') || 'none'}`);
   const schema = await computedSchema(terraform, versions[0], env);

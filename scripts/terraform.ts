@@ -43,6 +43,21 @@ export function terraformEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/**
+ * terraformEnv() without any AWS credentials or instance metadata: `terraform test` with a mocked provider
+ * and plans against the local AWS stub must never reach (or be able to reach) a real account.
+ */
+export function offlineTerraformEnv(): NodeJS.ProcessEnv {
+  return {
+    ...terraformEnv(),
+    AWS_ACCESS_KEY_ID: '',
+    AWS_SECRET_ACCESS_KEY: '',
+    AWS_SESSION_TOKEN: '',
+    AWS_PROFILE: '',
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
+}
+
 /** Runs terraform (or any binary); resolves with its exit code and output, never rejects. */
 export function run(terraform: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

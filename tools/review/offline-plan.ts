@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { findTerraform, terraformEnv } from '../../scripts/terraform';
+import { findTerraform, offlineTerraformEnv } from '../../scripts/terraform';
 import type { SynthesizedApp } from '../tf-json';
 import { FAKE_ACCOUNT, Resolver } from './resolver';
 
@@ -120,14 +120,7 @@ export async function planStacks(app: SynthesizedApp, workroot: string, options:
   fs.mkdirSync(workroot, { recursive: true });
   const regions = [...new Set(names.map((s) => app.stacks[s].provider?.aws?.[0]?.region).filter(Boolean))] as string[];
   const stub = await startAwsStub(regions[0] ?? 'us-east-1');
-  const env = {
-    ...terraformEnv(),
-    AWS_ACCESS_KEY_ID: '',
-    AWS_SECRET_ACCESS_KEY: '',
-    AWS_SESSION_TOKEN: '',
-    AWS_PROFILE: '',
-    AWS_EC2_METADATA_DISABLED: 'true',
-  };
+  const env = offlineTerraformEnv();
   try {
     const planOne = async (stack: string): Promise<PlanResult> => {
       const json = app.stacks[stack];

@@ -41,6 +41,27 @@ export interface SftpServer {
   stop(): Promise<void>;
 }
 
+/**
+ * Arguments for OpenSSH's `sftp` in batch mode (commands on stdin) against a test server, logging in as
+ * `user` with the server's client key and checking host keys against `knownHosts` (`strict: false`
+ * accepts and records unknown ones).
+ */
+export function sftpClientArgs(server: SftpServer, knownHosts: string, options: { user?: string; strict?: boolean; quiet?: boolean } = {}): string[] {
+  return [
+    ...(options.quiet ? ['-q'] : []),
+    '-b',
+    '-',
+    '-P',
+    String(server.port),
+    '-i',
+    server.privateKeyFile,
+    '-o',
+    `UserKnownHostsFile=${knownHosts}`,
+    ...(options.strict === false ? ['-o', 'StrictHostKeyChecking=no'] : []),
+    `${options.user ?? server.user}@${server.host}`,
+  ];
+}
+
 /** What a started SFTP test server is, besides its process and the files it was started with. */
 export interface ListeningServer {
   readonly kind: SftpKind;

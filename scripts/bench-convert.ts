@@ -12,6 +12,9 @@
 // fetched and cached as the container tests' base image gets it); the converter also runs once per round
 // on the Node running this script, for comparison. The converter gets the node flags the image runs it
 // with (shippedNodeFlags: its ENTRYPOINT's flags and ENV NODE_OPTIONS), since heap flags change its peak RSS.
+// A lower bound runs beside them: saxes plus the least work that makes xmltodict-shaped JSON
+// (tools/bench/least-work.js), i.e. what any converter built on saxes costs at least.
+// Every output file is written fresh (ext4 flushes a file renamed over an existing one: ~0.25 s here).
 import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -26,6 +29,7 @@ const ROOT = REPO_ROOT;
 const CONVERTER = path.join(ROOT, 'images', 'converter');
 const CLI = path.join(CONVERTER, 'dist', 'cli.js');
 const GEN = path.join(ROOT, 'tools', 'bench', 'gen_records.py');
+const LEAST_WORK = path.join(ROOT, 'tools', 'bench', 'least-work.js');
 const PYTHON = '/usr/bin/python3'; // Debian's python3 with python3-xmltodict, as the lab ran it
 const GNU_TIME = '/usr/bin/time';
 const LAB_MAX_MB = 100; // the lab converter needs ~15x the input in RAM (14.6 GiB at 1 GB)
@@ -117,6 +121,8 @@ interface Row {
   convHost: Measure;
   saxes: Measure;
   sax: Measure;
+  /** saxes plus the least JSON work (tools/bench/least-work.js): what any converter on saxes costs at least. */
+  least: Measure;
   /** Median over rounds of saxes time / converter time (wall and CPU). */
   ratioWall: number;
   ratioCpu: number;
@@ -160,6 +166,7 @@ async function main(): Promise<void> {
       const convHost: Measure[] = [];
       const saxes: Measure[] = [];
       const sax: Measure[] = [];
+      const least: Measure[] = [];
       const lab: Measure[] = [];
       const ours = path.join(outDir, `records-${mb}mb.json`);
       const labOut = path.join(tmp, 'lab.json');
@@ -167,11 +174,14 @@ async function main(): Promise<void> {
       for (let round = 1; round <= rounds; round++) {
         // Side by side: every round runs the converter, the parsers and (up to 100 MB) the reference.
         process.stderr.write(`  round ${round}/${rounds}: converter, saxes and sax parse-only${mb <= LAB_MAX_MB ? ', reference' : ''} ...\n`);
+        fs.rmSync(ours, { force: true });
         const c = await measure(node, [...flags, CLI, '--out-dir', outDir, xml]);
         if (c.code !== 0) throw new Error(`converter exited ${c.code}`);
         conv.push(c);
         saxes.push(await measure(node, ['-e', PARSE_ONLY, 'saxes', xml, CONVERTER]));
         sax.push(await measure(node, ['-e', PARSE_ONLY, 'sax', xml, CONVERTER]));
+        least.push(await measure(node, [LEAST_WORK, xml, path.join(tmp, 'least.json'), CONVERTER]));
+        fs.rmSync(path.join(tmp, 'least.json'), { force: true });
         if (mb <= LAB_MAX_MB) {
           const l = await measure(PYTHON, ['-c', LAB, xml], labOut);
           if (l.code !== 0) throw new Error(`reference exited ${l.code}`);
@@ -179,7 +189,10 @@ async function main(): Promise<void> {
           identical = (identical ?? true) && sha256(labOut) === sha256(ours);
           fs.rmSync(labOut, { force: true });
         }
-        if (process.version !== `v${BASE_NODE_VERSION}`) convHost.push(await measure(process.execPath, [...flags, CLI, '--out-dir', outDir, xml]));
+        if (process.version !== `v${BASE_NODE_VERSION}`) {
+          fs.rmSync(ours, { force: true });
+          convHost.push(await measure(process.execPath, [...flags, CLI, '--out-dir', outDir, xml]));
+        }
       }
       const row: Row = {
         mb: bytes / 1e6,
@@ -188,6 +201,7 @@ async function main(): Promise<void> {
         convHost: convHost.length ? summary(convHost) : summary(conv),
         saxes: summary(saxes),
         sax: summary(sax),
+        least: summary(least),
         ratioWall: median(conv.map((c, i) => saxes[i].wall / c.wall)),
         ratioCpu: median(conv.map((c, i) => saxes[i].cpu / c.cpu)),
       };
@@ -227,6 +241,8 @@ async function main(): Promise<void> {
   out.push(line(['saxes parse-only MB/s (wall)', ...rows.map((r) => rate(r.saxes, r.mb))]));
   out.push(line(['saxes parse-only MB/s (per CPU s)', ...rows.map((r) => cpuRate(r.saxes, r.mb))]));
   out.push(line(['sax parse-only MB/s (wall)', ...rows.map((r) => rate(r.sax, r.mb))]));
+  out.push(line(['saxes + least JSON work MB/s (wall)', ...rows.map((r) => rate(r.least, r.mb))]));
+  out.push(line(['saxes + least JSON work (per CPU s)', ...rows.map((r) => cpuRate(r.least, r.mb))]));
   out.push(line(['converter / saxes (wall)', ...rows.map((r) => fmt(r.ratioWall, 2))]));
   out.push(line(['converter / saxes (CPU)', ...rows.map((r) => fmt(r.ratioCpu, 2))]));
   out.push(line(['reference MB/s (wall)', ...rows.map((r) => rate(r.lab, r.mb))]));

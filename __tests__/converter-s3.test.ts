@@ -297,6 +297,40 @@ describe('failed-keys manifest for replay (contract C2)', () => {
     expect((await runMain({ BUCKET: 'in', S3PATH: 'rp3/bad.xml', RUN_ID: 'exec/3', BATCH_ID: 'x' })).code).toBe(78);
   });
 
+  test('GIVEN an execution name with "+", "@" and non-ASCII letters (valid in Step Functions) WHEN RUN_ID THEN the manifest is filed under it', async () => {
+    const bad = corpusCases('invalid').find((x) => x.name.endsWith('mismatched_tag.xml'))!;
+    await s3.put('in', 'rp6/bad.xml', fs.readFileSync(bad.xml));
+    const run = 'nachlauf+1@Zürich';
+    const r = await runMain({ BUCKET: 'in', S3PATH: 'rp6/bad.xml', RUN_ID: run, BATCH_ID: 'b1' });
+    expect(r.code).toBe(65);
+    expect(JSON.parse((await s3.get('in', manifest(run, 'b1'))).toString())).toEqual(['rp6/bad.xml']);
+    // What Step Functions refuses as a name, and the path segments "." and "..", are configuration errors.
+    for (const refused of ['a:b', 'a b', '..']) expect((await runMain({ BUCKET: 'in', S3PATH: 'rp6/bad.xml', RUN_ID: refused, BATCH_ID: 'b1' })).code).toBe(78);
+  });
+
+  test('GIVEN a manifest that is {"manifest": key} (filed by the state machine), also chained WHEN S3PATHS_MANIFEST THEN the keys it leads to convert', async () => {
+    const good = corpusCases('valid')[3];
+    await s3.put('in', 'rp7/a.xml', fs.readFileSync(good.xml));
+    await s3.put('in', 'manifests/run+1/batches/00001.json', JSON.stringify(['rp7/a.xml']));
+    await s3.put('in', `${FAILED_MANIFEST_PREFIX}run+1/00001.json`, JSON.stringify({ manifest: 'manifests/run+1/batches/00001.json' }));
+    await s3.put('in', `${FAILED_MANIFEST_PREFIX}wieder-ü/00001.json`, JSON.stringify({ manifest: `${FAILED_MANIFEST_PREFIX}run+1/00001.json` }));
+    const r = await runMain({ BUCKET: 'in', S3PATHS_MANIFEST: `${FAILED_MANIFEST_PREFIX}wieder-ü/00001.json`, OUTPUT_BUCKET: 'out' });
+    expect(r.code).toBe(0);
+    expect((await s3.get('out', 'rp7/a.xml.json')).equals(await labJson(fs.readFileSync(good.xml)))).toBe(true);
+  });
+
+  test('GIVEN references that loop, or a reference with anything beside "manifest" WHEN S3PATHS_MANIFEST THEN exit 74 naming the problem, nothing converted', async () => {
+    await s3.put('in', 'rp8/x.json', JSON.stringify({ manifest: 'rp8/y.json' }));
+    await s3.put('in', 'rp8/y.json', JSON.stringify({ manifest: 'rp8/x.json' }));
+    await s3.put('in', 'rp8/z.json', JSON.stringify({ manifest: 'rp8/x.json', keys: [] }));
+    const loop = await runMain({ BUCKET: 'in', S3PATHS_MANIFEST: 'rp8/x.json', OUTPUT_BUCKET: 'out' });
+    expect(loop.code).toBe(74);
+    expect(loop.stderr).toContain('manifest s3://in/rp8/x.json: references loop (rp8/x.json -> rp8/y.json)');
+    const odd = await runMain({ BUCKET: 'in', S3PATHS_MANIFEST: 'rp8/z.json', OUTPUT_BUCKET: 'out' });
+    expect(odd.code).toBe(74);
+    expect(odd.stderr).toContain('manifest s3://in/rp8/z.json (an array of keys, or {"manifest": "<key>"}) must be a JSON array of non-empty strings');
+  });
+
   test('nothing half written: the manifest upload cut mid-body on every attempt leaves no object, exit 74', async () => {
     const bad = corpusCases('invalid').find((x) => x.name.endsWith('mismatched_tag.xml'))!;
     await s3.put('in', 'rp4/bad.xml', fs.readFileSync(bad.xml));

@@ -305,6 +305,26 @@ describe('replay (contract C2): {"replay": "<execution name>"} converts the keys
     expect(await session.world.s3.keys(session.world.bucket, 'manifests/failed/replay-1/')).toEqual([]);
   });
 
+  test('GIVEN execution names with "+" and non-ASCII letters and a replay whose task never ran WHEN it ends THEN the state machine files a reference to the batch manifest (no CopyObject); a replay of the replay follows it', async () => {
+    const more = ['incoming/replay/u-1.xml', 'incoming/replay/u-2.xml'];
+    const customer = fs.readFileSync(samples.find((s) => s.name === 'customer.xml')!.source);
+    for (const key of more) await session.world.s3.put(session.world.bucket, key, customer);
+    session.world.beforeTask = ({ container }) => (container === 'converter' ? 'CannotPullContainerError: stood in' : undefined);
+    const source = await session.pipeline.execute(more, 'quelle+1-ü');
+    const firstReplay = await session.pipeline.execute({ replay: 'quelle+1-ü' }, 'wieder+1-é');
+    session.world.beforeTask = undefined;
+    expect([source.status, firstReplay.status]).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    const [sourceFiled] = await session.world.s3.keys(session.world.bucket, 'manifests/failed/quelle+1-ü/');
+    const replayFiled = await session.world.s3.keys(session.world.bucket, 'manifests/failed/wieder+1-é/');
+    expect(replayFiled).toEqual([`manifests/failed/wieder+1-é/${sourceFiled.slice('manifests/failed/quelle+1-ü/'.length)}`]);
+    expect(JSON.parse((await session.world.s3.get(session.world.bucket, replayFiled[0])).toString())).toEqual({ manifest: sourceFiled });
+
+    const second = await session.pipeline.execute({ replay: 'wieder+1-é' }, 'zweiter+2-ß');
+    expect(second.status).toBe('SUCCEEDED');
+    expect(tasksOf(second.arn, 'converter').map((t) => [t.overrides.S3PATHS_MANIFEST, t.exitCode])).toEqual([[replayFiled[0], 0]]);
+    expect((await outcomes(session.world, second.output)).map((o) => [o.key, o.status])).toEqual(more.map((k) => [k, 'converted']));
+  });
+
   test('GIVEN a malformed file WHEN converted THEN it fails and the converter files it; fixed, a replay converts it', async () => {
     const good = 'incoming/replay/m-good.xml';
     const bad = 'incoming/replay/m-bad.xml';

@@ -230,6 +230,20 @@ describe('buildDefinition', () => {
     });
   });
 
+  test('THEN a batch the converter could not file is filed by PutObject: its keys, or a reference to its manifest (no CopyObject, whose source must be URL-encoded)', () => {
+    for (const v of ['keys', 'prefix', 'manifest', 'batches', 'replay'] as const) {
+      const record = d.States[mapOf[v]].ItemProcessor.States[processorStateNames(v).recordFailed];
+      expect(record.Resource).toBe('arn:aws:states:::aws-sdk:s3:putObject');
+      expect(record.Parameters).toEqual({
+        Bucket: 'data-bucket',
+        'Key.$': '$.failedManifest',
+        'Body.$': v === 'batches' || v === 'replay' ? 'States.Format(\'\\{"manifest":"{}"\\}\', $.manifest)' : 'States.JsonToString($.failedKeys)',
+        ContentType: 'application/json',
+      });
+    }
+    expect(JSON.stringify(d)).not.toContain('copyObject');
+  });
+
   test('THEN the ingest path takes a lock, runs the lister, converts its manifest and always releases the lock', () => {
     expect(d.States[STATE.acceptIngest].Next).toBe(STATE.acquireLock);
     expect(d.States[STATE.acquireLock]).toMatchObject({

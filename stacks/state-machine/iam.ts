@@ -9,7 +9,6 @@ export const POLICY_ORDER: readonly IntegrationUse[] = [
   'task:arn:aws:states:::ecs:runTask.sync',
   'itemReader:arn:aws:states:::s3:getObject',
   'task:arn:aws:states:::aws-sdk:s3:getObject',
-  'task:arn:aws:states:::aws-sdk:s3:copyObject',
   'itemReader:arn:aws:states:::s3:listObjectsV2',
   'resultWriter:arn:aws:states:::s3:putObject',
   'task:arn:aws:states:::aws-sdk:s3:putObject',

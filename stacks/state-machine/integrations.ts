@@ -12,23 +12,11 @@ export function s3GetObject(bucketArn: string, prefix: string): Granted<string> 
   ]);
 }
 
-/** `aws-sdk:s3:putObject` of objects under `prefix` (a failed batch's keys). */
+/** `aws-sdk:s3:putObject` of objects under `prefix` (a failed batch's keys, or a reference to its manifest). */
 export function s3PutObject(bucketArn: string, prefix: string): Granted<string> {
   const resource = 'arn:aws:states:::aws-sdk:s3:putObject';
   return new Granted(`task:${resource}`, resource, [
     { sid: 'WriteFailedManifests', effect: 'Allow', actions: ['s3:PutObject'], resources: [`${bucketArn}/${prefix}*`] },
-  ]);
-}
-
-/**
- * `aws-sdk:s3:copyObject` from objects under `from` to objects under `to` (a failed batch's manifest):
- * CopyObject reads the source and writes the target (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html).
- */
-export function s3CopyObject(bucketArn: string, from: string, to: string): Granted<string> {
-  const resource = 'arn:aws:states:::aws-sdk:s3:copyObject';
-  return new Granted(`task:${resource}`, resource, [
-    { sid: 'ReadManifestsAndBatchResults', effect: 'Allow', actions: ['s3:GetObject'], resources: [`${bucketArn}/${from}*`] },
-    { sid: 'WriteFailedManifests', effect: 'Allow', actions: ['s3:PutObject'], resources: [`${bucketArn}/${to}*`] },
   ]);
 }
 

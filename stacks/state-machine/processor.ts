@@ -3,7 +3,7 @@
 import { flow, formatLiteral, isString, states, type JsonObject, type PassState, type Processor, type TaskState } from './asl';
 import { BATCH_ITEM_MALFORMED, BATCH_RESULT_MALFORMED, CONVERTER_MALFORMED_EXIT, ECS_TRANSIENT_ERRORS, MAP_RESULTS_FOLDER, STATE } from './constants';
 import { converterEnvironment, resultKeyOf, type BatchSource } from './converter';
-import { distributedProcessor, jsonArrayReader, listObjectsReader, s3CopyObject, s3GetObject, s3PutObject, s3ResultWriter } from './integrations';
+import { distributedProcessor, jsonArrayReader, listObjectsReader, s3GetObject, s3PutObject, s3ResultWriter } from './integrations';
 import { ecsCluster, ecsRetrier, runTaskSync } from './run-task';
 import type { Settings } from './settings';
 
@@ -108,15 +108,16 @@ function batchProcessor(s: Settings, variant: ProcessorVariant): Processor {
           attempt: 0,
         }
       : { 'manifest.$': '$.item.manifest', 'execution.$': '$.execution', 'batchId.$': manifestBasename('$.item.manifest'), attempt: 0 };
-  const recordCall: Pick<TaskState<never>, 'Resource' | 'Parameters'> = source === 'keys'
-    ? {
-        Resource: s3PutObject(t.bucketArn, failedPrefix),
-        Parameters: { Bucket: bucket, 'Key.$': '$.failedManifest', 'Body.$': 'States.JsonToString($.failedKeys)', ContentType: 'application/json' },
-      }
-    : {
-        Resource: s3CopyObject(t.bucketArn, s.manifestPrefix, failedPrefix),
-        Parameters: { Bucket: bucket, 'Key.$': '$.failedManifest', 'CopySource.$': `States.Format('${formatLiteral(bucket)}/{}', $.manifest)` },
-      };
+  // What is filed: the batch's keys, or for a manifest batch {"manifest": "<its key>"}, which the
+  // converter follows. Not a copy of the manifest: CopyObject's source must be URL-encoded
+  // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html), no JSONPath intrinsic
+  // encodes, and the key holds an execution name, which may have '+' or non-ASCII letters (S3 would
+  // read '+' as a space). The key needs no JSON escaping: execution names cannot hold '"' or '\'.
+  const filed = source === 'keys' ? 'States.JsonToString($.failedKeys)' : `States.Format('\\{"manifest":"{}"\\}', $.manifest)`;
+  const recordCall: Pick<TaskState<never>, 'Resource' | 'Parameters'> = {
+    Resource: s3PutObject(t.bucketArn, failedPrefix),
+    Parameters: { Bucket: bucket, 'Key.$': '$.failedManifest', 'Body.$': filed, ContentType: 'application/json' },
+  };
   const body = states({
     [P.prepare]: {
       Type: 'Pass',

@@ -12,7 +12,7 @@ import { Iam } from './iam';
 import { StateMachine } from './interpreter';
 import type { Json, JsonObject } from './json';
 import { checkErrorAndCause, checkExecutionName, checkPayload, installPayloadLimits } from './limits';
-import { dynamo, ecsRunTaskSync, LocalWorld, namedError, s3CopyObject, s3GetObject, s3PutObject, sfnDescribeExecution, type EcsContext } from './services';
+import { dynamo, ecsRunTaskSync, LocalWorld, namedError, s3GetObject, s3PutObject, sfnDescribeExecution, type EcsContext } from './services';
 import { readSynthesized, Synthesized } from './synthesized';
 import { REPO_ROOT } from '../../scripts/paths';
 
@@ -112,7 +112,6 @@ export class LocalPipeline {
       if (resource === 'arn:aws:states:::ecs:runTask.sync') call = ecsRunTaskSync(ecs, name, () => rootArn);
       else if (resource === 'arn:aws:states:::aws-sdk:s3:getObject') call = s3GetObject(world, synthesized);
       else if (resource === 'arn:aws:states:::aws-sdk:s3:putObject') call = s3PutObject(world, synthesized);
-      else if (resource === 'arn:aws:states:::aws-sdk:s3:copyObject') call = s3CopyObject(world, synthesized);
       else if (resource.startsWith('arn:aws:states:::dynamodb:')) call = dynamo(world, synthesized, resource.slice('arn:aws:states:::dynamodb:'.length));
       else if (resource === 'arn:aws:states:::aws-sdk:sfn:describeExecution') call = sfnDescribeExecution(world, synthesized);
       else if (resource === LOCAL_DISTRIBUTED_MAP) {

@@ -311,7 +311,7 @@ export function dynamo(world: LocalWorld, synthesized: Synthesized, action: stri
 }
 
 // ---------------------------------------------------------------------------------------------
-// AWS SDK integrations: s3:getObject, s3:putObject, s3:copyObject, sfn:describeExecution
+// AWS SDK integrations: s3:getObject, s3:putObject, sfn:describeExecution
 // ---------------------------------------------------------------------------------------------
 
 export function s3GetObject(world: LocalWorld, synthesized: Synthesized) {
@@ -361,37 +361,6 @@ export function s3PutObject(world: LocalWorld, synthesized: Synthesized) {
       return { ETag: res.ETag ?? '' };
     } catch (e) {
       throw namedError('S3.S3Exception', (e as Error).message);
-    }
-  };
-}
-
-/**
- * aws-sdk:s3:copyObject. CopyObject needs s3:GetObject on the source and s3:PutObject on the target
- * (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html); the S3 stand-in has no
- * CopyObject, so the copy is a GetObject and a PutObject, each authorized as the role.
- */
-export function s3CopyObject(world: LocalWorld, synthesized: Synthesized) {
-  const role = world.iam.role(synthesized.stateMachine.roleArn);
-  const s3 = world.s3.clientFor(Iam.accessKeyId(role));
-  return async (input: Json): Promise<Json> => {
-    const p = input as JsonObject;
-    // CopySource: "bucket/key", the key URL-encoded.
-    const m = /^\/?([^/]+)\/(.+)$/.exec(String(p.CopySource));
-    if (!m) throw namedError('S3.S3Exception', `Invalid copy source: ${String(p.CopySource)}`);
-    const [from, fromKey] = [m[1], decodeURIComponent(m[2])];
-    try {
-      await world.iam.require(role, 's3:GetObject', `arn:aws:s3:::${from}/${fromKey}`);
-      await world.iam.require(role, 's3:PutObject', `arn:aws:s3:::${String(p.Bucket)}/${String(p.Key)}`);
-    } catch (e) {
-      deniedBy('S3.S3Exception', 'Amazon S3', e);
-    }
-    try {
-      const src = await s3.send(new GetObjectCommand({ Bucket: from, Key: fromKey }));
-      const body = await src.Body!.transformToByteArray();
-      const res = await s3.send(new PutObjectCommand({ Bucket: String(p.Bucket), Key: String(p.Key), Body: body, ContentType: src.ContentType }));
-      return { CopyObjectResult: { ETag: res.ETag ?? '' } };
-    } catch (e) {
-      throw namedError(`S3.${(e as Error).name === 'NoSuchKey' ? 'NoSuchKeyException' : 'S3Exception'}`, (e as Error).message);
     }
   };
 }

@@ -29,38 +29,62 @@ export interface JobConfig {
 /** Default prefix of the failed-keys manifests (FAILED_MANIFEST_PREFIX). */
 export const FAILED_MANIFEST_PREFIX = 'manifests/failed/';
 
-function parseKeys(raw: string, what: string): string[] {
-  let v: unknown;
+function parseJson(raw: string, what: string): unknown {
   try {
-    v = JSON.parse(raw);
+    return JSON.parse(raw);
   } catch (e) {
     throw new ConfigError(`${what} is not JSON: ${(e as Error).message}`);
   }
+}
+
+function keysOf(v: unknown, what: string): string[] {
   if (!Array.isArray(v) || v.some((k) => typeof k !== 'string' || k === '')) {
     throw new ConfigError(`${what} must be a JSON array of non-empty strings`);
   }
   return v as string[];
 }
 
+/**
+ * A manifest is a JSON array of keys, or `{"manifest": "<key>"}`: what the state machine files for a
+ * batch given as a manifest when the converter could not file its keys (contract C2). It refers to the
+ * batch's manifest instead of copying it, since CopyObject needs a URL-encoded source key
+ * (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html) and no JSONPath intrinsic
+ * encodes one. The key it names; undefined for an array.
+ */
+function manifestReference(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const ref = (v as Record<string, unknown>).manifest;
+  return Object.keys(v).length === 1 && typeof ref === 'string' && ref !== '' ? ref : undefined;
+}
+/** References followed in a row at most (a replay of a replay of a batch that never ran adds one each). */
+const MAX_MANIFEST_REFERENCES = 16;
+
+/**
+ * RUN_ID is the execution's name: anything Step Functions takes as one, so '+', '@', '(' and non-ASCII
+ * letters too (1-80 characters; no whitespace, brackets, wildcards, control characters or any of
+ * " # % \ ^ | ~ ` $ & , ; : /: https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html),
+ * but not "." or "..", which some clients resolve in a path. It is one segment of the failed-keys key.
+ */
+// eslint-disable-next-line no-control-regex
+const RUN_ID = /^(?!\.{1,2}$)[^\s?*<>{}[\]"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]{1,80}$/u;
+/** BATCH_ID is the state machine's own: a UUID, or a batch manifest's basename (00001). */
+const BATCH_ID = /^[A-Za-z0-9._=-]{1,200}$/;
+
 export function configFromEnv(env: NodeJS.ProcessEnv): JobConfig {
   const bucket = env.BUCKET ?? '';
   if (!bucket) throw new ConfigError('BUCKET is required');
   const keys: string[] = [];
   if (env.S3PATH) keys.push(env.S3PATH);
-  if (env.S3PATHS) keys.push(...parseKeys(env.S3PATHS, 'S3PATHS'));
+  if (env.S3PATHS) keys.push(...keysOf(parseJson(env.S3PATHS, 'S3PATHS'), 'S3PATHS'));
   const manifestKey = env.S3PATHS_MANIFEST || undefined;
   if (keys.length === 0 && !manifestKey) throw new ConfigError('one of S3PATH, S3PATHS or S3PATHS_MANIFEST is required');
   const format = parseFormat(env.FORMAT || undefined);
   const runId = env.RUN_ID || undefined;
   const batchId = env.BATCH_ID || undefined;
   if ((runId === undefined) !== (batchId === undefined)) throw new ConfigError('RUN_ID and BATCH_ID go together (both or neither)');
-  for (const [name, v] of [
-    ['RUN_ID', runId],
-    ['BATCH_ID', batchId],
-  ] as const) {
-    // Each becomes one path segment of the manifest key.
-    if (v !== undefined && !/^[A-Za-z0-9._=-]{1,200}$/.test(v)) throw new ConfigError(`${name} must be 1-200 characters of A-Z a-z 0-9 . _ = - (got "${v}")`);
-  }
+  // Each becomes one path segment of the failed-keys key.
+  if (runId !== undefined && !RUN_ID.test(runId)) throw new ConfigError(`RUN_ID must be a Step Functions execution name, not "." or ".." (got "${runId}")`);
+  if (batchId !== undefined && !BATCH_ID.test(batchId)) throw new ConfigError(`BATCH_ID must be 1-200 characters of A-Z a-z 0-9 . _ = - (got "${batchId}")`);
   const prefix = env.FAILED_MANIFEST_PREFIX ?? FAILED_MANIFEST_PREFIX;
   const recordPath = env.RECORD_PATH || undefined;
   if (format === 'jsonl' && !recordPath) throw new ConfigError('FORMAT=jsonl needs RECORD_PATH (e.g. /records/record)');
@@ -120,9 +144,17 @@ class Job {
 
   async resolveKeys(): Promise<string[]> {
     const keys = [...this.cfg.keys];
-    if (this.cfg.manifestKey) {
-      const res = await this.s3.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.cfg.manifestKey }));
-      keys.push(...parseKeys(await res.Body!.transformToString('utf-8'), `manifest s3://${this.cfg.bucket}/${this.cfg.manifestKey}`));
+    const seen: string[] = [];
+    for (let key = this.cfg.manifestKey; key !== undefined;) {
+      const what = `manifest s3://${this.cfg.bucket}/${key}`;
+      if (seen.length > MAX_MANIFEST_REFERENCES || seen.includes(key)) {
+        throw new ConfigError(`${what}: references ${seen.includes(key) ? 'loop' : `go deeper than ${MAX_MANIFEST_REFERENCES}`} (${seen.join(' -> ')})`);
+      }
+      seen.push(key);
+      const res = await this.s3.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: key }));
+      const v = parseJson(await res.Body!.transformToString('utf-8'), what);
+      key = manifestReference(v);
+      if (key === undefined) keys.push(...keysOf(v, `${what} (an array of keys, or {"manifest": "<key>"})`));
     }
     return [...new Set(keys)];
   }

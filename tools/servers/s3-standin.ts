@@ -300,6 +300,7 @@ export class S3Standin {
   private counter = 0;
   private requestIds = 0;
   private inFlight = 0;
+  private lastActivity = 0;
 
   constructor(options: StandinOptions) {
     this.dataDir = path.join(options.directory, 'data');
@@ -375,6 +376,15 @@ export class S3Standin {
     return (server.address() as { port: number }).port;
   }
 
+  /**
+   * Resolves once no request is in progress and none has started or ended for `quietMs`. A client that
+   * dies may leave whole requests in the socket buffers; S3 still serves those, so a test that counts
+   * objects after killing a client waits for this first.
+   */
+  async settled(quietMs = 300): Promise<void> {
+    while (this.inFlight > 0 || Date.now() - this.lastActivity < quietMs) await new Promise((r) => setTimeout(r, 20));
+  }
+
   /** Stops listening. Soft: requests in progress may finish (up to 5 s). Hard: every connection is reset now. */
   async stop(hard = false): Promise<void> {
     const server = this.server;
@@ -395,12 +405,14 @@ export class S3Standin {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     this.inFlight++;
+    this.lastActivity = Date.now();
     responses.set(req, res);
     // Kept: Node detaches req.socket once the request is destroyed.
     requestSockets.set(req, req.socket);
     let record: RequestRecord | undefined;
     res.on('close', () => {
       this.inFlight--;
+      this.lastActivity = Date.now();
       if (record && record.status === undefined) record.status = res.headersSent ? res.statusCode : 0;
     });
     const requestId = randomBytes(8).toString('hex').toUpperCase();

@@ -57,6 +57,8 @@ export interface S3Server {
   /** Every request so far (operation, key, principal, status, fault), oldest first. */
   requests(): RequestRecord[];
   clearRequests(): void;
+  /** Resolves once no request is in progress and none started or ended for `quietMs` (default 300 ms). */
+  settled(quietMs?: number): Promise<void>;
   /** Stops the server (with `hard`, resets every connection at once), keeping its objects so it can be restarted. */
   stop(hard?: boolean): Promise<void>;
   /** Starts it again on the same port (after `stop`). */
@@ -138,6 +140,7 @@ export async function startS3(buckets: string[] = ['test-bucket'], options: S3Op
     clearFaults: () => server.clearFaults(),
     requests: () => server.requests(),
     clearRequests: () => server.clearRequests(),
+    settled: (quietMs) => server.settled(quietMs),
     stop: (hard = false) => server.stop(hard),
     async restart() {
       await server.listen(port);

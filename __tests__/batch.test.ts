@@ -48,6 +48,8 @@ describe('batch stack', () => {
     });
     // contract C1: the Pipeline dimension of the converter's metrics
     expect(container.environment).toContainEqual({ name: 'METRICS_PIPELINE', value: 'xmlpipe-qa' });
+    // contract C2: it files failed keys where its role may write them and replays list them
+    expect(container.environment).toContainEqual({ name: 'FAILED_MANIFEST_PREFIX', value: 'manifests/failed/' });
   });
 
   test('THEN the state machine is STANDARD, logs ALL (with execution data) to a log group with retention, and traces with X-Ray', () => {

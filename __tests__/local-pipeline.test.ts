@@ -150,6 +150,16 @@ describe('the schedule: {"ingest": ...} ingests new SFTP files and converts them
     expect(tasksOf(run.arn, 'sftp-lister')).toHaveLength(1);
     expect(session.world.tables.get(table)!.size).toBe(0);
   });
+
+  test('GIVEN an ingest execution named "failed" (its manifests would land where replays look for failed keys) WHEN it starts THEN it fails with ReservedExecutionName before the lock or any task', async () => {
+    const run = await session.pipeline.execute({ ingest: {} }, 'failed');
+    expect(run.status).toBe('FAILED');
+    expect(run.error).toBe('ReservedExecutionName');
+    expect(run.cause).toMatch(/must not be named "failed".*manifests\/failed\//);
+    expect(tasksOf(run.arn)).toEqual([]);
+    expect(session.world.tables.get([...session.world.tables.keys()][0])!.size).toBe(0);
+    expect(await session.world.s3.keys(session.world.bucket, 'manifests/failed/batches')).toEqual([]);
+  });
 });
 
 describe("contract 1 (the lab's): a JSON array of keys", () => {

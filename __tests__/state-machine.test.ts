@@ -245,7 +245,14 @@ describe('buildDefinition', () => {
   });
 
   test('THEN the ingest path takes a lock, runs the lister, converts its manifest and always releases the lock', () => {
-    expect(d.States[STATE.acceptIngest].Next).toBe(STATE.acquireLock);
+    // An ingest named like the failed-keys folder is refused first (its manifests would land in it).
+    expect(d.States[STATE.acceptIngest].Next).toBe(STATE.ingestNameAllowed);
+    expect(d.States[STATE.ingestNameAllowed]).toEqual({
+      Type: 'Choice',
+      Choices: [{ Variable: '$$.Execution.Name', StringEquals: 'failed', Next: STATE.ingestNameReserved }],
+      Default: STATE.acquireLock,
+    });
+    expect(d.States[STATE.ingestNameReserved]).toMatchObject({ Type: 'Fail', Error: 'ReservedExecutionName' });
     expect(d.States[STATE.acquireLock]).toMatchObject({
       Resource: 'arn:aws:states:::dynamodb:putItem',
       Parameters: { ConditionExpression: 'attribute_not_exists(#lock)' },

@@ -15,7 +15,7 @@ import { settingError } from './config';
 import { executionRole, fargateTaskDefinition } from './constructs/fargate-task';
 import { AccountScope, serviceRole } from './constructs/iam';
 import { ClusterRefs, DataLayout, DEFAULT_LAYOUT, ImageRefs, NetworkRefs, STATE_MACHINE_SUFFIX } from './constructs/refs';
-import { buildDefinition, PipelineDefinitionProps } from './state-machine';
+import { buildDefinition, failedPrefixOf, PipelineDefinitionProps } from './state-machine';
 
 /** The lister's task as the state machine launches it (from the ingest stack). */
 export interface ListerRefs {
@@ -109,7 +109,7 @@ export class BatchStack extends PipelineStack {
         `[${inputPrefixes.join(', ')}] must include the lister's landing prefix "${layout.ingestPrefix}" (scheduled runs convert what it lands)`,
       );
     }
-    const failedPrefix = `${layout.manifestPrefix}failed/`;
+    const failedPrefix = failedPrefixOf(layout.manifestPrefix);
     this.taskRole = serviceRole(
       this,
       'task-role',
@@ -152,8 +152,9 @@ export class BatchStack extends PipelineStack {
       executionRoleArn: this.executionRole.arn,
       logGroupName: props.cluster.logGroups.converter.name,
       region: config.region,
-      // METRICS_PIPELINE: the Pipeline dimension of the converter's metrics (contract C1).
-      environment: { CONCURRENCY: String(concurrency), FORMAT: 'lab', METRICS_PIPELINE: this.pipelineName },
+      // METRICS_PIPELINE: the Pipeline dimension of the converter's metrics (contract C1);
+      // FAILED_MANIFEST_PREFIX: where it files failed keys, as the state machine and this role expect.
+      environment: { CONCURRENCY: String(concurrency), FORMAT: 'lab', METRICS_PIPELINE: this.pipelineName, FAILED_MANIFEST_PREFIX: failedPrefix },
     });
 
     // One item: who holds the ingest lock (see docs/pipeline.md, "Overlapping runs").
@@ -199,7 +200,6 @@ export class BatchStack extends PipelineStack {
       outputPrefix: layout.outputPrefix,
       manifestPrefix: layout.manifestPrefix,
       resultPrefix: layout.resultPrefix,
-      failedPrefix,
       converter: {
         taskDefinitionArn: this.taskDefinition.arnWithoutRevision,
         containerName: this.containerName,

@@ -3,6 +3,8 @@
 export const STATE = {
   route: 'Route input',
   acceptIngest: 'Accept ingest input',
+  ingestNameAllowed: 'Ingest execution name allowed?',
+  ingestNameReserved: 'Ingest execution name reserved',
   acceptManifest: 'Accept manifest input',
   acceptPrefix: 'Accept prefix input',
   acceptReplay: 'Accept replay input',
@@ -118,6 +120,17 @@ const MIN_BATCH_ITEM_BYTES = '{"Key":"x"},'.length;
 export function maxBatchSize(maxBatchBytes = DEFAULT_MAX_BATCH_BYTES): number {
   return Math.floor(maxBatchBytes / MIN_BATCH_ITEM_BYTES);
 }
+
+/**
+ * Folder under the manifest prefix where failed keys are filed: `<manifestPrefix>failed/<execution>/<batch>.json`.
+ * An ingest execution writes `<manifestPrefix><its name>.json` and `<manifestPrefix><its name>/batches/`,
+ * so an ingest execution of this name is refused (a replay would take its batch manifests for failed keys).
+ */
+export const FAILED_FOLDER = 'failed';
+/** Where failed keys are filed, for a manifest prefix; the state machine, its role and the converter's share it. */
+export const failedPrefixOf = (manifestPrefix: string) => `${manifestPrefix}${FAILED_FOLDER}/`;
+/** An ingest execution named FAILED_FOLDER. */
+export const RESERVED_EXECUTION_NAME = 'ReservedExecutionName';
 
 /** Folder under the result prefix where every map's ResultWriter files go (one folder per map run). */
 export const MAP_RESULTS_FOLDER = 'map';

@@ -3,10 +3,12 @@
 import { flow, formatLiteral, inlineProcessor, isString, states, type JsonObject } from './asl';
 import {
   ECS_OVERRIDES_LIMIT_CHARS,
+  FAILED_FOLDER,
   KEY_NEEDS_ESCAPES,
   KEY_OUTSIDE_INPUT,
   MAX_KEYS_PER_EXECUTION,
   PREFIX_OUTSIDE_INPUT,
+  RESERVED_EXECUTION_NAME,
   SFN_HISTORY_EVENT_LIMIT,
   STATE,
   TOO_MANY_KEYS,
@@ -40,7 +42,18 @@ export function routeStates(s: Settings) {
     },
     // Object inputs keep only the fields the machine reads: every other top-level field of the state
     // is then the machine's own (a caller's "error" or "results" could otherwise be mistaken for one).
-    [STATE.acceptIngest]: { Type: 'Pass', Parameters: { 'ingest.$': '$.ingest' }, Next: STATE.acquireLock },
+    [STATE.acceptIngest]: { Type: 'Pass', Parameters: { 'ingest.$': '$.ingest' }, Next: STATE.ingestNameAllowed },
+    // The ingest writes its manifests under its execution's name, beside the failed-keys folder.
+    [STATE.ingestNameAllowed]: {
+      Type: 'Choice',
+      Choices: [{ Variable: '$$.Execution.Name', StringEquals: FAILED_FOLDER, Next: STATE.ingestNameReserved }],
+      Default: STATE.acquireLock,
+    },
+    [STATE.ingestNameReserved]: {
+      Type: 'Fail',
+      Error: RESERVED_EXECUTION_NAME,
+      Cause: `an ingest execution must not be named "${FAILED_FOLDER}": its manifests would land in ${s.failedPrefix}, where replays look for failed keys; start it under another name (nothing was ingested)`,
+    },
     [STATE.acceptManifest]: {
       Type: 'Pass',
       Parameters: { manifest: { 'bucket.$': '$.manifest.bucket', 'key.$': '$.manifest.key' } },

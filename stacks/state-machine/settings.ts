@@ -1,5 +1,5 @@
 // The definition's settings: defaults and validation in one place, before any state is built.
-import { DEFAULT_MAX_BATCH_BYTES, ECS_OVERRIDES_LIMIT_CHARS, maxBatchSize } from './constants';
+import { DEFAULT_MAX_BATCH_BYTES, ECS_OVERRIDES_LIMIT_CHARS, failedPrefixOf, maxBatchSize } from './constants';
 import { converterOverridesFixedChars } from './converter';
 
 /** How one ECS task of the pipeline is launched. */
@@ -62,14 +62,13 @@ export interface PipelineDefinitionProps {
    * One of them must contain `ingestPrefix`. @default [ingestPrefix]
    */
   readonly inputPrefixes?: string[];
-  /** Manifests the state machine may read (the lister writes one per execution here). @default 'manifests/' */
-  readonly manifestPrefix?: string;
   /**
-   * Keys of failed batches, one JSON array per batch at `<failedPrefix><execution>/<batch id>.json`
-   * (written by the converter, or by the state machine when the converter could not), read by a replay.
-   * @default manifestPrefix + 'failed/'
+   * Manifests the state machine may read (the lister writes one per execution here). Keys of failed
+   * batches are filed below it, at `failedPrefixOf(manifestPrefix)<execution>/<batch id>.json` (by the
+   * converter, or by the state machine when the converter could not), and read by a replay.
+   * @default 'manifests/'
    */
-  readonly failedPrefix?: string;
+  readonly manifestPrefix?: string;
   /** Per-batch converter summaries and Distributed Map results. @default 'results/' */
   readonly resultPrefix?: string;
   /** Contract 1: keys per converter task. @default 10 */
@@ -118,9 +117,8 @@ export function resolveSettings(props: PipelineDefinitionProps) {
   const outputPrefix = prefix('outputPrefix', props.outputPrefix ?? 'json/');
   const manifestPrefix = prefix('manifestPrefix', props.manifestPrefix ?? 'manifests/');
   const resultPrefix = prefix('resultPrefix', props.resultPrefix ?? 'results/');
-  const failedPrefix = prefix('failedPrefix', props.failedPrefix ?? `${manifestPrefix}failed/`);
-  if (manifestPrefix === '' || resultPrefix === '' || failedPrefix === '')
-    throw new Error('state machine: manifestPrefix, resultPrefix and failedPrefix must not be empty');
+  if (manifestPrefix === '' || resultPrefix === '') throw new Error('state machine: manifestPrefix and resultPrefix must not be empty');
+  const failedPrefix = failedPrefixOf(manifestPrefix);
   // Outputs inside the landing prefix (or the other way round) would be converted again by a prefix run.
   if (outputPrefix.startsWith(ingestPrefix) || (outputPrefix !== '' && ingestPrefix.startsWith(outputPrefix))) {
     throw new Error(
@@ -136,7 +134,6 @@ export function resolveSettings(props: PipelineDefinitionProps) {
       ['outputPrefix', outputPrefix],
       ['manifestPrefix', manifestPrefix],
       ['resultPrefix', resultPrefix],
-      ['failedPrefix', failedPrefix],
     ] as const) {
       if (other !== '' && (other.startsWith(p) || p.startsWith(other))) {
         throw new Error(`state machine: input prefix "${p}" and ${name} "${other}" must not contain one another`);

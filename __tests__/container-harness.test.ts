@@ -3,7 +3,8 @@
 // root-owned and 0755 unless the image declares a VOLUME there, whose content, owner and mode it gets.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BASE_NODE_VERSION, buildImage, disposeVolumes, FargateTask, fargateTask, runTask } from '../tools/servers/container';
+import { buildImage, disposeVolumes, FargateTask, fargateTask, runTask } from '../tools/servers/container';
+import { BASE_NODE_VERSION } from '../tools/servers/image-runtime';
 
 const TAG = 'localhost/pipeline-probe:test';
 

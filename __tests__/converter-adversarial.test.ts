@@ -8,7 +8,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CLI, shippedNodeFlags } from '../tools/servers/converter-records';
+import { CLI } from '../tools/servers/converter-records';
+import { imageNode } from '../tools/servers/image-runtime';
 
 const GNU_TIME = '/usr/bin/time';
 
@@ -23,15 +24,15 @@ interface Outcome {
   rssMib: number;
 }
 
-// Memory bounds hold for the converter as it ships: with its image's Node flags (its Dockerfile).
-const NODE_FLAGS = shippedNodeFlags();
+// Memory bounds hold for the converter as it ships: its image's Node release and flags (its Dockerfile).
+const NODE = imageNode('converter');
 
 type Input = Buffer | (() => Generator<Buffer | string>);
 
 /** Runs the CLI under GNU time, feeding `input` on stdin (with back-pressure). */
 function runCli(input: Input, env: Record<string, string> = {}, args: string[] = []): Promise<Outcome> {
   const report = path.join(os.tmpdir(), `adversarial-${process.pid}-${Math.random().toString(36).slice(2)}`);
-  const child = spawn(GNU_TIME, ['-o', report, '-f', '%e %M', process.execPath, ...NODE_FLAGS, CLI, ...args, '-'], {
+  const child = spawn(GNU_TIME, ['-o', report, '-f', '%e %M', ...NODE, CLI, ...args, '-'], {
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildImage, disposeVolumes, FargateTask, imageConfig, runTask, synthesizedTask } from '../tools/servers/container';
+import { imageNodeFlags } from '../tools/servers/image-runtime';
 import type { S3Server } from '../tools/servers/s3';
 import type { SftpServer } from '../tools/servers/sshd';
 import { age, ListerServers, listerEnv, startListerServers } from '../tools/servers/lister-harness';
@@ -29,7 +30,9 @@ afterAll(async () => {
 
 test('GIVEN the image WHEN inspected THEN it runs node dist/main.js from /app as a non-root user', () => {
   const cfg = imageConfig(TAG);
-  expect(cfg.entrypoint).toEqual(['node', '/app/dist/main.js']);
+  expect(cfg.entrypoint).toEqual(['node', '--max-semi-space-size=8', '/app/dist/main.js']);
+  // The lister's tests outside the container run it with the flags the built image has.
+  expect(imageNodeFlags('sftp-lister')).toEqual(cfg.entrypoint.slice(1, -1));
   expect(cfg.workingDir).toBe('/app');
   expect(cfg.user).not.toBe('');
   expect(cfg.user.split(':')[0]).not.toMatch(/^(0|root)$/);

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { S3Server } from '../tools/servers/s3';
 import type { SftpServer } from '../tools/servers/sshd';
-import { ListerServers, listerEnv, runLister, startListerServers } from '../tools/servers/lister-harness';
+import { documentedPeakRssMiB, ListerServers, listerEnv, runLister, startListerServers } from '../tools/servers/lister-harness';
 
 jest.setTimeout(300_000);
 
@@ -75,7 +75,8 @@ function checkEmf(line: Record<string, unknown>, pipeline: string): string[] {
 test('GIVEN 10,000 small new files and the defaults WHEN one run comes THEN all land with one S3 request each, in batches of 200 with their index written last, and one metric line per file', async () => {
   const names = seedMany('ten-k', 10_000);
   s3.clearRequests();
-  const r = await runLister(env('ten-k', { MANIFEST_KEY: 'manifests/run-1.json', METRICS_PIPELINE: 'xml-test', LISTING_WARN_FILES: '5000' }));
+  const tenKEnv = env('ten-k', { MANIFEST_KEY: 'manifests/run-1.json', METRICS_PIPELINE: 'xml-test', LISTING_WARN_FILES: '5000' });
+  const r = await runLister(tenKEnv);
   expect(r.code).toBe(0);
   expect(r.summary).toMatchObject({
     listed: 10_000,
@@ -98,6 +99,8 @@ test('GIVEN 10,000 small new files and the defaults WHEN one run comes THEN all 
   console.log(
     `10,000 small files: ${r.summary!.seconds} s, ${(requests.length / 10_000).toFixed(4)} S3 requests per file, peak RSS ${r.summary!.maxRssMB} MiB`,
   );
+  // On the Node the image ships, within the README's memory bound.
+  expect(r.summary!.maxRssMB).toBeLessThan(documentedPeakRssMiB(tenKEnv));
 
   // Contract C3: batches of at most 200 keys, together exactly the manifest; the index is the last write.
   const manifest = await json<string[]>('manifests/run-1.json');

@@ -11,7 +11,7 @@
 // The converter and the parse-only baselines run on the Node release the images ship (BASE_NODE_VERSION,
 // fetched and cached as the container tests' base image gets it); the converter also runs once per round
 // on the Node running this script, for comparison. The converter gets the node flags the image runs it
-// with (shippedNodeFlags: its ENTRYPOINT's flags and ENV NODE_OPTIONS), since heap flags change its peak RSS.
+// with (imageNodeFlags: its ENTRYPOINT's flags and ENV NODE_OPTIONS), since heap flags change its peak RSS.
 // A lower bound runs beside them: saxes plus the least work that makes xmltodict-shaped JSON
 // (tools/bench/least-work.js), i.e. what any converter built on saxes costs at least.
 // Every output file is written fresh (ext4 flushes a file renamed over an existing one: ~0.25 s here).
@@ -22,8 +22,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { median } from './stats';
 import { REPO_ROOT } from './paths';
-import { BASE_NODE_VERSION, shippedNode } from '../tools/servers/container';
-import { shippedNodeFlags } from '../tools/servers/converter-records';
+import { BASE_NODE_VERSION, imageNodeFlags, shippedNode } from '../tools/servers/image-runtime';
 
 const ROOT = REPO_ROOT;
 const CONVERTER = path.join(ROOT, 'images', 'converter');
@@ -148,7 +147,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs takes a positive integer');
   for (const f of [CLI, GEN, PYTHON]) if (!fs.existsSync(f)) throw new Error(`missing ${f} (run npm ci; apt-get install python3-xmltodict)`);
   const node = shippedNode();
-  const flags = shippedNodeFlags();
+  const flags = imageNodeFlags('converter');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-convert-'));
   const rows: Row[] = [];
   const cleanup = () => fs.rmSync(tmp, { recursive: true, force: true });

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
+import { imageNode } from '../tools/servers/image-runtime';
 import { listerEnv, startListerServers } from '../tools/servers/lister-harness';
 import { median } from './stats';
 
@@ -59,7 +60,10 @@ function runEntrypoint(
   env: Record<string, string>,
 ): Promise<{ code: number | null; summary: Record<string, number | string | null>; rssKiB: number; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', 'maxrss_kib=%M', process.execPath, path.join(lister, 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/usr/bin/time', ['-f', 'maxrss_kib=%M', ...imageNode('sftp-lister'), path.join(lister, 'main.js')], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));

@@ -16,6 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { imageNode } from '../tools/servers/image-runtime';
 import { LISTER_MAIN, listerEnv, runLister, startListerServers } from '../tools/servers/lister-harness';
 import { type SftpServer, sftpClientArgs } from '../tools/servers/sshd';
 import { byteSize } from '../tools/local-sfn/limits';
@@ -109,7 +110,7 @@ async function listerVsOpenssh(names: readonly string[]): Promise<ListerFigures>
     const r = await runLister(
       listerEnv(sftp, s3, 'bench', { SFTP_REMOTE_DIR: 'scale', DEST_PREFIX: 'scale/', MANIFEST_KEY: 'manifests/bench.json', RETRY_BASE_MS: undefined }),
       {
-        command: [...TIME, process.execPath, LISTER_MAIN],
+        command: [...TIME, ...imageNode('sftp-lister'), LISTER_MAIN],
       },
     );
     const s = r.summary;

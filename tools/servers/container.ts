@@ -21,13 +21,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { synthesize } from '../local-sfn/synthesized';
+import { BASE_NODE_VERSION, packShippedNode } from './image-runtime';
 import { parseWithRefs, readStack } from '../tf-json';
 
-/**
- * The Node version of the base the Dockerfiles pin (node:24-bookworm-slim@sha256:2356...; its image
- * config says NODE_VERSION=24.18.1, see images/converter/Dockerfile). Change it with that digest.
- */
-export const BASE_NODE_VERSION = '24.18.1';
 const BASE_TAG = `localhost/pipeline-test-base:bookworm-node${BASE_NODE_VERSION}`;
 const LOCK = path.join(os.tmpdir(), 'pipeline-test-base.lock');
 
@@ -61,30 +57,6 @@ async function withLock<T>(fn: () => T): Promise<T> {
     return fn();
   } finally {
     fs.rmSync(LOCK, { recursive: true, force: true });
-  }
-}
-
-/** Extracts Node BASE_NODE_VERSION's official binary into `dir`; returns its path. */
-export function packShippedNode(dir: string): string {
-  // npm verifies the tarball against the registry's integrity hash; the package holds bin/node only.
-  const pkg = `node-linux-${process.arch}@${BASE_NODE_VERSION}`;
-  const [packed] = JSON.parse(sh('npm', ['pack', pkg, '--json', '--loglevel=error'], { cwd: dir })) as { filename: string }[];
-  sh('tar', ['-xzf', path.join(dir, packed.filename), '-C', dir, 'package/bin/node']);
-  return path.join(dir, 'package/bin/node');
-}
-
-/** The Node binary the images ship (BASE_NODE_VERSION), cached under the temp directory (benchmarks). */
-export function shippedNode(): string {
-  const cached = path.join(os.tmpdir(), `pipeline-node-${BASE_NODE_VERSION}-${process.arch}`, 'node');
-  if (fs.existsSync(cached)) return cached;
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shipped-node-'));
-  try {
-    const bin = packShippedNode(work);
-    fs.mkdirSync(path.dirname(cached), { recursive: true });
-    fs.renameSync(bin, cached); // atomic: a concurrent caller sees the whole binary or none
-    return cached;
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
   }
 }
 

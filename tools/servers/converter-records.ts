@@ -7,23 +7,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CORPUS_DIR, REPO_ROOT } from '../../scripts/paths';
+import { imageNode } from './image-runtime';
 
 export { CORPUS_DIR, REPO_ROOT };
 export const CONVERTER_DIR = path.join(REPO_ROOT, 'images', 'converter');
 export const CLI = path.join(CONVERTER_DIR, 'dist', 'cli.js');
 
-/**
- * Node flags the converter image runs with (its Dockerfile: ENTRYPOINT ["node", FLAGS..., script] and
- * ENV NODE_OPTIONS=...), so benchmarks and memory bounds measure the converter as it ships.
- */
-export function shippedNodeFlags(): string[] {
-  const text = fs.readFileSync(path.join(CONVERTER_DIR, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
-  const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(text);
-  const argv = entry ? (JSON.parse(entry[1]) as string[]) : [];
-  const flags = argv[0] === 'node' ? argv.slice(1, -1) : [];
-  const opts = /\bNODE_OPTIONS=("([^"]*)"|\S+)/.exec(text);
-  return [...flags, ...(opts ? (opts[2] ?? opts[1]).split(/\s+/).filter(Boolean) : [])];
-}
 export const MAIN = path.join(CONVERTER_DIR, 'dist', 'main.js');
 
 export interface CorpusCase {
@@ -108,7 +97,8 @@ export function runConverterMain(
   timeoutMs = 110_000,
 ): Promise<ProcessRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN], {
+    const [node, ...flags] = imageNode('converter');
+    const child = spawn(node, [...flags, MAIN], {
       env: { PATH: process.env.PATH!, TMPDIR: os.tmpdir(), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -6,8 +6,10 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { imageNode } from './image-runtime';
 import { S3Server, startS3 } from './s3';
 import { SftpServer, startSshd } from './sshd';
+import { loadConfig } from '../../images/sftp-lister/src/config';
 import type { Summary } from '../../images/sftp-lister/src/ingest';
 
 // From tools/servers, or from dist/tools/servers when compiled with the scripts (npm run campaign).
@@ -56,6 +58,17 @@ export async function startListerServers(bucket: string): Promise<ListerServers>
   };
 }
 
+/**
+ * The peak-memory bound the lister's README promises (its UPLOAD_QUEUE_SIZE row), in MiB, for the
+ * settings in `env`: CONCURRENCY x ((UPLOAD_QUEUE_SIZE + 1) x PART_SIZE_MB + READ_WINDOW x
+ * READ_CHUNK_BYTES / 1 MiB) + SMALL_FILE_CONCURRENCY x 2 MiB + 150 MiB.
+ */
+export function documentedPeakRssMiB(env: Record<string, string>): number {
+  const c = loadConfig(env);
+  const MiB = 1024 * 1024;
+  return c.concurrency * (((c.uploadQueueSize + 1) * c.partSizeBytes) / MiB + (c.readWindow * c.readChunkBytes) / MiB) + c.smallFileConcurrency * 2 + 150;
+}
+
 export function listerEnv(sftp: SftpServer, s3: S3Server, bucket: string, overrides: Record<string, string | undefined> = {}): Record<string, string> {
   const env: Record<string, string | undefined> = {
     PATH: process.env.PATH,
@@ -83,7 +96,7 @@ export interface RunOptions {
 }
 
 export function runLister(env: Record<string, string>, opts: RunOptions = {}): Promise<ListerResult> {
-  const [cmd, ...args] = opts.command ?? [process.execPath, LISTER_MAIN];
+  const [cmd, ...args] = opts.command ?? [...imageNode('sftp-lister'), LISTER_MAIN];
   if (!fs.existsSync(LISTER_MAIN)) throw new Error(`${LISTER_MAIN} missing: run npm ci (builds images/*)`);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });

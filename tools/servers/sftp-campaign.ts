@@ -24,6 +24,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import prand from 'pure-rand';
+import { imageNode } from './image-runtime';
 import type { Fault, FaultRule, S3Server } from './s3';
 import type { SftpServer } from './sshd';
 import { ListerResult, listerEnv, runLister } from './lister-harness';
@@ -303,7 +304,7 @@ export async function runCampaign(o: CampaignOptions): Promise<Campaign> {
     };
     let killer: NodeJS.Timeout | undefined;
     const result = await runLister(plan.env, {
-      command: o.listerMain ? [process.execPath, o.listerMain] : undefined,
+      command: o.listerMain ? [...imageNode('sftp-lister'), o.listerMain] : undefined,
       onLog: (_line, child) => {
         if (!killer) killer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
         lines++;

@@ -14,7 +14,7 @@ import { PipelineStack, PipelineStackProps } from './base';
 import { settingError } from './config';
 import { executionRole, fargateTaskDefinition } from './constructs/fargate-task';
 import { AccountScope, serviceRole } from './constructs/iam';
-import { ClusterRefs, DataLayout, DEFAULT_LAYOUT, ImageRefs, NetworkRefs, STATE_MACHINE_SUFFIX } from './constructs/refs';
+import { ClusterRefs, DataLayout, DEFAULT_LAYOUT, ImageRefs, inputPrefixesProblem, NetworkRefs, STATE_MACHINE_SUFFIX } from './constructs/refs';
 import { buildDefinition, failedPrefixOf, PipelineDefinitionProps } from './state-machine';
 
 /** The lister's task as the state machine launches it (from the ingest stack). */
@@ -91,24 +91,8 @@ export class BatchStack extends PipelineStack {
     // them) and the batch manifests it is given (S3PATHS_MANIFEST: the lister's batches, a replay's
     // failed-keys manifests), and writes only JSON outputs, its batch summaries and the keys it failed.
     const inputPrefixes = config.inputPrefixes;
-    const reserved: [string, string][] = [
-      ['outputPrefix', layout.outputPrefix],
-      ['manifestPrefix', layout.manifestPrefix],
-      ['resultPrefix', layout.resultPrefix],
-      ["the lister's index prefix", layout.listerStatePrefix],
-    ];
-    for (const p of inputPrefixes) {
-      for (const [name, other] of reserved) {
-        if (other.startsWith(p) || p.startsWith(other))
-          throw settingError('inputPrefixes', `"${p}" and ${name} "${other}" must not contain one another (the converter would read what the pipeline writes)`);
-      }
-    }
-    if (!inputPrefixes.some((p) => layout.ingestPrefix.startsWith(p))) {
-      throw settingError(
-        'inputPrefixes',
-        `[${inputPrefixes.join(', ')}] must include the lister's landing prefix "${layout.ingestPrefix}" (scheduled runs convert what it lands)`,
-      );
-    }
+    const problem = inputPrefixesProblem(inputPrefixes, layout);
+    if (problem) throw settingError('inputPrefixes', problem);
     const failedPrefix = failedPrefixOf(layout.manifestPrefix);
     this.taskRole = serviceRole(
       this,

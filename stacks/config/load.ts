@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { Raw } from './parse';
 import { SftpSourceKind, taskAddressCapacity } from './cidr';
 import { derivedNames, NAME_RULES, TERRAFORM_UNIQUE_SUFFIX } from './names';
-import { DEFAULT_LAYOUT } from '../constructs/refs';
+import { DEFAULT_LAYOUT, inputPrefixesProblem } from '../constructs/refs';
 import { ConfigError, FARGATE_MEMORY, SettingName, SETTINGS, settingError, SettingValue } from './settings';
 import { closest } from './suggest';
 import type { PipelineConfig, SftpSource, StateBackendConfig, TaskSize } from './types';
@@ -169,27 +169,9 @@ export function crossFieldRules(v: Values, given: ReadonlySet<SettingName>): Pip
     );
   }
 
-  // The converter reads the input prefixes; none may hold what the pipeline writes, and scheduled runs
-  // convert what the lister lands (the data bucket's layout: DEFAULT_LAYOUT).
-  const layout = DEFAULT_LAYOUT;
-  const reserved: [string, string][] = [
-    ['outputPrefix', layout.outputPrefix],
-    ['manifestPrefix', layout.manifestPrefix],
-    ['resultPrefix', layout.resultPrefix],
-    ["the lister's index prefix", layout.listerStatePrefix],
-  ];
-  for (const p of v.inputPrefixes) {
-    for (const [name, other] of reserved) {
-      if (other.startsWith(p) || p.startsWith(other))
-        fail('inputPrefixes', `"${p}" and ${name} "${other}" must not contain one another (the converter would read what the pipeline writes)`);
-    }
-  }
-  if (!v.inputPrefixes.some((p) => layout.ingestPrefix.startsWith(p))) {
-    fail(
-      'inputPrefixes',
-      `[${v.inputPrefixes.join(', ')}] must include the lister's landing prefix "${layout.ingestPrefix}" (scheduled runs convert what it lands)`,
-    );
-  }
+  // The data bucket's layout is DEFAULT_LAYOUT; the batch stack checks its own layout the same way.
+  const prefixProblem = inputPrefixesProblem(v.inputPrefixes, DEFAULT_LAYOUT);
+  if (prefixProblem) fail('inputPrefixes', prefixProblem);
 
   // Names AWS would refuse at apply time, after a partial deploy: refused here instead.
   for (const n of derivedNames(v.namePrefix, v.stage)) {

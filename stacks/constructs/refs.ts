@@ -51,5 +51,28 @@ export const DEFAULT_LAYOUT: DataLayout = {
   listerStatePrefix: '.sftp-lister/',
 };
 
+/**
+ * Why `inputPrefixes` cannot be used with `layout`, or undefined: the converter reads the input
+ * prefixes, so none may hold (or lie inside) what the pipeline writes, and scheduled runs convert
+ * what the lister lands.
+ */
+export function inputPrefixesProblem(inputPrefixes: readonly string[], layout: DataLayout): string | undefined {
+  const reserved: [string, string][] = [
+    ['outputPrefix', layout.outputPrefix],
+    ['manifestPrefix', layout.manifestPrefix],
+    ['resultPrefix', layout.resultPrefix],
+    ["the lister's index prefix", layout.listerStatePrefix],
+  ];
+  for (const p of inputPrefixes) {
+    for (const [name, other] of reserved) {
+      if (other.startsWith(p) || p.startsWith(other))
+        return `"${p}" and ${name} "${other}" must not contain one another (the converter would read what the pipeline writes)`;
+    }
+  }
+  if (!inputPrefixes.some((p) => layout.ingestPrefix.startsWith(p)))
+    return `[${inputPrefixes.join(', ')}] must include the lister's landing prefix "${layout.ingestPrefix}" (scheduled runs convert what it lands)`;
+  return undefined;
+}
+
 /** The state machine's name suffix; the ingest and batch stacks both derive its ARN from it. */
 export const STATE_MACHINE_SUFFIX = 'pipeline';

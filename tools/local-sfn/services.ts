@@ -1,5 +1,5 @@
 // Stand-ins for the services the state machine calls: ECS (RunTask .sync, the image's entrypoint run as
-// a process), DynamoDB (the ingest lock), S3 (aws-sdk:s3:getObject) and Step Functions' own
+// a process on the image's Node release), DynamoDB (the ingest lock), S3 (aws-sdk:s3:getObject) and Step Functions' own
 // DescribeExecution. Each call is authorized first, as the state machine's role, the way the service
 // would: a denial fails the state with the error Step Functions reports for that integration.
 import { ChildProcess, spawn } from 'node:child_process';
@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { imageNode, isImageName } from '../servers/image-runtime';
 import type { S3Server } from '../servers/s3';
 import type { SftpServer } from '../servers/sshd';
 import { AccessDenied, Iam } from './iam';
@@ -169,9 +170,16 @@ function containerEnvironment(
   };
 }
 
-function runProcess(entrypoint: string, env: Record<string, string>, cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runProcess(
+  container: string,
+  entrypoint: string,
+  env: Record<string, string>,
+  cwd: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  // The project's images run on the Node release and with the node flags they ship.
+  const [node, ...flags] = isImageName(container) ? imageNode(container) : [process.execPath];
   return new Promise((resolve, reject) => {
-    const child: ChildProcess = spawn(process.execPath, [entrypoint], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(node, [...flags, entrypoint], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d) => (stdout += d));
@@ -225,7 +233,7 @@ export function ecsRunTaskSync(ctx: EcsContext, stateName: string, executionArn:
     const started = Date.now();
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `task-${container.name}-`));
     try {
-      const result = await runProcess(entrypoint, containerEnvironment(ctx, td, container, overrides, tmp), tmp);
+      const result = await runProcess(container.name, entrypoint, containerEnvironment(ctx, td, container, overrides, tmp), tmp);
       record({ exitCode: result.code, stdout: result.stdout, stderr: result.stderr, seconds: (Date.now() - started) / 1000 });
       const task = {
         Containers: [{ Name: container.name, ExitCode: result.code, LastStatus: 'STOPPED' }],

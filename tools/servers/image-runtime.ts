@@ -15,7 +15,9 @@ import { REPO_ROOT } from '../../scripts/paths';
  */
 export const BASE_NODE_VERSION = '24.18.1';
 
-export type ImageName = 'converter' | 'sftp-lister';
+export const IMAGE_NAMES = ['converter', 'sftp-lister'] as const;
+export type ImageName = (typeof IMAGE_NAMES)[number];
+export const isImageName = (name: string): name is ImageName => (IMAGE_NAMES as readonly string[]).includes(name);
 
 function sh(cmd: string, args: string[], cwd: string): string {
   const res = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, cwd });

@@ -40,7 +40,7 @@ export function limitsFromEnv(env: NodeJS.ProcessEnv): Limits {
     entityAmplification: factor(env, 'ENTITY_AMPLIFICATION_MAX', 100),
     entityAmplificationThreshold: int(env, 'ENTITY_AMPLIFICATION_THRESHOLD', 1 << 23),
     maxChildNames: int(env, 'MAX_CHILD_NAMES', 100_000, 1),
-    spillThreshold: int(env, 'SPILL_THRESHOLD', 1 << 22, 1),
+    spillThreshold: int(env, 'SPILL_THRESHOLD', 1 << 20, 1),
   };
 }
 

@@ -39,7 +39,7 @@ export interface ConvertOptions {
   readonly entityAmplificationThreshold?: number;
   /** Distinct child element names held for the open elements together. @default 100000 */
   readonly maxChildNames?: number;
-  /** Characters of one buffered value kept in memory before it spills to disk. @default 4194304 */
+  /** Characters of one buffered value kept in memory before it spills to disk. @default 1048576 */
   readonly spillThreshold?: number;
   /** Directory for spill files. @default os.tmpdir() (honours TMPDIR) */
   readonly tmpDir?: string;
@@ -352,7 +352,7 @@ class Converter {
     this.ampFactor = options.entityAmplification ?? 100;
     this.ampThreshold = options.entityAmplificationThreshold ?? 1 << 23;
     this.maxChildNames = options.maxChildNames ?? 100_000;
-    this.spillThreshold = options.spillThreshold ?? 1 << 22;
+    this.spillThreshold = options.spillThreshold ?? 1 << 20;
     this.bufferBudget = 4 * this.spillThreshold;
     if (this.format === 'jsonl') {
       const p = options.recordPath ?? '';
